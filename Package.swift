@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "dagent",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dagent", targets: ["dagent"]),
+        .library(name: "DCNode", targets: ["DCNode"]),
+        .library(name: "DAgentWire", targets: ["DAgentWire"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Generated protobuf types, frame codec. No routing, no sockets.
+        .target(
+            name: "DAgentWire",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // The node: routing core (pure), links (TCP), timers, RPC, queues.
+        .target(
+            name: "DCNode",
+            dependencies: [
+                "DAgentWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // The `dagent` command-line tool.
+        .executableTarget(
+            name: "dagent",
+            dependencies: [
+                "DCNode",
+                "DAgentWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "DAgentWireTests",
+            dependencies: [
+                "DAgentWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "DCNodeTests",
+            dependencies: [
+                "DCNode", "DAgentWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        // Starts real `dagent` processes on loopback.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["DAgentWire"]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

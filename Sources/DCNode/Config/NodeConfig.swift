@@ -1,0 +1,88 @@
+import DAgentWire
+import Foundation
+import Yams
+
+/// Everything needed to run one node. Built from YAML (`--config FILE`),
+/// from the address shorthand, or from command-line flags (flags win).
+public struct NodeConfig: Sendable {
+    public var name: String
+    /// Shown by `dagent tree`; derived from the addresses unless set.
+    public var role: Dagent_NodeRole?
+    public var listen: [Endpoint] = []
+    public var parents: [Endpoint] = []
+    public var heartbeatInterval: Double = 1.0
+    public var heartbeatMisses: Int = 3
+    public var registerTimeout: Double = 5.0
+    public var maxMessageBytes: Int = WireConstants.defaultMaxMessageBytes
+    public var maxFrameBytes: Int = WireConstants.defaultMaxFrameBytes
+    public var sendQueueLength: Int = 1024
+    public var maxQueuedDestinations: Int = 10_000
+    public var queueTimeout: Double = 60.0
+    public var hopLimit: Int = Int(WireConstants.defaultHopLimit)
+    public var maxChildren: Int = 4096
+    /// `slow_consumer_bytes`: a link whose unsent bytes exceed this is cut off.
+    public var slowConsumerBytes: Int = 64 * 1024 * 1024
+    public var reconnectInitialBackoff: Double = 0.1
+    public var reconnectMaxBackoff: Double = 5.0
+    public var connectTimeout: Double = 2.0
+    /// Dump send queues on shutdown and reload them on start (needs `data`).
+    public var durable: Bool = false
+    /// Directory for the session file and the durable queue dump.
+    public var dataDir: String?
+    public var secret: String = ""
+    /// Answer every request with its own payload.
+    public var echo: Bool = false
+    /// Extra per-section YAML (e.g. `plugins:`), kept for later layers.
+    public var logLevel: String = "info"
+
+    public init(name: String) { self.name = name }
+
+    /// The role implied by the addresses when none is configured.
+    public var effectiveRole: Dagent_NodeRole {
+        if let role { return role }
+        switch (listen.isEmpty, parents.isEmpty) {
+        case (false, true): return .root
+        case (false, false): return .proxy
+        default: return .leaf
+        }
+    }
+
+    /// Checks the combination of options; the message names the option.
+    public func validate() throws(ConfigError) {
+        if let problem = NameRules.problem(with: name) { throw ConfigError("name: \(problem)") }
+        if listen.isEmpty && parents.isEmpty {
+            throw ConfigError("node '\(name)' has neither listen nor parent addresses; give --listen, --parent or --addr")
+        }
+        if heartbeatInterval <= 0 { throw ConfigError("heartbeat_interval must be > 0 (got \(heartbeatInterval))") }
+        if heartbeatMisses < 1 { throw ConfigError("heartbeat_misses must be >= 1 (got \(heartbeatMisses))") }
+        if maxMessageBytes < 1 { throw ConfigError("max_message_bytes must be >= 1 (got \(maxMessageBytes))") }
+        if maxFrameBytes < maxMessageBytes + 1024 {
+            throw ConfigError("max_frame_bytes=\(maxFrameBytes) must exceed max_message_bytes=\(maxMessageBytes) by at least 1024 bytes of header room")
+        }
+        if sendQueueLength < 1 { throw ConfigError("send_queue_length must be >= 1 (got \(sendQueueLength))") }
+        if hopLimit < 1 || hopLimit > 255 { throw ConfigError("hop_limit must be in 1...255 (got \(hopLimit))") }
+        if slowConsumerBytes < 64 * 1024 { throw ConfigError("slow_consumer_bytes must be >= 65536 (got \(slowConsumerBytes))") }
+        if durable && dataDir == nil { throw ConfigError("durable: true needs a data directory (data: DIR or --data DIR)") }
+        for e in listen + parents {
+            if case .msgq = e {
+                throw ConfigError("\(e): message-queue links are not implemented yet (see README, 'Not done yet'); use tcp://")
+            }
+        }
+    }
+
+    /// The routing core's view of this config.
+    public var coreConfig: NodeCoreConfig {
+        var c = NodeCoreConfig(name: name, role: effectiveRole, hasParent: !parents.isEmpty)
+        c.heartbeatIntervalNs = UInt64(heartbeatInterval * 1e9)
+        c.heartbeatMisses = heartbeatMisses
+        c.registerTimeoutNs = UInt64(registerTimeout * 1e9)
+        c.maxMessageBytes = maxMessageBytes
+        c.sendQueueLength = sendQueueLength
+        c.maxQueuedDestinations = maxQueuedDestinations
+        c.queueTimeoutNs = UInt64(queueTimeout * 1e9)
+        c.hopLimit = UInt32(hopLimit)
+        c.secret = secret
+        c.maxChildren = maxChildren
+        return c
+    }
+}

@@ -1,0 +1,155 @@
+import DAgentWire
+
+/// Forwarding: to me, down into my subtree, or up; errors back to the sender.
+extension NodeCore {
+    func receiveEnvelope(_ envelope: inout Dagent_Envelope, from id: LinkID, nowNs: UInt64) {
+        guard links[id]!.registered || links[id]!.isParent else {
+            refuseLink(id, .refused, "message to '\(envelope.dst)' from a link that has not registered; send Register first")
+            return
+        }
+        if case .UNRECOGNIZED(let kind) = envelope.kind {
+            fail(envelope, .unknownKind, "envelope kind \(kind) is not understood by node '\(config.name)'", nowNs: nowNs)
+            return
+        }
+        if envelope.payload.count > config.maxMessageBytes {
+            fail(envelope, .tooLarge, "message of \(envelope.payload.count) bytes to '\(envelope.dst)' exceeds max_message_bytes=\(config.maxMessageBytes) at node '\(config.name)'", nowNs: nowNs)
+            return
+        }
+        if envelope.dst != config.name {
+            if envelope.hopLimit <= 1 {
+                fail(envelope, .hopLimit, "hop limit reached at node '\(config.name)' on the way to '\(envelope.dst)' (routing loop or a tree deeper than hop_limit)", nowNs: nowNs)
+                return
+            }
+            envelope.hopLimit -= 1
+        }
+        route(envelope, nowNs: nowNs)
+    }
+
+    /// Routes an envelope that is already validated and hop-counted.
+    func route(_ envelope: Dagent_Envelope, nowNs: UInt64) {
+        if envelope.dst == config.name {
+            deliverLocal(envelope, nowNs: nowNs)
+        } else if let entry = routes[envelope.dst] {
+            stats.routed &+= 1
+            links[entry.link]?.framesOut &+= 1
+            emit(.forward(entry.link, envelope))
+        } else if config.hasParent {
+            if parentReady, let parent = parentLink {
+                stats.routed &+= 1
+                links[parent]?.framesOut &+= 1
+                emit(.forward(parent, envelope))
+            } else {
+                do {
+                    try queues.enqueue(envelope, nowNs: nowNs)
+                    stats.queued &+= 1
+                } catch {
+                    fail(envelope, .queueFull, queueFullReason(envelope.dst, error), nowNs: nowNs)
+                }
+            }
+        } else {
+            stats.noRoute &+= 1
+            fail(envelope, .noRoute, "no route to '\(envelope.dst)': no node in the tree holds that name (checked at top node '\(config.name)')", nowNs: nowNs)
+        }
+    }
+
+    func queueFullReason(_ dst: String, _ error: SendQueues.EnqueueError) -> String {
+        let why = parentLink == nil ? "the parent is not connected" : "registration with the parent is in progress"
+        switch error {
+        case .destinationFull(let limit):
+            return "send queue for '\(dst)' is full (send_queue_length=\(limit)); the route is not ready: \(why)"
+        case .tooManyDestinations(let limit):
+            return "too many destinations queued (max_queued_destinations=\(limit)); the route is not ready: \(why)"
+        }
+    }
+
+    func deliverLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) {
+        if envelope.kind == .request && envelope.type == WireConstants.pingType {
+            var pong = Dagent_Envelope()
+            pong.src = config.name
+            pong.dst = envelope.src
+            pong.type = envelope.type
+            pong.kind = .response
+            pong.cookie = envelope.cookie
+            pong.hopLimit = config.hopLimit
+            route(pong, nowNs: nowNs)
+            return
+        }
+        stats.delivered &+= 1
+        emit(.deliver(envelope))
+    }
+
+    /// Reports a failed envelope to its sender as an ERROR envelope.
+    /// Errors about errors are dropped (and counted), so a failure can never loop.
+    func fail(_ envelope: Dagent_Envelope, _ code: Dagent_ErrorCode, _ reason: String, nowNs: UInt64) {
+        if envelope.kind == .error || envelope.src.isEmpty {
+            stats.droppedErrors &+= 1
+            log(.debug, "dropped undeliverable \(envelope.kind == .error ? "error" : "message") from '\(envelope.src)' to '\(envelope.dst)': \(reason)")
+            return
+        }
+        stats.errorsSent &+= 1
+        var error = Dagent_Envelope()
+        error.src = config.name
+        error.dst = envelope.src
+        error.type = envelope.type
+        error.kind = .error
+        error.id = envelope.id
+        error.cookie = envelope.cookie
+        error.error = code
+        error.reason = reason
+        error.hopLimit = config.hopLimit
+        error.sendTimeNs = envelope.sendTimeNs
+        route(error, nowNs: nowNs)
+    }
+
+    /// Sends an envelope that originates at this node (src, id and hop limit are set here).
+    /// Errors known at once are thrown; later ones come back as ERROR envelopes.
+    public func sendLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
+        var envelope = envelope
+        if let problem = NameRules.problem(with: envelope.dst) {
+            throw DAgentError(.noRoute, "bad destination: \(problem)")
+        }
+        if envelope.payload.count > config.maxMessageBytes {
+            throw DAgentError(.tooLarge, "message of \(envelope.payload.count) bytes exceeds max_message_bytes=\(config.maxMessageBytes)")
+        }
+        envelope.src = config.name
+        envelope.id = nextMessageID
+        nextMessageID &+= 1
+        envelope.hopLimit = config.hopLimit
+        if envelope.dst == config.name || routes[envelope.dst] != nil || (config.hasParent && parentReady) {
+            route(envelope, nowNs: nowNs)
+        } else if config.hasParent {
+            do {
+                try queues.enqueue(envelope, nowNs: nowNs)
+                stats.queued &+= 1
+            } catch {
+                throw DAgentError(.queueFull, queueFullReason(envelope.dst, error))
+            }
+        } else {
+            stats.noRoute &+= 1
+            throw DAgentError(.noRoute, "no route to '\(envelope.dst)': no node in the tree holds that name (checked at top node '\(config.name)')")
+        }
+    }
+
+    /// Re-queues envelopes loaded from a durable dump (they keep their ids).
+    public func restoreQueued(_ envelopes: [Dagent_Envelope], nowNs: UInt64) -> Int {
+        var restored = 0
+        for envelope in envelopes {
+            if parentReady || routes[envelope.dst] != nil || envelope.dst == config.name {
+                route(envelope, nowNs: nowNs)
+                restored += 1
+            } else if (try? queues.enqueue(envelope, nowNs: nowNs)) != nil {
+                restored += 1
+            } else {
+                fail(envelope, .queueFull, "durable queue reload: send_queue_length=\(config.sendQueueLength) exceeded for '\(envelope.dst)'", nowNs: nowNs)
+            }
+        }
+        return restored
+    }
+
+    func flushQueues(nowNs: UInt64) {
+        guard !queues.isEmpty else { return }
+        let queued = queues.drainAll()
+        log(.info, "route up ready: flushing \(queued.count) queued message(s)")
+        for envelope in queued { route(envelope, nowNs: nowNs) }
+    }
+}

@@ -1,0 +1,220 @@
+import DAgentWire
+
+/// The routing core of one node: registration, the router cache, forwarding,
+/// send queues and heartbeats, with no sockets, no threads and no clock.
+///
+/// Inputs are method calls (`linkUp`, `linkDown`, `receive`, `sendLocal`,
+/// `tick`), each given the current time. Outputs are `CoreAction`s appended
+/// to `actions`, which the driver performs in order (`drainActions`). The
+/// same inputs always give the same outputs, which is what the unit tests
+/// rely on. Not thread-safe: the driver calls it from one event loop.
+public final class NodeCore {
+    public let config: NodeCoreConfig
+    /// Names in this node's subtree and the child link each sits behind.
+    public internal(set) var routes = RouteTable()
+    /// Envelopes waiting for the route up to become ready.
+    public internal(set) var queues: SendQueues
+    /// Session id of this node's own name (0 until the parent assigns one).
+    public internal(set) var session: UInt64
+    /// Name of the parent this node registered with ("" at the top).
+    public internal(set) var parentName = ""
+    /// True once the parent accepted our registration, until that link drops.
+    public internal(set) var parentReady = false
+    public internal(set) var stats = CoreStats()
+
+    var links: [LinkID: LinkState] = [:]
+    var parentLink: LinkID?
+    var pendingUp: [UInt64: PendingUp] = [:]
+    var nextRequestID: UInt64 = 1
+    var nextMessageID: UInt64 = 1
+    var heartbeatSeq: UInt64 = 0
+    /// Names added/withdrawn below us while our own registration was in flight.
+    var addedWhileRegistering: Set<String> = []
+    var withdrawnWhileRegistering: Set<String> = []
+    let newSession: () -> UInt64
+
+    /// Pending actions; the driver takes them with `drainActions`.
+    public internal(set) var actions: [CoreAction] = []
+    private var draining = false
+
+    /// - Parameters:
+    ///   - session: a session to present to the parent (a restarted node reclaiming its name), or 0.
+    ///   - sessionGenerator: source of new session ids (seeded in tests).
+    public init(config: NodeCoreConfig, session: UInt64 = 0,
+                sessionGenerator: @escaping () -> UInt64 = { UInt64.random(in: 1...UInt64.max) }) {
+        self.config = config
+        self.session = session
+        self.newSession = sessionGenerator
+        self.queues = SendQueues(perDestinationLimit: config.sendQueueLength,
+                                 destinationLimit: config.maxQueuedDestinations)
+        actions.reserveCapacity(64)
+    }
+
+    /// Call once. The top of the tree is ready at once; other nodes wait for `linkUp` of a parent.
+    public func start(nowNs: UInt64) {
+        if !config.hasParent {
+            if session == 0 { session = newSession() }
+            emit(.registered(session: session, parent: ""))
+        }
+    }
+
+    /// Performs every pending action through `body`, including actions that
+    /// `body` itself causes by calling back into the core.
+    public func drainActions(_ body: (CoreAction) -> Void) {
+        guard !draining else { return }
+        draining = true
+        var i = 0
+        while i < actions.count {
+            let action = actions[i]
+            i += 1
+            body(action)
+        }
+        actions.removeAll(keepingCapacity: true)
+        draining = false
+    }
+
+    /// Returns the pending actions and clears them (tests use this).
+    public func takeActions() -> [CoreAction] {
+        let out = actions
+        actions.removeAll(keepingCapacity: true)
+        return out
+    }
+
+    @inline(__always)
+    func emit(_ action: CoreAction) {
+        actions.append(action)
+    }
+
+    func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
+        emit(.log(level, message()))
+    }
+
+    // MARK: links
+
+    /// A link is connected. `isParent` links are dialed by this node.
+    public func linkUp(_ id: LinkID, isParent: Bool, address: String, nowNs: UInt64) {
+        links[id] = LinkState(id: id, isParent: isParent, address: address, openedNs: nowNs,
+                              lastHeardNs: nowNs, lastSentHeartbeatNs: nowNs)
+        if isParent {
+            parentLink = id
+            parentReady = false
+            addedWhileRegistering = []
+            withdrawnWhileRegistering = []
+            var reg = Dagent_Register()
+            reg.name = config.name
+            reg.session = session
+            reg.role = config.role
+            reg.protocolVersion = WireConstants.protocolVersion
+            reg.subtree = routes.records()
+            reg.secret = config.secret
+            sendFrame(id, .register(reg))
+        }
+    }
+
+    /// A link is gone (closed by either side, or failed).
+    public func linkDown(_ id: LinkID, reason: String, nowNs: UInt64) {
+        guard let link = links.removeValue(forKey: id) else { return }
+        if id == parentLink {
+            parentLink = nil
+            let wasReady = parentReady
+            parentReady = false
+            acceptPendingProvisionally()
+            log(wasReady ? .warning : .info, "parent link \(link.address) down: \(reason)")
+            emit(.parentLost(reason: reason))
+            return
+        }
+        let names = routes.removeAll(via: id)
+        if link.registered {
+            log(.info, "child '\(link.peerName)' (\(link.address)) left: \(reason); withdrew \(names.count) name(s)")
+        } else {
+            log(.debug, "unregistered link \(link.address) closed: \(reason)")
+        }
+        propagateWithdrawn(names, reason: "'\(link.peerName)' left: \(reason)")
+    }
+
+    /// The peer of `id` sent a frame.
+    public func receive(_ frame: Dagent_Frame, from id: LinkID, nowNs: UInt64) {
+        guard links[id] != nil else { return }
+        links[id]!.lastHeardNs = nowNs
+        links[id]!.framesIn &+= 1
+        switch frame.body {
+        case .envelope(var envelope)?:
+            receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+        case .batch(let batch)?:
+            for var envelope in batch.envelopes { receiveEnvelope(&envelope, from: id, nowNs: nowNs) }
+        case .heartbeat?:
+            break
+        case .register(let reg)?:
+            handleChildRegister(reg, from: id)
+        case .registerResult(let result)?:
+            handleRegisterResult(result, from: id, nowNs: nowNs)
+        case .nameAdded(let added)?:
+            handleNameAdded(added, from: id)
+        case .nameAck(let ack)?:
+            handleNameAck(ack, from: id)
+        case .nameWithdrawn(let withdrawn)?:
+            handleNameWithdrawn(withdrawn, from: id)
+        case .linkError(let error)?:
+            log(.warning, "peer \(describe(id)) reports \(DAgentError.name(of: error.error)): \(error.reason)")
+        case .treeRequest?, .treeReply?, nil:
+            // Tree queries are answered by the driver, which knows socket buffer depths.
+            log(.debug, "ignoring admin frame from \(describe(id))")
+        }
+    }
+
+    /// The driver's human-readable name for a link, for log lines.
+    func describe(_ id: LinkID) -> String {
+        guard let link = links[id] else { return "link \(id)" }
+        if link.peerName.isEmpty { return link.address }
+        return "'\(link.peerName)' (\(link.address))"
+    }
+
+    func sendFrame(_ id: LinkID, _ body: Dagent_Frame.OneOf_Body) {
+        var frame = Dagent_Frame()
+        frame.body = body
+        links[id]?.framesOut &+= 1
+        emit(.send(id, frame))
+    }
+
+    func closeLink(_ id: LinkID, _ reason: String) {
+        guard links[id] != nil, links[id]!.closing == false else { return }
+        links[id]!.closing = true
+        emit(.close(id, reason: reason))
+    }
+
+    /// Sends a LinkError to the peer, then closes the link.
+    func refuseLink(_ id: LinkID, _ code: Dagent_ErrorCode, _ reason: String) {
+        var error = Dagent_LinkError()
+        error.error = code
+        error.reason = reason
+        sendFrame(id, .linkError(error))
+        log(.warning, "closing link \(describe(id)): \(reason)")
+        closeLink(id, reason)
+    }
+
+    /// Registered child links (for limits and `dagent tree`).
+    var childCount: Int { links.values.filter { !$0.isParent && $0.registered }.count }
+
+    /// IDs of all links, for the driver's tree report.
+    public var linkIDs: [LinkID] { links.keys.sorted() }
+}
+
+/// Counters the core keeps (exported as metrics and shown by `dagent tree`).
+public struct CoreStats: Equatable, Sendable {
+    public var routed: UInt64 = 0
+    public var delivered: UInt64 = 0
+    public var noRoute: UInt64 = 0
+    public var errorsSent: UInt64 = 0
+    public var droppedErrors: UInt64 = 0
+    public var queued: UInt64 = 0
+}
+
+/// An upward name registration waiting for the parent's NameAck.
+enum PendingUp {
+    /// A child's Register: answer it with RegisterResult.
+    case childRegister(link: LinkID, name: String, session: UInt64, refusedHere: [Dagent_NameRefusal])
+    /// A child's NameAdded: answer it with NameAck carrying its request id.
+    case childNames(link: LinkID, requestID: UInt64, refusedHere: [Dagent_NameRefusal])
+    /// Names we added ourselves after (re)registering; nobody below waits.
+    case resync
+}

@@ -1,0 +1,123 @@
+import DAgentWire
+import Foundation
+import NIOCore
+
+/// Performing the core's actions: writes (batched, flushed once per burst),
+/// closes, local delivery and lifecycle events.
+extension Node {
+    /// Drains the core's actions. Called on the event loop after every input.
+    func perform() {
+        core.drainActions { action in
+            switch action {
+            case let .forward(id, envelope):
+                write(id, frame: nil, envelope: envelope)
+            case let .send(id, frame):
+                write(id, frame: frame, envelope: nil)
+            case let .deliver(envelope):
+                deliver(envelope)
+            case let .close(id, reason):
+                if let channel = channels[id] {
+                    logger.debug("closing link \(id): \(reason)")
+                    channel.flush()
+                    channel.close(promise: nil)
+                }
+            case let .registered(session, parent):
+                if let dir = config.dataDir { SessionFile.save(dir: dir, session: session, logger: logger) }
+                if let index = parentIndex { parentSelector?.markUp(index) }
+                if !readyDone {
+                    readyDone = true
+                    readyPromise.succeed(())
+                }
+                onEvent?(.registered(session: session, parent: parent))
+            case let .registrationFailed(code, reason):
+                let error = DAgentError(code, reason)
+                registrationRefused = true
+                if !readyDone {
+                    readyDone = true
+                    readyPromise.fail(error)
+                }
+                onEvent?(.registrationFailed(error))
+            case .parentReady:
+                break
+            case let .parentLost(reason):
+                onEvent?(.parentLost(reason: reason))
+            case let .log(level, message):
+                switch level {
+                case .debug: logger.debug("\(message)")
+                case .info: logger.info("\(message)")
+                case .notice: logger.notice("\(message)")
+                case .warning: logger.warning("\(message)")
+                case .error: logger.error("\(message)")
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    func write(_ id: LinkID, frame: Dagent_Frame?, envelope: Dagent_Envelope?) {
+        guard let channel = channels[id] else { return }
+        if let envelope {
+            var f = Dagent_Frame()
+            f.body = .envelope(envelope)
+            channel.write(f, promise: nil)
+        } else if let frame {
+            channel.write(frame, promise: nil)
+        }
+        if dirtySet.insert(id).inserted { dirty.append(id) }
+    }
+
+    /// Flushes every link written since the last flush.
+    func flushDirty() {
+        guard !dirty.isEmpty else { return }
+        for id in dirty { channels[id]?.flush() }
+        dirty.removeAll(keepingCapacity: true)
+        dirtySet.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes at the end of the current event-loop turn (coalescing many sends).
+    func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        eventLoop.execute {
+            self.flushScheduled = false
+            self.flushDirty()
+        }
+    }
+
+    func deliver(_ envelope: Dagent_Envelope) {
+        switch envelope.kind {
+        case .response, .error:
+            if envelope.cookie != 0, let pending = rpc.complete(cookie: envelope.cookie) {
+                if envelope.kind == .response {
+                    pending.waiter.succeed(envelope)
+                } else {
+                    pending.waiter.fail(DAgentError(envelope.error, envelope.reason))
+                }
+                return
+            }
+            if envelope.kind == .error {
+                logger.warning("message to '\(envelope.dst == config.name ? "?" : envelope.dst)' failed: \(DAgentError.name(of: envelope.error)): \(envelope.reason)")
+            }
+            onMessage?(envelope)
+        case .request where config.echo:
+            reply(to: envelope, payload: envelope.payload)
+        default:
+            onMessage?(envelope)
+        }
+    }
+
+    /// Answers a `TreeRequest` from the link's peer with what this node sees.
+    func answerTree(_ request: Dagent_TreeRequest, on id: LinkID) {
+        var reply = core.treeReply(requestID: request.requestID)
+        let ids = core.linkIDs
+        for (i, linkID) in ids.enumerated() where i < reply.links.count {
+            if let channel = channels[linkID],
+               let pending = try? channel.syncOptions?.getOption(.bufferedWritableBytes) {
+                reply.links[i].bytesPending = UInt64(pending)
+            }
+        }
+        var frame = Dagent_Frame()
+        frame.treeReply = reply
+        channels[id]?.writeAndFlush(frame, promise: nil)
+    }
+}

@@ -1,0 +1,134 @@
+import DAgentWire
+import Foundation
+import NIOCore
+
+/// Completes a request: a promise, or a callback (for C and Python callers).
+public enum RpcWaiter: Sendable {
+    case promise(EventLoopPromise<Dagent_Envelope>)
+    case callback(@Sendable (Result<Dagent_Envelope, DAgentError>) -> Void)
+
+    func succeed(_ envelope: Dagent_Envelope) {
+        switch self {
+        case .promise(let p): p.succeed(envelope)
+        case .callback(let f): f(.success(envelope))
+        }
+    }
+
+    func fail(_ error: DAgentError) {
+        switch self {
+        case .promise(let p): p.fail(error)
+        case .callback(let f): f(.failure(error))
+        }
+    }
+}
+
+/// Sending, requesting and replying. Safe from any thread; the `…OnLoop`
+/// variants are the fast path for code already on the event loop.
+extension Node {
+    static func envelope(to dst: String, type: UInt32, payload: Data, kind: Dagent_Kind) -> Dagent_Envelope {
+        var e = Dagent_Envelope()
+        e.dst = dst
+        e.type = type
+        e.payload = payload
+        e.kind = kind
+        e.sendTimeNs = wallClockNs()
+        return e
+    }
+
+    /// Sends a one-way message. Fails at once for errors known locally
+    /// (too large, queue full, no route at the top); later failures arrive as
+    /// ERROR envelopes through `onMessage` (or are logged).
+    public func send(to dst: String, type: UInt32, payload: Data) -> EventLoopFuture<Void> {
+        if eventLoop.inEventLoop {
+            return eventLoop.makeCompletedFuture { try sendOnLoop(to: dst, type: type, payload: payload) }
+        }
+        return eventLoop.submit { try self.sendOnLoop(to: dst, type: type, payload: payload) }
+    }
+
+    /// `send` for callers already on the event loop.
+    public func sendOnLoop(to dst: String, type: UInt32, payload: Data) throws(DAgentError) {
+        try core.sendLocal(Self.envelope(to: dst, type: type, payload: payload, kind: .data), nowNs: nowNs)
+        perform()
+        scheduleFlush()
+    }
+
+    /// Sends a request; the future holds the RESPONSE envelope or fails with
+    /// a `DAgentError` (no route, timeout, refused, ...).
+    public func request(to dst: String, type: UInt32, payload: Data, timeout: Double) -> EventLoopFuture<Dagent_Envelope> {
+        let promise = eventLoop.makePromise(of: Dagent_Envelope.self)
+        eventLoop.execute {
+            self.requestOnLoop(to: dst, type: type, payload: payload, timeout: timeout, waiter: .promise(promise))
+        }
+        return promise.futureResult
+    }
+
+    /// `request` for callers on the event loop; the waiter is completed on the loop.
+    public func requestOnLoop(to dst: String, type: UInt32, payload: Data, timeout: Double, waiter: RpcWaiter) {
+        if stopping {
+            waiter.fail(DAgentError(.refused, "node '\(config.name)' is shutting down"))
+            return
+        }
+        let now = nowNs
+        let cookie = rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: UInt64(max(0.001, timeout) * 1e9))
+        var e = Self.envelope(to: dst, type: type, payload: payload, kind: .request)
+        e.cookie = cookie
+        do {
+            try core.sendLocal(e, nowNs: now)
+        } catch {
+            _ = rpc.complete(cookie: cookie)
+            waiter.fail(error)
+            return
+        }
+        perform()
+        scheduleFlush()
+    }
+
+    /// Answers `request` with `payload` (a RESPONSE carrying the request's cookie).
+    public func reply(to request: Dagent_Envelope, payload: Data) {
+        if !eventLoop.inEventLoop {
+            eventLoop.execute { self.reply(to: request, payload: payload) }
+            return
+        }
+        var e = Self.envelope(to: request.src, type: request.type, payload: payload, kind: .response)
+        e.cookie = request.cookie
+        do {
+            try core.sendLocal(e, nowNs: nowNs)
+        } catch {
+            logger.warning("reply to '\(request.src)' failed: \(error)")
+        }
+        perform()
+        scheduleFlush()
+    }
+
+    /// Answers `request` with an ERROR (REFUSED) carrying `reason`.
+    public func replyError(to request: Dagent_Envelope, reason: String) {
+        if !eventLoop.inEventLoop {
+            eventLoop.execute { self.replyError(to: request, reason: reason) }
+            return
+        }
+        var e = Self.envelope(to: request.src, type: request.type, payload: Data(), kind: .error)
+        e.cookie = request.cookie
+        e.error = .refused
+        e.reason = reason
+        try? core.sendLocal(e, nowNs: nowNs)
+        perform()
+        scheduleFlush()
+    }
+
+    /// What this node sees (the reply `dagent tree` prints for this node).
+    public func treeSnapshot() -> EventLoopFuture<Dagent_TreeReply> {
+        eventLoop.submit { self.core.treeReply(requestID: 0) }
+    }
+
+    /// Counters of the routing core.
+    public func stats() -> EventLoopFuture<CoreStats> {
+        eventLoop.submit { self.core.stats }
+    }
+}
+
+/// Wall-clock nanoseconds since the epoch (for `send_time_ns`).
+public func wallClockNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

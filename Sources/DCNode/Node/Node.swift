@@ -1,0 +1,289 @@
+import DAgentWire
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One dagent node: the routing core (`NodeCore`) driven by TCP links on a
+/// single NIO event loop.
+///
+/// Every piece of mutable state lives on `eventLoop`; the public methods may
+/// be called from any thread and hop onto it. Handlers set with `onMessage`
+/// run on the event loop and must not block.
+public final class Node: @unchecked Sendable {
+    public let config: NodeConfig
+    public let eventLoop: EventLoop
+    public let logger: Logger
+    let core: NodeCore
+    let ownedGroup: EventLoopGroup?
+
+    var channels: [LinkID: Channel] = [:]
+    var dirty: [LinkID] = []
+    var dirtySet: Set<LinkID> = []
+    var flushScheduled = false
+    var nextLinkID: LinkID = 1
+    var servers: [Channel] = []
+    var parentSelector: ParentSelector?
+    var parentLinkID: LinkID?
+    var parentIndex: Int?
+    var dialing = false
+    var registrationRefused = false
+    var stopping = false
+    var tickTask: RepeatedTask?
+    var rpc = RpcTable<RpcWaiter>()
+    var readyPromise: EventLoopPromise<Void>
+    var readyDone = false
+
+    /// Called on the event loop for every DATA or REQUEST addressed to this
+    /// node, and for ERROR/RESPONSE envelopes that match no pending request.
+    public var onMessage: ((Dagent_Envelope) -> Void)?
+    /// Called on the event loop for lifecycle events.
+    public var onEvent: ((NodeEvent) -> Void)?
+
+    /// Creates a node. With no `group`, the node owns a one-thread event loop group.
+    public init(config: NodeConfig, group: EventLoopGroup? = nil, logger: Logger? = nil) throws {
+        try config.validate()
+        self.config = config
+        if let group {
+            ownedGroup = nil
+            eventLoop = group.next()
+        } else {
+            let g = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            ownedGroup = g
+            eventLoop = g.next()
+        }
+        var log = logger ?? Logger(label: "dagent")
+        log[metadataKey: "node"] = "\(config.name)"
+        self.logger = log
+        var session: UInt64 = 0
+        if let dir = config.dataDir { session = SessionFile.load(dir: dir) ?? 0 }
+        core = NodeCore(config: config.coreConfig, session: session)
+        readyPromise = eventLoop.makePromise(of: Void.self)
+    }
+
+    deinit {
+        try? ownedGroup?.syncShutdownGracefully()
+    }
+
+    /// Monotonic time for the core.
+    var nowNs: UInt64 { NIODeadline.now().uptimeNanoseconds }
+
+    // MARK: lifecycle
+
+    /// Binds the listeners, starts dialing a parent and the heartbeat timer.
+    /// Completes when the listeners are bound (not when registered: see `ready()`).
+    public func start() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            self.core.start(nowNs: self.nowNs)
+            self.loadDurableQueue()
+            self.perform()
+            let tickNs = max(10_000_000, min(250_000_000, Int64(self.config.heartbeatInterval * 1e9) / 4))
+            self.tickTask = self.eventLoop.scheduleRepeatedTask(initialDelay: .nanoseconds(tickNs), delay: .nanoseconds(tickNs)) { _ in
+                self.tick()
+            }
+            if !self.config.parents.isEmpty {
+                self.parentSelector = ParentSelector(
+                    addresses: self.config.parents.map(\.description),
+                    initialBackoffNs: UInt64(self.config.reconnectInitialBackoff * 1e9),
+                    maxBackoffNs: UInt64(self.config.reconnectMaxBackoff * 1e9))
+                self.dialParent()
+            }
+            let binds = self.config.listen.map { self.bind($0) }
+            return EventLoopFuture.andAllSucceed(binds, on: self.eventLoop)
+        }
+    }
+
+    /// Completes when this node's name is registered (at once at the top of
+    /// the tree); fails if the registration is refused.
+    public func ready() -> EventLoopFuture<Void> { readyPromise.futureResult }
+
+    /// True once registered and the route up is ready.
+    public var isReady: Bool {
+        get throws { try eventLoop.submit { self.readyDone && (self.config.parents.isEmpty || self.core.parentReady) }.wait() }
+    }
+
+    /// Ports actually bound (useful with port 0).
+    public var boundPorts: [Int] {
+        get throws { try eventLoop.submit { self.servers.compactMap { $0.localAddress?.port } }.wait() }
+    }
+
+    /// Stops the node: dumps durable queues, fails pending requests, closes every link.
+    public func stop() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            guard !self.stopping else { return self.eventLoop.makeSucceededVoidFuture() }
+            self.stopping = true
+            self.tickTask?.cancel()
+            self.saveDurableQueue()
+            for pending in self.rpc.removeAll() {
+                pending.waiter.fail(DAgentError(.refused, "node '\(self.config.name)' is shutting down"))
+            }
+            if !self.readyDone {
+                self.readyDone = true
+                self.readyPromise.fail(DAgentError(.refused, "node '\(self.config.name)' stopped before it registered"))
+            }
+            let closes = (self.servers + Array(self.channels.values)).map { channel in
+                channel.close().recover { _ in }
+            }
+            return EventLoopFuture.andAllComplete(closes, on: self.eventLoop)
+        }
+    }
+
+    /// Stops the node and shuts down the event loop group it owns.
+    public func shutdown() throws {
+        try stop().wait()
+        try ownedGroup?.syncShutdownGracefully()
+    }
+
+    // MARK: links
+
+    func bind(_ endpoint: Endpoint) -> EventLoopFuture<Void> {
+        guard case let .tcp(host, port) = endpoint else {
+            return eventLoop.makeFailedFuture(ConfigError("\(endpoint): only tcp:// listeners are supported"))
+        }
+        let highWater = config.slowConsumerBytes
+        let bootstrap = ServerBootstrap(group: eventLoop)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.installHandlers(channel, isParent: false, parentIndex: nil)
+                }
+            }
+        return bootstrap.bind(host: host, port: port).map { channel in
+            self.servers.append(channel)
+            self.logger.info("listening on \(endpoint) (bound \(channel.localAddress?.description ?? "?"))")
+        }.flatMapErrorThrowing { error in
+            throw ConfigError("cannot listen on \(endpoint): \(error)")
+        }
+    }
+
+    func installHandlers(_ channel: Channel, isParent: Bool, parentIndex: Int?) throws {
+        let id = nextLinkID
+        nextLinkID += 1
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: config.maxFrameBytes)))
+        try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+        try sync.addHandler(LinkHandler(node: self, linkID: id, isParent: isParent, parentIndex: parentIndex))
+    }
+
+    func dialParent() {
+        guard !stopping, !registrationRefused, !dialing, parentLinkID == nil, let selector = parentSelector else { return }
+        let (index, delayNs) = selector.next(nowNs: nowNs)
+        parentSelector = selector
+        dialing = true
+        let address = config.parents[index]
+        eventLoop.scheduleTask(in: .nanoseconds(Int64(delayNs))) {
+            guard case let .tcp(host, port) = address, !self.stopping else {
+                self.dialing = false
+                return
+            }
+            let highWater = self.config.slowConsumerBytes
+            ClientBootstrap(group: self.eventLoop)
+                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
+                .channelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+                .connectTimeout(.nanoseconds(Int64(self.config.connectTimeout * 1e9)))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try self.installHandlers(channel, isParent: true, parentIndex: index)
+                    }
+                }
+                .connect(host: host, port: port)
+                .whenComplete { result in
+                    self.dialing = false
+                    switch result {
+                    case .success(let channel):
+                        if self.stopping { channel.close(promise: nil) }
+                    case .failure(let error):
+                        self.parentSelector?.markDown(index, nowNs: self.nowNs)
+                        let next = self.parentSelector.map { self.config.parents[$0.next(nowNs: self.nowNs).index].description } ?? "?"
+                        self.logger.warning("parent \(address) unreachable: \(error); next try: \(next)")
+                        self.dialParent()
+                    }
+                }
+        }
+    }
+
+    func linkUp(_ id: LinkID, channel: Channel, isParent: Bool, parentIndex: Int?) {
+        channels[id] = channel
+        let address = channel.remoteAddress.map(describe) ?? "?"
+        if isParent {
+            parentLinkID = id
+            self.parentIndex = parentIndex
+            logger.info("connected to parent \(config.parents[parentIndex ?? 0]); registering '\(config.name)'")
+        }
+        core.linkUp(id, isParent: isParent, address: address, nowNs: nowNs)
+        perform()
+        flushDirty()
+    }
+
+    func linkDown(_ id: LinkID, reason: String) {
+        guard channels.removeValue(forKey: id) != nil else { return }
+        if dirtySet.remove(id) != nil { dirty.removeAll { $0 == id } }
+        core.linkDown(id, reason: reason, nowNs: nowNs)
+        if id == parentLinkID {
+            parentLinkID = nil
+            if let index = parentIndex { parentSelector?.markDown(index, nowNs: nowNs) }
+            parentIndex = nil
+        }
+        perform()
+        flushDirty()
+        if parentLinkID == nil && !stopping { dialParent() }
+    }
+
+    func received(_ frame: Dagent_Frame, from id: LinkID) {
+        if case .treeRequest(let request)? = frame.body {
+            answerTree(request, on: id)
+            return
+        }
+        core.receive(frame, from: id, nowNs: nowNs)
+        perform()
+    }
+
+    func badInput(_ id: LinkID, error: FrameError, channel: Channel) {
+        let code: Dagent_ErrorCode
+        if case .frameTooLarge = error { code = .tooLarge } else { code = .badFrame }
+        logger.warning("dropping link \(describe(id, channel)): \(error)")
+        var frame = Dagent_Frame()
+        var linkError = Dagent_LinkError()
+        linkError.error = code
+        linkError.reason = "\(error); closing this link"
+        frame.linkError = linkError
+        channel.writeAndFlush(frame).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func linkError(_ id: LinkID, error: Error) {
+        if let io = error as? IOError, io.errnoCode == ECONNRESET {
+            logger.debug("link \(id): connection reset by peer")
+        } else {
+            logger.warning("link \(id) error: \(error)")
+        }
+    }
+
+    func slowConsumer(_ id: LinkID, channel: Channel) {
+        let pending = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? config.slowConsumerBytes
+        logger.error("slow consumer: \(describe(id, channel)) stopped reading; \(pending) bytes unsent exceed slow_consumer_bytes=\(config.slowConsumerBytes); cutting the link off")
+        channel.close(promise: nil)
+    }
+
+    func describe(_ id: LinkID, _ channel: Channel) -> String {
+        core.describe(id)
+    }
+
+    func describe(_ address: SocketAddress) -> String {
+        "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+    }
+
+    func tick() {
+        let now = nowNs
+        core.tick(nowNs: now)
+        for pending in rpc.expire(nowNs: now) {
+            pending.waiter.fail(DAgentError(.timeout, "request to '\(pending.dst)' (type \(pending.type)) got no answer within \(seconds(pending.timeoutNs))"))
+        }
+        perform()
+        flushDirty()
+    }
+}
