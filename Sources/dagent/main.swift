@@ -1,1 +1,20 @@
-print("dagent")
+import ArgumentParser
+
+/// `dagent`: run a node, talk to the tree, inspect it, benchmark it.
+struct DAgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dagent",
+        abstract: "A tree of named nodes exchanging typed messages.",
+        discussion: """
+        Start a root:    dagent run --name root --listen tcp://127.0.0.1:7000
+        Add an agent:    dagent run --name a1 --listen tcp://127.0.0.1:7001 --parent tcp://127.0.0.1:7000
+        Echo endpoint:   dagent run --name ep1 --parent tcp://127.0.0.1:7001 --echo
+        Ask it:          dagent request --via tcp://127.0.0.1:7001 --to ep1 hello
+        See the tree:    dagent tree --via tcp://127.0.0.1:7000
+        """,
+        subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
+                      TreeCommand.self, BenchCommand.self]
+    )
+}
+
+DAgentCommand.main()

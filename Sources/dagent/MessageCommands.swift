@@ -1,0 +1,146 @@
+import ArgumentParser
+import DAgentWire
+import DCNode
+import Foundation
+
+/// `dagent send`: a one-shot node that sends one message and confirms delivery.
+struct SendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "send",
+        abstract: "Send one message to a named node through ADDR.",
+        discussion: """
+        After the message, a delivery probe follows the same route (links are FIFO), so
+        the command exits 0 only once the message reached the destination node, and
+        non-zero with the reason (no route, timeout, ...) otherwise. --no-confirm skips it.
+        DATA is literal text, '-' for stdin or '@FILE'.
+        """
+    )
+    @OptionGroup var join: JoinOptions
+    @Option(help: "Destination node name.") var to: String
+    @Option(help: "Message type (0...4294901759).") var type: UInt32 = 1
+    @Option(help: "Seconds to wait for the delivery confirmation.") var timeout: Double = 5
+    @Flag(help: "Do not wait for the delivery confirmation.") var noConfirm = false
+    @Argument(help: "Payload.") var data: String?
+
+    func run() throws {
+        bootstrapLogging(level: join.logLevel)
+        let node = joinOrExit(try join.nodeConfig(), timeout: join.joinTimeout)
+        do {
+            try node.send(to: to, type: type, payload: payloadData(data)).wait()
+            if !noConfirm {
+                _ = try node.request(to: to, type: WireConstants.pingType, payload: Data(), timeout: timeout).wait()
+            } else {
+                try node.eventLoop.submit {}.wait()  // the send's scheduled flush runs before this
+            }
+        } catch {
+            fail("\(error)")
+        }
+        try? node.shutdown()
+    }
+}
+
+/// `dagent request`: a one-shot node that sends a request and prints the reply.
+struct RequestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "request",
+        abstract: "Send a request to a named node through ADDR and print the reply's payload.",
+        discussion: "Exits non-zero with a one-line reason on no route, timeout or refusal."
+    )
+    @OptionGroup var join: JoinOptions
+    @Option(help: "Destination node name.") var to: String
+    @Option(help: "Message type.") var type: UInt32 = 1
+    @Option(help: "Seconds to wait for the reply.") var timeout: Double = 5
+    @Argument(help: "Payload: text, '-' for stdin or '@FILE'.") var data: String?
+
+    func run() throws {
+        bootstrapLogging(level: join.logLevel)
+        let node = joinOrExit(try join.nodeConfig(), timeout: join.joinTimeout)
+        do {
+            let reply = try node.request(to: to, type: type, payload: payloadData(data), timeout: timeout).wait()
+            FileHandle.standardOutput.write(reply.payload)
+            if isatty(1) != 0 || reply.payload.last != UInt8(ascii: "\n") { FileHandle.standardOutput.write(Data("\n".utf8)) }
+        } catch {
+            fail("\(error)")
+        }
+        try? node.shutdown()
+    }
+}
+
+/// `dagent recv`: a named endpoint that prints what it receives.
+struct RecvCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recv",
+        abstract: "Join as NAME through ADDR and print every message received, one per line.",
+        discussion: "Lines are `SRC TYPE PAYLOAD` (or JSON with --json). Requests are answered with their own payload when --echo is given."
+    )
+    @OptionGroup var join: JoinOptions
+    @Option(help: "Exit after this many messages.") var count: Int?
+    @Option(help: "Exit (status 1) if nothing more arrives for this many seconds.") var timeout: Double?
+    @Flag(help: "Answer requests with their own payload.") var echo = false
+    @Flag(help: "Print JSON lines.") var json = false
+
+    func run() throws {
+        bootstrapLogging(level: join.logLevel)
+        var config = try join.nodeConfig()
+        config.echo = echo
+        let node = joinOrExit(config, timeout: join.joinTimeout)
+        let done = DispatchSemaphore(value: 0)
+        var received = 0
+        var last = Date()
+        FileHandle.standardError.write(Data("dagent recv: '\(config.name)' ready\n".utf8))
+        node.onMessage = { envelope in
+            guard envelope.kind == .data || envelope.kind == .request else { return }
+            received += 1
+            last = Date()
+            let text = String(decoding: envelope.payload, as: UTF8.self)
+            if json {
+                let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+                print("{\"src\":\"\(envelope.src)\",\"type\":\(envelope.type),\"payload\":\"\(escaped)\"}")
+            } else {
+                print("\(envelope.src) \(envelope.type) \(text)")
+            }
+            fflush(stdout)
+            if let count, received >= count { done.signal() }
+        }
+        node.onEvent = { event in
+            if case .registrationFailed(let error) = event { fail("\(error)") }
+        }
+        if let timeout {
+            while done.wait(timeout: .now() + 0.1) == .timedOut {
+                let idle = try node.eventLoop.submit { Date().timeIntervalSince(last) }.wait()
+                if idle > timeout { fail("timeout: \(received) message(s) received, then nothing for \(timeout)s") }
+            }
+        } else {
+            done.wait()
+        }
+        try? node.shutdown()
+    }
+}
+
+/// `dagent tree`: what the node at ADDR sees.
+struct TreeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tree",
+        abstract: "Show the live tree as the node at ADDR sees it: names, levels, links, queue depths."
+    )
+    @Option(help: "Address of the node to ask (tcp://HOST:PORT).") var via: String
+    @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Seconds to wait for the answer.") var timeout: Double = 3
+
+    func run() throws {
+        let endpoint: Endpoint
+        do {
+            endpoint = try Endpoint.parse(via.replacingOccurrences(of: "pull:", with: "").replacingOccurrences(of: "push:", with: ""))
+        } catch { fail("\(error)") }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        do {
+            let reply = try TreeQuery.fetch(endpoint, timeout: timeout, group: group).wait()
+            print(json ? TreeRender.json(reply) : TreeRender.text(reply))
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
+
+import NIOPosix

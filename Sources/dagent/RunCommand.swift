@@ -1,0 +1,109 @@
+import ArgumentParser
+import DAgentWire
+import DCNode
+import Dispatch
+import Foundation
+import Logging
+
+/// `dagent run`: one node in the foreground until SIGINT/SIGTERM.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one node in the foreground (logs to stderr; SIGINT/SIGTERM stop it cleanly).",
+        discussion: """
+        Addresses: --listen makes the node accept children, --parent makes it join a parent
+        (a comma-separated list fails over in order). Both make a proxy. The original shorthand
+        works too: --addr pull:tcp://H:P | push:tcp://H:P | proxy:tcp://LISTEN->tcp://PARENT.
+        Flags override the YAML --config file.
+        """
+    )
+
+    @Option(help: "Unique name of this node in the tree.") var name: String?
+    @Option(help: "YAML config file (see the README's options table).") var config: String?
+    @Option(help: "Listen for children on tcp://HOST:PORT.") var listen: String?
+    @Option(help: "Parent address(es): tcp://HOST:PORT[,tcp://HOST:PORT...].") var parent: String?
+    @Option(help: "Address shorthand (pull:/push:/proxy:); repeatable.") var addr: [String] = []
+    @Option(help: "Role shown by `dagent tree` (leaf, agent, proxy, root); derived from the addresses by default.") var role: String?
+    @Flag(help: "Answer every request with its own payload.") var echo = false
+    @Option(help: "Data directory: session file, durable queue dump.") var data: String?
+    @Flag(help: "Dump send queues to DATA/queue.dump on shutdown and reload them on start.") var durable = false
+    @Option(help: "Seconds between heartbeats (heartbeat_interval).") var heartbeatInterval: Double?
+    @Option(help: "Missed heartbeats before a peer expires (heartbeat_misses).") var heartbeatMisses: Int?
+    @Option(help: "Largest payload accepted, in bytes (max_message_bytes).") var maxMessageBytes: Int?
+    @Option(help: "Cluster secret children must present.") var secret: String?
+    @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String?
+
+    func buildConfig() throws -> NodeConfig {
+        var c = NodeConfig(name: "")
+        if let path = config { c = try ConfigFile.load(path: path) }
+        if let name { c.name = name }
+        for a in addr {
+            let sh = try Shorthand.parse(a)
+            c.listen += sh.listen
+            c.parents += sh.parents
+        }
+        if let listen { c.listen = try Shorthand.parseList(listen) }
+        if let parent { c.parents = try Shorthand.parseList(parent) }
+        if let role {
+            let parsed = try ConfigFile.parse(yaml: "role: \(role)", source: "--role")
+            c.role = parsed.role
+        }
+        if echo { c.echo = true }
+        if let data { c.dataDir = data }
+        if durable { c.durable = true }
+        if let heartbeatInterval { c.heartbeatInterval = heartbeatInterval }
+        if let heartbeatMisses { c.heartbeatMisses = heartbeatMisses }
+        if let maxMessageBytes { c.maxMessageBytes = maxMessageBytes }
+        if let secret { c.secret = secret }
+        if let logLevel { c.logLevel = logLevel }
+        if c.name.isEmpty { throw ConfigError("a node needs a name: --name NAME or name: in the config file") }
+        try c.validate()
+        return c
+    }
+
+    func run() throws {
+        let config: NodeConfig
+        do { config = try buildConfig() } catch { fail("\(error)", code: 2) }
+        bootstrapLogging(level: config.logLevel)
+        let node: Node
+        do {
+            node = try Node(config: config)
+            try node.start().wait()
+        } catch {
+            fail("\(error)", code: 2)
+        }
+        let done = DispatchSemaphore(value: 0)
+        var exitCode: Int32 = 0
+        node.onEvent = { event in
+            if case .registrationFailed(let error) = event {
+                node.logger.error("stopping: \(error)")
+                exitCode = 2
+                done.signal()
+            }
+        }
+        node.onMessage = { envelope in
+            if envelope.kind == .request && !config.echo {
+                node.replyError(to: envelope, reason: "node '\(config.name)' has no handler for type \(envelope.type)")
+            } else {
+                node.logger.debug("message from '\(envelope.src)' type \(envelope.type): \(envelope.payload.count) bytes")
+            }
+        }
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                node.logger.notice("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"); stopping")
+                done.signal()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        node.logger.notice("node '\(config.name)' started (role \(TreeRender.roleName(config.effectiveRole)))")
+        done.wait()
+        try? node.shutdown()
+        node.logger.notice("node '\(config.name)' stopped")
+        _ = sources
+        Foundation.exit(exitCode)
+    }
+}
