@@ -71,7 +71,11 @@ let package = Package(
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["DAgentWire"]
+            dependencies: [
+                "DAgentWire", "DCNode",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -21,6 +21,9 @@ public final class NodeCore {
     /// True once the parent accepted our registration, until that link drops.
     public internal(set) var parentReady = false
     public internal(set) var stats = CoreStats()
+    /// Set by the driver when the node is shutting down on purpose: links
+    /// going away then are expected and logged quietly.
+    public var stopping = false
 
     var links: [LinkID: LinkState] = [:]
     var parentLink: LinkID?
@@ -119,6 +122,10 @@ public final class NodeCore {
             let wasReady = parentReady
             parentReady = false
             acceptPendingProvisionally()
+            if stopping {
+                log(.debug, "parent link \(link.address) closed (node stopping)")
+                return
+            }
             log(wasReady ? .warning : .info, "parent link \(link.address) down: \(reason)")
             emit(.parentLost(reason: reason))
             return

@@ -112,6 +112,7 @@ public final class Node: @unchecked Sendable {
         eventLoop.flatSubmit {
             guard !self.stopping else { return self.eventLoop.makeSucceededVoidFuture() }
             self.stopping = true
+            self.core.stopping = true
             self.tickTask?.cancel()
             self.saveDurableQueue()
             for pending in self.rpc.removeAll() {
