@@ -106,3 +106,109 @@ final class FrameCodecTests: XCTestCase {
 }
 
 import Foundation
+
+/// The hand-written envelope codec against swift-protobuf, both ways.
+final class EnvelopeCodecTests: XCTestCase {
+    func sample(_ i: Int) -> Dagent_Envelope {
+        var e = Dagent_Envelope()
+        if i % 2 == 0 { e.src = "source-\(i)-ünïcode" }
+        e.dst = String(repeating: "d", count: i % 40 + 1)
+        if i % 3 != 0 { e.type = UInt32(i * 977) }
+        if i % 5 != 0 { e.payload = Data((0..<(i * 37 % 3000)).map { UInt8(truncatingIfNeeded: $0) }) }
+        if i % 4 != 0 { e.id = UInt64(i) << UInt64(i % 60) }
+        if i % 6 != 0 { e.cookie = UInt64.max - UInt64(i) }
+        e.kind = [.data, .request, .response, .error, .UNRECOGNIZED(7)][i % 5]
+        if i % 7 != 0 { e.hopLimit = UInt32(i % 255) }
+        if i % 2 == 1 { e.sendTimeNs = 1_700_000_000_000_000_000 + UInt64(i) }
+        if i % 5 == 3 { e.error = .noRoute; e.reason = "reason \(i)" }
+        return e
+    }
+
+    func testEncodingIsIdenticalToSwiftProtobuf() throws {
+        for i in 0..<300 {
+            let e = sample(i)
+            var ours = ByteBufferAllocator().buffer(capacity: 0)
+            EnvelopeCodec.encode(e, into: &ours)
+            let theirs: [UInt8] = try e.serializedBytes()
+            XCTAssertEqual(ours.readableBytesView.map { $0 }, theirs, "sample \(i)")
+            XCTAssertEqual(EnvelopeCodec.size(of: e), theirs.count)
+        }
+    }
+
+    func testDecodingMatchesSwiftProtobuf() throws {
+        for i in 0..<300 {
+            let e = sample(i)
+            let bytes: [UInt8] = try e.serializedBytes()
+            let buffer = ByteBuffer(bytes: bytes)
+            XCTAssertEqual(try EnvelopeCodec.decode(buffer), e, "sample \(i)")
+            let h = try EnvelopeCodec.header(buffer)
+            XCTAssertEqual(h.dst, e.dst)
+            XCTAssertEqual(h.kind, e.kind.rawValue)
+            XCTAssertEqual(h.hopLimit, e.hopLimit)
+        }
+    }
+
+    func testRelayPatchesOnlyTheHopLimit() throws {
+        var e = sample(11)
+        e.hopLimit = 9
+        var raw = ByteBufferAllocator().buffer(capacity: 0)
+        EnvelopeCodec.encode(e, into: &raw)
+        let h = try EnvelopeCodec.header(raw)
+        var frame = ByteBufferAllocator().buffer(capacity: 0)
+        EnvelopeCodec.encodeFrame(raw: raw, hopLimitOffset: h.hopLimitOffset, hopLimit: 8, into: &frame)
+        let decoded = try FrameCodec.decode(&frame, maxFrameBytes: 1 << 20)!
+        var expected = e
+        expected.hopLimit = 8
+        XCTAssertEqual(decoded.envelope, expected)
+    }
+
+    func testFieldOrderUnknownFieldsAndRepeats() throws {
+        // dst twice (last wins), an unknown varint field 99, hop limit before dst.
+        var b = ByteBufferAllocator().buffer(capacity: 0)
+        b.writeBytes([0x45, 5, 0, 0, 0])            // hop_limit = 5
+        b.writeBytes([0x12, 1, UInt8(ascii: "x")])  // dst = "x"
+        b.writeBytes([0x98, 0x06, 0x01])            // field 99, varint 1
+        b.writeBytes([0x12, 1, UInt8(ascii: "y")])  // dst = "y"
+        let e = try EnvelopeCodec.decode(b)
+        XCTAssertEqual(e.dst, "y")
+        XCTAssertEqual(e.hopLimit, 5)
+        XCTAssertEqual(try EnvelopeCodec.header(b).dst, "y")
+    }
+
+    func testMalformedEnvelopesThrow() {
+        let cases: [[UInt8]] = [
+            [0x12, 10, 0x61],                 // length past the end
+            [0x45, 1, 2],                     // truncated fixed32
+            [0x28, 0xFF],                     // truncated varint
+            [0x12, 2, 0xC3, 0x28],            // invalid UTF-8
+            [0x0F],                           // wire type 7
+            [0x28] + [UInt8](repeating: 0xFF, count: 11),   // varint too long
+        ]
+        for bytes in cases {
+            XCTAssertThrowsError(try EnvelopeCodec.decode(ByteBuffer(bytes: bytes)), "\(bytes)")
+            XCTAssertThrowsError(try EnvelopeCodec.header(ByteBuffer(bytes: bytes)), "\(bytes)")
+        }
+    }
+
+    func testFrameReaderSplitsAndClassifies() throws {
+        var stream = ByteBufferAllocator().buffer(capacity: 0)
+        EnvelopeCodec.encodeFrame(sample(2), into: &stream)
+        var hb = Dagent_Frame()
+        hb.heartbeat.seq = 1
+        try FrameCodec.encode(hb, into: &stream)
+        var reader = FrameReader(maxFrameBytes: 1 << 20)
+        var bodies: [ByteBuffer] = []
+        while let byte = stream.readSlice(length: 1) {   // one byte at a time
+            reader.append(byte)
+            while let body = try reader.next() { bodies.append(body) }
+        }
+        XCTAssertEqual(bodies.count, 2)
+        guard case .envelope(_, let header) = try InboundFrame.classify(bodies[0]) else { return XCTFail() }
+        XCTAssertEqual(header.dst, sample(2).dst)
+        XCTAssertEqual(try InboundFrame.classify(bodies[1]), .control(hb))
+        var big = ByteBufferAllocator().buffer(capacity: 4)
+        big.writeInteger(UInt32(1 << 21))
+        reader.append(big)
+        XCTAssertThrowsError(try reader.next())
+    }
+}

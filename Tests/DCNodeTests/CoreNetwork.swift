@@ -12,7 +12,7 @@ final class CoreNetwork {
     var peers: [String: [LinkID: End]] = [:]
     /// Frames in flight; a nil frame is the FIN of a link closed by its far end
     /// (delivered after what that end wrote before closing, as TCP does).
-    var inflight: [(to: String, link: LinkID, frame: Dagent_Frame?)] = []
+    var inflight: [(to: String, link: LinkID, frame: ByteBuffer?)] = []
     var delivered: [String: [Dagent_Envelope]] = [:]
     var events: [String: [CoreAction]] = [:]
     var logs: [String: [String]] = [:]
@@ -105,8 +105,8 @@ final class CoreNetwork {
                 inflight = []
                 for item in batch {
                     guard let core = cores[item.to], peers[item.to]?[item.link] != nil else { continue }
-                    if let frame = item.frame {
-                        core.receive(frame, from: item.link, nowNs: nowNs)
+                    if let body = item.frame {
+                        core.receive(frameBody: body, from: item.link, nowNs: nowNs)
                     } else {
                         peers[item.to]?[item.link] = nil
                         core.linkDown(item.link, reason: "closed by peer", nowNs: nowNs)
@@ -120,11 +120,18 @@ final class CoreNetwork {
     private func handle(_ action: CoreAction, at name: String) {
         switch action {
         case let .send(link, frame):
-            transmit(frame, from: name, link: link)
+            var buffer = ByteBufferAllocator().buffer(capacity: 64)
+            try! FrameCodec.encode(frame, into: &buffer)
+            transmit(buffer, from: name, link: link)
         case let .forward(link, envelope):
-            var frame = Dagent_Frame()
-            frame.envelope = envelope
-            transmit(frame, from: name, link: link)
+            var buffer = ByteBufferAllocator().buffer(capacity: 64)
+            EnvelopeCodec.encodeFrame(envelope, into: &buffer)
+            transmit(buffer, from: name, link: link)
+        case let .forwardRaw(link, raw, offset, hop):
+            var buffer = ByteBufferAllocator().buffer(capacity: 64)
+            EnvelopeCodec.encodeFrame(raw: raw, hopLimitOffset: offset, hopLimit: hop, into: &buffer)
+            transmit(buffer, from: name, link: link)
+            rawForwards += 1
         case let .deliver(envelope):
             delivered[name, default: []].append(envelope)
         case let .close(link, reason):
@@ -141,14 +148,21 @@ final class CoreNetwork {
         }
     }
 
-    private func transmit(_ frame: Dagent_Frame, from name: String, link: LinkID) {
+    /// Frames relayed on the raw fast path (never decoded by the relay).
+    var rawForwards = 0
+
+    /// Carries real frame bytes, split by the real `FrameReader`.
+    private func transmit(_ bytes: ByteBuffer, from name: String, link: LinkID) {
         guard !frozen.contains(name), let end = peers[name]?[link] else { return }
-        if end.node == "raw" { rawOut.append(frame); return }
-        // Round-trip through the real codec so that the wire format is exercised too.
-        var buffer = ByteBufferAllocator().buffer(capacity: 64)
-        try! FrameEncoder().encode(data: frame, out: &buffer)
-        let decoded = try! FrameCodec.decode(&buffer, maxFrameBytes: 1 << 24)!
-        inflight.append((end.node, end.link, decoded))
+        if end.node == "raw" {
+            var copy = bytes
+            rawOut.append(try! FrameCodec.decode(&copy, maxFrameBytes: 1 << 24)!)
+            return
+        }
+        var reader = FrameReader(maxFrameBytes: 1 << 24)
+        reader.append(bytes)
+        let body = try! reader.next()!
+        inflight.append((end.node, end.link, body))
     }
 
     /// Frames the core sent to test-driven raw links.

@@ -12,6 +12,7 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(e.src, "ep1")
         XCTAssertEqual(e.hopLimit, WireConstants.defaultHopLimit - 3, "a1, root, a2 each took a hop")
         XCTAssertEqual(net.cores["root"]!.stats.routed, 1)
+        XCTAssertEqual(net.rawForwards, 3, "a1, root and a2 relayed the bytes without decoding them")
     }
 
     func testDeliveryDownAndUp() throws {
@@ -67,6 +68,7 @@ final class ForwardingTests: XCTestCase {
         net.add("a", role: .agent, hasParent: true) { $0.hopLimit = 2 }
         net.add("b", role: .agent, hasParent: true)
         net.add("c", role: .leaf, hasParent: true)
+        // (the raw fast path must honour the hop limit too: see the checks below)
         net.connect("a", to: "root")
         net.connect("b", to: "root")
         net.connect("c", to: "b")

@@ -1,4 +1,5 @@
 import DAgentWire
+import NIOCore
 import XCTest
 @testable import DCNode
 
@@ -49,7 +50,10 @@ final class HeartbeatTests: XCTestCase {
         var e = Dagent_Envelope()
         e.dst = "root"
         frame.envelope = e
-        net.cores["root"]!.receive(frame, from: link, nowNs: net.nowNs)
+        var bytes = ByteBufferAllocator().buffer(capacity: 64)
+        try! FrameCodec.encode(frame, into: &bytes)
+        bytes.moveReaderIndex(forwardBy: 4)
+        net.cores["root"]!.receive(frameBody: bytes, from: link, nowNs: net.nowNs)
         net.pump()
         XCTAssertTrue(net.closes.contains { $0.reason.contains("has not registered") })
         XCTAssertTrue(net.inbox("root").isEmpty)

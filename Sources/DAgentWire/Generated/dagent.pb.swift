@@ -243,7 +243,8 @@ public nonisolated struct Dagent_Envelope: Sendable {
 
   public var kind: Dagent_Kind = .data
 
-  /// decremented at every forwarding hop
+  /// Decremented at every forwarding hop. fixed32 so that a forwarding node
+  /// can patch it in place without re-encoding the envelope.
   public var hopLimit: UInt32 = 0
 
   /// sender's wall clock, nanoseconds since epoch
@@ -692,8 +693,8 @@ nonisolated extension Dagent_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.cookie) }()
       case 7: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.hopLimit) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.sendTimeNs) }()
+      case 8: try { try decoder.decodeSingularFixed32Field(value: &self.hopLimit) }()
+      case 9: try { try decoder.decodeSingularFixed64Field(value: &self.sendTimeNs) }()
       case 10: try { try decoder.decodeSingularEnumField(value: &self.error) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       default: break
@@ -724,10 +725,10 @@ nonisolated extension Dagent_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Mes
       try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 7)
     }
     if self.hopLimit != 0 {
-      try visitor.visitSingularUInt32Field(value: self.hopLimit, fieldNumber: 8)
+      try visitor.visitSingularFixed32Field(value: self.hopLimit, fieldNumber: 8)
     }
     if self.sendTimeNs != 0 {
-      try visitor.visitSingularUInt64Field(value: self.sendTimeNs, fieldNumber: 9)
+      try visitor.visitSingularFixed64Field(value: self.sendTimeNs, fieldNumber: 9)
     }
     if self.error != .ok {
       try visitor.visitSingularEnumField(value: self.error, fieldNumber: 10)

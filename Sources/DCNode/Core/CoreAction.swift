@@ -1,4 +1,5 @@
 import DAgentWire
+import NIOCore
 
 /// What the routing core asks its driver to do. The core never touches a
 /// socket: it appends actions, and the driver (the `Node`, or a test)
@@ -6,8 +7,15 @@ import DAgentWire
 public enum CoreAction: Equatable {
     /// Write this frame to the link. `flush` marks the end of a burst.
     case send(LinkID, Dagent_Frame)
-    /// Write this envelope to the link (the hot path; no `Frame` is built).
+    /// Write this envelope to the link (a message that starts here).
     case forward(LinkID, Dagent_Envelope)
+    /// Relay envelope bytes as they came in, with the hop limit at
+    /// `hopLimitOffset` patched to `hopLimit` (the forwarding fast path:
+    /// the envelope is never decoded).
+    case forwardRaw(LinkID, ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32)
+    /// The peer on this link asked what we see (`dagent tree`); the driver
+    /// answers with `treeReply(requestID:)` plus its socket buffer depths.
+    case treeRequested(LinkID, requestID: UInt64)
     /// Hand an envelope addressed to this node to the local application.
     case deliver(Dagent_Envelope)
     /// Close the link after writing what was queued to it.

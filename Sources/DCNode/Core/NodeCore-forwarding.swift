@@ -1,4 +1,5 @@
 import DAgentWire
+import NIOCore
 
 /// Forwarding: to me, down into my subtree, or up; errors back to the sender.
 extension NodeCore {
@@ -25,28 +26,67 @@ extension NodeCore {
         route(envelope, nowNs: nowNs)
     }
 
+    /// Where a destination goes from here.
+    enum NextHop {
+        case local, link(LinkID), queue, noRoute
+    }
+
+    @inline(__always)
+    func nextHop(_ dst: String) -> NextHop {
+        if dst == config.name { return .local }
+        if let entry = routes[dst] { return .link(entry.link) }
+        if !config.hasParent { return .noRoute }
+        if parentReady, let parent = parentLink { return .link(parent) }
+        return .queue
+    }
+
+    /// The fast path for an envelope arriving on a link: routed on its header
+    /// alone and relayed as raw bytes. It is decoded only when it is for this
+    /// node or must be answered with an error.
+    func receiveRaw(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, nowNs: UInt64) {
+        let link = links[id]!
+        let known = (0...3).contains(header.kind)
+        let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
+        let forward: LinkID?
+        if header.dst == config.name || !known || mayBeTooLarge || header.hopLimit <= 1 || !(link.registered || link.isParent) {
+            forward = nil
+        } else if case .link(let next) = nextHop(header.dst) {
+            forward = next
+        } else {
+            forward = nil
+        }
+        if let next = forward {
+            stats.routed &+= 1
+            links[next]?.framesOut &+= 1
+            emit(.forwardRaw(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            return
+        }
+        // The slow path: decode and apply every rule.
+        do {
+            var envelope = try EnvelopeCodec.decode(raw)
+            receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+        } catch {
+            badFrame(id, error)
+        }
+    }
+
     /// Routes an envelope that is already validated and hop-counted.
     func route(_ envelope: Dagent_Envelope, nowNs: UInt64) {
-        if envelope.dst == config.name {
+        switch nextHop(envelope.dst) {
+        case .local:
             deliverLocal(envelope, nowNs: nowNs)
-        } else if let entry = routes[envelope.dst] {
+        case .link(let next):
             stats.routed &+= 1
-            links[entry.link]?.framesOut &+= 1
-            emit(.forward(entry.link, envelope))
-        } else if config.hasParent {
-            if parentReady, let parent = parentLink {
-                stats.routed &+= 1
-                links[parent]?.framesOut &+= 1
-                emit(.forward(parent, envelope))
-            } else {
-                do {
-                    try queues.enqueue(envelope, nowNs: nowNs)
-                    stats.queued &+= 1
-                } catch {
-                    fail(envelope, .queueFull, queueFullReason(envelope.dst, error), nowNs: nowNs)
-                }
+            links[next]?.framesOut &+= 1
+            emit(.forward(next, envelope))
+        case .queue:
+            do {
+                try queues.enqueue(envelope, nowNs: nowNs)
+                stats.queued &+= 1
+            } catch {
+                fail(envelope, .queueFull, queueFullReason(envelope.dst, error), nowNs: nowNs)
             }
-        } else {
+        case .noRoute:
             stats.noRoute &+= 1
             fail(envelope, .noRoute, "no route to '\(envelope.dst)': no node in the tree holds that name (checked at top node '\(config.name)')", nowNs: nowNs)
         }

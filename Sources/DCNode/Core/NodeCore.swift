@@ -1,4 +1,5 @@
 import DAgentWire
+import NIOCore
 
 /// The routing core of one node: registration, the router cache, forwarding,
 /// send queues and heartbeats, with no sockets, no threads and no clock.
@@ -139,7 +140,32 @@ public final class NodeCore {
         propagateWithdrawn(names, reason: "'\(link.peerName)' left: \(reason)")
     }
 
-    /// The peer of `id` sent a frame.
+    /// The peer of `id` sent a frame body (the bytes after the length
+    /// prefix). Envelopes take the fast path: only their routing header is read.
+    public func receive(frameBody: ByteBuffer, from id: LinkID, nowNs: UInt64) {
+        guard links[id] != nil else { return }
+        do {
+            switch try InboundFrame.classify(frameBody) {
+            case let .envelope(raw, header):
+                links[id]!.lastHeardNs = nowNs
+                links[id]!.framesIn &+= 1
+                receiveRaw(raw, header: header, from: id, nowNs: nowNs)
+            case let .control(frame):
+                receive(frame, from: id, nowNs: nowNs)
+            }
+        } catch {
+            badFrame(id, error)
+        }
+    }
+
+    /// The link's byte stream cannot be framed or decoded: tell the peer, drop the link.
+    public func badFrame(_ id: LinkID, _ error: FrameError) {
+        let code: Dagent_ErrorCode
+        if case .frameTooLarge = error { code = .tooLarge } else { code = .badFrame }
+        refuseLink(id, code, "\(error); closing this link")
+    }
+
+    /// The peer of `id` sent a decoded frame.
     public func receive(_ frame: Dagent_Frame, from id: LinkID, nowNs: UInt64) {
         guard links[id] != nil else { return }
         links[id]!.lastHeardNs = nowNs
@@ -163,9 +189,11 @@ public final class NodeCore {
             handleNameWithdrawn(withdrawn, from: id)
         case .linkError(let error)?:
             log(.warning, "peer \(describe(id)) reports \(DAgentError.name(of: error.error)): \(error.reason)")
-        case .treeRequest?, .treeReply?, nil:
-            // Tree queries are answered by the driver, which knows socket buffer depths.
-            log(.debug, "ignoring admin frame from \(describe(id))")
+        case .treeRequest(let request)?:
+            // Answered by the driver, which knows the socket buffer depths.
+            emit(.treeRequested(id, requestID: request.requestID))
+        case .treeReply?, nil:
+            log(.debug, "ignoring unexpected frame from \(describe(id))")
         }
     }
 

@@ -1,24 +1,29 @@
 import DAgentWire
 import NIOCore
 
-/// The per-connection handler of a TCP link: it feeds decoded frames to the
-/// node, reports the link up and down, flushes once per read burst (so
-/// forwarded messages batch into few syscalls) and cuts off slow consumers.
+/// The per-connection handler of a TCP link. It frames the byte stream
+/// itself (`FrameReader`) and hands each frame body to the node, with no
+/// per-frame pipeline traversal. It reports the link up and down, flushes once
+/// per read burst (so forwarded messages batch into few syscalls) and cuts
+/// off slow consumers.
 final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = Dagent_Frame
-    typealias OutboundOut = Dagent_Frame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let node: Node
     let linkID: LinkID
     let isParent: Bool
     let parentIndex: Int?
+    private var reader: FrameReader
     private var announced = false
+    private var failed = false
 
-    init(node: Node, linkID: LinkID, isParent: Bool, parentIndex: Int?) {
+    init(node: Node, linkID: LinkID, isParent: Bool, parentIndex: Int?, maxFrameBytes: Int) {
         self.node = node
         self.linkID = linkID
         self.isParent = isParent
         self.parentIndex = parentIndex
+        self.reader = FrameReader(maxFrameBytes: maxFrameBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -37,8 +42,16 @@ final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        node.received(frame, from: linkID)
+        guard !failed else { return }
+        reader.append(unwrapInboundIn(data))
+        do {
+            while let body = try reader.next() {
+                node.received(frameBody: body, from: linkID)
+            }
+        } catch {
+            failed = true
+            node.badFrame(linkID, error)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -59,14 +72,29 @@ final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let frameError = error as? FrameError {
-            node.badInput(linkID, error: frameError, channel: context.channel)
-        } else if let decodeError = error as? ByteToMessageDecoderError,
-                  case .dataReceivedInErrorState = decodeError {
-            // The decoder already failed once on this link and is closing it.
-        } else {
-            node.linkError(linkID, error: error)
-            context.close(promise: nil)
-        }
+        node.linkError(linkID, error: error)
+        context.close(promise: nil)
+    }
+}
+
+/// A link's channel and the bytes written to it since the last flush. All
+/// frames of a burst go into one buffer and one write.
+final class LinkIO {
+    let channel: Channel
+    var out: ByteBuffer
+    var closing = false
+
+    init(channel: Channel) {
+        self.channel = channel
+        out = channel.allocator.buffer(capacity: 16 * 1024)
+    }
+
+    /// Writes and flushes what is buffered; returns the write's future.
+    @discardableResult
+    func flush() -> EventLoopFuture<Void>? {
+        guard out.readableBytes > 0 else { return nil }
+        let bytes = out
+        out = channel.allocator.buffer(capacity: max(16 * 1024, min(bytes.readableBytes, 1 << 20)))
+        return channel.writeAndFlush(bytes)
     }
 }

@@ -9,17 +9,36 @@ extension Node {
     func perform() {
         core.drainActions { action in
             switch action {
+            case let .forwardRaw(id, raw, offset, hopLimit):
+                guard let link = channels[id] else { break }
+                EnvelopeCodec.encodeFrame(raw: raw, hopLimitOffset: offset, hopLimit: hopLimit, into: &link.out)
+                markDirty(id)
             case let .forward(id, envelope):
-                write(id, frame: nil, envelope: envelope)
+                guard let link = channels[id] else { break }
+                EnvelopeCodec.encodeFrame(envelope, into: &link.out)
+                markDirty(id)
             case let .send(id, frame):
-                write(id, frame: frame, envelope: nil)
+                guard let link = channels[id] else { break }
+                do {
+                    try FrameCodec.encode(frame, into: &link.out)
+                } catch {
+                    logger.error("cannot encode \(frame.body.map { "\($0)" } ?? "frame"): \(error)")
+                }
+                markDirty(id)
+            case let .treeRequested(id, requestID):
+                answerTree(requestID: requestID, on: id)
             case let .deliver(envelope):
                 deliver(envelope)
             case let .close(id, reason):
-                if let channel = channels[id] {
+                if let link = channels[id], !link.closing {
                     logger.debug("closing link \(id): \(reason)")
-                    channel.flush()
-                    channel.close(promise: nil)
+                    link.closing = true
+                    let channel = link.channel
+                    if let written = link.flush() {
+                        written.whenComplete { _ in channel.close(promise: nil) }
+                    } else {
+                        channel.close(promise: nil)
+                    }
                 }
             case let .registered(session, parent):
                 if let dir = config.dataDir { SessionFile.save(dir: dir, session: session, logger: logger) }
@@ -54,15 +73,7 @@ extension Node {
     }
 
     @inline(__always)
-    func write(_ id: LinkID, frame: Dagent_Frame?, envelope: Dagent_Envelope?) {
-        guard let channel = channels[id] else { return }
-        if let envelope {
-            var f = Dagent_Frame()
-            f.body = .envelope(envelope)
-            channel.write(f, promise: nil)
-        } else if let frame {
-            channel.write(frame, promise: nil)
-        }
+    func markDirty(_ id: LinkID) {
         if dirtySet.insert(id).inserted { dirty.append(id) }
     }
 
@@ -107,17 +118,19 @@ extension Node {
     }
 
     /// Answers a `TreeRequest` from the link's peer with what this node sees.
-    func answerTree(_ request: Dagent_TreeRequest, on id: LinkID) {
-        var reply = core.treeReply(requestID: request.requestID)
+    func answerTree(requestID: UInt64, on id: LinkID) {
+        var reply = core.treeReply(requestID: requestID)
         let ids = core.linkIDs
         for (i, linkID) in ids.enumerated() where i < reply.links.count {
-            if let channel = channels[linkID],
-               let pending = try? channel.syncOptions?.getOption(.bufferedWritableBytes) {
-                reply.links[i].bytesPending = UInt64(pending)
+            if let link = channels[linkID],
+               let pending = try? link.channel.syncOptions?.getOption(.bufferedWritableBytes) {
+                reply.links[i].bytesPending = UInt64(pending + link.out.readableBytes)
             }
         }
         var frame = Dagent_Frame()
         frame.treeReply = reply
-        channels[id]?.writeAndFlush(frame, promise: nil)
+        guard let link = channels[id] else { return }
+        try? FrameCodec.encode(frame, into: &link.out)
+        markDirty(id)
     }
 }

@@ -17,7 +17,7 @@ public final class Node: @unchecked Sendable {
     let core: NodeCore
     let ownedGroup: EventLoopGroup?
 
-    var channels: [LinkID: Channel] = [:]
+    var channels: [LinkID: LinkIO] = [:]
     var dirty: [LinkID] = []
     var dirtySet: Set<LinkID> = []
     var flushScheduled = false
@@ -122,7 +122,8 @@ public final class Node: @unchecked Sendable {
                 self.readyDone = true
                 self.readyPromise.fail(DAgentError(.refused, "node '\(self.config.name)' stopped before it registered"))
             }
-            let closes = (self.servers + Array(self.channels.values)).map { channel in
+            for link in self.channels.values { link.flush() }
+            let closes = (self.servers + self.channels.values.map(\.channel)).map { channel in
                 channel.close().recover { _ in }
             }
             return EventLoopFuture.andAllComplete(closes, on: self.eventLoop)
@@ -164,10 +165,8 @@ public final class Node: @unchecked Sendable {
     func installHandlers(_ channel: Channel, isParent: Bool, parentIndex: Int?) throws {
         let id = nextLinkID
         nextLinkID += 1
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: config.maxFrameBytes)))
-        try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-        try sync.addHandler(LinkHandler(node: self, linkID: id, isParent: isParent, parentIndex: parentIndex))
+        try channel.pipeline.syncOperations.addHandler(
+            LinkHandler(node: self, linkID: id, isParent: isParent, parentIndex: parentIndex, maxFrameBytes: config.maxFrameBytes))
     }
 
     func dialParent() {
@@ -209,7 +208,7 @@ public final class Node: @unchecked Sendable {
     }
 
     func linkUp(_ id: LinkID, channel: Channel, isParent: Bool, parentIndex: Int?) {
-        channels[id] = channel
+        channels[id] = LinkIO(channel: channel)
         let address = channel.remoteAddress.map(describe) ?? "?"
         if isParent {
             parentLinkID = id
@@ -235,25 +234,16 @@ public final class Node: @unchecked Sendable {
         if parentLinkID == nil && !stopping { dialParent() }
     }
 
-    func received(_ frame: Dagent_Frame, from id: LinkID) {
-        if case .treeRequest(let request)? = frame.body {
-            answerTree(request, on: id)
-            return
-        }
-        core.receive(frame, from: id, nowNs: nowNs)
+    @inline(__always)
+    func received(frameBody: ByteBuffer, from id: LinkID) {
+        core.receive(frameBody: frameBody, from: id, nowNs: nowNs)
         perform()
     }
 
-    func badInput(_ id: LinkID, error: FrameError, channel: Channel) {
-        let code: Dagent_ErrorCode
-        if case .frameTooLarge = error { code = .tooLarge } else { code = .badFrame }
-        logger.warning("dropping link \(describe(id, channel)): \(error)")
-        var frame = Dagent_Frame()
-        var linkError = Dagent_LinkError()
-        linkError.error = code
-        linkError.reason = "\(error); closing this link"
-        frame.linkError = linkError
-        channel.writeAndFlush(frame).whenComplete { _ in channel.close(promise: nil) }
+    func badFrame(_ id: LinkID, _ error: FrameError) {
+        core.badFrame(id, error)
+        perform()
+        flushDirty()
     }
 
     func linkError(_ id: LinkID, error: Error) {
