@@ -59,40 +59,48 @@ public enum EnvelopeCodec {
         return n
     }
 
-    static func writeString(_ tag: UInt8, _ s: String, _ out: inout ByteBuffer) {
-        let n = s.utf8.count
-        guard n > 0 else { return }
-        out.writeInteger(tag)
-        writeVarint(UInt64(n), &out)
-        out.writeString(s)
-    }
-
     /// Appends the envelope's protobuf bytes.
     public static func encode(_ e: Dagent_Envelope, into out: inout ByteBuffer) {
-        writeString(tSrc, e.src, &out)
-        writeString(tDst, e.dst, &out)
-        if e.type != 0 { out.writeInteger(tType); writeVarint(UInt64(e.type), &out) }
-        if !e.payload.isEmpty {
-            out.writeInteger(tPayload)
-            writeVarint(UInt64(e.payload.count), &out)
-            out.writeBytes(e.payload)
+        encode(e, size: size(of: e), into: &out)
+    }
+
+    /// One bounds check and one reservation per envelope, then raw stores.
+    static func encode(_ e: Dagent_Envelope, size n: Int, into out: inout ByteBuffer) {
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: n) { buffer -> Int in
+            var w = RawWriter(base: buffer.baseAddress!)
+            w.string(tSrc, e.src)
+            w.string(tDst, e.dst)
+            if e.type != 0 { w.byte(tType); w.varint(UInt64(e.type)) }
+            if !e.payload.isEmpty {
+                w.byte(tPayload)
+                w.varint(UInt64(e.payload.count))
+                e.payload.withUnsafeBytes { w.bytes($0) }
+            }
+            if e.id != 0 { w.byte(tID); w.varint(e.id) }
+            if e.cookie != 0 { w.byte(tCookie); w.varint(e.cookie) }
+            if e.kind.rawValue != 0 { w.byte(tKind); w.varint(UInt64(bitPattern: Int64(e.kind.rawValue))) }
+            if e.hopLimit != 0 { w.byte(tHop); w.fixed32(e.hopLimit) }
+            if e.sendTimeNs != 0 { w.byte(tTime); w.fixed64(e.sendTimeNs) }
+            if e.error.rawValue != 0 { w.byte(tError); w.varint(UInt64(bitPattern: Int64(e.error.rawValue))) }
+            w.string(tReason, e.reason)
+            precondition(w.offset == n, "envelope size mismatch: wrote \(w.offset), computed \(n)")
+            return n
         }
-        if e.id != 0 { out.writeInteger(tID); writeVarint(e.id, &out) }
-        if e.cookie != 0 { out.writeInteger(tCookie); writeVarint(e.cookie, &out) }
-        if e.kind.rawValue != 0 { out.writeInteger(tKind); writeVarint(UInt64(bitPattern: Int64(e.kind.rawValue)), &out) }
-        if e.hopLimit != 0 { out.writeInteger(tHop); out.writeInteger(e.hopLimit, endianness: .little) }
-        if e.sendTimeNs != 0 { out.writeInteger(tTime); out.writeInteger(e.sendTimeNs, endianness: .little) }
-        if e.error.rawValue != 0 { out.writeInteger(tError); writeVarint(UInt64(bitPattern: Int64(e.error.rawValue)), &out) }
-        writeString(tReason, e.reason, &out)
     }
 
     /// Appends a whole TCP frame: `[length][Frame{envelope = e}]`.
     public static func encodeFrame(_ e: Dagent_Envelope, into out: inout ByteBuffer) {
         let body = size(of: e)
-        out.writeInteger(UInt32(1 + varintSize(UInt64(body)) + body))
-        out.writeInteger(UInt8(0x0A))
-        writeVarint(UInt64(body), &out)
-        encode(e, into: &out)
+        let header = 1 + varintSize(UInt64(body))
+        out.reserveCapacity(minimumWritableBytes: 4 + header + body)
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + header) { buffer -> Int in
+            var w = RawWriter(base: buffer.baseAddress!)
+            w.bigEndian32(UInt32(header + body))
+            w.byte(0x0A)
+            w.varint(UInt64(body))
+            return w.offset
+        }
+        encode(e, size: body, into: &out)
     }
 
     /// Appends a frame carrying already-encoded envelope bytes, with the hop
@@ -142,6 +150,9 @@ public enum EnvelopeCodec {
 
     static func string(_ p: UnsafeRawBufferPointer, _ r: Range<Int>) throws(FrameError) -> String {
         let bytes = UnsafeRawBufferPointer(rebasing: p[r])
+        var high: UInt8 = 0
+        for b in bytes { high |= b }
+        if high < 0x80 { return String(decoding: bytes, as: UTF8.self) }   // ASCII: valid by construction
         guard let s = String(validating: bytes, as: UTF8.self) else {
             throw .malformed(length: p.count, detail: "string field is not valid UTF-8")
         }
@@ -175,7 +186,7 @@ public enum EnvelopeCodec {
 
     /// The routing header of envelope bytes, without decoding the rest.
     public static func header(_ raw: ByteBuffer) throws(FrameError) -> EnvelopeHeader {
-        do {
+        do {  // (NIO's withUnsafeReadableBytes rethrows our typed error)
             return try raw.withUnsafeReadableBytes { p throws(FrameError) -> EnvelopeHeader in
                 var h = EnvelopeHeader(dst: "", kind: 0, hopLimit: 0, hopLimitOffset: -1)
                 var i = 0
@@ -191,10 +202,6 @@ public enum EnvelopeCodec {
                 }
                 return h
             }
-        } catch let error as FrameError {
-            throw error
-        } catch {
-            throw .malformed(length: raw.readableBytes, detail: "\(error)")
         }
     }
 
@@ -224,10 +231,57 @@ public enum EnvelopeCodec {
                 }
                 return e
             }
-        } catch let error as FrameError {
-            throw error
-        } catch {
-            throw .malformed(length: raw.readableBytes, detail: "\(error)")
+        }
+    }
+}
+
+/// Stores bytes through a raw pointer; the caller reserved the space.
+struct RawWriter {
+    let base: UnsafeMutableRawPointer
+    var offset = 0
+
+    @inline(__always) mutating func byte(_ b: UInt8) {
+        base.storeBytes(of: b, toByteOffset: offset, as: UInt8.self)
+        offset += 1
+    }
+
+    @inline(__always) mutating func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            byte(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        byte(UInt8(v))
+    }
+
+    @inline(__always) mutating func fixed32(_ v: UInt32) {
+        base.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt32.self)
+        offset += 4
+    }
+
+    @inline(__always) mutating func fixed64(_ v: UInt64) {
+        base.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt64.self)
+        offset += 8
+    }
+
+    @inline(__always) mutating func bigEndian32(_ v: UInt32) {
+        base.storeBytes(of: v.bigEndian, toByteOffset: offset, as: UInt32.self)
+        offset += 4
+    }
+
+    @inline(__always) mutating func bytes(_ p: UnsafeRawBufferPointer) {
+        guard p.count > 0 else { return }
+        (base + offset).copyMemory(from: p.baseAddress!, byteCount: p.count)
+        offset += p.count
+    }
+
+    @inline(__always) mutating func string(_ tag: UInt8, _ s: String) {
+        var s = s
+        s.withUTF8 { u in
+            guard u.count > 0 else { return }
+            byte(tag)
+            varint(UInt64(u.count))
+            bytes(UnsafeRawBufferPointer(u))
         }
     }
 }

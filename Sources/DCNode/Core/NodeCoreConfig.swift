@@ -39,10 +39,23 @@ public struct NodeCoreConfig: Sendable {
 public enum NameRules {
     public static let maxLength = 255
 
+    @inline(__always)
+    static func allowed(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "/"), UInt8(ascii: "@"):
+            return true
+        default:
+            return false
+        }
+    }
+
     /// nil when valid, otherwise why not.
     public static func problem(with name: String) -> String? {
-        if name.isEmpty { return "name is empty" }
-        if name.utf8.count > maxLength { return "name '\(name.prefix(40))…' is longer than \(maxLength) bytes" }
+        let utf8 = name.utf8
+        if utf8.isEmpty { return "name is empty" }
+        if utf8.count > maxLength { return "name '\(name.prefix(40))…' is longer than \(maxLength) bytes" }
+        if utf8.allSatisfy(allowed) { return nil }
         for scalar in name.unicodeScalars {
             let ok = (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z")
                 || (scalar >= "0" && scalar <= "9") || ".-_:/@".unicodeScalars.contains(scalar)
