@@ -5,12 +5,18 @@ import SwiftProtobuf
 /// raw bytes (with its routing header parsed), or a decoded control frame.
 public enum InboundFrame: Equatable {
     case envelope(raw: ByteBuffer, header: EnvelopeHeader)
+    /// A batch with a destination: routed as one unit. `count` envelopes inside.
+    case batch(raw: ByteBuffer, header: EnvelopeHeader, count: Int)
     case control(Dagent_Frame)
 
     /// Classifies a frame body (the bytes after the length prefix).
     public static func classify(_ body: ByteBuffer) throws(FrameError) -> InboundFrame {
-        if let raw = envelopeBytes(body) {
+        if let raw = fieldBytes(body, tag: 0x0A) {
             return .envelope(raw: raw, header: try EnvelopeCodec.header(raw))
+        }
+        if let raw = fieldBytes(body, tag: BatchCodec.frameTag) {
+            let (header, count) = try BatchCodec.header(raw)
+            if !header.dst.isEmpty { return .batch(raw: raw, header: header, count: count) }
         }
         let frame: Dagent_Frame
         do {
@@ -22,9 +28,9 @@ public enum InboundFrame: Equatable {
         return .control(frame)
     }
 
-    /// If the frame is exactly `Frame{envelope = …}`, the envelope's bytes.
-    static func envelopeBytes(_ body: ByteBuffer) -> ByteBuffer? {
-        guard body.readableBytes >= 2, body.getInteger(at: body.readerIndex, as: UInt8.self) == 0x0A else { return nil }
+    /// If the frame is exactly one length-delimited field with `tag`, its bytes.
+    static func fieldBytes(_ body: ByteBuffer, tag: UInt8) -> ByteBuffer? {
+        guard body.readableBytes >= 2, body.getInteger(at: body.readerIndex, as: UInt8.self) == tag else { return nil }
         var length: UInt64 = 0
         var shift: UInt64 = 0
         var i = body.readerIndex + 1

@@ -98,6 +98,7 @@ final class CoreNetwork {
                     moved = true
                     handle(action, at: name)
                 }
+                flushWriters(of: name)   // one "burst" per node per round, like a flush per read burst
             }
             if !inflight.isEmpty {
                 moved = true
@@ -120,22 +121,20 @@ final class CoreNetwork {
     private func handle(_ action: CoreAction, at name: String) {
         switch action {
         case let .send(link, frame):
-            var buffer = ByteBufferAllocator().buffer(capacity: 64)
-            try! FrameCodec.encode(frame, into: &buffer)
-            transmit(buffer, from: name, link: link)
+            try! writers[Key(node: name, link: link), default: FrameWriter()].append(frame)
         case let .forward(link, envelope):
-            var buffer = ByteBufferAllocator().buffer(capacity: 64)
-            EnvelopeCodec.encodeFrame(envelope, into: &buffer)
-            transmit(buffer, from: name, link: link)
+            writers[Key(node: name, link: link), default: FrameWriter()].append(envelope)
         case let .forwardRaw(link, raw, offset, hop):
-            var buffer = ByteBufferAllocator().buffer(capacity: 64)
-            EnvelopeCodec.encodeFrame(raw: raw, hopLimitOffset: offset, hopLimit: hop, into: &buffer)
-            transmit(buffer, from: name, link: link)
+            writers[Key(node: name, link: link), default: FrameWriter()].appendRaw(raw, hopLimitOffset: offset, hopLimit: hop)
             rawForwards += 1
+        case let .forwardRawBatch(link, raw, offset, hop):
+            writers[Key(node: name, link: link), default: FrameWriter()].appendRawBatch(raw, hopLimitOffset: offset, hopLimit: hop)
+            rawBatchForwards += 1
         case let .deliver(envelope):
             delivered[name, default: []].append(envelope)
         case let .close(link, reason):
             closes.append((name, reason))
+            flushWriters(of: name)
             // Our side is gone now; the peer sees our FIN after what we already sent.
             guard let other = peers[name]?.removeValue(forKey: link) else { return }
             inflight.removeAll { $0.to == name && $0.link == link }
@@ -150,19 +149,33 @@ final class CoreNetwork {
 
     /// Frames relayed on the raw fast path (never decoded by the relay).
     var rawForwards = 0
+    var rawBatchForwards = 0
+    /// Batch frames seen on the wire, and envelopes inside them.
+    var batchesSent = 0
+
+    struct Key: Hashable { var node: String; var link: LinkID }
+    var writers: [Key: FrameWriter] = [:]
+
+    private func flushWriters(of name: String) {
+        for key in writers.keys.filter({ $0.node == name }).sorted(by: { $0.link < $1.link }) {
+            let bytes = writers[key]!.take(allocator: ByteBufferAllocator())
+            transmit(bytes, from: name, link: key.link)
+        }
+    }
 
     /// Carries real frame bytes, split by the real `FrameReader`.
     private func transmit(_ bytes: ByteBuffer, from name: String, link: LinkID) {
-        guard !frozen.contains(name), let end = peers[name]?[link] else { return }
-        if end.node == "raw" {
-            var copy = bytes
-            rawOut.append(try! FrameCodec.decode(&copy, maxFrameBytes: 1 << 24)!)
-            return
-        }
+        guard bytes.readableBytes > 0, !frozen.contains(name), let end = peers[name]?[link] else { return }
         var reader = FrameReader(maxFrameBytes: 1 << 24)
         reader.append(bytes)
-        let body = try! reader.next()!
-        inflight.append((end.node, end.link, body))
+        while let body = try! reader.next() {
+            if case .batch? = try? InboundFrame.classify(body) { batchesSent += 1 }
+            if end.node == "raw" {
+                rawOut.append(try! Dagent_Frame(serializedBytes: Array(body.readableBytesView)))
+            } else {
+                inflight.append((end.node, end.link, body))
+            }
+        }
     }
 
     /// Frames the core sent to test-driven raw links.

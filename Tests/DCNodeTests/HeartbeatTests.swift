@@ -59,3 +59,21 @@ final class HeartbeatTests: XCTestCase {
         XCTAssertTrue(net.inbox("root").isEmpty)
     }
 }
+
+/// Parent and child with different heartbeat intervals.
+final class HeartbeatIntervalTests: XCTestCase {
+    func testEachSideExpiresThePeerOnThePeersAnnouncedInterval() {
+        let net = CoreNetwork()
+        net.add("root", role: .root, hasParent: false) { $0.heartbeatIntervalNs = 200_000_000 }
+        net.add("slow", role: .leaf, hasParent: true) { $0.heartbeatIntervalNs = 1_000_000_000 }
+        net.connect("slow", to: "root")
+        net.advance(seconds: 5, step: 0.05)
+        XCTAssertTrue(net.closes.isEmpty, "a child beating every 1 s is alive to a 0.2 s parent: \(net.closes)")
+        net.frozen.insert("slow")
+        net.advance(seconds: 2.5, step: 0.05)
+        XCTAssertNotNil(net.cores["root"]!.routes["slow"], "not before 3 × the child's 1 s interval")
+        net.advance(seconds: 1.0, step: 0.05)
+        XCTAssertNil(net.cores["root"]!.routes["slow"])
+        XCTAssertTrue(net.closes.contains { $0.reason.contains("its heartbeat_interval=1s") })
+    }
+}

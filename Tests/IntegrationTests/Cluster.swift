@@ -62,7 +62,9 @@ final class Cluster {
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         p.standardError = handle
-        p.standardOutput = handle
+        let outFile = dir.appendingPathComponent("\(key).out")
+        FileManager.default.createFile(atPath: outFile.path, contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: outFile)
         try p.run()
         processes[key] = p
         return p
@@ -78,21 +80,27 @@ final class Cluster {
         p.standardError = err
         do { try p.run() } catch { return (-1, "", "\(error)") }
         let deadline = Date().addingTimeInterval(timeout)
-        var outData = Data(), errData = Data()
+        final class Sink: @unchecked Sendable { var data = Data() }
+        let outSink = Sink(), errSink = Sink()
         let reader = DispatchGroup()
         reader.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); reader.leave() }
+        DispatchQueue.global().async { outSink.data = out.fileHandleForReading.readDataToEndOfFile(); reader.leave() }
         reader.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); reader.leave() }
+        DispatchQueue.global().async { errSink.data = err.fileHandleForReading.readDataToEndOfFile(); reader.leave() }
         while p.isRunning && Date() < deadline { usleep(5_000) }
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
         reader.wait()
-        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (p.terminationStatus, String(decoding: outSink.data, as: UTF8.self), String(decoding: errSink.data, as: UTF8.self))
     }
 
     func log(_ key: String) -> String {
         (try? String(contentsOf: dir.appendingPathComponent("\(key).log"), encoding: .utf8)) ?? ""
+    }
+
+    /// What the process printed on stdout.
+    func output(_ key: String) -> String {
+        (try? String(contentsOf: dir.appendingPathComponent("\(key).out"), encoding: .utf8)) ?? ""
     }
 
     func signal(_ key: String, _ sig: Int32) {

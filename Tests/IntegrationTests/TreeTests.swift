@@ -34,10 +34,12 @@ final class TreeTests: XCTestCase {
 
         try c.start("sink", ["recv", "--via", c.addr(a2), "--name", "sink", "--count", "2"])
         c.waitFor("sink registered") { c.names(at: root)?.contains("sink") == true }
-        XCTAssertEqual(c.run(["send", "--via", c.addr(a1), "--to", "sink", "--type", "5", "first"]).status, 0)
-        XCTAssertEqual(c.run(["send", "--via", c.addr(a1), "--to", "sink", "second"]).status, 0)
+        let first = c.run(["send", "--via", c.addr(a1), "--to", "sink", "--type", "5", "first"])
+        XCTAssertEqual(first.status, 0, first.err)
+        let second = c.run(["send", "--via", c.addr(a1), "--to", "sink", "second"])
+        XCTAssertEqual(second.status, 0, second.err)
         XCTAssertEqual(c.waitForExit("sink"), 0)
-        let lines = c.log("sink").split(separator: "\n").filter { !$0.hasPrefix("dagent recv") }
+        let lines = c.output("sink").split(separator: "\n")
         XCTAssertEqual(lines.count, 2, c.log("sink"))
         XCTAssertTrue(lines[0].hasSuffix(" 5 first"), String(lines[0]))
         XCTAssertTrue(lines[1].hasSuffix(" 1 second"), String(lines[1]))
@@ -140,7 +142,7 @@ final class TreeTests: XCTestCase {
         c.waitFor("target registered") { c.names(at: root)?.contains("target") == true }
         try c.start("a1b", ["run", "--name", "a1", "--listen", c.addr(a1), "--parent", c.addr(root), "--durable", "--data", data])
         XCTAssertEqual(c.waitForExit("target", timeout: 15), 0, c.allLogs())
-        let got = c.log("target").split(separator: "\n").filter { !$0.hasPrefix("dagent recv") }.map { $0.split(separator: " ").last! }
+        let got = c.output("target").split(separator: "\n").map { $0.split(separator: " ").last! }
         XCTAssertEqual(got, ["msg1", "msg2", "msg3"])
         XCTAssertTrue(c.log("a1b").contains("durable: reloaded 3 of 3"), c.log("a1b"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: data + "/queue.dump"))

@@ -283,6 +283,10 @@ public nonisolated struct Dagent_Register: Sendable {
   /// cluster secret, when configured
   public var secret: String = String()
 
+  /// How often this child sends heartbeats; the parent expires it after
+  /// `misses` of these intervals (0: use the parent's own interval).
+  public var heartbeatMs: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -309,6 +313,10 @@ public nonisolated struct Dagent_RegisterResult: Sendable {
 
   /// Names of `subtree` that were refused (taken elsewhere in the tree).
   public var refused: [Dagent_NameRefusal] = []
+
+  /// How often the parent sends heartbeats (the child expires it after
+  /// `misses` of these intervals).
+  public var heartbeatMs: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -518,13 +526,22 @@ public nonisolated struct Dagent_TreeReply: Sendable {
   public init() {}
 }
 
-/// Many envelopes in one frame (the stream path batches into these).
+/// Many envelopes to one destination in one frame. A sender packs
+/// consecutive messages to the same `dst` into a Batch; relays route it on
+/// `dst` and `hop_limit` alone and forward it unopened; the destination
+/// delivers the envelopes in order. dagent writes `dst` and `hop_limit`
+/// before the envelopes (any field order is valid protobuf) so that a relay
+/// finds them first. An empty `dst` means: route each envelope on its own.
 public nonisolated struct Dagent_Batch: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var envelopes: [Dagent_Envelope] = []
+
+  public var dst: String = String()
+
+  public var hopLimit: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -758,7 +775,7 @@ nonisolated extension Dagent_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Register"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}session\0\u{1}role\0\u{3}protocol_version\0\u{1}subtree\0\u{1}secret\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}session\0\u{1}role\0\u{3}protocol_version\0\u{1}subtree\0\u{1}secret\0\u{3}heartbeat_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -772,6 +789,7 @@ nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.subtree) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.secret) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.heartbeatMs) }()
       default: break
       }
     }
@@ -796,6 +814,9 @@ nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.secret.isEmpty {
       try visitor.visitSingularStringField(value: self.secret, fieldNumber: 6)
     }
+    if self.heartbeatMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.heartbeatMs, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -806,6 +827,7 @@ nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.subtree != rhs.subtree {return false}
     if lhs.secret != rhs.secret {return false}
+    if lhs.heartbeatMs != rhs.heartbeatMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -813,7 +835,7 @@ nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Dagent_RegisterResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegisterResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{1}reason\0\u{1}session\0\u{3}parent_name\0\u{1}epoch\0\u{1}refused\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{1}reason\0\u{1}session\0\u{3}parent_name\0\u{1}epoch\0\u{1}refused\0\u{3}heartbeat_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -827,6 +849,7 @@ nonisolated extension Dagent_RegisterResult: SwiftProtobuf.Message, SwiftProtobu
       case 4: try { try decoder.decodeSingularStringField(value: &self.parentName) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.refused) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.heartbeatMs) }()
       default: break
       }
     }
@@ -851,6 +874,9 @@ nonisolated extension Dagent_RegisterResult: SwiftProtobuf.Message, SwiftProtobu
     if !self.refused.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.refused, fieldNumber: 6)
     }
+    if self.heartbeatMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.heartbeatMs, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -861,6 +887,7 @@ nonisolated extension Dagent_RegisterResult: SwiftProtobuf.Message, SwiftProtobu
     if lhs.parentName != rhs.parentName {return false}
     if lhs.epoch != rhs.epoch {return false}
     if lhs.refused != rhs.refused {return false}
+    if lhs.heartbeatMs != rhs.heartbeatMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1333,7 +1360,7 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_Batch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Batch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelopes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelopes\0\u{1}dst\0\u{3}hop_limit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1342,6 +1369,8 @@ nonisolated extension Dagent_Batch: SwiftProtobuf.Message, SwiftProtobuf._Messag
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.envelopes) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.dst) }()
+      case 3: try { try decoder.decodeSingularFixed32Field(value: &self.hopLimit) }()
       default: break
       }
     }
@@ -1351,11 +1380,19 @@ nonisolated extension Dagent_Batch: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if !self.envelopes.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.envelopes, fieldNumber: 1)
     }
+    if !self.dst.isEmpty {
+      try visitor.visitSingularStringField(value: self.dst, fieldNumber: 2)
+    }
+    if self.hopLimit != 0 {
+      try visitor.visitSingularFixed32Field(value: self.hopLimit, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Dagent_Batch, rhs: Dagent_Batch) -> Bool {
     if lhs.envelopes != rhs.envelopes {return false}
+    if lhs.dst != rhs.dst {return false}
+    if lhs.hopLimit != rhs.hopLimit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -13,6 +13,8 @@ public enum CoreAction: Equatable {
     /// `hopLimitOffset` patched to `hopLimit` (the forwarding fast path:
     /// the envelope is never decoded).
     case forwardRaw(LinkID, ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32)
+    /// Relay a batch's bytes unopened, hop limit patched (see `Batch`).
+    case forwardRawBatch(LinkID, ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32)
     /// The peer on this link asked what we see (`dagent tree`); the driver
     /// answers with `treeReply(requestID:)` plus its socket buffer depths.
     case treeRequested(LinkID, requestID: UInt64)

@@ -14,4 +14,6 @@ struct LinkState {
     var closing = false
     var framesIn: UInt64 = 0
     var framesOut: UInt64 = 0
+    /// The heartbeat interval the peer announced (0 until it did).
+    var peerHeartbeatNs: UInt64 = 0
 }

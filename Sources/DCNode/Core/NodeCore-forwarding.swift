@@ -70,6 +70,34 @@ extension NodeCore {
         }
     }
 
+    /// The fast path for a batch: routed on its header, relayed unopened.
+    /// Opened only here at its destination, or when it must be failed: then
+    /// every envelope gets the full rules (and its own error).
+    func receiveRawBatch(_ raw: ByteBuffer, header: EnvelopeHeader, count: Int, from id: LinkID, nowNs: UInt64) {
+        let link = links[id]!
+        let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
+        if header.dst != config.name && !mayBeTooLarge && header.hopLimit > 1 && (link.registered || link.isParent),
+           case .link(let next) = nextHop(header.dst) {
+            stats.routed &+= UInt64(count)
+            links[next]?.framesOut &+= 1
+            emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            return
+        }
+        do {
+            for slice in try BatchCodec.envelopes(raw) {
+                var envelope = try EnvelopeCodec.decode(slice)
+                if envelope.dst != header.dst {
+                    fail(envelope, .badFrame, "envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'", nowNs: nowNs)
+                    continue
+                }
+                envelope.hopLimit = header.hopLimit
+                receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+            }
+        } catch {
+            badFrame(id, error)
+        }
+    }
+
     /// Routes an envelope that is already validated and hop-counted.
     func route(_ envelope: Dagent_Envelope, nowNs: UInt64) {
         switch nextHop(envelope.dst) {

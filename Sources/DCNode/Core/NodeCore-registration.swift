@@ -89,6 +89,7 @@ extension NodeCore {
         }
         links[id]!.registered = true
         links[id]!.peerName = reg.name
+        links[id]!.peerHeartbeatNs = UInt64(reg.heartbeatMs) * 1_000_000
         for record in accepted { adopt(record, via: id) }
         log(.info, "child '\(reg.name)' registered from \(link.address) (session \(hex(session)), \(accepted.count - 1) name(s) below it)")
         if parentReady, let parent = parentLink {
@@ -115,6 +116,7 @@ extension NodeCore {
         result.parentName = config.name
         result.epoch = routes[links[id]?.peerName ?? ""]?.epoch ?? 0
         result.refused = refused
+        result.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
         sendFrame(id, .registerResult(result))
     }
 
@@ -221,6 +223,7 @@ extension NodeCore {
         parentReady = true
         links[id]!.registered = true
         links[id]!.peerName = result.parentName
+        links[id]!.peerHeartbeatNs = UInt64(result.heartbeatMs) * 1_000_000
         // Names below us that the upper tree refused: revoke them down there.
         for refusal in result.refused {
             guard let entry = routes[refusal.name] else { continue }

@@ -6,14 +6,16 @@ extension NodeCore {
     /// Call periodically (a few times per heartbeat interval).
     public func tick(nowNs: UInt64) {
         let interval = config.heartbeatIntervalNs
-        let expiry = interval * UInt64(config.heartbeatMisses)
         for id in links.keys.sorted() {
             guard let link = links[id], !link.closing else { continue }
+            // Expire on the interval the peer announced: parent and child may differ.
+            let peerInterval = link.peerHeartbeatNs > 0 ? link.peerHeartbeatNs : interval
+            let expiry = peerInterval * UInt64(config.heartbeatMisses)
             let silent = nowNs &- link.lastHeardNs
             if silent > expiry {
                 let who = link.peerName.isEmpty ? link.address : "'\(link.peerName)'"
                 let reason = "expired: nothing heard from \(who) for \(seconds(silent)) "
-                    + "(heartbeat_interval=\(seconds(interval)), heartbeat_misses=\(config.heartbeatMisses))"
+                    + "(its heartbeat_interval=\(seconds(peerInterval)), heartbeat_misses=\(config.heartbeatMisses))"
                 log(.warning, reason)
                 closeLink(id, reason)
                 continue

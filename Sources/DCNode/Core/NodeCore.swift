@@ -111,6 +111,7 @@ public final class NodeCore {
             reg.protocolVersion = WireConstants.protocolVersion
             reg.subtree = routes.records()
             reg.secret = config.secret
+            reg.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
             sendFrame(id, .register(reg))
         }
     }
@@ -150,6 +151,10 @@ public final class NodeCore {
                 links[id]!.lastHeardNs = nowNs
                 links[id]!.framesIn &+= 1
                 receiveRaw(raw, header: header, from: id, nowNs: nowNs)
+            case let .batch(raw, header, count):
+                links[id]!.lastHeardNs = nowNs
+                links[id]!.framesIn &+= 1
+                receiveRawBatch(raw, header: header, count: count, from: id, nowNs: nowNs)
             case let .control(frame):
                 receive(frame, from: id, nowNs: nowNs)
             }
@@ -174,7 +179,13 @@ public final class NodeCore {
         case .envelope(var envelope)?:
             receiveEnvelope(&envelope, from: id, nowNs: nowNs)
         case .batch(let batch)?:
-            for var envelope in batch.envelopes { receiveEnvelope(&envelope, from: id, nowNs: nowNs) }
+            // A batch the fast path did not take (no dst): each envelope on its own.
+            for var envelope in batch.envelopes {
+                if !batch.dst.isEmpty {
+                    envelope.hopLimit = batch.hopLimit
+                }
+                receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+            }
         case .heartbeat?:
             break
         case .register(let reg)?:

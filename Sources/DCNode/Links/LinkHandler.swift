@@ -77,24 +77,23 @@ final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// A link's channel and the bytes written to it since the last flush. All
-/// frames of a burst go into one buffer and one write.
+/// A link's channel and the frames written to it since the last flush. All
+/// frames of a burst go into one buffer and one write; consecutive messages
+/// to one destination travel as one batch (`FrameWriter`).
 final class LinkIO {
     let channel: Channel
-    var out: ByteBuffer
+    var writer: FrameWriter
     var closing = false
 
-    init(channel: Channel) {
+    init(channel: Channel, maxBatchBytes: Int) {
         self.channel = channel
-        out = channel.allocator.buffer(capacity: 16 * 1024)
+        writer = FrameWriter(allocator: channel.allocator, maxBatchBytes: maxBatchBytes)
     }
 
     /// Writes and flushes what is buffered; returns the write's future.
     @discardableResult
     func flush() -> EventLoopFuture<Void>? {
-        guard out.readableBytes > 0 else { return nil }
-        let bytes = out
-        out = channel.allocator.buffer(capacity: max(16 * 1024, min(bytes.readableBytes, 1 << 20)))
-        return channel.writeAndFlush(bytes)
+        guard !writer.isEmpty else { return nil }
+        return channel.writeAndFlush(writer.take(allocator: channel.allocator))
     }
 }

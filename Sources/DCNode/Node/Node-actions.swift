@@ -11,16 +11,20 @@ extension Node {
             switch action {
             case let .forwardRaw(id, raw, offset, hopLimit):
                 guard let link = channels[id] else { break }
-                EnvelopeCodec.encodeFrame(raw: raw, hopLimitOffset: offset, hopLimit: hopLimit, into: &link.out)
+                link.writer.appendRaw(raw, hopLimitOffset: offset, hopLimit: hopLimit)
+                markDirty(id)
+            case let .forwardRawBatch(id, raw, offset, hopLimit):
+                guard let link = channels[id] else { break }
+                link.writer.appendRawBatch(raw, hopLimitOffset: offset, hopLimit: hopLimit)
                 markDirty(id)
             case let .forward(id, envelope):
                 guard let link = channels[id] else { break }
-                EnvelopeCodec.encodeFrame(envelope, into: &link.out)
+                link.writer.append(envelope)
                 markDirty(id)
             case let .send(id, frame):
                 guard let link = channels[id] else { break }
                 do {
-                    try FrameCodec.encode(frame, into: &link.out)
+                    try link.writer.append(frame)
                 } catch {
                     logger.error("cannot encode \(frame.body.map { "\($0)" } ?? "frame"): \(error)")
                 }
@@ -124,13 +128,13 @@ extension Node {
         for (i, linkID) in ids.enumerated() where i < reply.links.count {
             if let link = channels[linkID],
                let pending = try? link.channel.syncOptions?.getOption(.bufferedWritableBytes) {
-                reply.links[i].bytesPending = UInt64(pending + link.out.readableBytes)
+                reply.links[i].bytesPending = UInt64(pending + link.writer.bufferedBytes)
             }
         }
         var frame = Dagent_Frame()
         frame.treeReply = reply
         guard let link = channels[id] else { return }
-        try? FrameCodec.encode(frame, into: &link.out)
+        try? link.writer.append(frame)
         markDirty(id)
     }
 }

@@ -208,7 +208,8 @@ public final class Node: @unchecked Sendable {
     }
 
     func linkUp(_ id: LinkID, channel: Channel, isParent: Bool, parentIndex: Int?) {
-        channels[id] = LinkIO(channel: channel)
+        // A batch must fit in the peer's max_frame_bytes (assumed to be ours).
+        channels[id] = LinkIO(channel: channel, maxBatchBytes: min(256 * 1024, config.maxFrameBytes / 2))
         let address = channel.remoteAddress.map(describe) ?? "?"
         if isParent {
             parentLinkID = id

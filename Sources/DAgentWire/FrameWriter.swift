@@ -1,0 +1,171 @@
+import NIOCore
+
+/// Builds the outbound byte stream of one link, batching as it goes.
+///
+/// Consecutive envelopes to the same destination (with the same hop limit)
+/// are packed into one `Frame{batch}` with `dst` and `hop_limit` written
+/// first, so relays route the batch without opening it. Anything else that
+/// is appended (a control frame, a relayed frame, an envelope to another
+/// destination) closes the open batch first, so the order on the wire is
+/// the order of the calls. A batch of one is written as a plain envelope
+/// frame. Pure: bytes in, bytes out.
+public struct FrameWriter {
+    /// Envelopes per batch at most.
+    public let maxBatchCount: Int
+    /// Envelope bytes per batch at most (must stay below the peer's max_frame_bytes).
+    public let maxBatchBytes: Int
+
+    private(set) var out: ByteBuffer
+    private var batch: ByteBuffer        // entries: 0x0A varint(len) envelope
+    private var batchDst = ""
+    private var batchHop: UInt32 = 0
+    private var batchCount = 0
+    private var single: Dagent_Envelope?  // the first envelope, kept until a second one joins
+
+    public init(allocator: ByteBufferAllocator = ByteBufferAllocator(), maxBatchCount: Int = 4096,
+                maxBatchBytes: Int = 256 * 1024) {
+        self.maxBatchCount = maxBatchCount
+        self.maxBatchBytes = maxBatchBytes
+        out = allocator.buffer(capacity: 16 * 1024)
+        batch = allocator.buffer(capacity: 16 * 1024)
+    }
+
+    /// Bytes waiting to be written (excluding an open batch).
+    public var bufferedBytes: Int { out.readableBytes + batch.readableBytes }
+    public var isEmpty: Bool { out.readableBytes == 0 && batchCount == 0 }
+
+    /// Appends an envelope that starts at this node; it may join the open batch.
+    public mutating func append(_ envelope: Dagent_Envelope) {
+        if batchCount > 0 && envelope.dst == batchDst && envelope.hopLimit == batchHop
+            && batchCount < maxBatchCount && batch.readableBytes < maxBatchBytes {
+            if let first = single {
+                appendEntry(first)
+                single = nil
+            }
+            appendEntry(envelope)
+            batchCount += 1
+            return
+        }
+        closeBatch()
+        single = envelope
+        batchDst = envelope.dst
+        batchHop = envelope.hopLimit
+        batchCount = 1
+    }
+
+    private mutating func appendEntry(_ envelope: Dagent_Envelope) {
+        let size = EnvelopeCodec.size(of: envelope)
+        batch.writeInteger(UInt8(0x0A))
+        EnvelopeCodec.writeVarint(UInt64(size), &batch)
+        EnvelopeCodec.encode(envelope, size: size, into: &batch)
+    }
+
+    /// Appends a relayed envelope (raw bytes, hop limit patched).
+    public mutating func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
+        closeBatch()
+        EnvelopeCodec.encodeFrame(raw: raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit, into: &out)
+    }
+
+    /// Appends a relayed batch (raw batch bytes, hop limit patched).
+    public mutating func appendRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
+        closeBatch()
+        BatchCodec.encodeFrame(raw: raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit, into: &out)
+    }
+
+    /// Appends a control frame.
+    public mutating func append(_ frame: Dagent_Frame) throws {
+        closeBatch()
+        try FrameCodec.encode(frame, into: &out)
+    }
+
+    /// Finishes the open batch (if any) into the output.
+    public mutating func closeBatch() {
+        guard batchCount > 0 else { return }
+        if let first = single {
+            EnvelopeCodec.encodeFrame(first, into: &out)
+            single = nil
+        } else {
+            BatchCodec.encodeFrame(dst: batchDst, hopLimit: batchHop, entries: batch, into: &out)
+            batch.clear()
+        }
+        batchCount = 0
+    }
+
+    /// Everything written so far, ready for the socket; the writer starts empty again.
+    public mutating func take(allocator: ByteBufferAllocator) -> ByteBuffer {
+        closeBatch()
+        let bytes = out
+        out = allocator.buffer(capacity: max(16 * 1024, min(bytes.readableBytes, 1 << 20)))
+        return bytes
+    }
+}
+
+/// The batch frame's layout: `[len][0x5A varint(n)][0x12 dst][0x1D hop][entries...]`.
+public enum BatchCodec {
+    static let frameTag: UInt8 = 0x5A   // Frame field 11, length-delimited
+
+    static func headerSize(dst: String) -> Int {
+        let d = dst.utf8.count
+        return 1 + EnvelopeCodec.varintSize(UInt64(d)) + d + 5
+    }
+
+    static func encodeFrame(dst: String, hopLimit: UInt32, entries: ByteBuffer, into out: inout ByteBuffer) {
+        let body = headerSize(dst: dst) + entries.readableBytes
+        let header = 1 + EnvelopeCodec.varintSize(UInt64(body))
+        out.reserveCapacity(minimumWritableBytes: 4 + header + body)
+        out.writeInteger(UInt32(header + body))
+        out.writeInteger(frameTag)
+        EnvelopeCodec.writeVarint(UInt64(body), &out)
+        out.writeInteger(UInt8(0x12))
+        EnvelopeCodec.writeVarint(UInt64(dst.utf8.count), &out)
+        out.writeString(dst)
+        out.writeInteger(UInt8(0x1D))
+        out.writeInteger(hopLimit, endianness: .little)
+        out.writeImmutableBuffer(entries)
+    }
+
+    static func encodeFrame(raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32, into out: inout ByteBuffer) {
+        let body = raw.readableBytes
+        out.writeInteger(UInt32(1 + EnvelopeCodec.varintSize(UInt64(body)) + body))
+        out.writeInteger(frameTag)
+        EnvelopeCodec.writeVarint(UInt64(body), &out)
+        let start = out.writerIndex
+        out.writeImmutableBuffer(raw)
+        if hopLimitOffset >= 0 { out.setInteger(hopLimit, at: start + hopLimitOffset, endianness: .little) }
+    }
+
+    /// The routing header of batch bytes: dst, hop limit (and its offset),
+    /// and the number of envelopes. Kind is always 0.
+    public static func header(_ raw: ByteBuffer) throws(FrameError) -> (EnvelopeHeader, count: Int) {
+        try raw.withUnsafeReadableBytes { p throws(FrameError) -> (EnvelopeHeader, count: Int) in
+            var h = EnvelopeHeader(dst: "", kind: 0, hopLimit: 0, hopLimitOffset: -1)
+            var count = 0
+            var i = 0
+            while i < p.count {
+                let key = try EnvelopeCodec.readVarint(p, &i)
+                let wireType = key & 7
+                switch (key >> 3, wireType) {
+                case (1, 2): _ = try EnvelopeCodec.readLength(p, &i); count += 1
+                case (2, 2): h.dst = try EnvelopeCodec.string(p, try EnvelopeCodec.readLength(p, &i))
+                case (3, 5): h.hopLimitOffset = i; h.hopLimit = try EnvelopeCodec.fixed32(p, &i)
+                default: try EnvelopeCodec.skip(wireType: wireType, p, &i)
+                }
+            }
+            return (h, count)
+        }
+    }
+
+    /// The envelope byte slices of batch bytes, in order.
+    public static func envelopes(_ raw: ByteBuffer) throws(FrameError) -> [ByteBuffer] {
+        let ranges = try raw.withUnsafeReadableBytes { p throws(FrameError) -> [Range<Int>] in
+            var out: [Range<Int>] = []
+            var i = 0
+            while i < p.count {
+                let key = try EnvelopeCodec.readVarint(p, &i)
+                if key == 0x0A { out.append(try EnvelopeCodec.readLength(p, &i)) } else { try EnvelopeCodec.skip(wireType: key & 7, p, &i) }
+            }
+            return out
+        }
+        return ranges.map { raw.getSlice(at: raw.readerIndex + $0.lowerBound, length: $0.count)! }
+    }
+}
