@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "dagent", targets: ["dagent"]),
         .library(name: "DCNode", targets: ["DCNode"]),
         .library(name: "DAgentWire", targets: ["DAgentWire"]),
+        .library(name: "DAgentRaft", targets: ["DAgentRaft"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -30,6 +31,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
         // The node: routing core (pure), links (TCP), timers, RPC, queues.
@@ -44,6 +46,13 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            exclude: ["README.md"],
+            swiftSettings: fastRelease
+        ),
+        // Deterministic Raft core (etcd-io/raft style): no I/O, no dependencies.
+        .target(
+            name: "DAgentRaft",
+            exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
         // The `dagent` command-line tool.
@@ -73,6 +82,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "DAgentRaftTests",
+            dependencies: ["DAgentRaft"],
+            // Scenario scripts are read at runtime via #filePath, not bundled.
+            exclude: ["testdata"]
         ),
         // Starts real `dagent` processes on loopback.
         .testTarget(
