@@ -1,5 +1,8 @@
 import Foundation
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a forwarding node needs from an envelope, read without decoding it.
 public struct EnvelopeHeader: Equatable, Sendable {
@@ -205,8 +208,32 @@ public enum EnvelopeCodec {
         }
     }
 
+    /// Strings seen recently, reused when the same bytes come again (the
+    /// envelopes of a batch share `dst` and usually `src`).
+    public struct StringCache {
+        public var src: String = ""
+        public var dst: String = ""
+        public init() {}
+    }
+
+    static func cached(_ p: UnsafeRawBufferPointer, _ r: Range<Int>, _ last: inout String) throws(FrameError) -> String {
+        var same = false
+        last.utf8.withContiguousStorageIfAvailable { u in
+            same = u.count == r.count && (r.isEmpty || memcmp(u.baseAddress!, p.baseAddress! + r.lowerBound, r.count) == 0)
+        }
+        if same { return last }
+        last = try string(p, r)
+        return last
+    }
+
     /// Decodes envelope bytes.
     public static func decode(_ raw: ByteBuffer) throws(FrameError) -> Dagent_Envelope {
+        var cache = StringCache()
+        return try decode(raw, cache: &cache)
+    }
+
+    /// Decodes envelope bytes, reusing `cache`'s strings when the bytes match.
+    public static func decode(_ raw: ByteBuffer, cache: inout StringCache) throws(FrameError) -> Dagent_Envelope {
         do {
             return try raw.withUnsafeReadableBytes { p throws(FrameError) -> Dagent_Envelope in
                 var e = Dagent_Envelope()
@@ -215,8 +242,8 @@ public enum EnvelopeCodec {
                     let key = try readVarint(p, &i)
                     let wireType = key & 7
                     switch (key >> 3, wireType) {
-                    case (1, 2): e.src = try string(p, try readLength(p, &i))
-                    case (2, 2): e.dst = try string(p, try readLength(p, &i))
+                    case (1, 2): e.src = try cached(p, try readLength(p, &i), &cache.src)
+                    case (2, 2): e.dst = try cached(p, try readLength(p, &i), &cache.dst)
                     case (3, 0): e.type = UInt32(truncatingIfNeeded: try readVarint(p, &i))
                     case (4, 2): e.payload = Data(UnsafeRawBufferPointer(rebasing: p[try readLength(p, &i)]))
                     case (5, 0): e.id = try readVarint(p, &i)

@@ -62,16 +62,11 @@ public enum FrameCodec {
         }
         guard buffer.readableBytes >= WireConstants.lengthPrefixBytes + size else { return nil }
         buffer.moveReaderIndex(forwardBy: WireConstants.lengthPrefixBytes)
+        let bytes = buffer.readBytes(length: size)!
         let frame: Dagent_Frame
         do {
-            frame = try buffer.readWithUnsafeReadableBytes { raw -> (Int, Dagent_Frame) in
-                let body = UnsafeRawBufferPointer(rebasing: raw[0..<size])
-                return (size, try Dagent_Frame(serializedBytes: body))
-            }
-        } catch let error as FrameError {
-            throw error
+            frame = try Dagent_Frame(serializedBytes: bytes)
         } catch {
-            buffer.moveReaderIndex(forwardBy: size)
             throw FrameError.malformed(length: size, detail: "\(error)")
         }
         guard frame.body != nil else { throw FrameError.emptyBody }

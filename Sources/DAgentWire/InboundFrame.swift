@@ -20,7 +20,7 @@ public enum InboundFrame: Equatable {
         }
         let frame: Dagent_Frame
         do {
-            frame = try body.withUnsafeReadableBytes { try Dagent_Frame(serializedBytes: $0) }
+            frame = try Dagent_Frame(serializedBytes: Array(body.readableBytesView))   // control frames: rare, a copy is fine
         } catch {
             throw .malformed(length: body.readableBytes, detail: "\(error)")
         }

@@ -84,8 +84,10 @@ extension NodeCore {
             return
         }
         do {
+            var cache = EnvelopeCodec.StringCache()
+            cache.dst = header.dst
             for slice in try BatchCodec.envelopes(raw) {
-                var envelope = try EnvelopeCodec.decode(slice)
+                var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
                 if envelope.dst != header.dst {
                     fail(envelope, .badFrame, "envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'", nowNs: nowNs)
                     continue
@@ -173,8 +175,11 @@ extension NodeCore {
     /// Errors known at once are thrown; later ones come back as ERROR envelopes.
     public func sendLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
         var envelope = envelope
-        if let problem = NameRules.problem(with: envelope.dst) {
-            throw DAgentError(.noRoute, "bad destination: \(problem)")
+        if envelope.dst != lastValidDestination {
+            if let problem = NameRules.problem(with: envelope.dst) {
+                throw DAgentError(.noRoute, "bad destination: \(problem)")
+            }
+            lastValidDestination = envelope.dst
         }
         if envelope.payload.count > config.maxMessageBytes {
             throw DAgentError(.tooLarge, "message of \(envelope.payload.count) bytes exceeds max_message_bytes=\(config.maxMessageBytes)")

@@ -36,6 +36,8 @@ public final class NodeCore {
     var addedWhileRegistering: Set<String> = []
     var withdrawnWhileRegistering: Set<String> = []
     let newSession: () -> UInt64
+    /// The last destination that passed `NameRules` (streams send to one name).
+    var lastValidDestination = ""
 
     /// Pending actions; the driver takes them with `drainActions`.
     public internal(set) var actions: [CoreAction] = []
