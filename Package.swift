@@ -52,7 +52,7 @@ let package = Package(
         // Deterministic Raft core (etcd-io/raft style): no I/O, no dependencies.
         .target(
             name: "DAgentRaft",
-            exclude: ["README.md"],
+            exclude: ["README.md", "State/README.md"],
             swiftSettings: fastRelease
         ),
         // The `dagent` command-line tool.
@@ -88,6 +88,11 @@ let package = Package(
             dependencies: ["DAgentRaft"],
             // Scenario scripts are read at runtime via #filePath, not bundled.
             exclude: ["testdata"]
+        ),
+        // The replicated KV + name directory state machine (pure).
+        .testTarget(
+            name: "DAgentStateTests",
+            dependencies: ["DAgentRaft"]
         ),
         // Starts real `dagent` processes on loopback.
         .testTarget(
