@@ -55,11 +55,21 @@ let package = Package(
             exclude: ["README.md", "State/README.md"],
             swiftSettings: fastRelease
         ),
+        // A root-group replica: a top node running Raft and serving `@state`.
+        .target(
+            name: "DAgentRoot",
+            dependencies: [
+                "DCNode", "DAgentRaft", "DAgentWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"]
+        ),
         // The `dagent` command-line tool.
         .executableTarget(
             name: "dagent",
             dependencies: [
-                "DCNode",
+                "DCNode", "DAgentRoot", "DAgentRaft",
                 "DAgentWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

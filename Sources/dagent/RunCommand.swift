@@ -1,6 +1,7 @@
 import ArgumentParser
 import DAgentWire
 import DCNode
+import DAgentRoot
 import Dispatch
 import Foundation
 import Logging
@@ -32,9 +33,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Largest payload accepted, in bytes (max_message_bytes).") var maxMessageBytes: Int?
     @Option(help: "Cluster secret children must present.") var secret: String?
     @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String?
+    @Option(help: "Root-group cluster JSON (DCF style): run as a Raft replica serving @state.") var raft: String?
+    @Option(help: "This replica's node_id in the --raft cluster JSON.") var nodeId: UInt64?
 
-    func buildConfig() throws -> NodeConfig {
-        var c = NodeConfig(name: "")
+    func buildConfig(defaultName: String = "", listen replicaListen: Endpoint? = nil) throws -> NodeConfig {
+        var c = NodeConfig(name: defaultName)
+        if let replicaListen { c.listen = [replicaListen] }
         if let path = config { c = try ConfigFile.load(path: path) }
         if let name { c.name = name }
         for a in addr {
@@ -62,8 +66,17 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let config: NodeConfig
-        do { config = try buildConfig() } catch { fail("\(error)", code: 2) }
+        var config: NodeConfig
+        var group: RaftGroupSetup?
+        do {
+            if let raft {
+                guard let nodeId else { throw ConfigError("--raft needs --node-id N") }
+                group = try RaftGroupSetup.load(jsonPath: raft, nodeID: nodeId, dataDir: data)
+                config = try buildConfig(defaultName: "r\(nodeId)", listen: group!.listen)
+            } else {
+                config = try buildConfig()
+            }
+        } catch { fail("\(error)", code: 2) }
         bootstrapLogging(level: config.logLevel)
         let node: Node
         do {
@@ -99,8 +112,18 @@ struct RunCommand: ParsableCommand {
             source.resume()
             sources.append(source)
         }
+        var replica: RootReplica?
+        if let group {
+            do {
+                replica = try group.makeReplica(node: node)
+                try replica!.start().wait()
+            } catch {
+                fail("cannot start the raft replica: \(error)", code: 2)
+            }
+        }
         node.logger.notice("node '\(config.name)' started (role \(TreeRender.roleName(config.effectiveRole)))")
         done.wait()
+        replica?.stop()
         try? node.shutdown()
         node.logger.notice("node '\(config.name)' stopped")
         _ = sources

@@ -13,7 +13,7 @@ struct DAgentCommand: ParsableCommand {
         See the tree:    dagent tree --via tcp://127.0.0.1:7000
         """,
         subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
-                      TreeCommand.self, BenchCommand.self]
+                      TreeCommand.self, BenchCommand.self, StateCommandGroup.self]
     )
 }
 

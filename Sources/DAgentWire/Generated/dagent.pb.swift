@@ -548,6 +548,44 @@ public nonisolated struct Dagent_Batch: Sendable {
   public init() {}
 }
 
+/// First frame of a peer link between replicas of the root group (not a
+/// tree link: no names are registered over it). `service` says who the
+/// frames are for (e.g. "raft"), `node_id` who is calling.
+public nonisolated struct Dagent_PeerHello: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var service: String = String()
+
+  public var streamID: UInt64 = 0
+
+  public var nodeID: UInt64 = 0
+
+  public var name: String = String()
+
+  public var secret: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An opaque frame for the service on a peer link (e.g. a Raft message).
+public nonisolated struct Dagent_ServiceFrame: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var streamID: UInt64 = 0
+
+  public var body: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// Everything a link carries.
 public nonisolated struct Dagent_Frame: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -644,6 +682,22 @@ public nonisolated struct Dagent_Frame: Sendable {
     set {body = .batch(newValue)}
   }
 
+  public var peerHello: Dagent_PeerHello {
+    get {
+      if case .peerHello(let v)? = body {return v}
+      return Dagent_PeerHello()
+    }
+    set {body = .peerHello(newValue)}
+  }
+
+  public var service: Dagent_ServiceFrame {
+    get {
+      if case .service(let v)? = body {return v}
+      return Dagent_ServiceFrame()
+    }
+    set {body = .service(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -658,6 +712,8 @@ public nonisolated struct Dagent_Frame: Sendable {
     case treeRequest(Dagent_TreeRequest)
     case treeReply(Dagent_TreeReply)
     case batch(Dagent_Batch)
+    case peerHello(Dagent_PeerHello)
+    case service(Dagent_ServiceFrame)
 
   }
 
@@ -1398,9 +1454,94 @@ nonisolated extension Dagent_Batch: SwiftProtobuf.Message, SwiftProtobuf._Messag
   }
 }
 
+nonisolated extension Dagent_PeerHello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PeerHello"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}service\0\u{3}stream_id\0\u{3}node_id\0\u{1}name\0\u{1}secret\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.service) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.streamID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.nodeID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.secret) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.service.isEmpty {
+      try visitor.visitSingularStringField(value: self.service, fieldNumber: 1)
+    }
+    if self.streamID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.streamID, fieldNumber: 2)
+    }
+    if self.nodeID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.nodeID, fieldNumber: 3)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 4)
+    }
+    if !self.secret.isEmpty {
+      try visitor.visitSingularStringField(value: self.secret, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_PeerHello, rhs: Dagent_PeerHello) -> Bool {
+    if lhs.service != rhs.service {return false}
+    if lhs.streamID != rhs.streamID {return false}
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.secret != rhs.secret {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ServiceFrame"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}stream_id\0\u{1}body\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.streamID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.body) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.streamID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.streamID, fieldNumber: 1)
+    }
+    if !self.body.isEmpty {
+      try visitor.visitSingularBytesField(value: self.body, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_ServiceFrame, rhs: Dagent_ServiceFrame) -> Bool {
+    if lhs.streamID != rhs.streamID {return false}
+    if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelope\0\u{1}register\0\u{3}register_result\0\u{3}name_added\0\u{3}name_ack\0\u{3}name_withdrawn\0\u{1}heartbeat\0\u{3}link_error\0\u{3}tree_request\0\u{3}tree_reply\0\u{1}batch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelope\0\u{1}register\0\u{3}register_result\0\u{3}name_added\0\u{3}name_ack\0\u{3}name_withdrawn\0\u{1}heartbeat\0\u{3}link_error\0\u{3}tree_request\0\u{3}tree_reply\0\u{1}batch\0\u{3}peer_hello\0\u{1}service\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1551,6 +1692,32 @@ nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._Messag
           self.body = .batch(v)
         }
       }()
+      case 12: try {
+        var v: Dagent_PeerHello?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .peerHello(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .peerHello(v)
+        }
+      }()
+      case 13: try {
+        var v: Dagent_ServiceFrame?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .service(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .service(v)
+        }
+      }()
       default: break
       }
     }
@@ -1605,6 +1772,14 @@ nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._Messag
     case .batch?: try {
       guard case .batch(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .peerHello?: try {
+      guard case .peerHello(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .service?: try {
+      guard case .service(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
     case nil: break
     }

@@ -30,6 +30,12 @@ public enum CoreAction: Equatable {
     case parentReady
     /// The parent link is unusable; the driver should dial another parent.
     case parentLost(reason: String)
+    /// A peer link (root-group replica) said hello; frames on it go to the service.
+    case peerUp(LinkID, Dagent_PeerHello)
+    /// A peer link is gone.
+    case peerDown(LinkID)
+    /// A service frame arrived on a peer link.
+    case service(LinkID, Dagent_ServiceFrame)
     /// Something worth a log line.
     case log(LogLevel, String)
 }

@@ -16,4 +16,6 @@ struct LinkState {
     var framesOut: UInt64 = 0
     /// The heartbeat interval the peer announced (0 until it did).
     var peerHeartbeatNs: UInt64 = 0
+    /// A replica-to-replica link: no names, no routing, service frames only.
+    var isPeer = false
 }

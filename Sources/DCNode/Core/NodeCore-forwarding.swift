@@ -16,7 +16,7 @@ extension NodeCore {
             fail(envelope, .tooLarge, "message of \(envelope.payload.count) bytes to '\(envelope.dst)' exceeds max_message_bytes=\(config.maxMessageBytes) at node '\(config.name)'", nowNs: nowNs)
             return
         }
-        if envelope.dst != config.name {
+        if envelope.dst != config.name && !localServices.contains(envelope.dst) {
             if envelope.hopLimit <= 1 {
                 fail(envelope, .hopLimit, "hop limit reached at node '\(config.name)' on the way to '\(envelope.dst)' (routing loop or a tree deeper than hop_limit)", nowNs: nowNs)
                 return
@@ -33,7 +33,7 @@ extension NodeCore {
 
     @inline(__always)
     func nextHop(_ dst: String) -> NextHop {
-        if dst == config.name { return .local }
+        if dst == config.name || (!localServices.isEmpty && localServices.contains(dst)) { return .local }
         if let entry = routes[dst] { return .link(entry.link) }
         if !config.hasParent { return .noRoute }
         if parentReady, let parent = parentLink { return .link(parent) }
@@ -45,6 +45,10 @@ extension NodeCore {
     /// node or must be answered with an error.
     func receiveRaw(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, nowNs: UInt64) {
         let link = links[id]!
+        if link.isPeer {
+            log(.warning, "dropping an envelope to '\(header.dst)' from peer link \(link.address): peers carry service frames only")
+            return
+        }
         let known = (0...3).contains(header.kind)
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         let forward: LinkID?

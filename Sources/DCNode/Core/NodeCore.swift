@@ -36,6 +36,8 @@ public final class NodeCore {
     var addedWhileRegistering: Set<String> = []
     var withdrawnWhileRegistering: Set<String> = []
     let newSession: () -> UInt64
+    /// Names (besides our own) delivered here, e.g. "@state" on a root replica.
+    public var localServices: Set<String> = []
     /// The last destination that passed `NameRules` (streams send to one name).
     var lastValidDestination = ""
 
@@ -118,9 +120,27 @@ public final class NodeCore {
         }
     }
 
+    /// A peer link this node dialed is connected: say hello on it.
+    public func peerLinkUp(_ id: LinkID, address: String, hello: Dagent_PeerHello, nowNs: UInt64) {
+        var state = LinkState(id: id, isParent: false, address: address, openedNs: nowNs,
+                              lastHeardNs: nowNs, lastSentHeartbeatNs: nowNs)
+        state.isPeer = true
+        state.registered = true
+        state.peerName = "peer:\(hello.service)"
+        links[id] = state
+        var h = hello
+        h.secret = config.secret
+        sendFrame(id, .peerHello(h))
+    }
+
     /// A link is gone (closed by either side, or failed).
     public func linkDown(_ id: LinkID, reason: String, nowNs: UInt64) {
         guard let link = links.removeValue(forKey: id) else { return }
+        if link.isPeer {
+            log(stopping ? .debug : .info, "peer link \(link.address) down: \(reason)")
+            emit(.peerDown(id))
+            return
+        }
         if id == parentLink {
             parentLink = nil
             let wasReady = parentReady
@@ -205,9 +225,32 @@ public final class NodeCore {
         case .treeRequest(let request)?:
             // Answered by the driver, which knows the socket buffer depths.
             emit(.treeRequested(id, requestID: request.requestID))
+        case .peerHello(let hello)?:
+            handlePeerHello(hello, from: id)
+        case .service(let frame)?:
+            if links[id]!.isPeer {
+                emit(.service(id, frame))
+            } else {
+                refuseLink(id, .refused, "service frame on a link that did not say PeerHello")
+            }
         case .treeReply?, nil:
             log(.debug, "ignoring unexpected frame from \(describe(id))")
         }
+    }
+
+    func handlePeerHello(_ hello: Dagent_PeerHello, from id: LinkID) {
+        guard let link = links[id], !link.isParent, !link.registered else {
+            refuseLink(id, .refused, "PeerHello on a link that is already a tree link")
+            return
+        }
+        if !config.secret.isEmpty && hello.secret != config.secret {
+            refuseLink(id, .refused, "wrong or missing cluster secret in PeerHello from node \(hello.nodeID)")
+            return
+        }
+        links[id]!.isPeer = true
+        links[id]!.registered = true
+        links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name
+        emit(.peerUp(id, hello))
     }
 
     /// The driver's human-readable name for a link, for log lines.

@@ -17,13 +17,17 @@ final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var reader: FrameReader
     private var announced = false
     private var failed = false
+    /// Set on links this node dials to a peer replica.
+    let peerHello: Dagent_PeerHello?
 
-    init(node: Node, linkID: LinkID, isParent: Bool, parentIndex: Int?, maxFrameBytes: Int) {
+    init(node: Node, linkID: LinkID, isParent: Bool, parentIndex: Int?, maxFrameBytes: Int,
+         peerHello: Dagent_PeerHello? = nil) {
         self.node = node
         self.linkID = linkID
         self.isParent = isParent
         self.parentIndex = parentIndex
         self.reader = FrameReader(maxFrameBytes: maxFrameBytes)
+        self.peerHello = peerHello
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -38,7 +42,11 @@ final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func announce(_ context: ChannelHandlerContext) {
         guard !announced else { return }
         announced = true
-        node.linkUp(linkID, channel: context.channel, isParent: isParent, parentIndex: parentIndex)
+        if let peerHello {
+            node.peerLinkUp(linkID, channel: context.channel, hello: peerHello)
+        } else {
+            node.linkUp(linkID, channel: context.channel, isParent: isParent, parentIndex: parentIndex)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

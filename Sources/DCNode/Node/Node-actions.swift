@@ -62,6 +62,12 @@ extension Node {
                 onEvent?(.registrationFailed(error))
             case .parentReady:
                 break
+            case let .peerUp(id, hello):
+                onPeer?(.up(id, hello))
+            case let .peerDown(id):
+                onPeer?(.down(id))
+            case let .service(id, frame):
+                onPeer?(.frame(id, frame))
             case let .parentLost(reason):
                 onEvent?(.parentLost(reason: reason))
             case let .log(level, message):
@@ -100,6 +106,10 @@ extension Node {
     }
 
     func deliver(_ envelope: Dagent_Envelope) {
+        if !serviceHandlers.isEmpty, let service = serviceHandlers[envelope.dst] {
+            service(envelope)
+            return
+        }
         switch envelope.kind {
         case .response, .error:
             if envelope.cookie != 0, let pending = rpc.complete(cookie: envelope.cookie) {

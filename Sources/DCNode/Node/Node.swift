@@ -39,6 +39,9 @@ public final class Node: @unchecked Sendable {
     public var onMessage: ((Dagent_Envelope) -> Void)?
     /// Called on the event loop for lifecycle events.
     public var onEvent: ((NodeEvent) -> Void)?
+    /// Called on the event loop for peer-link events (root-group replicas).
+    public var onPeer: ((PeerEvent) -> Void)?
+    var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
 
     /// Creates a node. With no `group`, the node owns a one-thread event loop group.
     public init(config: NodeConfig, group: EventLoopGroup? = nil, logger: Logger? = nil) throws {

@@ -1,0 +1,212 @@
+import DAgentRaft
+import DAgentWire
+import DCNode
+import Foundation
+import Logging
+import NIOCore
+
+/// One member of a root group: its Raft node id and the address its tree
+/// and Raft traffic share.
+public struct GroupMember: Equatable, Sendable {
+    public var nodeID: UInt64
+    public var endpoint: Endpoint
+    public var preferredLeader: Bool
+    public init(nodeID: UInt64, endpoint: Endpoint, preferredLeader: Bool = false) {
+        self.nodeID = nodeID
+        self.endpoint = endpoint
+        self.preferredLeader = preferredLeader
+    }
+}
+
+/// A root-group replica: a top-of-tree `Node` that also runs one Raft
+/// stream and serves the replicated KV store as the service `@state`.
+///
+/// Everything runs on the node's event loop. Each `Ready` is persisted
+/// (`storage.save`, fsync'd by disk storage) before its messages are sent
+/// and its committed entries applied; proposals that arrive while a save is
+/// running ride in the next `Ready`, so one fsync covers many writes.
+public final class RootReplica: @unchecked Sendable {
+    public let node: Node
+    public let selfID: UInt64
+    public let streamID: UInt64
+    public let members: [GroupMember]
+    let storage: any RaftStorage
+    var raft: RaftNode!
+    var machine = KVStateMachine()
+    var hub = WatchHub(maxEventsPerDelivery: 1000)
+    let logger: Logger
+
+    /// Peer links by replica id.
+    var peers: [UInt64: LinkID] = [:]
+    var peerOf: [LinkID: UInt64] = [:]
+    var dialing: Set<UInt64> = []
+    var tickTask: RepeatedTask?
+    var leaseTickTask: RepeatedTask?
+    var nextProposal: UInt64 = 1
+    /// Writes proposed here, waiting for their entry to apply.
+    var pendingWrites: [UInt64: Dagent_Envelope] = [:]
+    /// Reads waiting for their ReadIndex, then for apply to reach it.
+    var pendingReads: [UInt64: (request: Dagent_Envelope, command: StateCommand?)] = [:]
+    var readyReads: [(index: UInt64, id: UInt64)] = []
+    /// Watches: hub id → (client name, client's watch id).
+    var watchClients: [UInt64: (client: String, clientID: UInt64)] = [:]
+    var appliedSinceSnapshot = 0
+    /// `snapshot_entries`: compact the log after this many applied entries.
+    public var snapshotEvery = 10_000
+    /// Milliseconds per Raft tick (election timeout = 10 ticks).
+    public var tickMs: Int64 = 100
+
+    public init(node: Node, selfID: UInt64, streamID: UInt64, members: [GroupMember], storage: any RaftStorage) {
+        self.node = node
+        self.selfID = selfID
+        self.streamID = streamID
+        self.members = members
+        self.storage = storage
+        var log = node.logger
+        log[metadataKey: "raft"] = "\(streamID)/\(selfID)"
+        self.logger = log
+    }
+
+    /// Starts Raft on the node's event loop. Call after `node.start()`.
+    public func start() -> EventLoopFuture<Void> {
+        node.eventLoop.submit {
+            var config = RaftConfig(id: self.selfID, electionTick: 10, heartbeatTick: 1)
+            config.preVote = true
+            config.checkQuorum = true
+            config.randomSeed = UInt64.random(in: 1...UInt64.max)
+            config.applied = 0
+            self.raft = try RaftNode(config: config, storage: self.storage)
+            if let snapshot = try? self.storage.snapshot(), !snapshot.data.isEmpty {
+                try self.machine.restore(snapshot.data)
+            }
+            self.node.addService(StateTypes.serviceName) { [unowned self] envelope in self.handleRequest(envelope) }
+            self.node.onPeer = { [unowned self] event in self.peerEvent(event) }
+            self.tickTask = self.node.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(self.tickMs), delay: .milliseconds(self.tickMs)) { _ in
+                self.raft.tick()
+                self.dialMissingPeers()
+                self.processReady()
+            }
+            self.leaseTickTask = self.node.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { _ in
+                self.proposeLeaseTick()
+            }
+            // A preferred leader campaigns at once so that the first election is quick.
+            if self.members.first(where: { $0.nodeID == self.selfID })?.preferredLeader == true, self.raft.term == 0 {
+                self.raft.campaign()
+            }
+            self.dialMissingPeers()
+            self.processReady()
+            self.logger.notice("raft stream \(self.streamID) started as node \(self.selfID) of \(self.members.map(\.nodeID))")
+        }
+    }
+
+    public func stop() {
+        tickTask?.cancel()
+        leaseTickTask?.cancel()
+    }
+
+    // MARK: peers
+
+    /// Lower ids dial higher ones; a dropped link is re-dialed on the next tick.
+    func dialMissingPeers() {
+        for m in members where m.nodeID > selfID && peers[m.nodeID] == nil && !dialing.contains(m.nodeID) {
+            dialing.insert(m.nodeID)
+            var hello = Dagent_PeerHello()
+            hello.service = "raft"
+            hello.streamID = streamID
+            hello.nodeID = selfID
+            hello.name = node.config.name
+            let id = m.nodeID
+            node.dialPeer(m.endpoint, hello: hello).whenComplete { result in
+                self.dialing.remove(id)
+                if case .success(let link) = result {
+                    self.peers[id] = link
+                    self.peerOf[link] = id
+                    self.logger.info("peer link to replica \(id) up")
+                }
+            }
+        }
+    }
+
+    func peerEvent(_ event: PeerEvent) {
+        switch event {
+        case let .up(link, hello):
+            guard hello.service == "raft", hello.streamID == streamID,
+                  members.contains(where: { $0.nodeID == hello.nodeID }) else {
+                logger.warning("refusing peer hello from node \(hello.nodeID) stream \(hello.streamID): not a member of stream \(streamID)")
+                node.closeLink(link)
+                return
+            }
+            if let old = peers[hello.nodeID], old != link { node.closeLink(old) }
+            peers[hello.nodeID] = link
+            peerOf[link] = hello.nodeID
+            logger.info("peer link from replica \(hello.nodeID) up")
+        case let .down(link):
+            if let id = peerOf.removeValue(forKey: link), peers[id] == link {
+                peers[id] = nil
+                raft.reportUnreachable(id)
+            }
+        case let .frame(_, frame):
+            guard frame.streamID == streamID else { return }
+            do {
+                raft.step(try Message(bytes: Array(frame.body)))
+                processReady()
+            } catch {
+                logger.warning("dropping malformed raft message: \(error)")
+            }
+        }
+    }
+
+    // MARK: the Ready loop
+
+    func processReady() {
+        while raft.hasReady() {
+            let rd = raft.ready()
+            if rd.mustSync {
+                do {
+                    try storage.save(rd)
+                } catch {
+                    // A replica that cannot persist must not acknowledge anything.
+                    logger.critical("raft storage failed: \(error); stopping this replica")
+                    fatalError("raft storage failed: \(error)")
+                }
+            }
+            for message in rd.messages { send(message) }
+            if let snapshot = rd.snapshot, !snapshot.data.isEmpty {
+                do { try machine.restore(snapshot.data) } catch {
+                    logger.critical("cannot restore snapshot at index \(snapshot.metadata.index): \(error)")
+                }
+            }
+            for entry in rd.committedEntries { apply(entry) }
+            for rs in rd.readStates where rs.context.count == 8 {
+                readyReads.append((rs.index, rs.context.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
+            }
+            raft.advance(rd)
+            serveReadyReads()
+            maybeCompact()
+        }
+    }
+
+    func send(_ message: Message) {
+        guard let link = peers[message.to] else {
+            raft.reportUnreachable(message.to)
+            if message.type == .snapshot { raft.reportSnapshot(message.to, success: false) }
+            return
+        }
+        var frame = Dagent_ServiceFrame()
+        frame.streamID = streamID
+        frame.body = Data(message.serialize())
+        node.sendService(frame, on: link)
+        if message.type == .snapshot { raft.reportSnapshot(message.to, success: true) }
+    }
+
+    func maybeCompact() {
+        guard appliedSinceSnapshot >= snapshotEvery else { return }
+        appliedSinceSnapshot = 0
+        do {
+            let snap = try raft.compact(upTo: raft.appliedIndex, snapshotData: machine.snapshot())
+            logger.info("compacted the raft log up to index \(snap.metadata.index)")
+        } catch {
+            logger.warning("log compaction failed: \(error)")
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import DAgentWire
+import NIOCore
+import NIOPosix
+
+/// Events on peer links (links between root-group replicas).
+public enum PeerEvent {
+    case up(LinkID, Dagent_PeerHello)
+    case down(LinkID)
+    case frame(LinkID, Dagent_ServiceFrame)
+}
+
+/// Services and peer links: what a root-group replica plugs into a node.
+/// Call these on the event loop (or before `start`).
+extension Node {
+    /// Delivers envelopes addressed to `name` (e.g. "@state") to `handler`,
+    /// on the event loop. Other nodes route such names up the tree as usual.
+    public func addService(_ name: String, handler: @escaping (Dagent_Envelope) -> Void) {
+        serviceHandlers[name] = handler
+        core.localServices.insert(name)
+    }
+
+    /// Dials a peer replica and says `hello` once connected. The returned
+    /// future fails if the connection cannot be made; link events arrive
+    /// through `onPeer`.
+    public func dialPeer(_ endpoint: Endpoint, hello: Dagent_PeerHello) -> EventLoopFuture<LinkID> {
+        guard case let .tcp(host, port) = endpoint else {
+            return eventLoop.makeFailedFuture(ConfigError("peer address \(endpoint) must be tcp://"))
+        }
+        let highWater = config.slowConsumerBytes
+        let id = nextLinkID
+        nextLinkID += 1
+        return ClientBootstrap(group: eventLoop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
+            .connectTimeout(.nanoseconds(Int64(config.connectTimeout * 1e9)))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        LinkHandler(node: self, linkID: id, isParent: false, parentIndex: nil,
+                                    maxFrameBytes: self.config.maxFrameBytes, peerHello: hello))
+                }
+            }
+            .connect(host: host, port: port)
+            .map { _ in id }   // the link announces itself (channelActive) on its own schedule
+    }
+
+    func peerLinkUp(_ id: LinkID, channel: Channel, hello: Dagent_PeerHello) {
+        channels[id] = LinkIO(channel: channel, maxBatchBytes: min(256 * 1024, config.maxFrameBytes / 2))
+        core.peerLinkUp(id, address: channel.remoteAddress.map(describe) ?? "?", hello: hello, nowNs: nowNs)
+        perform()
+        flushDirty()
+    }
+
+    /// Sends a service frame on a peer link (flushed at the end of the loop turn).
+    public func sendService(_ frame: Dagent_ServiceFrame, on id: LinkID) {
+        guard let link = channels[id] else { return }
+        var f = Dagent_Frame()
+        f.service = frame
+        try? link.writer.append(f)
+        markDirty(id)
+        scheduleFlush()
+    }
+
+    /// Closes a link (e.g. a duplicate peer link).
+    public func closeLink(_ id: LinkID) {
+        channels[id]?.channel.close(promise: nil)
+    }
+}
