@@ -18,6 +18,10 @@ extension RootReplica {
     }
 
     func handleRequest(_ envelope: Dagent_Envelope) {
+        guard raft != nil else {
+            reply(envelope, ["ok": false, "error": "not ready: the replica is starting", "retry": true])
+            return
+        }
         guard envelope.kind == .request, envelope.type == StateTypes.request else {
             if envelope.kind == .request { node.replyError(to: envelope, reason: "@state expects type \(StateTypes.request) requests") }
             return
@@ -45,6 +49,11 @@ extension RootReplica {
             startRead(envelope, command: nil)
         case let .watch(prefix, from, clientID):
             let start = from > 0 ? from : machine.revision + 1
+            // A client re-sending the same watch id replaces its old watch (never two streams).
+            for (old, c) in watchClients where c.client == envelope.src && c.clientID == clientID {
+                _ = hub.remove(old)
+                watchClients[old] = nil
+            }
             let hubID = hub.add(prefix: prefix, fromRevision: start)
             watchClients[hubID] = (envelope.src, clientID)
             reply(envelope, ["ok": true, "watch": clientID, "revision": machine.revision, "from": start])

@@ -67,7 +67,14 @@ public final class RootReplica: @unchecked Sendable {
         self.logger = log
     }
 
-    /// Starts Raft on the node's event loop. Call after `node.start()`.
+    /// Installs the `@state` service and the peer-link handler. Call before
+    /// `node.start()`, so that no peer hello can arrive before anyone listens.
+    public func attach() {
+        node.addService(StateTypes.serviceName) { [unowned self] envelope in self.handleRequest(envelope) }
+        node.onPeer = { [unowned self] event in self.peerEvent(event) }
+    }
+
+    /// Starts Raft on the node's event loop. Call after `attach()` and `node.start()`.
     public func start() -> EventLoopFuture<Void> {
         node.eventLoop.submit {
             var config = RaftConfig(id: self.selfID, electionTick: 10, heartbeatTick: 1)
@@ -79,8 +86,6 @@ public final class RootReplica: @unchecked Sendable {
             if let snapshot = try? self.storage.snapshot(), !snapshot.data.isEmpty {
                 try self.machine.restore(snapshot.data)
             }
-            self.node.addService(StateTypes.serviceName) { [unowned self] envelope in self.handleRequest(envelope) }
-            self.node.onPeer = { [unowned self] event in self.peerEvent(event) }
             self.tickTask = self.node.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(self.tickMs), delay: .milliseconds(self.tickMs)) { _ in
                 self.raft.tick()
                 self.dialMissingPeers()
@@ -146,7 +151,8 @@ public final class RootReplica: @unchecked Sendable {
                 raft.reportUnreachable(id)
             }
         case let .frame(_, frame):
-            guard frame.streamID == streamID else { return }
+            // Before start() there is no Raft node yet; Raft resends what is lost.
+            guard frame.streamID == streamID, raft != nil else { return }
             do {
                 raft.step(try Message(bytes: Array(frame.body)))
                 processReady()

@@ -79,8 +79,13 @@ struct RunCommand: ParsableCommand {
         } catch { fail("\(error)", code: 2) }
         bootstrapLogging(level: config.logLevel)
         let node: Node
+        var replica: RootReplica?
         do {
             node = try Node(config: config)
+            if let group {
+                replica = try group.makeReplica(node: node)
+                replica!.attach()
+            }
             try node.start().wait()
         } catch {
             fail("\(error)", code: 2)
@@ -112,11 +117,9 @@ struct RunCommand: ParsableCommand {
             source.resume()
             sources.append(source)
         }
-        var replica: RootReplica?
-        if let group {
+        if let replica {
             do {
-                replica = try group.makeReplica(node: node)
-                try replica!.start().wait()
+                try replica.start().wait()
             } catch {
                 fail("cannot start the raft replica: \(error)", code: 2)
             }

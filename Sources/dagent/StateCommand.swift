@@ -199,8 +199,18 @@ struct StateCommandGroup: ParsableCommand {
                 let body = try! JSONSerialization.data(withJSONObject: ["op": "watch", "prefix": prefix, "from": resume.value, "id": 1] as [String: Any])
                 _ = try? node.request(to: StateTypes.serviceName, type: StateTypes.request, payload: body, timeout: 5).wait()
             }
+            // Resubscribe (from the last revision seen) only after a failover:
+            // the first registration already happened inside joinOrExit.
+            final class Flag: @unchecked Sendable { var lost = false }
+            let flag = Flag()
             node.onEvent = { event in
-                if case .registered = event { DispatchQueue.global().async { subscribe() } }  // resubscribed after failover
+                switch event {
+                case .parentLost: flag.lost = true
+                case .registered where flag.lost:
+                    flag.lost = false
+                    DispatchQueue.global().async { subscribe() }
+                default: break
+                }
             }
             subscribe()
             done.wait()

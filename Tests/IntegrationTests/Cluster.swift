@@ -58,12 +58,12 @@ final class Cluster {
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
         let log = dir.appendingPathComponent("\(key).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         p.standardError = handle
         let outFile = dir.appendingPathComponent("\(key).out")
-        FileManager.default.createFile(atPath: outFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
         p.standardOutput = try FileHandle(forWritingTo: outFile)
         try p.run()
         processes[key] = p

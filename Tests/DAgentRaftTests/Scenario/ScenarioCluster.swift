@@ -53,7 +53,7 @@ final class ScenarioCluster {
 
     func start(_ id: NodeID) throws {
         let p = try proc(id)
-        try p.start()
+        try p.start(checker: checker)
         p.raft!.setElectionTimeoutForTesting(timeouts[id] ?? (template.electionTick + Int(id) - 1))
         try process(id)
     }

@@ -31,6 +31,12 @@ struct SimParams {
     var confChangeRate = 0.01
     /// At most this many new node ids are ever added.
     var maxJoiners = 3
+    /// If set, every process uses a real `DiskStorage` in `<diskRoot>/node-<id>` (checked
+    /// for durability on every restart) instead of a `MemoryStorage`.
+    var diskRoot: String?
+    /// Probability, at every persistence step of a `DiskStorage`, of crashing right there.
+    var diskCrashRate = 0.0
+    var diskSegmentSize = 2048
 
     /// Parameters for `seed`: the cluster size is given; message size, window size and
     /// whether pre-vote / check-quorum are enabled vary with the seed so that all
@@ -86,18 +92,52 @@ final class RandomCluster {
         self.rng = SplitMix64(seed: seed)
         self.ids = (1...params.nodes).map { NodeID($0) }
         for id in ids {
-            try startProcess(id, storage: try MemoryStorage(bootstrapVoters: ids))
+            try startProcess(id, storage: try makeStorage(id, bootstrapVoters: ids))
         }
+        diskCrashesArmed = true
     }
 
-    private func startProcess(_ id: NodeID, storage: MemoryStorage) throws {
+    /// Disk crashes are injected only while the simulation runs (not while a storage is
+    /// created or reopened).
+    private var diskCrashesArmed = false
+
+    private func makeStorage(_ id: NodeID, bootstrapVoters voters: [NodeID]?) throws -> any RaftStorage {
+        guard let root = params.diskRoot else {
+            return try voters.map { try MemoryStorage(bootstrapVoters: $0) } ?? MemoryStorage()
+        }
+        var opts = DiskStorageOptions(segmentSize: params.diskSegmentSize, keepSnapshots: 2)
+        opts.crashHook = { [unowned self] step in
+            if self.diskCrashesArmed && self.faults && self.rng.chance(self.params.diskCrashRate) {
+                self.note("crash \(id) inside storage at \(step)")
+                self.count("crash-in-storage")
+                throw InjectedCrash(step: step)
+            }
+        }
+        let armed = diskCrashesArmed
+        diskCrashesArmed = false
+        defer { diskCrashesArmed = armed }
+        let s = try CheckedDiskStorage.open(directory: root + "/node-\(id)", options: opts)
+        if let v = voters { try s.bootstrap(voters: v) }
+        return s
+    }
+
+    private func startProcess(_ id: NodeID, storage: any RaftStorage) throws {
         let cfg = RaftConfig(id: id, electionTick: params.electionTick, heartbeatTick: 1,
                              maxSizePerMsg: params.maxSizePerMsg, maxInflightMsgs: params.maxInflight,
                              preVote: params.preVote, checkQuorum: params.checkQuorum,
                              randomSeed: seed &* 31 &+ id)
         let p = SimProcess(id: id, storage: storage, config: cfg)
         p.compactEvery = params.compactEvery
-        try p.start()
+        if params.diskRoot != nil {
+            p.reopenStorage = { [unowned self] old in
+                let armed = self.diskCrashesArmed
+                self.diskCrashesArmed = false
+                defer { self.diskCrashesArmed = armed }
+                self.count("storage-reopens")
+                return try (old as! CheckedDiskStorage).reopen()
+            }
+        }
+        try p.start(checker: checker)
         procs[id] = p
     }
 
@@ -112,7 +152,7 @@ final class RandomCluster {
         if wantAdd && canAdd {
             let newID = NodeID(ids.count + 1)
             ids.append(newID)
-            try startProcess(newID, storage: MemoryStorage())
+            try startProcess(newID, storage: try makeStorage(newID, bootstrapVoters: nil))
             note("start joiner \(newID)")
             cc = ConfChange(type: .addNode, nodeID: newID)
         } else if voters.count > 3 {
@@ -330,7 +370,7 @@ final class RandomCluster {
     }
 
     private func restart(_ id: NodeID) throws {
-        try procs[id]!.start()
+        try procs[id]!.start(checker: checker)
         note("restart \(id)")
         count("restarts")
         try process(id)

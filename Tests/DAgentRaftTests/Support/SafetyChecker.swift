@@ -27,7 +27,9 @@ final class SafetyChecker {
     /// What was applied at each index (first application wins) and the state after it.
     private var appliedEntry: [UInt64: Entry] = [:]
     private var stateHashAt: [UInt64: UInt64] = [:]
+    /// Hard state each node acknowledged as durable, and the one being written.
     private var persistedHardState: [NodeID: HardState] = [:]
+    private var pendingHardState: [NodeID: HardState] = [:]
     private(set) var appliedValues: Set<String> = []
     private(set) var maxTermSeen: UInt64 = 0
     /// Highest index applied anywhere (i.e. acknowledged to some client).
@@ -35,17 +37,21 @@ final class SafetyChecker {
 
     private func fail(_ msg: String) throws -> Never { throw SafetyViolation(message: msg) }
 
-    /// Called with a Ready before it is persisted by `node`.
-    func observePersist(node: NodeID, ready rd: Ready, storage: MemoryStorage) throws {
+    private func checkHardState(node: NodeID, _ hs: HardState, what: String) throws {
+        guard let old = persistedHardState[node] else { return }
+        if hs.term < old.term { try fail("node \(node) \(what) term went back \(old.term) -> \(hs.term)") }
+        if hs.commit < old.commit { try fail("node \(node) \(what) commit went back \(old.commit) -> \(hs.commit)") }
+        if hs.term == old.term && old.vote != 0 && hs.vote != old.vote {
+            try fail("node \(node) changed its vote in term \(hs.term): \(old.vote) -> \(hs.vote)")
+        }
+    }
+
+    /// Called with a Ready before it is persisted by `node` (`observePersisted` follows
+    /// once the write returned).
+    func observePersist(node: NodeID, ready rd: Ready, storage: any RaftStorage) throws {
         if let hs = rd.hardState {
-            if let old = persistedHardState[node] {
-                if hs.term < old.term { try fail("node \(node) persisted term went back \(old.term) -> \(hs.term)") }
-                if hs.commit < old.commit { try fail("node \(node) persisted commit went back \(old.commit) -> \(hs.commit)") }
-                if hs.term == old.term && old.vote != 0 && hs.vote != old.vote {
-                    try fail("node \(node) changed its vote in term \(hs.term): \(old.vote) -> \(hs.vote)")
-                }
-            }
-            persistedHardState[node] = hs
+            try checkHardState(node: node, hs, what: "persisted")
+            pendingHardState[node] = hs
         }
         guard let first = rd.entries.first else { return }
         var prevTerm: UInt64
@@ -73,6 +79,19 @@ final class SafetyChecker {
             prevTerm = e.term
             expectedIndex += 1
         }
+    }
+
+    /// The write announced by `observePersist` returned: its hard state is durable.
+    func observePersisted(node: NodeID) {
+        if let hs = pendingHardState.removeValue(forKey: node) { persistedHardState[node] = hs }
+    }
+
+    /// `node` restarted from storage holding `hs` (an interrupted write may or may not
+    /// have reached the disk, but nothing acknowledged may be missing).
+    func observeRestart(node: NodeID, hardState hs: HardState) throws {
+        try checkHardState(node: node, hs, what: "recovered")
+        persistedHardState[node] = hs
+        pendingHardState[node] = nil
     }
 
     func observeApply(node: NodeID, entry e: Entry, state: TestStateMachine) throws {

@@ -5,12 +5,17 @@ enum CrashPoint: CaseIterable {
     case beforePersist, afterPersist, afterSend
 }
 
-/// A simulated server process: a durable `MemoryStorage` ("disk") plus volatile state
+/// A simulated server process: durable storage (a `MemoryStorage` "disk", or a real
+/// `DiskStorage` that is reopened from its directory after a crash) plus volatile state
 /// (the `RaftNode`, the state machine, collected read states). `crash()` drops the volatile
-/// part; `start()` rebuilds it from the disk only.
+/// part; `start()` rebuilds it from the disk only. A storage write that throws
+/// `InjectedCrash` crashes the process in the middle of persisting.
 final class SimProcess {
     let id: NodeID
-    let storage: MemoryStorage
+    private(set) var storage: any RaftStorage
+    /// For disk-backed processes: reopens the storage from disk after a crash.
+    var reopenStorage: ((any RaftStorage) throws -> any RaftStorage)?
+    private var storageStale = false
     var baseConfig: RaftConfig
     private(set) var raft: RaftNode?
     private(set) var sm = TestStateMachine()
@@ -19,7 +24,7 @@ final class SimProcess {
     /// Compact the log whenever this many applied entries are above the snapshot.
     var compactEvery: UInt64?
 
-    init(id: NodeID, storage: MemoryStorage, config: RaftConfig) {
+    init(id: NodeID, storage: any RaftStorage, config: RaftConfig) {
         self.id = id
         self.storage = storage
         self.baseConfig = config
@@ -27,7 +32,12 @@ final class SimProcess {
 
     var isUp: Bool { raft != nil }
 
-    func start() throws {
+    func start(checker: SafetyChecker? = nil) throws {
+        if storageStale, let reopen = reopenStorage {
+            storage = try reopen(storage)
+            storageStale = false
+        }
+        try checker?.observeRestart(node: id, hardState: try storage.hardState())
         var cfg = baseConfig
         cfg.randomSeed = baseConfig.randomSeed &+ UInt64(incarnation) &* 0x1000_0001
         incarnation += 1
@@ -38,6 +48,7 @@ final class SimProcess {
     func crash() {
         raft = nil
         readStates = []
+        storageStale = true
     }
 
     /// Handles every pending Ready in the required order: persist, send, apply, advance.
@@ -47,7 +58,12 @@ final class SimProcess {
             let rd = r.ready()
             if crashAt(.beforePersist) { crash(); return }
             try checker?.observePersist(node: id, ready: rd, storage: storage)
-            try storage.save(rd)
+            do {
+                try storage.save(rd)
+            } catch is InjectedCrash {
+                crash(); return
+            }
+            checker?.observePersisted(node: id)
             if crashAt(.afterPersist) { crash(); return }
             for m in rd.messages { send(m) }
             if crashAt(.afterSend) { crash(); return }
@@ -65,7 +81,11 @@ final class SimProcess {
             readStates += rd.readStates
             r.advance(rd)
             if let every = compactEvery, sm.appliedIndex >= r.firstIndex + every {
-                try r.compact(upTo: sm.appliedIndex, snapshotData: sm.snapshotData())
+                do {
+                    try r.compact(upTo: sm.appliedIndex, snapshotData: sm.snapshotData())
+                } catch is InjectedCrash {
+                    crash(); return
+                }
             }
         }
         if let r = raft { try checker?.observeNode(id, r) }
