@@ -67,7 +67,7 @@ extension RootReplica {
         case .status:
             reply(envelope, statusObject())
         }
-        processReady()
+        scheduleReady()
     }
 
     func startRead(_ envelope: Dagent_Envelope, command: StateCommand?) {
@@ -146,6 +146,6 @@ extension RootReplica {
         guard raft.role == .leader, machine.leases.count > 0 else { return }
         let command = StateCommand.tick(now: wallClockNs() / 1_000_000)
         try? raft.propose(Self.le(0) + Self.le(selfID) + command.encode())
-        processReady()
+        scheduleReady()
     }
 }

@@ -51,6 +51,7 @@ public final class RootReplica: @unchecked Sendable {
     /// Watches: hub id → (client name, client's watch id).
     var watchClients: [UInt64: (client: String, clientID: UInt64)] = [:]
     var appliedSinceSnapshot = 0
+    var readyScheduled = false
     /// `snapshot_entries`: compact the log after this many applied entries.
     public var snapshotEvery = 10_000
     /// Milliseconds per Raft tick (election timeout = 10 ticks).
@@ -155,7 +156,7 @@ public final class RootReplica: @unchecked Sendable {
             guard frame.streamID == streamID, raft != nil else { return }
             do {
                 raft.step(try Message(bytes: Array(frame.body)))
-                processReady()
+                scheduleReady()
             } catch {
                 logger.warning("dropping malformed raft message: \(error)")
             }
@@ -163,6 +164,18 @@ public final class RootReplica: @unchecked Sendable {
     }
 
     // MARK: the Ready loop
+
+    /// Runs `processReady` once at the end of this event-loop turn: every
+    /// request and Raft message of a read burst (and whatever queued up
+    /// during the previous fsync) lands in one Ready, so one fsync covers all.
+    func scheduleReady() {
+        guard !readyScheduled else { return }
+        readyScheduled = true
+        node.eventLoop.execute {
+            self.readyScheduled = false
+            self.processReady()
+        }
+    }
 
     func processReady() {
         while raft.hasReady() {

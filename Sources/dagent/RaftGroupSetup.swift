@@ -24,7 +24,8 @@ struct RaftGroupSetup {
     }
 
     static func load(jsonPath: String, nodeID: UInt64, dataDir: String?) throws -> RaftGroupSetup {
-        guard let dataDir else { throw ConfigError("--raft needs --data DIR: the raft log and snapshots live there") }
+        guard var dataDir else { throw ConfigError("--raft needs --data DIR: the raft log and snapshots live there") }
+        if !dataDir.hasPrefix("/") { dataDir = FileManager.default.currentDirectoryPath + "/" + dataDir }
         guard let json = try? String(contentsOfFile: jsonPath, encoding: .utf8) else {
             throw ConfigError("cannot read cluster file '\(jsonPath)'")
         }

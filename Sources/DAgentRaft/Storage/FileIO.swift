@@ -16,10 +16,20 @@ enum FileIO {
     /// Creates `path` (and missing parents); syncs the parent of every directory created.
     static func ensureDirectory(_ path: String) throws {
         if exists(path) { return }
-        let parent = (path as NSString).deletingLastPathComponent
+        // (Computed by hand: Foundation's deletingLastPathComponent traps on some
+        // relative paths on Linux, e.g. "d".)
+        let parent = parentDirectory(of: path)
         if !parent.isEmpty && parent != path { try ensureDirectory(parent) }
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw fail("mkdir", path) }
         if !parent.isEmpty { try syncDirectory(parent) }
+    }
+
+    /// "a/b/c" → "a/b", "/a" → "/", "d" → "" (no parent to create).
+    static func parentDirectory(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        return slash == p.startIndex ? "/" : String(p[..<slash])
     }
 
     /// Sorted names in a directory.
@@ -109,7 +119,8 @@ enum FileIO {
         close(fd)
         try beforeRename()
         try rename(tmp, path)
-        try syncDirectory((path as NSString).deletingLastPathComponent)
+        let parent = parentDirectory(of: path)
+        try syncDirectory(parent.isEmpty ? "." : parent)
         try afterRename()
     }
 }
