@@ -52,6 +52,8 @@ public final class RootReplica: @unchecked Sendable {
     var watchClients: [UInt64: (client: String, clientID: UInt64)] = [:]
     var appliedSinceSnapshot = 0
     var readyScheduled = false
+    /// Term and vote as last made durable (a change of either must be synced).
+    var syncedTermVote: (UInt64, UInt64) = (UInt64.max, UInt64.max)
     /// `snapshot_entries`: compact the log after this many applied entries.
     public var snapshotEvery = 10_000
     /// Milliseconds per Raft tick (election timeout = 10 ticks).
@@ -180,16 +182,36 @@ public final class RootReplica: @unchecked Sendable {
     func processReady() {
         while raft.hasReady() {
             let rd = raft.ready()
+            // A leader sends its appends before its own fsync, so that its disk and the
+            // followers' disks sync in parallel (Raft thesis §10.2.1; etcd does the same).
+            // Anyone else persists first: a follower's ack promises its entries are durable,
+            // and a vote must be on disk before it is cast. Clients are answered only after
+            // the entry is applied, which is after this node's save below.
+            let leaderSendsFirst = raft.role == .leader && rd.hardState.map({ $0.vote == selfID || $0.vote == 0 }) ?? true
+            if leaderSendsFirst {
+                for message in rd.messages { send(message) }
+            }
             if rd.mustSync {
                 do {
-                    try storage.save(rd)
+                    // Only entries, snapshots and term/vote changes need an fsync; a Ready
+                    // that merely advances the commit index is buffered (etcd's MustSync).
+                    let termVote = rd.hardState.map { ($0.term, $0.vote) }
+                    let needSync = !rd.entries.isEmpty || rd.snapshot != nil || (termVote != nil && termVote! != syncedTermVote)
+                    if let disk = storage as? DiskStorage {
+                        try disk.save(rd, sync: needSync)
+                    } else {
+                        try storage.save(rd)
+                    }
+                    if needSync, let termVote { syncedTermVote = termVote }
                 } catch {
                     // A replica that cannot persist must not acknowledge anything.
                     logger.critical("raft storage failed: \(error); stopping this replica")
                     fatalError("raft storage failed: \(error)")
                 }
             }
-            for message in rd.messages { send(message) }
+            if !leaderSendsFirst {
+                for message in rd.messages { send(message) }
+            }
             if let snapshot = rd.snapshot, !snapshot.data.isEmpty {
                 do { try machine.restore(snapshot.data) } catch {
                     logger.critical("cannot restore snapshot at index \(snapshot.metadata.index): \(error)")

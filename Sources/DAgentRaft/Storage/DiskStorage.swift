@@ -161,6 +161,17 @@ public final class DiskStorage: RaftStorage, @unchecked Sendable {
         }
     }
 
+    /// Saves a `Ready`, syncing only if `sync` is true; otherwise its records wait in
+    /// the buffer for the next sync. For a `Ready` that only moves the commit index
+    /// (etcd's rule: a commit index lost in a crash is learned again from the leader).
+    public func save(_ ready: Ready, sync: Bool) throws {
+        if sync { return try save(ready) }
+        lock.lock(); defer { lock.unlock() }
+        deferDepth += 1
+        defer { deferDepth -= 1 }
+        try save(ready)
+    }
+
     /// Saves several `Ready`s (in order) with a single sync.
     public func save(_ readys: [Ready]) throws {
         try groupCommit { for rd in readys { try save(rd) } }
