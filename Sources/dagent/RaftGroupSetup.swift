@@ -50,3 +50,22 @@ struct RaftGroupSetup {
         return RootReplica(node: node, selfID: load.meta.nodeID, streamID: load.meta.streamID, members: members, storage: storage)
     }
 }
+
+extension RaftGroupSetup {
+    /// Seeds an empty data directory with a backup (`dagent state backup`): a
+    /// snapshot at index 1 carrying the store and the cluster's voters. Restore
+    /// every member of the new group from the same file.
+    func restore(from backup: Data) throws -> UInt64 {
+        let storage = try DiskStorage(directory: dataDir)
+        guard storage.isEmpty else {
+            throw ConfigError("\(dataDir) already holds a raft log; restore needs an empty data directory")
+        }
+        // Validate the backup before writing anything.
+        _ = try KVStateMachine(snapshot: Array(backup))
+        let snapshot = Snapshot(metadata: SnapshotMetadata(index: 1, term: 1, membership: Membership(voters: load.meta.voters)),
+                                data: Array(backup))
+        try storage.applySnapshot(snapshot)
+        try storage.setHardState(HardState(term: 1, vote: 0, commit: 1))
+        return UInt64(backup.count)
+    }
+}

@@ -14,7 +14,7 @@ struct StateCommandGroup: ParsableCommand {
         root group and served by, or forwarded to, its leader) and prints the JSON answer.
         Exit status 1 when the operation failed (e.g. a cas whose expectation did not hold).
         """,
-        subcommands: [Get.self, Put.self, Del.self, Cas.self, Range.self, Watch.self, Lease.self, Lock.self, Status.self, Backup.self]
+        subcommands: [Get.self, Put.self, Del.self, Cas.self, Range.self, Watch.self, Lease.self, Lock.self, Status.self, Backup.self, Restore.self]
     )
 
     /// Sends one JSON request to @state and returns the reply payload.
@@ -160,6 +160,26 @@ struct StateCommandGroup: ParsableCommand {
             let data = StateCommandGroup.call(join, ["op": "backup"], timeout: timeout)
             do { try AtomicFile.write(data, to: out) } catch { fail("cannot write \(out): \(error)") }
             FileHandle.standardError.write(Data("dagent: wrote \(data.count) bytes to \(out)\n".utf8))
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Seed an empty replica data directory from a backup (run it for every member of the new group, then start them).",
+            discussion: "dagent state restore --from backup.bin --raft cluster.json --node-id 1 --data /var/lib/dagent/r1")
+        @Option(help: "Backup file written by `dagent state backup`.") var from: String
+        @Option(help: "Cluster JSON of the new group.") var raft: String
+        @Option(help: "This member's node_id.") var nodeId: UInt64
+        @Option(help: "Empty data directory of this member.") var data: String
+        func run() throws {
+            guard let backup = FileManager.default.contents(atPath: from) else { fail("cannot read backup '\(from)'") }
+            do {
+                let setup = try RaftGroupSetup.load(jsonPath: raft, nodeID: nodeId, dataDir: data)
+                let n = try setup.restore(from: backup)
+                FileHandle.standardError.write(Data("dagent: restored \(n) bytes into \(setup.dataDir) (node \(nodeId)); start it with dagent run --raft\n".utf8))
+            } catch {
+                fail("restore failed: \(error)")
+            }
         }
     }
 

@@ -179,3 +179,42 @@ def test_linearizable_under_leader_kill(workdir):
         assert not missing, f"acknowledged writes missing from the watch: {missing}"
     finally:
         g.stop_all()
+
+
+def test_backup_then_restore_into_a_new_group(workdir):
+    g = Group(workdir)
+    for i in (1, 2, 3):
+        g.start(i)
+    try:
+        wait_for("a leader", lambda: g.leader() is not None)
+        for i in range(5):
+            assert state(["put", f"app/k{i}", f"v{i}"], g.addr(2))["ok"]
+        backup = os.path.join(workdir, "backup.bin")
+        r = subprocess.run([D, "state", "backup", "--via", g.addr(3), "--out", backup], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert state(["put", "app/after", "x"], g.addr(1))["ok"], "the group keeps serving during and after the backup"
+    finally:
+        g.stop_all()
+    # A new one-member group, restored from the backup.
+    port = free_port()
+    cluster = os.path.join(workdir, "new.json")
+    with open(cluster, "w") as f:
+        json.dump([{"stream_id": 1, "node_id": 1, "ip": "127.0.0.1", "port": port, "role": "LEADER"}], f)
+    data = os.path.join(workdir, "new1")
+    r = subprocess.run([D, "state", "restore", "--from", backup, "--raft", cluster, "--node-id", "1", "--data", data],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    again = subprocess.run([D, "state", "restore", "--from", backup, "--raft", cluster, "--node-id", "1", "--data", data],
+                           capture_output=True, text=True, timeout=30)
+    assert again.returncode != 0 and "empty data directory" in again.stderr
+    p = subprocess.Popen([D, "run", "--raft", cluster, "--node-id", "1", "--data", data],
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "new1.log"), "w"))
+    try:
+        via = f"tcp://127.0.0.1:{port}"
+        wait_for("the restored group", lambda: (state(["status"], via) or {}).get("leader") == 1)
+        listing = state(["range", "app/"], via)
+        assert [rec["key"] for rec in listing["records"]] == [f"app/k{i}" for i in range(5)]
+        assert state(["put", "app/new", "y"], via)["ok"], "the restored group accepts writes"
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
