@@ -96,8 +96,12 @@ extension RootReplica {
         let proposer = Self.readLE(entry.data[8..<16])
         let result = machine.apply(entry: Array(entry.data[16...]))
         appliedSinceSnapshot += 1
-        if proposer == selfID, let request = pendingWrites.removeValue(forKey: id) {
-            reply(request, StateJSON.object(result))
+        if proposer == selfID {
+            if id >= Self.cleanupTag {
+                directoryApplied(tag: id, result: result)
+            } else if let request = pendingWrites.removeValue(forKey: id) {
+                reply(request, StateJSON.object(result))
+            }
         }
         deliverWatches()
     }

@@ -52,6 +52,10 @@ public final class RootReplica: @unchecked Sendable {
     var watchClients: [UInt64: (client: String, clientID: UInt64)] = [:]
     var appliedSinceSnapshot = 0
     var readyScheduled = false
+    /// Registrations waiting for their names to commit in the directory.
+    var waitingConfirmations: [NameConfirmation] = []
+    var directoryCleaned = false
+    var cleanupProposed = false
     /// Term and vote as last made durable (a change of either must be synced).
     var syncedTermVote: (UInt64, UInt64) = (UInt64.max, UInt64.max)
     /// `snapshot_entries`: compact the log after this many applied entries.
@@ -75,6 +79,7 @@ public final class RootReplica: @unchecked Sendable {
     public func attach() {
         node.addService(StateTypes.serviceName) { [unowned self] envelope in self.handleRequest(envelope) }
         node.onPeer = { [unowned self] event in self.peerEvent(event) }
+        installDirectory()
     }
 
     /// Starts Raft on the node's event loop. Call after `attach()` and `node.start()`.
@@ -94,8 +99,9 @@ public final class RootReplica: @unchecked Sendable {
                 self.dialMissingPeers()
                 self.processReady()
             }
-            self.leaseTickTask = self.node.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { _ in
+            self.leaseTickTask = self.node.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(250)) { _ in
                 self.proposeLeaseTick()
+                self.proposeConfirmations()   // retries while there is no leader, or after a lost proposal
             }
             // A preferred leader campaigns at once so that the first election is quick.
             if self.members.first(where: { $0.nodeID == self.selfID })?.preferredLeader == true, self.raft.term == 0 {

@@ -9,27 +9,27 @@ struct SendCommand: ParsableCommand {
         commandName: "send",
         abstract: "Send one message to a named node through ADDR.",
         discussion: """
-        After the message, a delivery probe follows the same route (links are FIFO), so
-        the command exits 0 only once the message reached the destination node, and
-        non-zero with the reason (no route, timeout, ...) otherwise. --no-confirm skips it.
+        The message asks the destination node for a delivery receipt, so the command exits 0
+        only once the message reached the destination node, and non-zero with the reason
+        (no route, timeout, ...) otherwise. --no-confirm skips the receipt.
         DATA is literal text, '-' for stdin or '@FILE'.
         """
     )
     @OptionGroup var join: JoinOptions
     @Option(help: "Destination node name.") var to: String
     @Option(help: "Message type (0...4294901759).") var type: UInt32 = 1
-    @Option(help: "Seconds to wait for the delivery confirmation.") var timeout: Double = 5
-    @Flag(help: "Do not wait for the delivery confirmation.") var noConfirm = false
+    @Option(help: "Seconds to wait for the delivery receipt.") var timeout: Double = 5
+    @Flag(help: "Do not wait for the delivery receipt.") var noConfirm = false
     @Argument(help: "Payload.") var data: String?
 
     func run() throws {
         bootstrapLogging(level: join.logLevel)
         let node = joinOrExit(try join.nodeConfig(), timeout: join.joinTimeout)
         do {
-            try node.send(to: to, type: type, payload: payloadData(data)).wait()
             if !noConfirm {
-                _ = try node.request(to: to, type: WireConstants.pingType, payload: Data(), timeout: timeout).wait()
+                try node.sendConfirmed(to: to, type: type, payload: payloadData(data), timeout: timeout).wait()
             } else {
+                try node.send(to: to, type: type, payload: payloadData(data)).wait()
                 try node.eventLoop.submit {}.wait()  // the send's scheduled flush runs before this
             }
         } catch {

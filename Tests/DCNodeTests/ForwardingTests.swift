@@ -180,3 +180,23 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(net.texts("target"), ["kept"])
     }
 }
+
+/// DATA with a cookie asks for a delivery receipt.
+final class DeliveryReceiptTests: XCTestCase {
+    func testReceiptComesBackWithTheDeliveryAndNotWithoutACookie() throws {
+        let net = CoreNetwork.standardTree()
+        var e = Dagent_Envelope()
+        e.dst = "ep2"
+        e.type = 9
+        e.cookie = 77
+        e.payload = Data("hi".utf8)
+        try net.cores["ep1"]!.sendLocal(e, nowNs: net.nowNs)
+        net.pump()
+        XCTAssertEqual(net.texts("ep2"), ["hi"])
+        let receipts = net.inbox("ep1").filter { $0.kind == .response }
+        XCTAssertEqual(receipts.map(\.cookie), [77])
+        XCTAssertEqual(receipts.first?.src, "ep2")
+        try net.send("ep1", to: "ep2", "no receipt")
+        XCTAssertEqual(net.inbox("ep1").filter { $0.kind == .response }.count, 1, "plain DATA gets no receipt")
+    }
+}

@@ -238,7 +238,9 @@ public nonisolated struct Dagent_Envelope: Sendable {
   /// per-source message id
   public var id: UInt64 = 0
 
-  /// RPC correlation id (REQUEST/RESPONSE/ERROR)
+  /// RPC correlation id (REQUEST/RESPONSE/ERROR). On DATA, a non-zero cookie
+  /// asks the destination node for a delivery receipt: an empty RESPONSE with
+  /// this cookie, sent in the same step that hands the message to the application.
   public var cookie: UInt64 = 0
 
   public var kind: Dagent_Kind = .data

@@ -36,6 +36,11 @@ public enum CoreAction: Equatable {
     case peerDown(LinkID)
     /// A service frame arrived on a peer link.
     case service(LinkID, Dagent_ServiceFrame)
+    /// Top of a root group: have the group's directory confirm these names
+    /// (registered by `agent`, the child they came through); answer with `namesConfirmed`.
+    case confirmNames(requestID: UInt64, agent: String, [Dagent_NameRecord])
+    /// Top of a root group: these names left this replica's subtree.
+    case releaseNames([String])
     /// Something worth a log line.
     case log(LogLevel, String)
 }

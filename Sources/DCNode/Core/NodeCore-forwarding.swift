@@ -35,7 +35,11 @@ extension NodeCore {
     func nextHop(_ dst: String) -> NextHop {
         if dst == config.name || (!localServices.isEmpty && localServices.contains(dst)) { return .local }
         if let entry = routes[dst] { return .link(entry.link) }
-        if !config.hasParent { return .noRoute }
+        if !config.hasParent {
+            // Top of a root group: the directory says which replica holds it.
+            if let resolver = peerResolver, let link = resolver(dst), links[link] != nil { return .link(link) }
+            return .noRoute
+        }
         if parentReady, let parent = parentLink { return .link(parent) }
         return .queue
     }
@@ -45,10 +49,6 @@ extension NodeCore {
     /// node or must be answered with an error.
     func receiveRaw(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, nowNs: UInt64) {
         let link = links[id]!
-        if link.isPeer {
-            log(.warning, "dropping an envelope to '\(header.dst)' from peer link \(link.address): peers carry service frames only")
-            return
-        }
         let known = (0...3).contains(header.kind)
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         let forward: LinkID?
@@ -150,6 +150,18 @@ extension NodeCore {
         }
         stats.delivered &+= 1
         emit(.deliver(envelope))
+        if envelope.kind == .data && envelope.cookie != 0 {
+            // Delivery receipt: emitted with the delivery itself, so it is sent even
+            // if the application stops right after seeing the message.
+            var receipt = Dagent_Envelope()
+            receipt.src = config.name
+            receipt.dst = envelope.src
+            receipt.type = envelope.type
+            receipt.kind = .response
+            receipt.cookie = envelope.cookie
+            receipt.hopLimit = config.hopLimit
+            route(receipt, nowNs: nowNs)
+        }
     }
 
     /// Reports a failed envelope to its sender as an ERROR envelope.

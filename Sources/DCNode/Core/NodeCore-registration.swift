@@ -95,6 +95,9 @@ extension NodeCore {
         if parentReady, let parent = parentLink {
             let requestID = sendNameAdded(accepted, to: parent)
             pendingUp[requestID] = .childRegister(link: id, name: reg.name, session: session, refusedHere: refused)
+        } else if nameAuthority {
+            let requestID = askAuthority(accepted, via: id)
+            pendingUp[requestID] = .childRegister(link: id, name: reg.name, session: session, refusedHere: refused)
         } else {
             answerRegistration(id, session: session, refused: refused)
         }
@@ -151,6 +154,9 @@ extension NodeCore {
         if parentReady, let parent = parentLink, !accepted.isEmpty {
             let requestID = sendNameAdded(accepted, to: parent)
             pendingUp[requestID] = .childNames(link: id, requestID: added.requestID, refusedHere: refused)
+        } else if nameAuthority && !accepted.isEmpty {
+            let requestID = askAuthority(accepted, via: id)
+            pendingUp[requestID] = .childNames(link: id, requestID: added.requestID, refusedHere: refused)
         } else {
             sendNameAck(id, requestID: added.requestID, refused: refused)
         }
@@ -163,8 +169,31 @@ extension NodeCore {
         sendFrame(id, .nameAck(ack))
     }
 
+    /// Top of a root group: the names must be confirmed by the group's directory.
+    func askAuthority(_ records: [Dagent_NameRecord], via id: LinkID) -> UInt64 {
+        let requestID = nextRequestID
+        nextRequestID += 1
+        var confirmed = records
+        for i in confirmed.indices where confirmed[i].parent.isEmpty { confirmed[i].parent = config.name }
+        emit(.confirmNames(requestID: requestID, agent: links[id]?.peerName ?? "", confirmed))
+        return requestID
+    }
+
+    /// The name authority (the root group) answered `.confirmNames`.
+    public func namesConfirmed(requestID: UInt64, refused: [Dagent_NameRefusal]) {
+        var ack = Dagent_NameAck()
+        ack.requestID = requestID
+        ack.refused = refused
+        completePendingUp(ack)
+    }
+
     func handleNameAck(_ ack: Dagent_NameAck, from id: LinkID) {
-        guard id == parentLink, let pending = pendingUp.removeValue(forKey: ack.requestID) else { return }
+        guard id == parentLink else { return }
+        completePendingUp(ack)
+    }
+
+    func completePendingUp(_ ack: Dagent_NameAck) {
+        guard let pending = pendingUp.removeValue(forKey: ack.requestID) else { return }
         // Names the upper tree refused were never accepted above: drop them here, quietly.
         var refusedNames: Set<String> = []
         for refusal in ack.refused {
@@ -286,7 +315,9 @@ extension NodeCore {
 
     func propagateWithdrawn(_ names: [String], reason: String) {
         guard !names.isEmpty else { return }
-        if parentReady, let parent = parentLink {
+        if nameAuthority && !config.hasParent {
+            emit(.releaseNames(names))
+        } else if parentReady, let parent = parentLink {
             var w = Dagent_NameWithdrawn()
             w.names = names
             w.reason = reason

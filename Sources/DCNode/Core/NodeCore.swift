@@ -38,6 +38,12 @@ public final class NodeCore {
     let newSession: () -> UInt64
     /// Names (besides our own) delivered here, e.g. "@state" on a root replica.
     public var localServices: Set<String> = []
+    /// At the top of a root group: names are confirmed by the group's directory
+    /// (`.confirmNames` → `namesConfirmed`) and released through it (`.releaseNames`).
+    public var nameAuthority = false
+    /// At the top of a root group: the peer link toward the replica that holds a
+    /// name this node does not know (from the replicated directory), if any.
+    public var peerResolver: ((String) -> LinkID?)?
     /// The last destination that passed `NameRules` (streams send to one name).
     var lastValidDestination = ""
 

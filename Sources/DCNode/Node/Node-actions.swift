@@ -62,6 +62,10 @@ extension Node {
                 onEvent?(.registrationFailed(error))
             case .parentReady:
                 break
+            case let .confirmNames(requestID, agent, records):
+                nameAuthority?(.confirm(requestID: requestID, agent: agent, records))
+            case let .releaseNames(names):
+                nameAuthority?(.release(names))
             case let .peerUp(id, hello):
                 onPeer?(.up(id, hello))
             case let .peerDown(id):

@@ -52,6 +52,30 @@ extension Node {
         scheduleFlush()
     }
 
+    /// Sends a one-way message and completes when the destination node has
+    /// delivered it to its application (a delivery receipt), or fails with the
+    /// reason (no route, timeout, ...).
+    public func sendConfirmed(to dst: String, type: UInt32, payload: Data, timeout: Double) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Dagent_Envelope.self)
+        eventLoop.execute {
+            let now = self.nowNs
+            let waiter = RpcWaiter.promise(promise)
+            let cookie = self.rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: UInt64(max(0.001, timeout) * 1e9))
+            var e = Self.envelope(to: dst, type: type, payload: payload, kind: .data)
+            e.cookie = cookie
+            do throws(DAgentError) {
+                try self.core.sendLocal(e, nowNs: now)
+            } catch {
+                _ = self.rpc.complete(cookie: cookie)
+                waiter.fail(error)
+                return
+            }
+            self.perform()
+            self.scheduleFlush()
+        }
+        return promise.futureResult.map { _ in () }
+    }
+
     /// Sends a request; the future holds the RESPONSE envelope or fails with
     /// a `DAgentError` (no route, timeout, refused, ...).
     public func request(to dst: String, type: UInt32, payload: Data, timeout: Double) -> EventLoopFuture<Dagent_Envelope> {

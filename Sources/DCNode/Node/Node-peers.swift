@@ -9,6 +9,14 @@ public enum PeerEvent {
     case frame(LinkID, Dagent_ServiceFrame)
 }
 
+/// What a top node asks of its name authority (the root group's directory).
+public enum NameAuthorityEvent {
+    /// Confirm these names (registered through child `agent`); answer with `namesConfirmed`.
+    case confirm(requestID: UInt64, agent: String, [Dagent_NameRecord])
+    /// These names left this node's subtree.
+    case release([String])
+}
+
 /// Services and peer links: what a root-group replica plugs into a node.
 /// Call these on the event loop (or before `start`).
 extension Node {
@@ -49,6 +57,23 @@ extension Node {
         core.peerLinkUp(id, address: channel.remoteAddress.map(describe) ?? "?", hello: hello, nowNs: nowNs)
         perform()
         flushDirty()
+    }
+
+    /// Makes this top node defer name registrations to an authority (the root
+    /// group's replicated directory), and route unknown names to the peer link
+    /// `resolver` returns. Call before `start`.
+    public func enableNameAuthority(resolver: @escaping (String) -> LinkID?,
+                                    handler: @escaping (NameAuthorityEvent) -> Void) {
+        core.nameAuthority = true
+        core.peerResolver = resolver
+        nameAuthority = handler
+    }
+
+    /// The authority's answer to `.confirm(requestID:...)`: the names it refused.
+    public func namesConfirmed(requestID: UInt64, refused: [Dagent_NameRefusal]) {
+        core.namesConfirmed(requestID: requestID, refused: refused)
+        perform()
+        scheduleFlush()
     }
 
     /// Sends a service frame on a peer link (flushed at the end of the loop turn).

@@ -42,6 +42,7 @@ public final class Node: @unchecked Sendable {
     /// Called on the event loop for peer-link events (root-group replicas).
     public var onPeer: ((PeerEvent) -> Void)?
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
+    var nameAuthority: ((NameAuthorityEvent) -> Void)?
 
     /// Creates a node. With no `group`, the node owns a one-thread event loop group.
     public init(config: NodeConfig, group: EventLoopGroup? = nil, logger: Logger? = nil) throws {
