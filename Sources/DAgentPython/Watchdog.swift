@@ -1,0 +1,85 @@
+import CPyHost
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// Watches what the plugin thread runs (the scope published by cpyhost.c).
+/// Plugin code that runs longer than `handler_budget` is logged once and,
+/// with `interrupt_handlers`, interrupted: `dagent.HandlerTimeout` is raised
+/// in it with `PyThreadState_SetAsyncExc`. Time spent waiting (for work, or
+/// in a blocking `dagent.request`) does not count.
+///
+/// Limit: an asynchronous exception is seen only when the thread runs Python
+/// bytecode again, so code blocked inside one long C call (`time.sleep(60)`,
+/// a blocking socket read) is interrupted only when that call returns.
+final class Watchdog: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var budget: Double
+    private var interrupt: Bool
+    private var stopped = false
+    private let logger: Logger
+    private let stats: PluginStats
+
+    init(budget: Double, interrupt: Bool, logger: Logger, stats: PluginStats) {
+        self.budget = budget
+        self.interrupt = interrupt
+        self.logger = logger
+        self.stats = stats
+    }
+
+    func update(budget: Double, interrupt: Bool) {
+        lock.withLock {
+            self.budget = budget
+            self.interrupt = interrupt
+        }
+    }
+
+    func start() {
+        let thread = Thread { self.run() }
+        thread.name = "dagent-watchdog"
+        thread.start()
+    }
+
+    func stop() { lock.withLock { stopped = true } }
+
+    private func run() {
+        var warned: UInt64 = 0, interrupted: UInt64 = 0, escalated: UInt64 = 0
+        while true {
+            let (budget, interrupt, stopped) = lock.withLock { (self.budget, self.interrupt, self.stopped) }
+            if stopped { return }
+            usleep(UInt32(min(250_000, max(5_000, budget * 1e6 / 8))))
+            var scope = cpy_scope()
+            cpy_current_scope(&scope)
+            guard scope.seq != 0, scope.kind == Int32(CPY_SCOPE_LOOP.rawValue) || scope.kind == Int32(CPY_SCOPE_HANDLER.rawValue)
+                    || scope.kind == Int32(CPY_SCOPE_GUARDED.rawValue) else { continue }
+            let elapsed = Double(cpy_now_ns() - scope.start_ns) / 1e9
+            guard elapsed > budget else { continue }
+            let what = describe(scope)
+            if warned != scope.seq {
+                warned = scope.seq
+                stats.overBudget(slot: Int(scope.slot))
+                logger.warning("\(what) has been running for \(String(format: "%.1f", elapsed))s, over handler_budget=\(budget)s"
+                               + (interrupt ? "; interrupting it (dagent.HandlerTimeout)" : " (interrupt_handlers is off)"))
+            }
+            if interrupt && interrupted != scope.seq {
+                interrupted = scope.seq
+                _ = cpy_interrupt(scope.seq)
+            } else if interrupt && interrupted == scope.seq && escalated != scope.seq && elapsed > 3 * budget + 1 {
+                escalated = scope.seq
+                logger.error("\(what) is still running \(String(format: "%.1f", elapsed))s after it was interrupted: it is blocked in a C call or catches HandlerTimeout; the plugin thread is stuck until it returns")
+            }
+        }
+    }
+
+    private func describe(_ scope: cpy_scope) -> String {
+        let plugin = stats.pluginName(slot: Int(scope.slot))
+        switch scope.kind {
+        case Int32(CPY_SCOPE_HANDLER.rawValue):
+            return "the handler for type \(scope.type) of plugin '\(plugin)'"
+        case Int32(CPY_SCOPE_GUARDED.rawValue):
+            return "a timer, setup or teardown of plugin '\(plugin)'"
+        default:
+            return "an asyncio task step or callback on the plugin thread"
+        }
+    }
+}
