@@ -66,7 +66,8 @@ let package = Package(
         // `_dagent_host` module, hands batches of messages to Python. Public header is plain C.
         .target(
             name: "CPyHost",
-            dependencies: ["CPythonEmbed"]
+            dependencies: ["CPythonEmbed"],
+            exclude: ["README.md"]
         ),
         // The embedded plugin host: the plugin thread, batches, watchdog, reload, stats.
         // Links libpython (through CPyHost); only the `dagent` executable depends on it.

@@ -58,8 +58,9 @@ final class Watchdog: @unchecked Sendable {
             if warned != scope.seq {
                 warned = scope.seq
                 stats.overBudget(slot: Int(scope.slot))
-                logger.warning("\(what) has been running for \(String(format: "%.1f", elapsed))s, over handler_budget=\(budget)s"
-                               + (interrupt ? "; interrupting it (dagent.HandlerTimeout)" : " (interrupt_handlers is off)"))
+                let text = "\(what) has been running for \(String(format: "%.1f", elapsed))s, over handler_budget=\(budget)s"
+                    + (interrupt ? "; interrupting it (dagent.HandlerTimeout)" : " (interrupt_handlers is off)")
+                logger.warning("\(text)")
             }
             if interrupt && interrupted != scope.seq {
                 interrupted = scope.seq
