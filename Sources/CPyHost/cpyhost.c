@@ -369,7 +369,7 @@ static PyObject *m_busy(PyObject *self, PyObject *unused) {
 }
 
 /* guard(slot, kind, fn, *args): calls fn(*args) as plugin `slot` under the
- * watchdog (kind: 3 = timer/setup/teardown). */
+ * watchdog (kind: 3 = timer/setup/teardown, 5 = a task step). */
 static PyObject *m_guard(PyObject *self, PyObject *args) {
     Py_ssize_t n = PyTuple_GET_SIZE(args);
     if (n < 3) {

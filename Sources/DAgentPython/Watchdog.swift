@@ -51,7 +51,7 @@ final class Watchdog: @unchecked Sendable {
             var scope = cpy_scope()
             cpy_current_scope(&scope)
             guard scope.seq != 0, scope.kind == Int32(CPY_SCOPE_LOOP.rawValue) || scope.kind == Int32(CPY_SCOPE_HANDLER.rawValue)
-                    || scope.kind == Int32(CPY_SCOPE_GUARDED.rawValue) else { continue }
+                    || scope.kind == Int32(CPY_SCOPE_GUARDED.rawValue) || scope.kind == Int32(CPY_SCOPE_TASK.rawValue) else { continue }
             let elapsed = Double(cpy_now_ns() - scope.start_ns) / 1e9
             guard elapsed > budget else { continue }
             let what = describe(scope)
@@ -79,6 +79,8 @@ final class Watchdog: @unchecked Sendable {
             return "the handler for type \(scope.type) of plugin '\(plugin)'"
         case Int32(CPY_SCOPE_GUARDED.rawValue):
             return "a timer, setup or teardown of plugin '\(plugin)'"
+        case Int32(CPY_SCOPE_TASK.rawValue):
+            return "an async handler or task of plugin '\(plugin)'"
         default:
             return "an asyncio task step or callback on the plugin thread"
         }

@@ -16,6 +16,7 @@ reported (file, line, exception) and skipped; the others load.
 """
 
 import asyncio
+import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -91,19 +92,21 @@ def _where(exc, root):
 
 
 def _fingerprint(path, is_package):
-    def stat(p):
-        st = os.stat(p)
-        return (st.st_mtime_ns, st.st_size)
-    if not is_package:
-        return (stat(path),)
-    out = []
-    for d, dirs, files in os.walk(path):
-        dirs[:] = sorted(x for x in dirs if x != "__pycache__" and not x.startswith("."))
-        for f in sorted(files):
-            if f.endswith(".py"):
-                p = os.path.join(d, f)
-                out.append((os.path.relpath(p, path),) + stat(p))
-    return tuple(out)
+    """A digest of the plugin's source files (content, not mtime: an edit within
+    the same clock tick is still a change)."""
+    digest = hashlib.sha256()
+    files = [path]
+    if is_package:
+        files = []
+        for d, dirs, names in os.walk(path):
+            dirs[:] = sorted(x for x in dirs if x != "__pycache__" and not x.startswith("."))
+            files += [os.path.join(d, f) for f in sorted(names) if f.endswith(".py")]
+    for f in files:
+        digest.update(os.path.relpath(f, path).encode() + b"\0")
+        with open(f, "rb") as fh:
+            digest.update(fh.read())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 class Plugin:

@@ -7,11 +7,11 @@ module-level functions of ``dagent`` act on the installed runtime.
 """
 
 import collections
-import contextvars
 import inspect
 import logging
 import time
 import traceback
+import types
 
 from .errors import DAgentError, HandlerTimeout, error_for
 from .message import Message, as_bytes
@@ -23,9 +23,8 @@ MAX_TYPE = 0xFFFEFFFF
 
 log = logging.getLogger("dagent")
 
-# The plugin slot of the asyncio task running now (tasks outlive the call that
-# created them, so the backend's notion of "current plugin" does not apply).
-_task_slot = contextvars.ContextVar("dagent_plugin_slot", default=None)
+# Watchdog scope kinds (Sources/CPyHost/include/cpyhost.h).
+GUARDED, TASK = 3, 5
 
 _current = None
 
@@ -164,9 +163,6 @@ class Runtime:
 
     def current_slot(self):
         """The plugin whose code is running (0 outside plugins)."""
-        s = _task_slot.get()
-        if s is not None:
-            return s
         return self._native_slot() if self._native_slot else self._slot
 
     def current_name(self):
@@ -342,24 +338,43 @@ class Runtime:
             return None
         return r
 
-    def call_as(self, slot, fn, *args):
+    def call_as(self, slot, fn, *args, kind=GUARDED):
         """Calls ``fn(*args)`` as plugin ``slot`` under the watchdog; exceptions propagate."""
         if self._guard is not None:
-            return self._guard(slot, 3, fn, *args)
+            return self._guard(slot, kind, fn, *args)
         prev, self._slot = self._slot, slot
         try:
             return fn(*args)
         finally:
             self._slot = prev
 
+    @types.coroutine
+    def _stepwise(self, slot, coro):
+        """Drives ``coro`` one step at a time, each step as plugin ``slot``
+        under the watchdog (so a task that never yields is attributed and
+        interrupted like a handler)."""
+        value, exc = None, None
+        while True:
+            try:
+                if exc is not None:
+                    yielded = self.call_as(slot, coro.throw, exc, kind=TASK)
+                else:
+                    yielded = self.call_as(slot, coro.send, value, kind=TASK)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value, exc = (yield yielded), None
+            except BaseException as e:  # noqa: B036 - forwarded into the coroutine (cancellation too)
+                value, exc = None, e
+
     def spawn(self, slot, what, awaitable, msg=None):
         """Runs ``awaitable`` as an asyncio task owned by plugin ``slot``."""
         async def run():
+            if inspect.iscoroutine(awaitable):
+                return await self._stepwise(slot, awaitable)
             return await awaitable
-        ctx = contextvars.copy_context()
-        ctx.run(_task_slot.set, slot)
         name = f"dagent:{self.owner(slot).name or 'main'}:{what}"
-        task = self.loop.create_task(run(), name=name, context=ctx)
+        task = self.loop.create_task(run(), name=name)
         o = self.owner(slot)
         o.tasks.add(task)
         task.add_done_callback(lambda t: self._task_done(slot, what, msg, t))

@@ -257,3 +257,39 @@ def test_error_for_maps_codes():
     assert type(e) is dagent.DAgentError and e.code == 77 and e.reason == "odd"
     assert str(error_for(7, "late")) == "timeout: late"
     assert issubclass(dagent.HandlerTimeout, BaseException) and not issubclass(dagent.HandlerTimeout, Exception)
+
+
+def test_cancelled_async_handler_sees_cancellation_and_request_is_refused(rt, backend, loop):
+    seen = []
+    gate = loop.create_future()
+
+    @dagent.on(2)
+    async def waits(msg):
+        try:
+            await gate
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    backend.deliver("client", 2, b"", request=True)
+    pump(rt, backend)
+    run_until(loop, lambda: rt.owner(0).tasks)
+    rt.remove_owner(0)
+    run_until(loop, lambda: backend.responses)
+    assert seen == ["cancelled"]
+    assert backend.responses[0][3] is False and b"cancelled" in backend.responses[0][4]
+
+
+def test_async_handler_with_many_steps_returns_its_value(rt, backend, loop):
+    @dagent.on(2)
+    async def steps(msg):
+        total = 0
+        for i in range(5):
+            await asyncio.sleep(0)
+            total += i
+        return str(total)
+
+    backend.deliver("client", 2, b"", request=True)
+    pump(rt, backend)
+    run_until(loop, lambda: backend.responses)
+    assert backend.responses[0][4] == b"10"

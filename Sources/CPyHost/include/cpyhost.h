@@ -32,6 +32,7 @@ enum cpy_scope_kind {
     CPY_SCOPE_HANDLER = 2,  /* a plugin's message handler */
     CPY_SCOPE_GUARDED = 3,  /* a plugin's timer, setup or teardown */
     CPY_SCOPE_WAITING = 4,  /* blocked in dagent.request (GIL released) */
+    CPY_SCOPE_TASK = 5,     /* one step of a plugin's async handler or task */
 };
 
 typedef struct cpy_scope {
