@@ -36,7 +36,14 @@ public final class PluginHost: @unchecked Sendable {
     let lock = NIOLock()
     var inbox = CircularBuffer<Dagent_Envelope>(initialCapacity: 4096)
     var events: [Event] = []
+    /// True while the plugin thread is awake or will come back by itself: no need to signal.
     var signalled = false
+    /// Messages taken from `inbox` but not yet handed to Python (counted against queue_length).
+    var takenCount = 0
+    // Plugin thread only: the inbox as last swapped out, fed to Python in batches.
+    var taken = CircularBuffer<Dagent_Envelope>(initialCapacity: 4096)
+    // Event loop only: a wake-up is scheduled for the end of this loop tick.
+    var wakeScheduled = false
     var state = State.starting
     var settings: PluginSettings
     var commandWaiters: [UInt64: @Sendable (Result<String, DAgentError>) -> Void] = [:]
@@ -81,7 +88,7 @@ public final class PluginHost: @unchecked Sendable {
     public func install() {
         node.onMessage = { [unowned self] envelope in self.deliver(envelope) }
         node.treeExtension = { [unowned self] reply in
-            let (queued, dropped, settings) = self.lock.withLock { (self.inbox.count, self.stats.dropped, self.settings) }
+            let (queued, dropped, settings) = self.lock.withLock { (self.inbox.count + self.takenCount, self.stats.dropped, self.settings) }
             reply.pluginHost = self.stats.info(settings: settings, queued: queued, dropped: dropped)
         }
     }
@@ -189,7 +196,7 @@ public final class PluginHost: @unchecked Sendable {
         enum Outcome { case queued(wake: Bool), full(dropped: UInt64), stopped }
         let outcome: Outcome = lock.withLock {
             if state == .stopped { return .stopped }
-            if inbox.count >= queueLength {
+            if inbox.count + takenCount >= queueLength {
                 stats.dropped += 1
                 return .full(dropped: stats.dropped)
             }
@@ -200,7 +207,14 @@ public final class PluginHost: @unchecked Sendable {
         }
         switch outcome {
         case .queued(let wake):
-            if wake { cpy_eventfd_signal(wakeFD) }
+            // One eventfd write per event-loop tick, after the whole read burst, not per message.
+            if wake && !wakeScheduled {
+                wakeScheduled = true
+                node.eventLoop.execute {
+                    self.wakeScheduled = false
+                    cpy_eventfd_signal(self.wakeFD)
+                }
+            }
         case .full(let dropped):
             let reason = "the plugin queue of node '\(node.config.name)' is full (plugins.queue_length=\(queueLength)): its plugins do not keep up"
             if envelope.kind == .request {
@@ -285,20 +299,22 @@ public final class PluginHost: @unchecked Sendable {
 
     // MARK: the plugin thread's side (GIL held)
 
-    /// Moves up to `max` messages and all events into the C batch.
+    /// Moves up to `max` messages and all events into the C batch. The inbox
+    /// is swapped out whole (O(1) under the lock); batches are cut from the
+    /// swapped-out part without the lock.
     func take(into batch: OpaquePointer?, max: Int) -> Int32 {
-        var messages: [Dagent_Envelope] = []
+        cpy_eventfd_drain(wakeFD)
         var pending: [Event] = []
         let more: Bool = lock.withLock {
-            cpy_eventfd_drain(wakeFD)
-            let n = Swift.min(max, inbox.count)
-            messages.reserveCapacity(n)
-            for _ in 0..<n { messages.append(inbox.removeFirst()) }
+            if taken.isEmpty && !inbox.isEmpty { swap(&inbox, &taken) }
             swap(&pending, &events)
-            signalled = !inbox.isEmpty
+            let left = taken.count - Swift.min(max, taken.count)
+            takenCount = left
+            signalled = left > 0 || !inbox.isEmpty
             return signalled
         }
-        for e in messages {
+        for _ in 0..<Swift.min(max, taken.count) {
+            let e = taken.removeFirst()
             var src = e.src
             src.withUTF8 { s in
                 e.payload.withUnsafeBytes { p in
