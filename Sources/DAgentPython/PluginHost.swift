@@ -134,6 +134,7 @@ public final class PluginHost: @unchecked Sendable {
     }
 
     func threadMain() {
+        pthread_setname_np(pthread_self(), "dagent-python")
         var callbacks = Bridge.callbacks(for: self)
         var error: UnsafeMutablePointer<CChar>?
         let paths = [pythonDir]

@@ -56,18 +56,25 @@ final class PluginTests: XCTestCase {
             @dagent.on(7)
             def note(msg):
                 seen.append(f"{msg.src.split('-')[0]}:{msg.type}:{msg.text}")
+                dagent.log.info("noted %r for %s", msg.text, msg.dst)
 
             @dagent.on(8)
             def dump(msg):
                 return ",".join(seen)
+
+            @dagent.on(9)
+            def whoami(msg):
+                return f"{dagent.name()} ready={dagent.ready()}"
             """)
         try startAgent(loaded: ["echo", "inbox"])
+        XCTAssertEqual(request(9, "").out, "a1 ready=True\n")
         XCTAssertEqual(send(7, "first").status, 0)
         XCTAssertEqual(send(7, "second").status, 0)
         let r = request(8, "")
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertEqual(r.out, "dagent:7:first,dagent:7:second\n")
-        c.waitFor("3 messages counted for inbox") { plugins()["inbox"]?.handled == 3 }
+        c.waitFor("4 messages counted for inbox") { plugins()["inbox"]?.handled == 4 }
+        XCTAssertTrue(c.log("a1").contains("plugin=inbox [DAgentPython] noted 'first' for a1"), c.log("a1"))
     }
 
     func testRequestReplyThroughShippedPlugins() throws {

@@ -207,9 +207,10 @@ class Runtime:
             raise TypeError(f"handler for type {type} must be callable, not {fn!r}")
         slot = self.current_slot()
         stack = self._stacks.setdefault(type, [])
-        if stack and stack[-1][1] != slot:
-            log.warning("plugin '%s' takes over message type %d from plugin '%s'",
-                        self.owner(slot).name, type, self.owner(stack[-1][1]).name)
+        other = next((e[1] for e in stack if e[1] != slot), None)
+        if other is not None:
+            raise ValueError(f"message type {type} is already handled by plugin '{self.owner(other).name or 'main'}': "
+                             "two plugins cannot share a message type (pick another type, or unload that plugin)")
         entry = (fn, slot)
         stack.append(entry)
         self.handlers[type] = entry

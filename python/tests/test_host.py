@@ -144,7 +144,7 @@ def test_reload_picks_up_changed_code_and_calls_teardown(plugin_dir, make_host, 
     marker = tmp_path / "teardown.log"
     code = """
         import dagent
-        @dagent.on(1)
+        @dagent.on(21)
         def h(msg):
             return "version {v}"
         def teardown():
@@ -155,7 +155,7 @@ def test_reload_picks_up_changed_code_and_calls_teardown(plugin_dir, make_host, 
     write(plugin_dir / "other.py", ECHO)
     host = make_host([plugin_dir])
     host.reload(initial=True)
-    deliver(host, backend, "c", 1, request=True)
+    deliver(host, backend, "c", 21, request=True)
     # same size, same second: a stale .pyc or an mtime check alone would miss this
     write(plugin_dir / "v.py", code.format(v=2, marker=str(marker)))
     st = os.stat(plugin_dir / "v.py")
@@ -163,7 +163,7 @@ def test_reload_picks_up_changed_code_and_calls_teardown(plugin_dir, make_host, 
     ok, summary = host.reload()
     assert ok, summary
     assert "v: reloaded" in summary and "other: unchanged (loaded)" in summary
-    deliver(host, backend, "c", 1, request=True)
+    deliver(host, backend, "c", 21, request=True)
     assert [r[4] for r in backend.responses] == [b"version 1", b"version 2"]
     assert marker.read_text() == "down 1\n"
 
@@ -266,3 +266,16 @@ def test_host_commands(plugin_dir, make_host, backend):
     assert op == "command_done" and json.loads(text) == {"token": 7, "ok": True, "text": "a: reloaded"}
     host._command(8, json.dumps({"op": "dance"}))
     assert json.loads(backend.controls[-1][1])["ok"] is False
+
+
+def test_two_plugins_cannot_share_a_type(plugin_dir, make_host, backend):
+    write(plugin_dir / "first.py", ECHO)
+    write(plugin_dir / "second.py", "import dagent\n\n@dagent.on(1)\ndef h(msg):\n    return b'second'\n")
+    host = make_host([plugin_dir])
+    host.reload(initial=True)
+    second = host.plugins["second"]
+    assert second.state == "failed"
+    assert "second.py:3" in second.error
+    assert "message type 1 is already handled by plugin 'first'" in second.error
+    deliver(host, backend, "c", 1, b"x", request=True)
+    assert backend.responses[-1][4] == b"echo:x"
