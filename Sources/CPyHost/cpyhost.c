@@ -9,6 +9,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <sys/prctl.h>
+
 #include "cpyhost.h"
 
 #include <errno.h>
@@ -59,10 +61,11 @@ static inline uint64_t scope_set(int32_t kind, int32_t slot, uint32_t type) {
     return seq;
 }
 
-/* An interrupt aimed at `seq` that has not fired yet must not hit the next
- * piece of code: cancel it (GIL held). */
+/* An interrupt aimed at scope `seq` (or at a scope opened inside it, e.g.
+ * the handler scope re-opened after a blocking request) that has not fired
+ * yet must not hit the next piece of code: cancel it (GIL held). */
 static inline void scope_clear_interrupt(uint64_t seq) {
-    if (s_interrupted_seq == seq && seq != 0) {
+    if (s_interrupted_seq != 0 && s_interrupted_seq >= seq) {
         PyThreadState_SetAsyncExc(g_thread_id, NULL);
         s_interrupted_seq = 0;
     }
@@ -441,7 +444,10 @@ static PyObject *m_pump(PyObject *self, PyObject *args) {
     int more = G.take(G.ctx, &b, max);
     Py_CLEAR(b.last_src);
     Py_CLEAR(b.last_type);
-    if (b.failed) PyErr_Clear();
+    if (b.failed) {
+        PyErr_Clear();
+        G.log(G.ctx, 40, "", "out of memory while building a batch of messages for the plugins: some were dropped");
+    }
 
     static uint64_t counts[MAX_SLOTS];
     int max_slot = -1;
@@ -529,6 +535,8 @@ static PyObject *PyInit__dagent_host(void) { return PyModule_Create(&moddef); }
 /* ---- lifecycle ---------------------------------------------------------------- */
 
 const char *cpy_version(void) { return Py_GetVersion(); }
+
+void cpy_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 int cpy_init(const char *program, const char *const *paths, int npaths,
              const cpy_callbacks *callbacks, const char *node_name, int wakeup_fd, char **error) {

@@ -134,7 +134,7 @@ public final class PluginHost: @unchecked Sendable {
     }
 
     func threadMain() {
-        pthread_setname_np(pthread_self(), "dagent-python")
+        cpy_set_thread_name("dagent-python")
         var callbacks = Bridge.callbacks(for: self)
         var error: UnsafeMutablePointer<CChar>?
         let paths = [pythonDir]

@@ -43,7 +43,7 @@ final class Watchdog: @unchecked Sendable {
     func stop() { lock.withLock { stopped = true } }
 
     private func run() {
-        pthread_setname_np(pthread_self(), "dagent-watchdog")
+        cpy_set_thread_name("dagent-watchdog")
         var warned: UInt64 = 0, interrupted: UInt64 = 0, escalated: UInt64 = 0
         while true {
             let (budget, interrupt, stopped) = lock.withLock { (self.budget, self.interrupt, self.stopped) }

@@ -91,6 +91,9 @@ int cpy_run_main(const char *module, const char *function, const char *arg, char
 /* "3.11.2 (main, ...)" — the linked interpreter's version. */
 const char *cpy_version(void);
 
+/* Names the calling OS thread (shown by top -H, perf, gdb). */
+void cpy_set_thread_name(const char *name);
+
 /* Appends one message to a batch (called from `take`). cookie != 0 marks a request. */
 void cpy_batch_message(cpy_batch *batch, const char *src, size_t src_len, uint32_t type,
                        uint64_t cookie, const void *data, size_t len);
