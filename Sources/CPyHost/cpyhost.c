@@ -37,9 +37,10 @@ static atomic_int g_initialized;
 /* ---- the watchdog scope --------------------------------------------------
  * Written by the plugin thread (GIL held), read by the watchdog thread. The
  * fields are stored before the sequence number (release), so a reader that
- * sees the same seq before and after reading got a consistent-enough view. */
+ * sees the same seq before and after reading got a consistent-enough view.
+ * No clock is read here (it costs more than a trivial handler): the watchdog
+ * times a scope by seeing the same seq in consecutive samples. */
 static _Atomic uint64_t s_seq;
-static _Atomic int64_t s_start;
 static _Atomic int32_t s_kind, s_slot;
 static _Atomic uint32_t s_type;
 static uint64_t s_next_seq;            /* plugin thread only */
@@ -47,13 +48,12 @@ static uint64_t s_interrupted_seq;     /* GIL-protected */
 
 int64_t cpy_now_ns(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static inline uint64_t scope_set(int32_t kind, int32_t slot, uint32_t type) {
     uint64_t seq = ++s_next_seq;
-    atomic_store_explicit(&s_start, cpy_now_ns(), memory_order_relaxed);
     atomic_store_explicit(&s_kind, kind, memory_order_relaxed);
     atomic_store_explicit(&s_slot, slot, memory_order_relaxed);
     atomic_store_explicit(&s_type, type, memory_order_relaxed);
@@ -74,7 +74,6 @@ static inline void scope_clear_interrupt(uint64_t seq) {
 void cpy_current_scope(cpy_scope *out) {
     for (int i = 0; i < 8; i++) {
         uint64_t a = atomic_load_explicit(&s_seq, memory_order_acquire);
-        out->start_ns = atomic_load_explicit(&s_start, memory_order_relaxed);
         out->kind = atomic_load_explicit(&s_kind, memory_order_relaxed);
         out->slot = atomic_load_explicit(&s_slot, memory_order_relaxed);
         out->type = atomic_load_explicit(&s_type, memory_order_relaxed);

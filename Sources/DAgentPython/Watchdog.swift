@@ -7,7 +7,9 @@ import NIOConcurrencyHelpers
 /// Plugin code that runs longer than `handler_budget` is logged once and,
 /// with `interrupt_handlers`, interrupted: `dagent.HandlerTimeout` is raised
 /// in it with `PyThreadState_SetAsyncExc`. Time spent waiting (for work, or
-/// in a blocking `dagent.request`) does not count.
+/// in a blocking `dagent.request`) does not count. A scope is timed from the
+/// first watchdog sample that saw it, so detection is late by at most one
+/// sampling period (budget / 10, between 5 ms and 250 ms).
 ///
 /// Limit: an asynchronous exception is seen only when the thread runs Python
 /// bytecode again, so code blocked inside one long C call (`time.sleep(60)`,
@@ -45,15 +47,24 @@ final class Watchdog: @unchecked Sendable {
     private func run() {
         cpy_set_thread_name("dagent-watchdog")
         var warned: UInt64 = 0, interrupted: UInt64 = 0, escalated: UInt64 = 0
+        // The scope seen in the previous sample and when it was first seen: a scope
+        // is timed from the first sample that saw it (at most one period late).
+        var lastSeq: UInt64 = 0, firstSeen: Int64 = 0
         while true {
             let (budget, interrupt, stopped) = lock.withLock { (self.budget, self.interrupt, self.stopped) }
             if stopped { return }
-            usleep(UInt32(min(250_000, max(5_000, budget * 1e6 / 8))))
+            usleep(UInt32(min(250_000, max(5_000, budget * 1e6 / 10))))
             var scope = cpy_scope()
             cpy_current_scope(&scope)
+            let now = cpy_now_ns()
+            if scope.seq != lastSeq {
+                lastSeq = scope.seq
+                firstSeen = now
+                continue
+            }
             guard scope.seq != 0, scope.kind == Int32(CPY_SCOPE_LOOP.rawValue) || scope.kind == Int32(CPY_SCOPE_HANDLER.rawValue)
                     || scope.kind == Int32(CPY_SCOPE_GUARDED.rawValue) || scope.kind == Int32(CPY_SCOPE_TASK.rawValue) else { continue }
-            let elapsed = Double(cpy_now_ns() - scope.start_ns) / 1e9
+            let elapsed = Double(now - firstSeen) / 1e9
             guard elapsed > budget else { continue }
             let what = describe(scope)
             if warned != scope.seq {

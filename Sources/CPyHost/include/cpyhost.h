@@ -36,8 +36,8 @@ enum cpy_scope_kind {
 };
 
 typedef struct cpy_scope {
-    uint64_t seq;       /* changes every time the scope changes; 0 = none */
-    int64_t start_ns;   /* cpy_now_ns() when the scope began */
+    uint64_t seq;       /* changes every time the scope changes; 0 = none.
+                           The same seq in two samples = the same scope ran all along. */
     int32_t kind;       /* enum cpy_scope_kind */
     int32_t slot;       /* plugin slot (0 = none) */
     uint32_t type;      /* message type, for CPY_SCOPE_HANDLER */
@@ -102,7 +102,7 @@ void cpy_batch_reply(cpy_batch *batch, uint64_t token, int code, const void *dat
 /* Appends a host command (JSON text), answered through control("command_done"). */
 void cpy_batch_command(cpy_batch *batch, uint64_t token, const char *text, size_t len);
 
-/* Watchdog side. */
+/* Watchdog side. cpy_now_ns is CLOCK_MONOTONIC in nanoseconds. */
 int64_t cpy_now_ns(void);
 void cpy_current_scope(cpy_scope *out);
 /* Takes the GIL; if the plugin thread is still in scope `seq`, raises
