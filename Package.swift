@@ -65,12 +65,40 @@ let package = Package(
             ],
             exclude: ["README.md"]
         ),
+        // `pkg-config python3-embed` (cflags, -lpython3.X) for CPyHost. Its header is empty:
+        // Python.h must never be visible to Swift (Glibc's fd_set would be defined twice).
+        .systemLibrary(
+            name: "CPythonEmbed",
+            pkgConfig: "python3-embed",
+            providers: [.apt(["libpython3-dev"])]
+        ),
+        // The only place that includes Python.h: starts CPython, provides the built-in
+        // `_dagent_host` module, hands batches of messages to Python. Public header is plain C.
+        .target(
+            name: "CPyHost",
+            dependencies: ["CPythonEmbed"],
+            exclude: ["README.md"]
+        ),
+        // The embedded plugin host: the plugin thread, batches, watchdog, reload, stats.
+        // Links libpython (through CPyHost); only the `dagent` executable depends on it.
+        .target(
+            name: "DAgentPython",
+            dependencies: [
+                "CPyHost", "DCNode", "DAgentWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            exclude: ["README.md"]
+        ),
         // The `dagent` command-line tool.
         .executableTarget(
             name: "dagent",
             dependencies: [
                 "DCNode", "DAgentRoot", "DAgentRaft",
                 "DAgentWire",
+                "DAgentPython",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

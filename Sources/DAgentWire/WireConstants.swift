@@ -17,4 +17,8 @@ public enum WireConstants {
     /// empty RESPONSE, without reaching the application. `dagent send` uses it
     /// to confirm delivery of the messages sent before it (links are FIFO).
     public static let pingType: UInt32 = 0xFFFF_FFFF
+    /// A REQUEST of this type asks the destination's plugin host to act (JSON
+    /// payload, e.g. `{"op":"reload","plugin":"echo"}`); `dagent reload` sends it.
+    /// A node without plugins refuses it.
+    public static let pluginAdminType: UInt32 = 0xFFFF_0001
 }

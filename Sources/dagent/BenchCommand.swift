@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Load generators that measure the tree.",
-        subcommands: [PingPong.self, StateBench.self]
+        subcommands: [PingPong.self, StateBench.self, PythonBench.self]
     )
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DAgentPython
 import DAgentWire
 import DCNode
 import DAgentRoot
@@ -15,7 +16,8 @@ struct RunCommand: ParsableCommand {
         Addresses: --listen makes the node accept children, --parent makes it join a parent
         (a comma-separated list fails over in order). Both make a proxy. The original shorthand
         works too: --addr pull:tcp://H:P | push:tcp://H:P | proxy:tcp://LISTEN->tcp://PARENT.
-        Flags override the YAML --config file.
+        Flags override the YAML --config file. --plugins DIR (repeatable) loads the Python
+        plugins in DIR (see the README's "Python plugins"); SIGHUP reloads changed plugins.
         """
     )
 
@@ -35,6 +37,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String?
     @Option(help: "Root-group cluster JSON (DCF style): run as a Raft replica serving @state.") var raft: String?
     @Option(help: "This replica's node_id in the --raft cluster JSON.") var nodeId: UInt64?
+    @Option(name: .customLong("plugins"), help: "Python plugin directory (repeatable; adds to plugins.dirs).") var pluginDirs: [String] = []
+    @Option(help: "Seconds a plugin handler may run before it is logged and interrupted (plugins.handler_budget).") var handlerBudget: Double?
+    @Option(help: "Directory holding the dagent Python package (plugins.python_path; found automatically).") var pythonPath: String?
 
     func buildConfig(defaultName: String = "", listen replicaListen: Endpoint? = nil) throws -> NodeConfig {
         var c = NodeConfig(name: defaultName)
@@ -65,9 +70,26 @@ struct RunCommand: ParsableCommand {
         return c
     }
 
+    /// The `plugins:` section of the config file plus the plugin flags.
+    func buildPluginSettings() throws -> PluginSettings {
+        var s = PluginSettings()
+        if let path = config, let fromFile = try PluginSettings.load(configFile: path) { s = fromFile }
+        let cwd = FileManager.default.currentDirectoryPath
+        for d in pluginDirs {
+            let url = d.hasPrefix("/") ? URL(fileURLWithPath: d) : URL(fileURLWithPath: cwd).appendingPathComponent(d)
+            let path = url.standardizedFileURL.path
+            if !s.dirs.contains(path) { s.dirs.append(path) }
+        }
+        if let handlerBudget { s.handlerBudget = handlerBudget }
+        if let pythonPath { s.pythonPath = URL(fileURLWithPath: pythonPath, relativeTo: URL(fileURLWithPath: cwd + "/")).standardizedFileURL.path }
+        try s.validate()
+        return s
+    }
+
     func run() throws {
         var config: NodeConfig
         var group: RaftGroupSetup?
+        let pluginSettings: PluginSettings
         do {
             if let raft {
                 guard let nodeId else { throw ConfigError("--raft needs --node-id N") }
@@ -76,19 +98,35 @@ struct RunCommand: ParsableCommand {
             } else {
                 config = try buildConfig()
             }
+            pluginSettings = try buildPluginSettings()
         } catch { fail("\(error)", code: 2) }
         bootstrapLogging(level: config.logLevel)
         let node: Node
         var replica: RootReplica?
+        var host: PluginHost?
         do {
             node = try Node(config: config)
             if let group {
                 replica = try group.makeReplica(node: node)
                 replica!.attach()
             }
+            if pluginSettings.isEnabled {
+                let h = try PluginHost(node: node, settings: pluginSettings)
+                h.reloadSettings = { try self.buildPluginSettings() }
+                h.install()
+                host = h
+            }
             try node.start().wait()
         } catch {
             fail("\(error)", code: 2)
+        }
+        if let host {
+            do {
+                let summary = try host.start()
+                node.logger.notice("plugins: \(summary.replacingOccurrences(of: "\n", with: "; "))")
+            } catch {
+                fail("cannot start the Python plugin host: \(error)", code: 2)
+            }
         }
         let done = DispatchSemaphore(value: 0)
         var exitCode: Int32 = 0
@@ -99,11 +137,15 @@ struct RunCommand: ParsableCommand {
                 done.signal()
             }
         }
-        node.onMessage = { envelope in
-            if envelope.kind == .request && !config.echo {
-                node.replyError(to: envelope, reason: "node '\(config.name)' has no handler for type \(envelope.type)")
-            } else {
-                node.logger.debug("message from '\(envelope.src)' type \(envelope.type): \(envelope.payload.count) bytes")
+        if host == nil {
+            node.onMessage = { envelope in
+                if envelope.kind == .request && envelope.type == WireConstants.pluginAdminType {
+                    node.replyError(to: envelope, reason: "node '\(config.name)' runs no Python plugins (start it with --plugins DIR)")
+                } else if envelope.kind == .request && !config.echo {
+                    node.replyError(to: envelope, reason: "node '\(config.name)' has no handler for type \(envelope.type)")
+                } else {
+                    node.logger.debug("message from '\(envelope.src)' type \(envelope.type): \(envelope.payload.count) bytes")
+                }
             }
         }
         var sources: [DispatchSourceSignal] = []
@@ -117,6 +159,23 @@ struct RunCommand: ParsableCommand {
             source.resume()
             sources.append(source)
         }
+        signal(SIGHUP, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hup.setEventHandler {
+            guard let host else {
+                node.logger.notice("received SIGHUP: no Python plugins to reload")
+                return
+            }
+            node.logger.notice("received SIGHUP: reloading changed plugins")
+            host.reload(plugin: nil, force: false) { result in
+                switch result {
+                case .success(let text): node.logger.notice("plugins reloaded: \(text.replacingOccurrences(of: "\n", with: "; "))")
+                case .failure(let error): node.logger.error("plugin reload: \(error.reason.replacingOccurrences(of: "\n", with: "; "))")
+                }
+            }
+        }
+        hup.resume()
+        sources.append(hup)
         if let replica {
             do {
                 try replica.start().wait()
@@ -127,6 +186,7 @@ struct RunCommand: ParsableCommand {
         node.logger.notice("node '\(config.name)' started (role \(TreeRender.roleName(config.effectiveRole)))")
         done.wait()
         replica?.stop()
+        host?.stop()
         try? node.shutdown()
         node.logger.notice("node '\(config.name)' stopped")
         _ = sources

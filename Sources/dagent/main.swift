@@ -11,9 +11,10 @@ struct DAgentCommand: ParsableCommand {
         Echo endpoint:   dagent run --name ep1 --parent tcp://127.0.0.1:7001 --echo
         Ask it:          dagent request --via tcp://127.0.0.1:7001 --to ep1 hello
         See the tree:    dagent tree --via tcp://127.0.0.1:7000
+        With plugins:    dagent run --name a1 --listen tcp://127.0.0.1:7001 --plugins plugins
         """,
         subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
-                      TreeCommand.self, BenchCommand.self, StateCommandGroup.self]
+                      TreeCommand.self, ReloadCommand.self, BenchCommand.self, StateCommandGroup.self]
     )
 }
 

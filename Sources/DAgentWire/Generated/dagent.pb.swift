@@ -496,32 +496,156 @@ public nonisolated struct Dagent_QueueInfo: Sendable {
   public init() {}
 }
 
-public nonisolated struct Dagent_TreeReply: Sendable {
+public nonisolated struct Dagent_TreeReply: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var requestID: UInt64 = 0
+  public var requestID: UInt64 {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
+
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
+
+  public var role: Dagent_NodeRole {
+    get {_storage._role}
+    set {_uniqueStorage()._role = newValue}
+  }
+
+  /// "" at the top
+  public var parent: String {
+    get {_storage._parent}
+    set {_uniqueStorage()._parent = newValue}
+  }
+
+  public var parentReady: Bool {
+    get {_storage._parentReady}
+    set {_uniqueStorage()._parentReady = newValue}
+  }
+
+  /// every name in the subtree
+  public var names: [Dagent_NameRecord] {
+    get {_storage._names}
+    set {_uniqueStorage()._names = newValue}
+  }
+
+  public var links: [Dagent_LinkInfo] {
+    get {_storage._links}
+    set {_uniqueStorage()._links = newValue}
+  }
+
+  public var queues: [Dagent_QueueInfo] {
+    get {_storage._queues}
+    set {_uniqueStorage()._queues = newValue}
+  }
+
+  public var messagesRouted: UInt64 {
+    get {_storage._messagesRouted}
+    set {_uniqueStorage()._messagesRouted = newValue}
+  }
+
+  public var messagesDelivered: UInt64 {
+    get {_storage._messagesDelivered}
+    set {_uniqueStorage()._messagesDelivered = newValue}
+  }
+
+  /// absent when the node runs no plugins
+  public var pluginHost: Dagent_PluginHostInfo {
+    get {_storage._pluginHost ?? Dagent_PluginHostInfo()}
+    set {_uniqueStorage()._pluginHost = newValue}
+  }
+  /// Returns true if `pluginHost` has been explicitly set.
+  public var hasPluginHost: Bool {_storage._pluginHost != nil}
+  /// Clears the value of `pluginHost`. Subsequent reads from it will return its default value.
+  public mutating func clearPluginHost() {_uniqueStorage()._pluginHost = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// One Python plugin of a node's plugin host (`dagent tree --json`).
+public nonisolated struct Dagent_PluginInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
 
   public var name: String = String()
 
-  public var role: Dagent_NodeRole = .leaf
+  public var path: String = String()
 
-  /// "" at the top
-  public var parent: String = String()
+  /// loaded, failed (import/setup), stopped (bad config), unloaded
+  public var state: String = String()
 
-  public var parentReady: Bool = false
+  /// why it failed or stopped: file:line and the exception
+  public var error: String = String()
 
-  /// every name in the subtree
-  public var names: [Dagent_NameRecord] = []
+  /// message types it handles
+  public var types: [UInt32] = []
 
-  public var links: [Dagent_LinkInfo] = []
+  /// messages its handlers were called with
+  public var handled: UInt64 = 0
 
-  public var queues: [Dagent_QueueInfo] = []
+  /// exceptions raised by its handlers, timers, tasks, teardown
+  public var errors: UInt64 = 0
 
-  public var messagesRouted: UInt64 = 0
+  /// per message type ("7") or "timer", "task", "teardown"
+  public var errorsBy: Dictionary<String,UInt64> = [:]
 
-  public var messagesDelivered: UInt64 = 0
+  /// times its code ran longer than handler_budget
+  public var overBudget: UInt64 = 0
+
+  /// times it was interrupted (HandlerTimeout raised in it)
+  public var interrupts: UInt64 = 0
+
+  /// 1 + reloads
+  public var loads: UInt64 = 0
+
+  public var lastError: String = String()
+
+  public var timers: UInt32 = 0
+
+  public var tasks: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The embedded CPython plugin host of a node.
+public nonisolated struct Dagent_PluginHostInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var running: Bool = false
+
+  /// interpreter version
+  public var python: String = String()
+
+  public var dirs: [String] = []
+
+  /// seconds
+  public var handlerBudget: Double = 0
+
+  /// messages waiting for the plugin thread
+  public var queued: UInt64 = 0
+
+  public var handled: UInt64 = 0
+
+  /// refused because plugin_queue_length was reached
+  public var dropped: UInt64 = 0
+
+  /// messages of a type no plugin handles
+  public var unhandled: UInt64 = 0
+
+  public var plugins: [Dagent_PluginInfo] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1343,7 +1467,147 @@ nonisolated extension Dagent_QueueInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0")
+
+  fileprivate class _StorageClass {
+    var _requestID: UInt64 = 0
+    var _name: String = String()
+    var _role: Dagent_NodeRole = .leaf
+    var _parent: String = String()
+    var _parentReady: Bool = false
+    var _names: [Dagent_NameRecord] = []
+    var _links: [Dagent_LinkInfo] = []
+    var _queues: [Dagent_QueueInfo] = []
+    var _messagesRouted: UInt64 = 0
+    var _messagesDelivered: UInt64 = 0
+    var _pluginHost: Dagent_PluginHostInfo? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _requestID = source._requestID
+      _name = source._name
+      _role = source._role
+      _parent = source._parent
+      _parentReady = source._parentReady
+      _names = source._names
+      _links = source._links
+      _queues = source._queues
+      _messagesRouted = source._messagesRouted
+      _messagesDelivered = source._messagesDelivered
+      _pluginHost = source._pluginHost
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._requestID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 3: try { try decoder.decodeSingularEnumField(value: &_storage._role) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._parent) }()
+        case 5: try { try decoder.decodeSingularBoolField(value: &_storage._parentReady) }()
+        case 6: try { try decoder.decodeRepeatedMessageField(value: &_storage._names) }()
+        case 7: try { try decoder.decodeRepeatedMessageField(value: &_storage._links) }()
+        case 8: try { try decoder.decodeRepeatedMessageField(value: &_storage._queues) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._messagesRouted) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._messagesDelivered) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._pluginHost) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._requestID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._requestID, fieldNumber: 1)
+      }
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 2)
+      }
+      if _storage._role != .leaf {
+        try visitor.visitSingularEnumField(value: _storage._role, fieldNumber: 3)
+      }
+      if !_storage._parent.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._parent, fieldNumber: 4)
+      }
+      if _storage._parentReady != false {
+        try visitor.visitSingularBoolField(value: _storage._parentReady, fieldNumber: 5)
+      }
+      if !_storage._names.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._names, fieldNumber: 6)
+      }
+      if !_storage._links.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._links, fieldNumber: 7)
+      }
+      if !_storage._queues.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._queues, fieldNumber: 8)
+      }
+      if _storage._messagesRouted != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._messagesRouted, fieldNumber: 9)
+      }
+      if _storage._messagesDelivered != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._messagesDelivered, fieldNumber: 10)
+      }
+      try { if let v = _storage._pluginHost {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_TreeReply, rhs: Dagent_TreeReply) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._role != rhs_storage._role {return false}
+        if _storage._parent != rhs_storage._parent {return false}
+        if _storage._parentReady != rhs_storage._parentReady {return false}
+        if _storage._names != rhs_storage._names {return false}
+        if _storage._links != rhs_storage._links {return false}
+        if _storage._queues != rhs_storage._queues {return false}
+        if _storage._messagesRouted != rhs_storage._messagesRouted {return false}
+        if _storage._messagesDelivered != rhs_storage._messagesDelivered {return false}
+        if _storage._pluginHost != rhs_storage._pluginHost {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_PluginInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PluginInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}path\0\u{1}state\0\u{1}error\0\u{1}types\0\u{1}handled\0\u{1}errors\0\u{3}errors_by\0\u{3}over_budget\0\u{1}interrupts\0\u{1}loads\0\u{3}last_error\0\u{1}timers\0\u{1}tasks\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1351,66 +1615,156 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 3: try { try decoder.decodeSingularEnumField(value: &self.role) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.parent) }()
-      case 5: try { try decoder.decodeSingularBoolField(value: &self.parentReady) }()
-      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.names) }()
-      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.links) }()
-      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.queues) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.messagesRouted) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.messagesDelivered) }()
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 5: try { try decoder.decodeRepeatedUInt32Field(value: &self.types) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.handled) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.errors) }()
+      case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: &self.errorsBy) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.overBudget) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.interrupts) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.loads) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.lastError) }()
+      case 13: try { try decoder.decodeSingularUInt32Field(value: &self.timers) }()
+      case 14: try { try decoder.decodeSingularUInt32Field(value: &self.tasks) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.requestID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
-    }
     if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
-    if self.role != .leaf {
-      try visitor.visitSingularEnumField(value: self.role, fieldNumber: 3)
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 2)
     }
-    if !self.parent.isEmpty {
-      try visitor.visitSingularStringField(value: self.parent, fieldNumber: 4)
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 3)
     }
-    if self.parentReady != false {
-      try visitor.visitSingularBoolField(value: self.parentReady, fieldNumber: 5)
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 4)
     }
-    if !self.names.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.names, fieldNumber: 6)
+    if !self.types.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.types, fieldNumber: 5)
     }
-    if !self.links.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.links, fieldNumber: 7)
+    if self.handled != 0 {
+      try visitor.visitSingularUInt64Field(value: self.handled, fieldNumber: 6)
     }
-    if !self.queues.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.queues, fieldNumber: 8)
+    if self.errors != 0 {
+      try visitor.visitSingularUInt64Field(value: self.errors, fieldNumber: 7)
     }
-    if self.messagesRouted != 0 {
-      try visitor.visitSingularUInt64Field(value: self.messagesRouted, fieldNumber: 9)
+    if !self.errorsBy.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: self.errorsBy, fieldNumber: 8)
     }
-    if self.messagesDelivered != 0 {
-      try visitor.visitSingularUInt64Field(value: self.messagesDelivered, fieldNumber: 10)
+    if self.overBudget != 0 {
+      try visitor.visitSingularUInt64Field(value: self.overBudget, fieldNumber: 9)
+    }
+    if self.interrupts != 0 {
+      try visitor.visitSingularUInt64Field(value: self.interrupts, fieldNumber: 10)
+    }
+    if self.loads != 0 {
+      try visitor.visitSingularUInt64Field(value: self.loads, fieldNumber: 11)
+    }
+    if !self.lastError.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastError, fieldNumber: 12)
+    }
+    if self.timers != 0 {
+      try visitor.visitSingularUInt32Field(value: self.timers, fieldNumber: 13)
+    }
+    if self.tasks != 0 {
+      try visitor.visitSingularUInt32Field(value: self.tasks, fieldNumber: 14)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Dagent_TreeReply, rhs: Dagent_TreeReply) -> Bool {
-    if lhs.requestID != rhs.requestID {return false}
+  public static func ==(lhs: Dagent_PluginInfo, rhs: Dagent_PluginInfo) -> Bool {
     if lhs.name != rhs.name {return false}
-    if lhs.role != rhs.role {return false}
-    if lhs.parent != rhs.parent {return false}
-    if lhs.parentReady != rhs.parentReady {return false}
-    if lhs.names != rhs.names {return false}
-    if lhs.links != rhs.links {return false}
-    if lhs.queues != rhs.queues {return false}
-    if lhs.messagesRouted != rhs.messagesRouted {return false}
-    if lhs.messagesDelivered != rhs.messagesDelivered {return false}
+    if lhs.path != rhs.path {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.types != rhs.types {return false}
+    if lhs.handled != rhs.handled {return false}
+    if lhs.errors != rhs.errors {return false}
+    if lhs.errorsBy != rhs.errorsBy {return false}
+    if lhs.overBudget != rhs.overBudget {return false}
+    if lhs.interrupts != rhs.interrupts {return false}
+    if lhs.loads != rhs.loads {return false}
+    if lhs.lastError != rhs.lastError {return false}
+    if lhs.timers != rhs.timers {return false}
+    if lhs.tasks != rhs.tasks {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_PluginHostInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PluginHostInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{1}python\0\u{1}dirs\0\u{3}handler_budget\0\u{1}queued\0\u{1}handled\0\u{1}dropped\0\u{1}unhandled\0\u{1}plugins\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.running) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.python) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.dirs) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.handlerBudget) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.queued) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.handled) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.dropped) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.unhandled) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.plugins) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.running != false {
+      try visitor.visitSingularBoolField(value: self.running, fieldNumber: 1)
+    }
+    if !self.python.isEmpty {
+      try visitor.visitSingularStringField(value: self.python, fieldNumber: 2)
+    }
+    if !self.dirs.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.dirs, fieldNumber: 3)
+    }
+    if self.handlerBudget.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.handlerBudget, fieldNumber: 4)
+    }
+    if self.queued != 0 {
+      try visitor.visitSingularUInt64Field(value: self.queued, fieldNumber: 5)
+    }
+    if self.handled != 0 {
+      try visitor.visitSingularUInt64Field(value: self.handled, fieldNumber: 6)
+    }
+    if self.dropped != 0 {
+      try visitor.visitSingularUInt64Field(value: self.dropped, fieldNumber: 7)
+    }
+    if self.unhandled != 0 {
+      try visitor.visitSingularUInt64Field(value: self.unhandled, fieldNumber: 8)
+    }
+    if !self.plugins.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.plugins, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_PluginHostInfo, rhs: Dagent_PluginHostInfo) -> Bool {
+    if lhs.running != rhs.running {return false}
+    if lhs.python != rhs.python {return false}
+    if lhs.dirs != rhs.dirs {return false}
+    if lhs.handlerBudget != rhs.handlerBudget {return false}
+    if lhs.queued != rhs.queued {return false}
+    if lhs.handled != rhs.handled {return false}
+    if lhs.dropped != rhs.dropped {return false}
+    if lhs.unhandled != rhs.unhandled {return false}
+    if lhs.plugins != rhs.plugins {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

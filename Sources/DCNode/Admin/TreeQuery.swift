@@ -128,6 +128,19 @@ public enum TreeRender {
             lines.append("send queues: " + reply.queues.map { "\($0.destination)=\($0.depth)" }.joined(separator: " "))
         }
         lines.append("names: \(reply.names.count)  routed: \(reply.messagesRouted)  delivered: \(reply.messagesDelivered)")
+        if reply.hasPluginHost {
+            let h = reply.pluginHost
+            lines.append("plugins: python \(h.python.isEmpty ? "?" : h.python)\(h.running ? "" : " NOT RUNNING"), handler_budget \(h.handlerBudget)s, "
+                         + "queued=\(h.queued) handled=\(h.handled) dropped=\(h.dropped) unhandled=\(h.unhandled)")
+            for p in h.plugins {
+                var line = "  \(p.name) \(p.state == "loaded" ? "loaded" : p.state.uppercased())"
+                if !p.types.isEmpty { line += " types=\(p.types.map(String.init).joined(separator: ","))" }
+                line += " handled=\(p.handled) errors=\(p.errors)"
+                if p.overBudget > 0 || p.interrupts > 0 { line += " over_budget=\(p.overBudget) interrupts=\(p.interrupts)" }
+                if !p.error.isEmpty { line += ": \(p.error)" }
+                lines.append(line)
+            }
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -153,9 +166,23 @@ public enum TreeRender {
             "{\"peer\":\(q($0.peer)),\"address\":\(q($0.address)),\"is_parent\":\($0.isParent),\"ready\":\($0.ready),\"frames_in\":\($0.framesIn),\"frames_out\":\($0.framesOut),\"bytes_pending\":\($0.bytesPending)}"
         }
         let queues = reply.queues.map { "{\"destination\":\(q($0.destination)),\"depth\":\($0.depth)}" }
+        var plugins = ""
+        if reply.hasPluginHost {
+            let h = reply.pluginHost
+            let list = h.plugins.map { p in
+                let by = p.errorsBy.keys.sorted().map { "\(q($0)):\(p.errorsBy[$0]!)" }.joined(separator: ",")
+                return "{\"name\":\(q(p.name)),\"path\":\(q(p.path)),\"state\":\(q(p.state)),\"error\":\(q(p.error)),"
+                    + "\"types\":[\(p.types.map(String.init).joined(separator: ","))],\"handled\":\(p.handled),\"errors\":\(p.errors),"
+                    + "\"errors_by\":{\(by)},\"over_budget\":\(p.overBudget),\"interrupts\":\(p.interrupts),\"loads\":\(p.loads),"
+                    + "\"last_error\":\(q(p.lastError)),\"timers\":\(p.timers),\"tasks\":\(p.tasks)}"
+            }
+            plugins = ",\"plugin_host\":{\"running\":\(h.running),\"python\":\(q(h.python)),\"dirs\":[\(h.dirs.map(q).joined(separator: ","))],"
+                + "\"handler_budget\":\(h.handlerBudget),\"queued\":\(h.queued),\"handled\":\(h.handled),\"dropped\":\(h.dropped),"
+                + "\"unhandled\":\(h.unhandled),\"plugins\":[\(list.joined(separator: ","))]}"
+        }
         return "{\"name\":\(q(reply.name)),\"role\":\(q(roleName(reply.role))),\"level\":0,\"parent\":\(q(reply.parent)),\"parent_ready\":\(reply.parentReady),"
             + "\"names\":[\(names.joined(separator: ","))],\"links\":[\(links.joined(separator: ","))],"
-            + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered)}"
+            + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered)\(plugins)}"
     }
 }
 

@@ -16,8 +16,9 @@ import Yams
 /// data: /var/lib/dagent/agent1
 /// ```
 public enum ConfigFile {
-    /// Keys this version understands; sections owned by later layers
-    /// (`plugins`, `raft`, `msgq`) are accepted and ignored here.
+    /// Keys this version understands; sections owned by other layers are
+    /// accepted and ignored here (`plugins` is read by DAgentPython's
+    /// `PluginSettings`; `raft`, `msgq`, `metrics` by later layers).
     static let scalarKeys: Set<String> = [
         "name", "role", "listen", "parents", "parent", "addr", "heartbeat_interval", "heartbeat_misses",
         "register_timeout", "max_message_bytes", "max_frame_bytes", "send_queue_length",

@@ -32,7 +32,7 @@ public struct NodeConfig: Sendable {
     public var secret: String = ""
     /// Answer every request with its own payload.
     public var echo: Bool = false
-    /// Extra per-section YAML (e.g. `plugins:`), kept for later layers.
+    /// `log_level`: trace, debug, info, notice, warning, error.
     public var logLevel: String = "info"
 
     public init(name: String) { self.name = name }

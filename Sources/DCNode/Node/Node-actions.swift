@@ -145,6 +145,7 @@ extension Node {
                 reply.links[i].bytesPending = UInt64(pending + link.writer.bufferedBytes)
             }
         }
+        treeExtension?(&reply)
         var frame = Dagent_Frame()
         frame.treeReply = reply
         guard let link = channels[id] else { return }

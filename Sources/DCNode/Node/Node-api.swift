@@ -124,15 +124,15 @@ extension Node {
         scheduleFlush()
     }
 
-    /// Answers `request` with an ERROR (REFUSED) carrying `reason`.
-    public func replyError(to request: Dagent_Envelope, reason: String) {
+    /// Answers `request` with an ERROR carrying `code` (REFUSED by default) and `reason`.
+    public func replyError(to request: Dagent_Envelope, code: Dagent_ErrorCode = .refused, reason: String) {
         if !eventLoop.inEventLoop {
-            eventLoop.execute { self.replyError(to: request, reason: reason) }
+            eventLoop.execute { self.replyError(to: request, code: code, reason: reason) }
             return
         }
         var e = Self.envelope(to: request.src, type: request.type, payload: Data(), kind: .error)
         e.cookie = request.cookie
-        e.error = .refused
+        e.error = code
         e.reason = reason
         try? core.sendLocal(e, nowNs: nowNs)
         perform()
@@ -141,7 +141,11 @@ extension Node {
 
     /// What this node sees (the reply `dagent tree` prints for this node).
     public func treeSnapshot() -> EventLoopFuture<Dagent_TreeReply> {
-        eventLoop.submit { self.core.treeReply(requestID: 0) }
+        eventLoop.submit {
+            var reply = self.core.treeReply(requestID: 0)
+            self.treeExtension?(&reply)
+            return reply
+        }
     }
 
     /// Counters of the routing core.

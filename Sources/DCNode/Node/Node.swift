@@ -43,6 +43,9 @@ public final class Node: @unchecked Sendable {
     public var onPeer: ((PeerEvent) -> Void)?
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
     var nameAuthority: ((NameAuthorityEvent) -> Void)?
+    /// Called on the event loop to add what a layer above the routing core
+    /// knows (the plugin host) to this node's `dagent tree` reply. Must not block.
+    public var treeExtension: ((inout Dagent_TreeReply) -> Void)?
 
     /// Creates a node. With no `group`, the node owns a one-thread event loop group.
     public init(config: NodeConfig, group: EventLoopGroup? = nil, logger: Logger? = nil) throws {

@@ -1,0 +1,2 @@
+/* Intentionally empty: see module.modulemap. Python.h is included only by
+   Sources/CPyHost/cpyhost.c. */

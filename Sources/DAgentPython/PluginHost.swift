@@ -1,0 +1,349 @@
+import CPyHost
+import DAgentWire
+import DCNode
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The embedded CPython plugin host of one node.
+///
+/// Python runs on one dedicated plugin thread. The node's event loop never
+/// waits for it: each DATA or REQUEST for the node is appended to a bounded
+/// inbox under a lock, and an eventfd wakes the plugin thread when the inbox
+/// goes from empty to non-empty. The plugin thread takes the GIL once per
+/// batch (up to 2048 messages) and calls the handlers; what they send goes
+/// back through an `Outbox` drained by one task on the event loop.
+///
+/// CPython can be started once per process, so there is at most one host.
+public final class PluginHost: @unchecked Sendable {
+    public let node: Node
+    let logger: Logger
+    let stats = PluginStats()
+    let outbox: Outbox
+    let wakeFD: Int32
+    let queueLength: Int
+    let pythonDir: String
+    var watchdog: Watchdog?
+
+    enum State { case starting, running, stopped }
+    enum Event {
+        case reply(token: UInt64, code: Int32, payload: Data)
+        case command(token: UInt64, json: String)
+    }
+
+    // Guarded by `lock`.
+    let lock = NIOLock()
+    var inbox = CircularBuffer<Dagent_Envelope>(initialCapacity: 4096)
+    var events: [Event] = []
+    /// True while the plugin thread is awake or will come back by itself: no need to signal.
+    var signalled = false
+    /// Messages taken from `inbox` but not yet handed to Python (counted against queue_length).
+    var takenCount = 0
+    // Plugin thread only: the inbox as last swapped out, fed to Python in batches.
+    var taken = CircularBuffer<Dagent_Envelope>(initialCapacity: 4096)
+    // Event loop only: a wake-up is scheduled for the end of this loop tick.
+    var wakeScheduled = false
+    var state = State.starting
+    var settings: PluginSettings
+    var commandWaiters: [UInt64: @Sendable (Result<String, DAgentError>) -> Void] = [:]
+    var nextToken: UInt64 = 1
+    var dropLogged: UInt64 = 0
+
+    // Start-up handshake with the plugin thread.
+    let startedSignal = DispatchSemaphore(value: 0)
+    let finishedSignal = DispatchSemaphore(value: 0)
+    var startResult: Result<String, DAgentError>?
+
+    /// Re-reads the settings on reload (SIGHUP, `dagent reload`); nil keeps them.
+    public var reloadSettings: (@Sendable () throws -> PluginSettings)?
+    /// Called on the plugin thread after each batch with the total handled so far (benchmarks).
+    public var onHandled: (@Sendable (UInt64) -> Void)?
+    /// Messages handed to plugin handlers so far.
+    public var handledSoFar: UInt64 { stats.totalHandled }
+
+    nonisolated(unsafe) static var created = false
+
+    /// Prepares a host for `node`; call `install()` before `node.start()` and `start()` after.
+    public init(node: Node, settings: PluginSettings, logger: Logger? = nil) throws {
+        guard !PluginHost.created else {
+            throw ConfigError("a process can host CPython once: there is already a plugin host")
+        }
+        try settings.validate()
+        self.node = node
+        self.settings = settings
+        self.queueLength = settings.queueLength
+        var log = logger ?? node.logger
+        log[metadataKey: "component"] = "plugins"
+        self.logger = log
+        pythonDir = try PythonLocator.find(explicit: settings.pythonPath)
+        let fd = cpy_eventfd_create()
+        guard fd >= 0 else { throw ConfigError("cannot create the plugin host's eventfd: errno \(errno)") }
+        wakeFD = fd
+        outbox = Outbox(node: node)
+        PluginHost.created = true
+    }
+
+    /// Routes the node's messages to the plugins and adds the host to `dagent tree`.
+    public func install() {
+        node.onMessage = { [unowned self] envelope in self.deliver(envelope) }
+        node.treeExtension = { [unowned self] reply in
+            let (queued, dropped, settings) = self.lock.withLock { (self.inbox.count + self.takenCount, self.stats.dropped, self.settings) }
+            reply.pluginHost = self.stats.info(settings: settings, queued: queued, dropped: dropped)
+        }
+    }
+
+    // MARK: lifecycle
+
+    /// Starts CPython on the plugin thread and loads the plugins; returns the
+    /// load summary (one line per plugin) once they are loaded. A plugin that
+    /// fails is reported and skipped; only a host that cannot start throws.
+    @discardableResult
+    public func start(timeout: Double = 120) throws -> String {
+        let thread = Thread { self.threadMain() }
+        thread.name = "dagent-python"
+        thread.stackSize = 16 << 20
+        thread.start()
+        if startedSignal.wait(timeout: .now() + timeout) == .timedOut {
+            throw DAgentError(.timeout, "the plugin host did not finish loading plugins within \(timeout)s")
+        }
+        switch startResult {
+        case .success(let summary)?:
+            let watchdog = Watchdog(budget: settings.handlerBudget, interrupt: settings.interruptHandlers, logger: logger, stats: stats)
+            watchdog.start()
+            self.watchdog = watchdog
+            return summary
+        case .failure(let error)?:
+            throw error
+        case nil:
+            throw DAgentError(.refused, "the plugin host stopped during start-up")
+        }
+    }
+
+    /// Tears the plugins down and stops the plugin thread (waits at most `timeout`).
+    public func stop(timeout: Double = 10) {
+        let running: Bool = lock.withLock { state == .running }
+        guard running else { return }
+        let done = DispatchSemaphore(value: 0)
+        command(["op": "stop"]) { _ in done.signal() }
+        if finishedSignal.wait(timeout: .now() + timeout) == .timedOut {
+            logger.error("the plugin thread did not stop within \(timeout)s (a plugin is stuck); exiting without it")
+        }
+        watchdog?.stop()
+        _ = done
+    }
+
+    func threadMain() {
+        cpy_set_thread_name("dagent-python")
+        var callbacks = Bridge.callbacks(for: self)
+        var error: UnsafeMutablePointer<CChar>?
+        let paths = [pythonDir]
+        let cPaths = paths.map { UnsafePointer(strdup($0)) }
+        defer { cPaths.forEach { free(UnsafeMutableRawPointer(mutating: $0)) } }
+        let rc = cPaths.withUnsafeBufferPointer { buf in
+            cpy_init("dagent", buf.baseAddress, Int32(paths.count), &callbacks, node.config.name, wakeFD, &error)
+        }
+        if rc != 0 {
+            let text = error.map { String(cString: $0) } ?? "unknown error"
+            free(error)
+            finishStart(.failure(DAgentError(.refused, text)))
+            lock.withLock { state = .stopped }
+            finishedSignal.signal()
+            return
+        }
+        let json = lock.withLock { settings.pythonJSON(logLevel: node.config.logLevel) }
+        error = nil
+        let mainRC = cpy_run_main("dagent._host", "main", json, &error)
+        let failed = mainRC != 0 ? (error.map { String(cString: $0) } ?? "unknown error") : nil
+        free(error)
+        let waiters: [@Sendable (Result<String, DAgentError>) -> Void] = lock.withLock {
+            state = .stopped
+            defer { commandWaiters = [:] }
+            return Array(commandWaiters.values)
+        }
+        stats.setRunning(false)
+        if let failed {
+            logger.error("the plugin host failed: \(failed)")
+            finishStart(.failure(DAgentError(.refused, "the plugin host failed to start: \(failed)")))
+        } else {
+            logger.info("plugin host stopped")
+        }
+        for w in waiters { w(.failure(DAgentError(.refused, "the plugin host stopped"))) }
+        finishedSignal.signal()
+    }
+
+    func finishStart(_ result: Result<String, DAgentError>) {
+        let first: Bool = lock.withLock {
+            guard startResult == nil else { return false }
+            startResult = result
+            if case .success = result { state = .running }
+            return true
+        }
+        if first {
+            if case .success = result { stats.setRunning(true) }
+            startedSignal.signal()
+        }
+    }
+
+    // MARK: intake (event loop)
+
+    /// Hands a message for this node to the plugins. On the event loop; never blocks.
+    public func deliver(_ envelope: Dagent_Envelope) {
+        guard envelope.kind == .data || envelope.kind == .request else { return }
+        if envelope.type == WireConstants.pluginAdminType {
+            admin(envelope)
+            return
+        }
+        enum Outcome { case queued(wake: Bool), full(dropped: UInt64), stopped }
+        let outcome: Outcome = lock.withLock {
+            if state == .stopped { return .stopped }
+            if inbox.count + takenCount >= queueLength {
+                stats.dropped += 1
+                return .full(dropped: stats.dropped)
+            }
+            inbox.append(envelope)
+            if signalled { return .queued(wake: false) }
+            signalled = true
+            return .queued(wake: true)
+        }
+        switch outcome {
+        case .queued(let wake):
+            // One eventfd write per event-loop tick, after the whole read burst, not per message.
+            if wake && !wakeScheduled {
+                wakeScheduled = true
+                node.eventLoop.execute {
+                    self.wakeScheduled = false
+                    cpy_eventfd_signal(self.wakeFD)
+                }
+            }
+        case .full(let dropped):
+            let reason = "the plugin queue of node '\(node.config.name)' is full (plugins.queue_length=\(queueLength)): its plugins do not keep up"
+            if envelope.kind == .request {
+                node.replyError(to: envelope, code: .queueFull, reason: reason)
+            }
+            if dropped == 1 || dropped % 10_000 == 0 {
+                logger.warning("\(reason); \(dropped) message(s) refused so far (requests get a `queue full` error, one-way messages are counted as dropped)")
+            }
+        case .stopped:
+            if envelope.kind == .request {
+                node.replyError(to: envelope, reason: "the plugin host of node '\(node.config.name)' is not running")
+            }
+        }
+    }
+
+    /// `dagent reload` arrives as a request of the reserved admin type.
+    func admin(_ envelope: Dagent_Envelope) {
+        guard envelope.kind == .request else { return }
+        let obj = (try? JSONSerialization.jsonObject(with: envelope.payload)) as? [String: Any] ?? [:]
+        guard obj["op"] as? String == "reload" else {
+            node.replyError(to: envelope, reason: "unknown plugin host command: \(String(decoding: envelope.payload, as: UTF8.self))")
+            return
+        }
+        reload(plugin: obj["plugin"] as? String, force: obj["force"] as? Bool ?? false) { result in
+            switch result {
+            case .success(let text): self.node.reply(to: envelope, payload: Data(text.utf8))
+            case .failure(let error): self.node.replyError(to: envelope, code: error.code, reason: error.reason)
+            }
+        }
+    }
+
+    /// Reloads changed plugins (or `plugin`, or all with `force`): teardown,
+    /// re-import, setup. Links and other plugins are not touched. Re-reads the
+    /// settings first when `reloadSettings` is set. `completion` runs on the plugin thread.
+    public func reload(plugin: String?, force: Bool, completion: @escaping @Sendable (Result<String, DAgentError>) -> Void) {
+        var cmd: [String: Any] = ["op": "reload", "force": force]
+        if let plugin { cmd["plugin"] = plugin }
+        if let reloadSettings {
+            do {
+                let fresh = try reloadSettings()
+                try fresh.validate()
+                lock.withLock { settings.dirs = fresh.dirs; settings.configJSON = fresh.configJSON
+                    settings.handlerBudget = fresh.handlerBudget; settings.interruptHandlers = fresh.interruptHandlers }
+                watchdog?.update(budget: fresh.handlerBudget, interrupt: fresh.interruptHandlers)
+                let json = lock.withLock { settings.pythonJSON(logLevel: node.config.logLevel) }
+                cmd["settings"] = try? JSONSerialization.jsonObject(with: Data(json.utf8))
+            } catch {
+                completion(.failure(DAgentError(.refused, "plugins not reloaded: the config has an error: \(error)")))
+                return
+            }
+        }
+        command(cmd, completion: completion)
+    }
+
+    func command(_ cmd: [String: Any], completion: @escaping @Sendable (Result<String, DAgentError>) -> Void) {
+        let text = String(decoding: (try? JSONSerialization.data(withJSONObject: cmd)) ?? Data("{}".utf8), as: UTF8.self)
+        let wake: Bool? = lock.withLock {
+            guard state != .stopped else { return nil }
+            let token = nextToken
+            nextToken += 1
+            commandWaiters[token] = completion
+            events.append(.command(token: token, json: text))
+            defer { signalled = true }
+            return !signalled
+        }
+        guard let wake else {
+            completion(.failure(DAgentError(.refused, "the plugin host of node '\(node.config.name)' is not running")))
+            return
+        }
+        if wake { cpy_eventfd_signal(wakeFD) }
+    }
+
+    /// Queues the outcome of an `arequest` for the plugin thread.
+    func post(_ event: Event) {
+        let wake: Bool = lock.withLock {
+            events.append(event)
+            defer { signalled = true }
+            return !signalled
+        }
+        if wake { cpy_eventfd_signal(wakeFD) }
+    }
+
+    // MARK: the plugin thread's side (GIL held)
+
+    /// Moves up to `max` messages and all events into the C batch. The inbox
+    /// is swapped out whole (O(1) under the lock); batches are cut from the
+    /// swapped-out part without the lock.
+    func take(into batch: OpaquePointer?, max: Int) -> Int32 {
+        cpy_eventfd_drain(wakeFD)
+        var pending: [Event] = []
+        let more: Bool = lock.withLock {
+            if taken.isEmpty && !inbox.isEmpty { swap(&inbox, &taken) }
+            swap(&pending, &events)
+            let left = taken.count - Swift.min(max, taken.count)
+            takenCount = left
+            signalled = left > 0 || !inbox.isEmpty
+            return signalled
+        }
+        for _ in 0..<Swift.min(max, taken.count) {
+            let e = taken.removeFirst()
+            var src = e.src
+            src.withUTF8 { s in
+                e.payload.withUnsafeBytes { p in
+                    cpy_batch_message(batch, s.baseAddress, s.count, e.type, e.kind == .request ? e.cookie : 0, p.baseAddress, p.count)
+                }
+            }
+        }
+        for ev in pending {
+            switch ev {
+            case let .reply(token, code, payload):
+                payload.withUnsafeBytes { p in cpy_batch_reply(batch, token, code, p.baseAddress, p.count) }
+            case let .command(token, json):
+                var text = json
+                text.withUTF8 { t in cpy_batch_command(batch, token, t.baseAddress, t.count) }
+            }
+        }
+        return more ? 1 : 0
+    }
+
+    func commandDone(json text: String) {
+        guard let obj = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
+              let token = (obj["token"] as? NSNumber)?.uint64Value else { return }
+        let waiter = lock.withLock { commandWaiters.removeValue(forKey: token) }
+        let message = obj["text"] as? String ?? ""
+        if obj["ok"] as? Bool ?? false {
+            waiter?(.success(message))
+        } else {
+            waiter?(.failure(DAgentError(.refused, message)))
+        }
+    }
+}

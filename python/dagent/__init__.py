@@ -1,0 +1,55 @@
+"""dagent: the Python API of a dagent node.
+
+Plugins loaded by an agent (``dagent run --plugins DIR``) import it to handle
+messages::
+
+    import dagent
+
+    @dagent.on(1)
+    def echo(msg):
+        return msg.data              # a request gets this as its reply
+
+    @dagent.on(2)
+    async def ask(msg):
+        answer = await dagent.arequest("other-node", 1, msg.data, timeout=2)
+        msg.reply(answer)
+
+The same API will serve ordinary Python programs in standalone mode (issue 5).
+"""
+
+import logging as _logging
+
+from .config import REQUIRED, Config, Option, PluginConfig
+from .errors import (BadFrame, ConfigError, DAgentError, HandlerTimeout, HopLimit, NameTaken, NoRoute,
+                     NotReady, QueueFull, Refused, Timeout, TooLarge, UnknownKind)
+from .message import Message
+from ._runtime import (MAX_TYPE, Timer, after, arequest, cancel, every, loop, name, on, plugin_name, pop_cb,
+                       push_cb, ready, request, send)
+
+__version__ = "0.4.0"
+
+#: The agent's log: records go to the agent's log with the plugin's name attached.
+log = _logging.getLogger("dagent")
+
+__all__ = [
+    "on", "push_cb", "pop_cb", "Message", "send", "request", "arequest", "every", "after", "cancel",
+    "Timer", "name", "ready", "log", "loop", "plugin_name", "Config", "Option", "PluginConfig", "REQUIRED",
+    "DAgentError", "NoRoute", "Timeout", "Refused", "TooLarge", "QueueFull", "NotReady", "HopLimit",
+    "NameTaken", "BadFrame", "UnknownKind", "HandlerTimeout", "ConfigError", "MAX_TYPE",
+]
+
+# Parts of the API that later issues bring. They are deliberately absent, not
+# stubbed: using them says where they come from.
+_NOT_YET = {
+    "state": "dagent.state (get/put/cas/delete/watch on the replicated key-value store) is not "
+             "available yet: it comes with issue 6 (Raft-backed state at the root)",
+    "report": "dagent.report (set/inc/dec metrics, aggregated by a collector) is not available yet: "
+              "it comes with the metrics issue (reporter/collector plugins and Prometheus export, "
+              "see ARCHITECTURE.md)",
+}
+
+
+def __getattr__(attr):
+    if attr in _NOT_YET:
+        raise NotImplementedError(_NOT_YET[attr])
+    raise AttributeError(f"module 'dagent' has no attribute '{attr}'")
