@@ -26,6 +26,8 @@ from .message import Message
 from ._runtime import (MAX_TYPE, Timer, after, arequest, cancel, every, loop, name, on, plugin_name, pop_cb,
                        push_cb, ready, request, send)
 
+from . import state
+
 __version__ = "0.4.0"
 
 #: The agent's log: records go to the agent's log with the plugin's name attached.
@@ -35,14 +37,12 @@ __all__ = [
     "on", "push_cb", "pop_cb", "Message", "send", "request", "arequest", "every", "after", "cancel",
     "Timer", "name", "ready", "log", "loop", "plugin_name", "Config", "Option", "PluginConfig", "REQUIRED",
     "DAgentError", "NoRoute", "Timeout", "Refused", "TooLarge", "QueueFull", "NotReady", "HopLimit",
-    "NameTaken", "BadFrame", "UnknownKind", "HandlerTimeout", "ConfigError", "MAX_TYPE",
+    "NameTaken", "BadFrame", "UnknownKind", "HandlerTimeout", "ConfigError", "MAX_TYPE", "state",
 ]
 
 # Parts of the API that later issues bring. They are deliberately absent, not
 # stubbed: using them says where they come from.
 _NOT_YET = {
-    "state": "dagent.state (get/put/cas/delete/watch on the replicated key-value store) is not "
-             "available yet: it comes with issue 6 (Raft-backed state at the root)",
     "report": "dagent.report (set/inc/dec metrics, aggregated by a collector) is not available yet: "
               "it comes with the metrics issue (reporter/collector plugins and Prometheus export, "
               "see ARCHITECTURE.md)",

@@ -403,6 +403,34 @@ class Runtime:
 
     # ---- sending ------------------------------------------------------------------
 
+    # ---- system services (reserved types; used by dagent.state) -----------------
+
+    def system_request(self, dst, type, data, timeout=5.0):
+        """A request of a reserved type (0xFFFF0000 and up) to a system service."""
+        return self.backend.request(_check_dst(dst), int(type), as_bytes(data), float(timeout))
+
+    async def system_arequest(self, dst, type, data, timeout=5.0):
+        fut = self.loop.create_future()
+        token = self._next_token
+        self._next_token += 1
+        self._pending[token] = fut
+        try:
+            self.backend.request_async(_check_dst(dst), int(type), as_bytes(data), float(timeout), token)
+        except BaseException:
+            self._pending.pop(token, None)
+            raise
+        try:
+            return await fut
+        finally:
+            self._pending.pop(token, None)
+
+    def push_system_cb(self, type, fn):
+        """A handler for a reserved type (e.g. state watch events)."""
+        stack = self._stacks.setdefault(int(type), [])
+        stack.append((fn, self.current_slot()))
+        self._refresh(int(type))
+        self._changed()
+
     def send(self, dst, type, data=b""):
         self.backend.send(_check_dst(dst), check_type(type), as_bytes(data))
 
