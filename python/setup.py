@@ -48,9 +48,15 @@ class BuildExt(build_ext):
             raise SystemExit(f"dagent: {lib} was not built")
         ext.library_dirs = [str(libdir)]
         super().build_extension(ext)
+        self._swift_lib = lib
         target = Path(self.get_ext_fullpath(ext.name)).parent / LIBNAME
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(lib, target)
+
+    def copy_extensions_to_source(self):
+        # --inplace: setuptools copies the extension alone into the source tree; the library goes with it
+        super().copy_extensions_to_source()
+        shutil.copy2(self._swift_lib, HERE / "dagent" / LIBNAME)
 
 
 setup(

@@ -387,8 +387,9 @@ public func dagent_take(_ p: OpaquePointer?, _ items: UnsafeMutablePointer<dagen
     var offset = 0
     for (i, item) in batch.enumerated() {
         var src = item.src
-        let srcLen = src.withUTF8 { u in
-            (base + offset).copyMemory(from: u.baseAddress ?? UnsafeRawPointer(base), byteCount: u.count)
+        let dst = base + offset
+        let srcLen = src.withUTF8 { (u: UnsafeBufferPointer<UInt8>) -> Int in
+            if let b = u.baseAddress, u.count > 0 { dst.copyMemory(from: UnsafeRawPointer(b), byteCount: u.count) }
             return u.count
         }
         (base + offset + srcLen).storeBytes(of: 0, as: UInt8.self)
