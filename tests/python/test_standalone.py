@@ -172,6 +172,7 @@ def test_blocking_request_releases_the_gil(tree):
         finally:
             running[0] = False
             t.join()
+        print(f"GIL: spinning thread advanced {during} times during a {elapsed:.2f}s request")
         assert elapsed >= 0.25
         # a spinning thread does ~10M+ increments/s; with the GIL held by the request it would do ~0
         assert during > 100_000, f"the spinning thread advanced only {during} times during a {elapsed:.2f}s request"
