@@ -251,3 +251,20 @@ def test_many_messages_leave_rss_flat(tree):
         grown = rss_kb() - before
         print(f"RSS: {before} kB after warm-up, +{grown} kB after 200k more messages and 800 requests")
         assert grown < 20_000, f"RSS grew {grown} kB over 200k messages"
+
+
+def test_request_to_a_plugin(tree):
+    """A standalone Python node asks a node running the shipped plugins (embedded CPython)."""
+    addr, procs, workdir = tree
+    procs.append(Proc([dagent_binary(), "run", "--name", "plug1", "--parent", addr,
+                       "--plugins", os.path.join(ROOT, "plugins")], workdir, "plug1"))
+    with ready_node("py-plug", addr) as node:
+        def pong():
+            try:
+                return node.request("plug1", 2, b"ping", timeout=1).startswith(b"pong from plug1")
+            except dagent.DAgentError:
+                return False
+        wait_for("plugin ready", pong)
+        assert node.request("plug1", 1, b"via plugin", timeout=3) == b"via plugin"
+        # kv plugin (type 10) answers a standalone node too
+        assert node.request("plug1", 10, b"incr visits", timeout=3) == b"1"
