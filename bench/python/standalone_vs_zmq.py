@@ -8,8 +8,9 @@ N times in a row (blocking request; zmq: REQ/REP). Stream: the client sends N on
 messages, then one request that the server answers once it has counted all N
 (zmq: PAIR, then a "done" frame and an ack). Without --via-root the client's
 parent is the server node (one TCP link, like zmq's); with it, both join a
-`dagent run` root (two hops). Needs the extension built (pip install ./python,
-or setup.py build_ext --inplace) and pyzmq (apt install python3-zmq).
+`dagent run` root (two hops). Runs the installed `dagent` (pip install ./python, a
+release build) and pyzmq (apt install python3-zmq; a venv made with
+--system-site-packages sees it).
 """
 
 import argparse
@@ -19,8 +20,6 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
 
 
 def free_port():
