@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "DCNode", targets: ["DCNode"]),
         .library(name: "DAgentWire", targets: ["DAgentWire"]),
         .library(name: "DAgentRaft", targets: ["DAgentRaft"]),
+        // The C API for standalone Python (SWIG) and C programs. Must not link libpython.
+        .library(name: "CDAgent", type: .dynamic, targets: ["CDAgentCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -91,6 +93,21 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"]
+        ),
+        // The C API's header (include/cdagent.h) and its C half (thread-local last error).
+        .target(
+            name: "CDAgent",
+            path: "Sources/CDAgent"
+        ),
+        // The C API's Swift half: @_cdecl functions over DCNode. No Python here.
+        .target(
+            name: "CDAgentCore",
+            dependencies: [
+                "CDAgent", "DCNode", "DAgentWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The `dagent` command-line tool.
         .executableTarget(

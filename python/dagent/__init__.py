@@ -14,7 +14,14 @@ messages::
         answer = await dagent.arequest("other-node", 1, msg.data, timeout=2)
         msg.reply(answer)
 
-The same API will serve ordinary Python programs in standalone mode (issue 5).
+Ordinary Python programs use the same API in standalone mode (the Swift node
+runs in-process through the SWIG extension ``dagent._dagent``)::
+
+    with dagent.Node(name="py1", via="tcp://127.0.0.1:7000") as node:
+        print(node.request("echo1", 1, b"hi"))
+
+or, in the original style, ``dagent.init(name, addr)`` / ``dagent.update(ms)`` /
+``dagent.destroy()``.
 """
 
 import logging as _logging
@@ -25,6 +32,7 @@ from .errors import (BadFrame, ConfigError, DAgentError, HandlerTimeout, HopLimi
 from .message import Message
 from ._runtime import (MAX_TYPE, Timer, after, arequest, cancel, every, loop, name, on, plugin_name, pop_cb,
                        push_cb, ready, request, send)
+from ._standalone import Node, destroy, init, update
 
 from . import state
 
@@ -35,7 +43,7 @@ log = _logging.getLogger("dagent")
 
 __all__ = [
     "on", "push_cb", "pop_cb", "Message", "send", "request", "arequest", "every", "after", "cancel",
-    "Timer", "name", "ready", "log", "loop", "plugin_name", "Config", "Option", "PluginConfig", "REQUIRED",
+    "Timer", "Node", "init", "update", "destroy", "name", "ready", "log", "loop", "plugin_name", "Config", "Option", "PluginConfig", "REQUIRED",
     "DAgentError", "NoRoute", "Timeout", "Refused", "TooLarge", "QueueFull", "NotReady", "HopLimit",
     "NameTaken", "BadFrame", "UnknownKind", "HandlerTimeout", "ConfigError", "MAX_TYPE", "state",
 ]

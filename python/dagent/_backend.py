@@ -5,7 +5,7 @@ Two backends implement it:
 * ``_dagent_host`` — built into the ``dagent`` agent (Sources/CPyHost/cpyhost.c)
   when it runs plugins. It is the embedded mode.
 * ``_dagent`` — the SWIG extension over the Swift core's C API, for ordinary
-  Python programs (standalone mode, issue 5; not built yet).
+  Python programs (standalone mode; ``_standalone.py`` adapts it).
 
 Everything above this interface (handlers, Message, errors, timers, asyncio,
 config, the plugin host) is pure Python and shared by both modes. A backend

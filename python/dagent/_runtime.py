@@ -40,8 +40,8 @@ def current():
     if _current is None:
         raise RuntimeError(
             "dagent is not running in this process: plugins get it from the agent "
-            "(dagent run --plugins DIR); standalone programs (import dagent) need the "
-            "_dagent extension, which comes with issue 5")
+            "(dagent run --plugins DIR); standalone programs start a node first with "
+            "dagent.init(name, addr) or dagent.Node(name=..., via=...)")
     return _current
 
 

@@ -1,0 +1,452 @@
+import CDAgent
+import DAgentWire
+import DCNode
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+// The C API of Sources/CDAgent/include/cdagent.h. A `dagent_node *` is an
+// unmanaged, retained `Handle`. Messages from the node's event loop go into a
+// locked queue; a pipe is readable while the queue is non-empty, so callers
+// can block in poll() (dagent_wait) or hand the fd to an event loop (asyncio).
+
+struct QueuedItem {
+    var kind: Int32
+    var code: Int32
+    var type: UInt32
+    var cookie: UInt64
+    var token: UInt64
+    var src: String
+    var data: Data
+}
+
+final class Handle: @unchecked Sendable {
+    let node: Node
+    let nameC: UnsafeMutablePointer<CChar>
+    let lock = NIOLock()
+    var queue = CircularBuffer<QueuedItem>(initialCapacity: 256)
+    let readFD: Int32
+    let writeFD: Int32
+    var destroyed = false
+    /// Storage for the items last returned by dagent_take (caller's thread).
+    var arena: UnsafeMutableRawPointer?
+    var arenaSize = 0
+    var handlers: [UInt32: (dagent_handler, UnsafeMutableRawPointer?)] = [:]
+    var timers: [UInt64: Scheduled<Void>] = [:]   // on the event loop
+    var repeating: [UInt64: RepeatedTask] = [:]    // on the event loop
+
+    init(node: Node) throws {
+        self.node = node
+        nameC = strdup(node.config.name)
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw DAgentError(.refused, "pipe() failed: errno \(errno)") }
+        readFD = fds[0]
+        writeFD = fds[1]
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+    }
+
+    deinit {
+        close(readFD)
+        close(writeFD)
+        free(nameC)
+        free(arena)
+    }
+
+    func push(_ item: QueuedItem) {
+        lock.withLock {
+            if destroyed { return }
+            let wasEmpty = queue.isEmpty
+            queue.append(item)
+            if wasEmpty {
+                var one: UInt8 = 1
+                _ = write(writeFD, &one, 1)
+            }
+        }
+    }
+
+    func drainPipe() {
+        var buf = [UInt8](repeating: 0, count: 64)
+        while read(readFD, &buf, 64) == 64 {}
+    }
+}
+
+private let stderrLogger: Logger = {
+    var logger = Logger(label: "dagent", factory: { StreamLogHandler.standardError(label: $0) })
+    let level = ProcessInfo.processInfo.environment["DAGENT_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) }
+    logger.logLevel = level ?? .warning
+    return logger
+}()
+
+@discardableResult
+private func fail(_ code: Int32, _ message: String) -> Int32 {
+    var m = message
+    return m.withUTF8 { p in
+        p.withMemoryRebound(to: CChar.self) { cdagent_fail(code, $0.baseAddress, $0.count) }
+    }
+}
+
+private func fail(_ error: Error) -> Int32 {
+    if let e = error as? DAgentError { return fail(Int32(e.code.rawValue), e.reason) }
+    if let e = error as? ConfigError { return fail(Int32(DAGENT_E_CONFIG), e.message) }
+    return fail(Int32(DAGENT_E_STATE), "\(error)")
+}
+
+private func handle(_ p: OpaquePointer?) -> Handle? {
+    guard let p else {
+        fail(Int32(DAGENT_E_STATE), "no node (NULL)")
+        return nil
+    }
+    let h = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+    if h.lock.withLock({ h.destroyed }) {
+        fail(Int32(DAGENT_E_STATE), "node '\(h.node.config.name)' was destroyed")
+        return nil
+    }
+    return h
+}
+
+private func bytes(_ p: UnsafeRawPointer?, _ n: Int) -> Data {
+    guard let p, n > 0 else { return Data() }
+    return Data(bytes: p, count: n)
+}
+
+private func string(_ p: UnsafePointer<CChar>?) -> String? {
+    p.map { String(cString: $0) }
+}
+
+@_cdecl("dagent_create")
+public func dagent_create(_ name: UnsafePointer<CChar>?, _ via: UnsafePointer<CChar>?, _ listen: UnsafePointer<CChar>?,
+                          _ secret: UnsafePointer<CChar>?) -> OpaquePointer? {
+    cdagent_clear_error()
+    guard let name = string(name), !name.isEmpty else {
+        fail(Int32(DAGENT_E_CONFIG), "a node needs a non-empty name")
+        return nil
+    }
+    do {
+        var config = NodeConfig(name: name)
+        if var v = string(via), !v.isEmpty {
+            if v.hasPrefix("push:") { v = String(v.dropFirst(5)) }
+            config.parents = try Shorthand.parseList(v)
+        }
+        if var l = string(listen), !l.isEmpty {
+            if l.hasPrefix("pull:") { l = String(l.dropFirst(5)) }
+            config.listen = try Shorthand.parseList(l)
+        }
+        if config.parents.isEmpty && config.listen.isEmpty {
+            fail(Int32(DAGENT_E_CONFIG), "node '\(name)' needs an address to join through (e.g. tcp://127.0.0.1:7000) or to listen on")
+            return nil
+        }
+        config.secret = string(secret) ?? ""
+        config.reconnectInitialBackoff = 0.05
+        let node = try Node(config: config, logger: stderrLogger)
+        let h = try Handle(node: node)
+        node.onMessage = { [unowned h] e in
+            guard e.kind == .data || e.kind == .request else { return }
+            h.push(QueuedItem(kind: Int32(DAGENT_ITEM_MESSAGE), code: 0, type: e.type, cookie: e.kind == .request ? e.cookie : 0,
+                              token: 0, src: e.src, data: e.payload))
+        }
+        node.onEvent = { event in
+            if case .registrationFailed(let error) = event {
+                stderrLogger.error("node '\(name)': registration failed: \(error)")
+            }
+        }
+        do {
+            try node.start().wait()
+        } catch {
+            try? node.shutdown()
+            throw error
+        }
+        return OpaquePointer(Unmanaged.passRetained(h).toOpaque())
+    } catch {
+        _ = fail(error)
+        return nil
+    }
+}
+
+@_cdecl("dagent_destroy")
+public func dagent_destroy(_ p: OpaquePointer?) {
+    guard let p else { return }
+    let um = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p))
+    let h = um.takeUnretainedValue()
+    let already = h.lock.withLock { () -> Bool in
+        let was = h.destroyed
+        h.destroyed = true
+        h.queue.removeAll()
+        return was
+    }
+    if already { return }
+    _ = try? h.node.eventLoop.submit {
+        for t in h.timers.values { t.cancel() }
+        for t in h.repeating.values { t.cancel() }
+        h.timers.removeAll()
+        h.repeating.removeAll()
+        h.node.onMessage = nil
+    }.wait()
+    try? h.node.shutdown()
+    um.release()
+}
+
+@_cdecl("dagent_name")
+public func dagent_name(_ p: OpaquePointer?) -> UnsafePointer<CChar>? {
+    guard let h = handle(p) else { return nil }
+    return UnsafePointer(h.nameC)
+}
+
+@_cdecl("dagent_is_ready")
+public func dagent_is_ready(_ p: OpaquePointer?) -> Int32 {
+    guard let h = handle(p) else { return 0 }
+    return ((try? h.node.isReady) ?? false) ? 1 : 0
+}
+
+@_cdecl("dagent_wait_ready")
+public func dagent_wait_ready(_ p: OpaquePointer?, _ timeout: Double) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    let node = h.node
+    let promise = node.eventLoop.makePromise(of: Void.self)
+    let timer = node.eventLoop.scheduleTask(in: .nanoseconds(Int64(max(0, timeout) * 1e9))) {
+        promise.fail(DAgentError(.notReady, "node '\(node.config.name)' did not register through \(node.config.parents.map(\.description).joined(separator: ",")) within \(timeout)s"))
+    }
+    node.ready().hop(to: node.eventLoop).whenComplete { r in
+        timer.cancel()
+        promise.completeWith(r)
+    }
+    do {
+        try promise.futureResult.wait()
+        return 0
+    } catch {
+        return fail(error)
+    }
+}
+
+private func checkSize(_ h: Handle, _ dst: String, _ len: Int) -> Int32 {
+    if dst.isEmpty { return fail(Int32(DAGENT_E_CONFIG), "destination must be a non-empty node name") }
+    let limit = h.node.config.maxMessageBytes
+    if len > limit { return fail(Int32(DAGENT_E_TOO_LARGE), "message to '\(dst)' is \(len) bytes, over max_message_bytes=\(limit)") }
+    return 0
+}
+
+@_cdecl("dagent_send")
+public func dagent_send(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ type: UInt32, _ data: UnsafeRawPointer?, _ len: Int) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    let name = string(dst) ?? ""
+    let rc = checkSize(h, name, len)
+    if rc != 0 { return rc }
+    let payload = bytes(data, len)
+    let node = h.node
+    // Fire and forget: local failures found on the loop are logged (the sender is not waiting).
+    node.eventLoop.execute {
+        do { try node.sendOnLoop(to: name, type: type, payload: payload) } catch {
+            stderrLogger.warning("send to '\(name)' (type \(type)) failed: \(error)")
+        }
+    }
+    return 0
+}
+
+@_cdecl("dagent_request")
+public func dagent_request(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ type: UInt32, _ data: UnsafeRawPointer?, _ len: Int,
+                           _ timeout: Double, _ reply: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                           _ replyLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    let name = string(dst) ?? ""
+    let rc = checkSize(h, name, len)
+    if rc != 0 { return rc }
+    if h.node.eventLoop.inEventLoop {
+        return fail(Int32(DAGENT_E_STATE), "dagent_request blocks; it cannot be called on the node's event loop")
+    }
+    do {
+        let envelope = try h.node.request(to: name, type: type, payload: bytes(data, len), timeout: timeout).wait()
+        let n = envelope.payload.count
+        let out = malloc(max(n, 1))!
+        envelope.payload.withUnsafeBytes { b in if n > 0 { out.copyMemory(from: b.baseAddress!, byteCount: n) } }
+        reply?.pointee = out
+        replyLen?.pointee = n
+        return 0
+    } catch {
+        return fail(error)
+    }
+}
+
+@_cdecl("dagent_request_async")
+public func dagent_request_async(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ type: UInt32, _ data: UnsafeRawPointer?, _ len: Int,
+                                 _ timeout: Double, _ token: UInt64) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    let name = string(dst) ?? ""
+    let rc = checkSize(h, name, len)
+    if rc != 0 { return rc }
+    let payload = bytes(data, len)
+    let node = h.node
+    node.eventLoop.execute {
+        node.requestOnLoop(to: name, type: type, payload: payload, timeout: timeout, waiter: .callback { [weak h] r in
+            guard let h else { return }
+            switch r {
+            case .success(let e):
+                h.push(QueuedItem(kind: Int32(DAGENT_ITEM_REPLY), code: 0, type: type, cookie: 0, token: token, src: name, data: e.payload))
+            case .failure(let e):
+                h.push(QueuedItem(kind: Int32(DAGENT_ITEM_REPLY), code: Int32(e.code.rawValue), type: type, cookie: 0, token: token,
+                                  src: name, data: Data(e.reason.utf8)))
+            }
+        })
+    }
+    return 0
+}
+
+@_cdecl("dagent_respond")
+public func dagent_respond(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ type: UInt32, _ cookie: UInt64, _ ok: Int32,
+                           _ data: UnsafeRawPointer?, _ len: Int) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    let name = string(dst) ?? ""
+    if cookie == 0 { return fail(Int32(DAGENT_E_STATE), "message type \(type) from '\(name)' is not a request (cookie 0)") }
+    if ok != 0 {
+        let rc = checkSize(h, name, len)
+        if rc != 0 { return rc }
+    }
+    var request = Dagent_Envelope()
+    request.src = name
+    request.type = type
+    request.cookie = cookie
+    if ok != 0 {
+        h.node.reply(to: request, payload: bytes(data, len))
+    } else {
+        h.node.replyError(to: request, reason: String(decoding: bytes(data, len), as: UTF8.self))
+    }
+    return 0
+}
+
+@_cdecl("dagent_timer")
+public func dagent_timer(_ p: OpaquePointer?, _ delay: Double, _ period: Double, _ token: UInt64) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    if delay < 0 || period < 0 { return fail(Int32(DAGENT_E_CONFIG), "timer delay and period must be >= 0 (got \(delay), \(period))") }
+    let loop = h.node.eventLoop
+    loop.execute {
+        let item = QueuedItem(kind: Int32(DAGENT_ITEM_TIMER), code: 0, type: 0, cookie: 0, token: token, src: "", data: Data())
+        if period > 0 {
+            h.repeating[token]?.cancel()
+            h.repeating[token] = loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(delay * 1e9)),
+                                                           delay: .nanoseconds(Int64(period * 1e9))) { _ in h.push(item) }
+        } else {
+            h.timers[token]?.cancel()
+            h.timers[token] = loop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
+                h.timers[token] = nil
+                h.push(item)
+            }
+        }
+    }
+    return 0
+}
+
+@_cdecl("dagent_timer_cancel")
+public func dagent_timer_cancel(_ p: OpaquePointer?, _ token: UInt64) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    h.node.eventLoop.execute {
+        h.timers.removeValue(forKey: token)?.cancel()
+        h.repeating.removeValue(forKey: token)?.cancel()
+    }
+    return 0
+}
+
+@_cdecl("dagent_wakeup_fd")
+public func dagent_wakeup_fd(_ p: OpaquePointer?) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    return h.readFD
+}
+
+@_cdecl("dagent_wait")
+public func dagent_wait(_ p: OpaquePointer?, _ timeoutMs: Int32) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    let queued = h.lock.withLock { h.queue.count }
+    if queued > 0 || timeoutMs == 0 { return Int32(queued) }
+    var pfd = pollfd(fd: h.readFD, events: Int16(POLLIN), revents: 0)
+    _ = poll(&pfd, 1, timeoutMs)
+    return Int32(h.lock.withLock { h.queue.count })
+}
+
+@_cdecl("dagent_take")
+public func dagent_take(_ p: OpaquePointer?, _ items: UnsafeMutablePointer<dagent_item>?, _ max: Int32) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    guard let items, max > 0 else { return 0 }
+    let batch: [QueuedItem] = h.lock.withLock {
+        let n = Swift.min(Int(max), h.queue.count)
+        var out: [QueuedItem] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n { out.append(h.queue.removeFirst()) }
+        if h.queue.isEmpty { h.drainPipe() }
+        return out
+    }
+    if batch.isEmpty { return 0 }
+    var need = 0
+    for item in batch { need += item.src.utf8.count + 1 + item.data.count }
+    if need > h.arenaSize {
+        free(h.arena)
+        h.arenaSize = Swift.max(need, 64 * 1024)
+        h.arena = malloc(h.arenaSize)
+    }
+    let base = h.arena!
+    var offset = 0
+    for (i, item) in batch.enumerated() {
+        var src = item.src
+        let dst = base + offset
+        let srcLen = src.withUTF8 { (u: UnsafeBufferPointer<UInt8>) -> Int in
+            if let b = u.baseAddress, u.count > 0 { dst.copyMemory(from: UnsafeRawPointer(b), byteCount: u.count) }
+            return u.count
+        }
+        (base + offset + srcLen).storeBytes(of: 0, as: UInt8.self)
+        let srcPtr = (base + offset).assumingMemoryBound(to: CChar.self)
+        offset += srcLen + 1
+        let dataPtr = (base + offset).assumingMemoryBound(to: UInt8.self)
+        let n = item.data.count
+        if n > 0 { item.data.withUnsafeBytes { b in (base + offset).copyMemory(from: b.baseAddress!, byteCount: n) } }
+        offset += n
+        items[i] = dagent_item(kind: item.kind, code: item.code, type: item.type, cookie: item.cookie, token: item.token,
+                               src: UnsafePointer(srcPtr), src_len: srcLen, data: UnsafePointer(dataPtr), len: n)
+    }
+    return Int32(batch.count)
+}
+
+@_cdecl("dagent_on")
+public func dagent_on(_ p: OpaquePointer?, _ type: UInt32, _ handler: dagent_handler?, _ user: UnsafeMutableRawPointer?) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    h.lock.withLock {
+        if let handler { h.handlers[type] = (handler, user) } else { h.handlers[type] = nil }
+    }
+    return 0
+}
+
+@_cdecl("dagent_update")
+public func dagent_update(_ p: OpaquePointer?, _ timeoutMs: Int32) -> Int32 {
+    guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
+    let waited = dagent_wait(p, timeoutMs)
+    if waited < 0 { return waited }
+    var handled: Int32 = 0
+    let cap: Int32 = 256
+    let items = UnsafeMutablePointer<dagent_item>.allocate(capacity: Int(cap))
+    defer { items.deallocate() }
+    while true {
+        let n = dagent_take(p, items, cap)
+        if n <= 0 { break }
+        for i in 0..<Int(n) {
+            let item = items[i]
+            guard item.kind == Int32(DAGENT_ITEM_MESSAGE) else { continue }
+            let entry = h.lock.withLock { h.handlers[item.type] }
+            let src = String(cString: item.src)
+            guard let (fn, user) = entry else {
+                if item.cookie != 0 {
+                    let reason = "node '\(h.node.config.name)' has no handler for message type \(item.type)"
+                    _ = dagent_respond(p, item.src, item.type, item.cookie, 0, reason, reason.utf8.count)
+                }
+                continue
+            }
+            var copy = item
+            let rc = fn(p, &copy, user)
+            handled += 1
+            if rc != 0 && item.cookie != 0 {
+                let reason = "handler for type \(item.type) in '\(h.node.config.name)' failed (returned \(rc))"
+                _ = dagent_respond(p, src, item.type, item.cookie, 0, reason, reason.utf8.count)
+            }
+        }
+        if n < cap { break }
+    }
+    return handled
+}

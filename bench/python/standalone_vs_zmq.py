@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Python-to-Python through dagent (standalone module) vs pyzmq, between two processes, one run.
+
+    /usr/bin/python3 bench/python/standalone_vs_zmq.py [--rtt N] [--stream N] [--size B] [--via-root DAGENT_BIN]
+
+Round trip: the client sends a request, the server's handler returns the payload,
+N times in a row (blocking request; zmq: REQ/REP). Stream: the client sends N one-way
+messages, then one request that the server answers once it has counted all N
+(zmq: PAIR, then a "done" frame and an ack). Without --via-root the client's
+parent is the server node (one TCP link, like zmq's); with it, both join a
+`dagent run` root (two hops). Runs the installed `dagent` (pip install ./python, a
+release build) and pyzmq (apt install python3-zmq; a venv made with
+--system-site-packages sees it).
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- servers (child processes) ------------------------------------------------------
+
+def dagent_server(listen, via):
+    import dagent
+    node = dagent.Node(name="bench-srv", listen=listen or None, via=via or None)
+    count = [0]
+
+    @node.on(1)
+    def echo(msg):
+        return msg.data
+
+    @node.on(2)
+    def sink(msg):
+        count[0] += 1
+
+    @node.on(3)
+    def done(msg):
+        n, count[0] = count[0], 0
+        return str(n).encode()
+
+    @node.on(9)
+    def quit_(msg):
+        node.stop()
+        return b"bye"
+
+    print("ready", flush=True)
+    node.run_forever()
+    node.update(50)
+    node.close()
+
+
+def zmq_server(port):
+    import zmq
+    ctx = zmq.Context()
+    rep = ctx.socket(zmq.REP)
+    rep.bind(f"tcp://127.0.0.1:{port}")
+    pair = ctx.socket(zmq.PAIR)
+    pair.bind(f"tcp://127.0.0.1:{port + 1}")
+    print("ready", flush=True)
+    poller = zmq.Poller()
+    poller.register(rep, zmq.POLLIN)
+    poller.register(pair, zmq.POLLIN)
+    count = 0
+    while True:
+        for sock, _ in poller.poll():
+            if sock is rep:
+                m = rep.recv()
+                if m == b"quit":
+                    rep.send(b"bye")
+                    return
+                rep.send(m)
+            else:
+                m = pair.recv()
+                if m == b"done":
+                    pair.send(str(count).encode())
+                    count = 0
+                else:
+                    count += 1
+
+
+# ---- clients -------------------------------------------------------------------------
+
+def run_dagent(args, via):
+    import dagent
+    node = dagent.Node(name="bench-cli", via=via)
+    payload = b"x" * args.size
+    deadline = time.time() + 20
+    while True:
+        try:
+            node.request("bench-srv", 1, payload, timeout=1)
+            break
+        except dagent.DAgentError:
+            if time.time() > deadline:
+                raise
+    for _ in range(min(1000, args.rtt)):
+        node.request("bench-srv", 1, payload)
+    t0 = time.perf_counter()
+    for _ in range(args.rtt):
+        node.request("bench-srv", 1, payload)
+    rtt = (time.perf_counter() - t0) / args.rtt
+    t0 = time.perf_counter()
+    for _ in range(args.stream):
+        node.send("bench-srv", 2, payload)
+    got = int(node.request("bench-srv", 3, b"", timeout=60))
+    stream = time.perf_counter() - t0
+    assert got == args.stream, f"server counted {got} of {args.stream}"
+    node.request("bench-srv", 9, b"")
+    node.close()
+    return rtt, args.stream / stream
+
+
+def run_zmq(args, port):
+    import zmq
+    ctx = zmq.Context()
+    req = ctx.socket(zmq.REQ)
+    req.connect(f"tcp://127.0.0.1:{port}")
+    pair = ctx.socket(zmq.PAIR)
+    pair.connect(f"tcp://127.0.0.1:{port + 1}")
+    payload = b"x" * args.size
+    for _ in range(min(1000, args.rtt)):
+        req.send(payload)
+        req.recv()
+    t0 = time.perf_counter()
+    for _ in range(args.rtt):
+        req.send(payload)
+        req.recv()
+    rtt = (time.perf_counter() - t0) / args.rtt
+    t0 = time.perf_counter()
+    for _ in range(args.stream):
+        pair.send(payload)
+    pair.send(b"done")
+    got = int(pair.recv())
+    stream = time.perf_counter() - t0
+    assert got == args.stream, f"server counted {got} of {args.stream}"
+    req.send(b"quit")
+    req.recv()
+    ctx.destroy(linger=0)
+    return rtt, args.stream / stream
+
+
+def spawn(argv):
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__)] + argv, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rtt", type=int, default=20000)
+    ap.add_argument("--stream", type=int, default=200000)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--via-root", metavar="DAGENT_BIN", help="join both nodes through a `dagent run` root")
+    ap.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        if args.serve[0] == "dagent":
+            dagent_server(args.serve[1], args.serve[2])
+        else:
+            zmq_server(int(args.serve[1]))
+        return
+
+    results = {}
+    root = None
+    port = free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    if args.via_root:
+        root = subprocess.Popen([args.via_root, "run", "--name", "root", "--listen", addr, "--log-level", "warning"])
+        srv = spawn(["--serve", "dagent", "", addr])
+        label = "dagent (via root, 2 hops)"
+    else:
+        srv = spawn(["--serve", "dagent", addr, ""])
+        label = "dagent (direct link)"
+    try:
+        results[label] = run_dagent(args, addr)
+        srv.wait(10)
+    finally:
+        if root:
+            root.terminate()
+            root.wait()
+    zport = free_port()
+    srv = spawn(["--serve", "zmq", str(zport)])
+    results["pyzmq (REQ/REP, PAIR)"] = run_zmq(args, zport)
+    srv.wait(10)
+
+    print(f"python {sys.version.split()[0]}, payload {args.size} B, {args.rtt} round trips, {args.stream} streamed")
+    print(f"{'':28} {'round trip':>12} {'rtt/s':>10} {'stream msg/s':>14}")
+    for k, (rtt, rate) in results.items():
+        print(f"{k:28} {rtt * 1e6:9.1f} us {1 / rtt:10.0f} {rate:14.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+/* dagent.i: SWIG 4 interface for the standalone backend `dagent._dagent`.
+ *
+ * It wraps the C API of the Swift core (Sources/CDAgent/include/cdagent.h).
+ * Kept thin: plain calls are SWIG-generated; three helpers are written here
+ * because they need the Python C API:
+ *   request()  blocking, releases the GIL, returns bytes or raises;
+ *   wait()     blocking poll for queued items, releases the GIL;
+ *   take()     builds Message tuples and reply/timer events in one call.
+ * Python handlers are dispatched in Python (dagent/_standalone.py), so no C
+ * callback ever has to take the GIL.
+ *
+ * Regenerate (the output is committed): scripts/gen-swig
+ */
+%module(package="dagent") dagent
+
+%{
+#define SWIG_FILE_WITH_INIT
+#include "cdagent.h"
+%}
+
+%include <stdint.i>
+
+/* Failures become the exception that dagent.errors.error_for(code, reason) builds. */
+%{
+static PyObject *dagent_error_factory = NULL;
+
+static PyObject *dagent_raise(int rc) {
+    int code = rc < 0 ? -rc : rc;
+    const char *text = dagent_last_error();
+    if (dagent_error_factory) {
+        PyObject *exc = PyObject_CallFunction(dagent_error_factory, "is", code, text);
+        if (exc) {
+            PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+            Py_DECREF(exc);
+        }
+    } else {
+        PyErr_Format(PyExc_RuntimeError, "dagent error %d: %s", code, text);
+    }
+    return NULL;
+}
+%}
+
+/* Bytes in: anything with the buffer protocol. */
+%typemap(in) (const void *data, size_t len) (Py_buffer view) {
+    if (PyObject_GetBuffer($input, &view, PyBUF_SIMPLE) != 0) SWIG_fail;
+    $1 = view.buf;
+    $2 = (size_t)view.len;
+}
+%typemap(freearg) (const void *data, size_t len) {
+    if (view$argnum.obj) PyBuffer_Release(&view$argnum);
+}
+%typemap(arginit) (const void *data, size_t len) "memset(&view$argnum, 0, sizeof(view$argnum));"
+
+/* int results: negative means failure, raise; otherwise return the int. */
+%typemap(out) int dagent_wait_ready, int dagent_send, int dagent_request_async, int dagent_respond,
+                int dagent_timer, int dagent_timer_cancel, int dagent_wakeup_fd {
+    if ($1 < 0) { dagent_raise($1); SWIG_fail; }
+    $result = PyLong_FromLong($1);
+}
+
+/* NULL node from create: raise. */
+%typemap(out) dagent_node *dagent_create {
+    if (!$1) { dagent_raise(-dagent_last_error_code()); SWIG_fail; }
+    $result = SWIG_NewPointerObj($1, $descriptor(dagent_node *), 0);
+}
+
+%ignore dagent_request;
+%ignore dagent_wait;
+%ignore dagent_take;
+%ignore dagent_on;
+%ignore dagent_update;
+%ignore dagent_free;
+%ignore dagent_item;
+%ignore dagent_handler;
+
+
+/* Blocking call that must not hold the GIL. */
+%exception dagent_wait_ready {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    Py_END_ALLOW_THREADS
+}
+/* Destroy joins the event loop thread: release the GIL too. */
+%exception dagent_destroy {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    Py_END_ALLOW_THREADS
+}
+
+%include "cdagent.h"
+
+%native(set_error_factory) PyObject *set_error_factory(PyObject *self, PyObject *args);
+%native(request) PyObject *py_request(PyObject *self, PyObject *args);
+%native(wait) PyObject *py_wait(PyObject *self, PyObject *args);
+%native(take) PyObject *py_take(PyObject *self, PyObject *args);
+
+%{
+static dagent_node *node_arg(PyObject *obj) {
+    void *p = NULL;
+    if (!SWIG_IsOK(SWIG_ConvertPtr(obj, &p, SWIGTYPE_p_dagent_node, 0)) || !p) {
+        PyErr_SetString(PyExc_TypeError, "expected a dagent node (from dagent_create)");
+        return NULL;
+    }
+    return (dagent_node *)p;
+}
+
+/* set_error_factory(fn): fn(code, reason) -> exception instance */
+static PyObject *set_error_factory(PyObject *self, PyObject *args) {
+    PyObject *fn;
+    if (!PyArg_ParseTuple(args, "O:set_error_factory", &fn)) return NULL;
+    Py_XINCREF(fn);
+    Py_XSETREF(dagent_error_factory, fn);
+    Py_RETURN_NONE;
+}
+
+/* request(node, dst, type, data, timeout) -> bytes; the GIL is released while waiting. */
+static PyObject *py_request(PyObject *self, PyObject *args) {
+    PyObject *nodeobj;
+    const char *dst;
+    unsigned int type;
+    Py_buffer data;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "OsIy*d:request", &nodeobj, &dst, &type, &data, &timeout)) return NULL;
+    dagent_node *node = node_arg(nodeobj);
+    if (!node) { PyBuffer_Release(&data); return NULL; }
+    void *reply = NULL;
+    size_t reply_len = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dagent_request(node, dst, type, data.buf, (size_t)data.len, timeout, &reply, &reply_len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (rc < 0) return dagent_raise(rc);
+    PyObject *out = PyBytes_FromStringAndSize((const char *)reply, (Py_ssize_t)reply_len);
+    dagent_free(reply);
+    return out;
+}
+
+/* wait(node, timeout_ms) -> number of queued items; the GIL is released while waiting. */
+static PyObject *py_wait(PyObject *self, PyObject *args) {
+    PyObject *nodeobj;
+    int timeout_ms, rc;
+    if (!PyArg_ParseTuple(args, "Oi:wait", &nodeobj, &timeout_ms)) return NULL;
+    dagent_node *node = node_arg(nodeobj);
+    if (!node) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dagent_wait(node, timeout_ms);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return dagent_raise(rc);
+    return PyLong_FromLong(rc);
+}
+
+#define TAKE_BATCH 256
+
+/* take(node, max, message_class, dst, runtime) -> (messages, events, more)
+ * messages: message_class tuples (src, dst, type, data, cookie, runtime);
+ * events: ("reply", token, code, payload) and ("timer", token). */
+static PyObject *py_take(PyObject *self, PyObject *args) {
+    PyObject *nodeobj, *cls, *dst, *runtime;
+    int max;
+    if (!PyArg_ParseTuple(args, "OiOOO:take", &nodeobj, &max, &cls, &dst, &runtime)) return NULL;
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "take: message_class must be a tuple subclass");
+        return NULL;
+    }
+    dagent_node *node = node_arg(nodeobj);
+    if (!node) return NULL;
+    PyObject *msgs = PyList_New(0), *events = PyList_New(0);
+    if (!msgs || !events) goto fail;
+    dagent_item items[TAKE_BATCH];
+    int total = 0, more = 0;
+    while (total < max) {
+        int want = max - total < TAKE_BATCH ? max - total : TAKE_BATCH;
+        int n = dagent_take(node, items, want);
+        if (n < 0) { dagent_raise(n); goto fail; }
+        for (int i = 0; i < n; i++) {
+            dagent_item *it = &items[i];
+            PyObject *obj = NULL;
+            if (it->kind == DAGENT_ITEM_MESSAGE) {
+                obj = PyTuple_New(6);
+                if (!obj) goto fail;
+                PyObject *src = PyUnicode_DecodeUTF8(it->src, (Py_ssize_t)it->src_len, "replace");
+                PyObject *data = PyBytes_FromStringAndSize((const char *)it->data, (Py_ssize_t)it->len);
+                PyObject *type = PyLong_FromUnsignedLong(it->type);
+                PyObject *cookie = PyLong_FromUnsignedLongLong(it->cookie);
+                if (!src || !data || !type || !cookie) {
+                    Py_XDECREF(src); Py_XDECREF(data); Py_XDECREF(type); Py_XDECREF(cookie); Py_DECREF(obj);
+                    goto fail;
+                }
+                PyTuple_SET_ITEM(obj, 0, src);
+                Py_INCREF(dst); PyTuple_SET_ITEM(obj, 1, dst);
+                PyTuple_SET_ITEM(obj, 2, type);
+                PyTuple_SET_ITEM(obj, 3, data);
+                PyTuple_SET_ITEM(obj, 4, cookie);
+                Py_INCREF(runtime); PyTuple_SET_ITEM(obj, 5, runtime);
+                if (cls != (PyObject *)&PyTuple_Type) {
+                    PyObject *targs = PyTuple_Pack(1, obj);
+                    Py_DECREF(obj);
+                    if (!targs) goto fail;
+                    obj = PyTuple_Type.tp_new((PyTypeObject *)cls, targs, NULL);
+                    Py_DECREF(targs);
+                    if (!obj) goto fail;
+                }
+                if (PyList_Append(msgs, obj) < 0) { Py_DECREF(obj); goto fail; }
+            } else if (it->kind == DAGENT_ITEM_REPLY) {
+                obj = Py_BuildValue("(sKiy#)", "reply", (unsigned long long)it->token, (int)it->code,
+                                    (const char *)it->data, (Py_ssize_t)it->len);
+                if (!obj || PyList_Append(events, obj) < 0) { Py_XDECREF(obj); goto fail; }
+            } else {
+                obj = Py_BuildValue("(sK)", "timer", (unsigned long long)it->token);
+                if (!obj || PyList_Append(events, obj) < 0) { Py_XDECREF(obj); goto fail; }
+            }
+            Py_DECREF(obj);
+        }
+        total += n;
+        if (n < want) break;
+        if (total >= max) { more = dagent_wait(node, 0) > 0; break; }
+    }
+    {
+        PyObject *r = Py_BuildValue("(NNO)", msgs, events, more ? Py_True : Py_False);
+        return r;
+    }
+fail:
+    Py_XDECREF(msgs);
+    Py_XDECREF(events);
+    return NULL;
+}
+%}
