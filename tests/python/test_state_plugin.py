@@ -49,3 +49,31 @@ def test_plugin_uses_the_replicated_store(workdir):
         for p in (agent, root):
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=10)
+
+
+def test_standalone_python_uses_the_replicated_store(workdir):
+    port = free_port()
+    cluster = os.path.join(workdir, "one.json")
+    with open(cluster, "w") as f:
+        json.dump([{"stream_id": 1, "node_id": 1, "ip": "127.0.0.1", "port": port, "role": "LEADER"}], f)
+    root = subprocess.Popen([D, "run", "--raft", cluster, "--node-id", "1", "--data", os.path.join(workdir, "r1")],
+                            stderr=open(os.path.join(workdir, "root.log"), "w"))
+    script = f"""
+import dagent, json
+with dagent.Node(name="py-state", via="tcp://127.0.0.1:{port}") as node:
+    rev = dagent.state.put("py/k", "v1")
+    out = {{"rev": rev, "get": dagent.state.get("py/k"), "cas": dagent.state.cas("py/k", "v2", expect="v1"),
+           "stale_cas": dagent.state.cas("py/k", "v3", expect="v1"), "range": dagent.state.range("py/")}}
+    print(json.dumps(out))
+"""
+    try:
+        wait_for("leader", lambda: (state(["status"], f"tcp://127.0.0.1:{port}") or {}).get("leader") == 1)
+        python_dir = os.path.join(os.path.dirname(os.path.dirname(HERE)), "python")
+        r = subprocess.run(["/usr/bin/python3", "-c", script], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": python_dir})
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        assert out == {"rev": 1, "get": "v1", "cas": True, "stale_cas": False, "range": [["py/k", "v2"]]}
+    finally:
+        root.send_signal(signal.SIGTERM)
+        root.wait(timeout=10)
