@@ -410,19 +410,7 @@ class Runtime:
         return self.backend.request(_check_dst(dst), int(type), as_bytes(data), float(timeout))
 
     async def system_arequest(self, dst, type, data, timeout=5.0):
-        fut = self.loop.create_future()
-        token = self._next_token
-        self._next_token += 1
-        self._pending[token] = fut
-        try:
-            self.backend.request_async(_check_dst(dst), int(type), as_bytes(data), float(timeout), token)
-        except BaseException:
-            self._pending.pop(token, None)
-            raise
-        try:
-            return await fut
-        finally:
-            self._pending.pop(token, None)
+        return await self._arequest(dst, int(type), data, timeout)
 
     def push_system_cb(self, type, fn):
         """A handler for a reserved type (e.g. state watch events)."""
@@ -438,12 +426,16 @@ class Runtime:
         return self.backend.request(_check_dst(dst), check_type(type), as_bytes(data), float(timeout))
 
     async def arequest(self, dst, type, data=b"", timeout=5.0):
+        return await self._arequest(dst, check_type(type), data, timeout)
+
+    async def _arequest(self, dst, type, data, timeout):
+        """The reply to an asynchronous request; ``type`` is already checked."""
         fut = self.loop.create_future()
         token = self._next_token
         self._next_token += 1
         self._pending[token] = fut
         try:
-            self.backend.request_async(_check_dst(dst), check_type(type), as_bytes(data), float(timeout), token)
+            self.backend.request_async(_check_dst(dst), type, as_bytes(data), float(timeout), token)
         except BaseException:
             self._pending.pop(token, None)
             raise

@@ -138,14 +138,7 @@ extension NodeCore {
 
     func deliverLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) {
         if envelope.kind == .request && envelope.type == WireConstants.pingType {
-            var pong = Dagent_Envelope()
-            pong.src = config.name
-            pong.dst = envelope.src
-            pong.type = envelope.type
-            pong.kind = .response
-            pong.cookie = envelope.cookie
-            pong.hopLimit = config.hopLimit
-            route(pong, nowNs: nowNs)
+            answerEmpty(envelope, nowNs: nowNs)   // pings never reach the application
             return
         }
         stats.delivered &+= 1
@@ -153,15 +146,20 @@ extension NodeCore {
         if envelope.kind == .data && envelope.cookie != 0 {
             // Delivery receipt: emitted with the delivery itself, so it is sent even
             // if the application stops right after seeing the message.
-            var receipt = Dagent_Envelope()
-            receipt.src = config.name
-            receipt.dst = envelope.src
-            receipt.type = envelope.type
-            receipt.kind = .response
-            receipt.cookie = envelope.cookie
-            receipt.hopLimit = config.hopLimit
-            route(receipt, nowNs: nowNs)
+            answerEmpty(envelope, nowNs: nowNs)
         }
+    }
+
+    /// Sends `envelope`'s sender an empty RESPONSE carrying its cookie (ping answers, receipts).
+    func answerEmpty(_ envelope: Dagent_Envelope, nowNs: UInt64) {
+        var answer = Dagent_Envelope()
+        answer.src = config.name
+        answer.dst = envelope.src
+        answer.type = envelope.type
+        answer.kind = .response
+        answer.cookie = envelope.cookie
+        answer.hopLimit = config.hopLimit
+        route(answer, nowNs: nowNs)
     }
 
     /// Reports a failed envelope to its sender as an ERROR envelope.
