@@ -165,6 +165,72 @@ public final class NodeCore {
         }
     }
 
+    /// A frame a brother put straight onto this node's channel (brother p2p on
+    /// a message queue). It is routed as if it came in on the parent link `id`
+    /// (usually: delivered here), but it does not count as hearing from the
+    /// parent, and a bad one is dropped with a log line instead of closing the
+    /// parent link: the brother, not the parent, sent it. Only envelopes and
+    /// batches are accepted from brothers.
+    public func receiveDirect(frameBody: ByteBuffer, via id: LinkID, sender: String, nowNs: UInt64) {
+        guard links[id] != nil else { return }
+        do {
+            switch try InboundFrame.classify(frameBody) {
+            case let .envelope(raw, _):
+                var envelope = try EnvelopeCodec.decode(raw)
+                stats.directIn &+= 1
+                receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+            case let .batch(raw, header, _):
+                var cache = EnvelopeCodec.StringCache()
+                cache.dst = header.dst
+                let envelopes = try BatchCodec.envelopes(raw).map { slice throws(FrameError) in try EnvelopeCodec.decode(slice, cache: &cache) }
+                for var envelope in envelopes {
+                    guard envelope.dst == header.dst else {
+                        stats.directDropped &+= 1
+                        log(.warning, "dropped an envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)' from brother \(sender)")
+                        continue
+                    }
+                    envelope.hopLimit = header.hopLimit
+                    stats.directIn &+= 1
+                    receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+                }
+            case .control(let frame):
+                stats.directDropped &+= 1
+                log(.warning, "dropped a control frame (\(frame.body.map { "\($0)".prefix(40) } ?? "empty")) sent directly by brother \(sender); brothers send envelopes only")
+            }
+        } catch {
+            stats.directDropped &+= 1
+            log(.warning, "dropped a malformed frame from brother \(sender): \(error)")
+        }
+    }
+
+    /// A frame this node wrote could not be delivered to the link's transport
+    /// (a message queue stayed full): every envelope in it fails back to its
+    /// sender with `code` and `reason`. Control frames are only counted.
+    /// Returns the number of envelopes reported.
+    @discardableResult
+    public func undeliverable(frameBody: ByteBuffer, code: Dagent_ErrorCode, reason: String, nowNs: UInt64) -> Int {
+        do {
+            switch try InboundFrame.classify(frameBody) {
+            case let .envelope(raw, _):
+                fail(try EnvelopeCodec.decode(raw), code, reason, nowNs: nowNs)
+                return 1
+            case let .batch(raw, header, _):
+                var n = 0
+                for slice in try BatchCodec.envelopes(raw) {
+                    var envelope = try EnvelopeCodec.decode(slice)
+                    envelope.dst = envelope.dst.isEmpty ? header.dst : envelope.dst
+                    fail(envelope, code, reason, nowNs: nowNs)
+                    n += 1
+                }
+                return n
+            case .control:
+                return 0
+            }
+        } catch {
+            return 0
+        }
+    }
+
     /// The link's byte stream cannot be framed or decoded: tell the peer, drop the link.
     public func badFrame(_ id: LinkID, _ error: FrameError) {
         let code: Dagent_ErrorCode
@@ -255,6 +321,10 @@ public struct CoreStats: Equatable, Sendable {
     public var errorsSent: UInt64 = 0
     public var droppedErrors: UInt64 = 0
     public var queued: UInt64 = 0
+    /// Envelopes a brother put straight onto this node's channel (brother p2p).
+    public var directIn: UInt64 = 0
+    /// Frames from brothers that were dropped (malformed, or not envelopes).
+    public var directDropped: UInt64 = 0
 }
 
 /// An upward name registration waiting for the parent's NameAck.
