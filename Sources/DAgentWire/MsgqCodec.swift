@@ -124,8 +124,9 @@ public struct MsgqPacker {
     /// one message with its frame, batch and destination headers.
     public var maxBatchBytes: Int { max(256, maxText - MsgqWire.headerBytes - 4 - 8 - 3 - 255 - 8) }
 
-    /// Appends the messages for `stream` (whole `[u32 length][body]` frames) to `out`.
-    public func pack(_ stream: ByteBuffer, sender: UInt64, incarnation: UInt32, into out: inout [MsgqOutMessage]) {
+    /// Appends the messages for `stream` (whole `[u32 length][body]` frames) to `out`,
+    /// with `mtype` in their type slot (0: fill it later with `setType`).
+    public func pack(_ stream: ByteBuffer, sender: UInt64, incarnation: UInt32, mtype: Int = 0, into out: inout [MsgqOutMessage]) {
         var stream = stream
         let room = maxText - MsgqWire.headerBytes
         var current: ByteBuffer?
@@ -142,7 +143,7 @@ public struct MsgqPacker {
                 if let c = current, c.readableBytes - MsgqWire.mtypeBytes + whole > maxText { close() }
                 if current == nil {
                     var b = allocator.buffer(capacity: MsgqWire.mtypeBytes + min(maxText, MsgqWire.headerBytes + max(whole, stream.readableBytes)))
-                    b.writeInteger(UInt64(0))
+                    b.writeInteger(mtype, endianness: .host)
                     MsgqWire.writeHeader(.frames, sender: sender, incarnation: incarnation, into: &b)
                     current = b
                 }
@@ -159,7 +160,7 @@ public struct MsgqPacker {
             while offset < body.readableBytes {
                 let n = min(chunk, body.readableBytes - offset)
                 var b = allocator.buffer(capacity: MsgqWire.mtypeBytes + MsgqWire.fragmentHeaderBytes + n)
-                b.writeInteger(UInt64(0))
+                b.writeInteger(mtype, endianness: .host)
                 MsgqWire.writeHeader(.fragment, sender: sender, incarnation: incarnation, into: &b)
                 b.writeInteger(UInt32(body.readableBytes), endianness: .little)
                 b.writeInteger(UInt32(offset), endianness: .little)

@@ -8,7 +8,7 @@ import NIOPosix
 
 /// Options shared by the one-shot commands that join the tree through an address.
 struct JoinOptions: ParsableArguments {
-    @Option(name: .long, help: "Address of the node to join through (tcp://HOST:PORT, or a comma-separated failover list).")
+    @Option(name: .long, help: "Address of the node to join through: tcp://HOST:PORT (a comma-separated list fails over), or msgq://PATH to join the local agent's message queues as a leaf.")
     var via: String
 
     @Option(name: .long, help: "Name for this one-shot node (default: dagent-cli-PID).")

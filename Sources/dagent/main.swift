@@ -11,6 +11,9 @@ struct DAgentCommand: ParsableCommand {
         Echo endpoint:   dagent run --name ep1 --parent tcp://127.0.0.1:7001 --echo
         Ask it:          dagent request --via tcp://127.0.0.1:7001 --to ep1 hello
         See the tree:    dagent tree --via tcp://127.0.0.1:7000
+        Local agent:     dagent run --name a1 --msgq /tmp/a1.q --parent tcp://127.0.0.1:7000
+        Local leaf:      dagent run --name l1 --parent msgq:///tmp/a1.q --echo
+        Brother p2p:     dagent request --via msgq:///tmp/a1.q --to l1 hello
         """,
         subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
                       TreeCommand.self, BenchCommand.self]

@@ -172,34 +172,56 @@ public final class NodeCore {
     /// parent link: the brother, not the parent, sent it. Only envelopes and
     /// batches are accepted from brothers.
     public func receiveDirect(frameBody: ByteBuffer, via id: LinkID, sender: String, nowNs: UInt64) {
+        let (envelopes, problem) = Self.decodeDirect(frameBody)
+        if let problem { dropDirect(problem, sender: sender) }
+        receiveDirect(envelopes: envelopes, via: id, nowNs: nowNs)
+    }
+
+    /// Envelopes a brother sent, already decoded (`decodeDirect`, e.g. on the
+    /// thread that read them); see `receiveDirect(frameBody:)`.
+    public func receiveDirect(envelopes: [Dagent_Envelope], via id: LinkID, nowNs: UInt64) {
         guard links[id] != nil else { return }
+        for var envelope in envelopes {
+            stats.directIn &+= 1
+            receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+        }
+    }
+
+    /// Counts and logs a frame from a brother that could not be used.
+    public func dropDirect(_ problem: String, sender: String) {
+        stats.directDropped &+= 1
+        log(.warning, "dropped a frame sent directly by brother \(sender): \(problem)")
+    }
+
+    /// Decodes a frame a brother sent into its envelopes (a batch's carry the
+    /// batch's hop limit). Pure: safe on any thread. `problem` says what was
+    /// dropped, if anything.
+    public static func decodeDirect(_ frameBody: ByteBuffer) -> (envelopes: [Dagent_Envelope], problem: String?) {
         do {
             switch try InboundFrame.classify(frameBody) {
             case let .envelope(raw, _):
-                var envelope = try EnvelopeCodec.decode(raw)
-                stats.directIn &+= 1
-                receiveEnvelope(&envelope, from: id, nowNs: nowNs)
-            case let .batch(raw, header, _):
+                return ([try EnvelopeCodec.decode(raw)], nil)
+            case let .batch(raw, header, count):
                 var cache = EnvelopeCodec.StringCache()
                 cache.dst = header.dst
-                let envelopes = try BatchCodec.envelopes(raw).map { slice throws(FrameError) in try EnvelopeCodec.decode(slice, cache: &cache) }
-                for var envelope in envelopes {
+                var out: [Dagent_Envelope] = []
+                out.reserveCapacity(count)
+                var problem: String?
+                for slice in try BatchCodec.envelopes(raw) {
+                    var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
                     guard envelope.dst == header.dst else {
-                        stats.directDropped &+= 1
-                        log(.warning, "dropped an envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)' from brother \(sender)")
+                        problem = "an envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'"
                         continue
                     }
                     envelope.hopLimit = header.hopLimit
-                    stats.directIn &+= 1
-                    receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+                    out.append(envelope)
                 }
+                return (out, problem)
             case .control(let frame):
-                stats.directDropped &+= 1
-                log(.warning, "dropped a control frame (\(frame.body.map { "\($0)".prefix(40) } ?? "empty")) sent directly by brother \(sender); brothers send envelopes only")
+                return ([], "a control frame (\(frame.body.map { "\($0)".prefix(40) } ?? "empty")); brothers send envelopes only")
             }
         } catch {
-            stats.directDropped &+= 1
-            log(.warning, "dropped a malformed frame from brother \(sender): \(error)")
+            return ([], "malformed: \(error)")
         }
     }
 

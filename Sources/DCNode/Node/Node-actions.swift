@@ -130,7 +130,7 @@ extension Node {
     }
 
     /// Envelopes this node put straight onto brothers' channels (all msgq parent links so far).
-    var directOut: UInt64 { retiredDirectOut + (msgqLeaf?.directOut ?? 0) }
+    public var directOut: UInt64 { retiredDirectOut + (msgqLeaf?.directOut ?? 0) }
 
     /// Answers a `TreeRequest` from the link's peer with what this node sees.
     func answerTree(requestID: UInt64, on id: LinkID) {

@@ -262,6 +262,8 @@ public final class Node: @unchecked Sendable {
         if let leaf = io as? MsgqParentLinkIO {
             leaf.release()
             if msgqLeaf === leaf { msgqLeaf = nil }
+        } else if let child = io as? MsgqChildLinkIO {
+            child.service.linkGone(child, name: core.describe(id))
         }
         if dirtySet.remove(id) != nil { dirty.removeAll { $0 == id } }
         core.linkDown(id, reason: reason, nowNs: nowNs)

@@ -150,9 +150,10 @@ final class MsgqAgentService {
 
     // MARK: inbound
 
-    func received(_ batch: [MsgqInbound]) {
+    func received(_ batch: [MsgqDelivery]) {
         guard !stopped else { return }
-        for inbound in batch {
+        for delivery in batch {
+            guard case let .inbound(inbound) = delivery else { continue }
             switch inbound {
             case let .frames(channel, incarnation, bodies):
                 guard let id = link(for: channel, incarnation: incarnation) else { continue }
@@ -213,12 +214,8 @@ final class MsgqAgentService {
 
     func send(_ stream: ByteBuffer, channel: UInt64, incarnation: UInt32) {
         var messages: [MsgqOutMessage] = []
-        packer.pack(stream, sender: MsgqWire.agentChannel, incarnation: incarnation, into: &messages)
-        let items = messages.map { m -> MsgqSender.Item in
-            var m = m
-            m.setType(Int(channel))
-            return MsgqSender.Item(message: m, mtype: Int(channel))
-        }
+        packer.pack(stream, sender: MsgqWire.agentChannel, incarnation: incarnation, mtype: Int(channel), into: &messages)
+        let items = messages.map { MsgqSender.Item(message: $0, mtype: Int(channel)) }
         if case let .refused(failed, why) = sender.send(items, maxBacklogBytes: node.config.slowConsumerBytes) {
             report(failed, why: why)
         }
@@ -256,23 +253,25 @@ final class MsgqAgentService {
         }
     }
 
-    /// The core closed a leaf's link: forget the channel, purge its leftovers.
+    /// The core closed a leaf's link (expired, refused, bad input): the node hears linkDown next.
     func closed(_ io: MsgqChildLinkIO, reason: String) {
-        let channel = io.channel
-        let name = node.core.describe(io.link)
-        linkChannels[io.link] = nil
-        if channels[channel]?.link == io.link {
-            var c = channels[channel]!
-            c.retired.append(c.incarnation)
-            c.incarnation = 0
-            c.link = 0
-            channels[channel] = c
-            let now = node.nowNs
-            // After a linger (so a refused leaf can still read why), then again
-            // for late brother messages sent before their cache caught up.
-            purgePlans[channel] = (name, [now + lingerNs, now + 4 * lingerNs, now + 16 * lingerNs])
-        }
         node.eventLoop.execute { self.node.linkDown(io.link, reason: reason) }
+    }
+
+    /// A leaf's link is gone (any cause): forget the channel, purge its leftovers.
+    func linkGone(_ io: MsgqChildLinkIO, name: String) {
+        let channel = io.channel
+        linkChannels[io.link] = nil
+        guard channels[channel]?.link == io.link else { return }   // a newer connection owns the channel now
+        var c = channels[channel]!
+        c.retired.append(c.incarnation)
+        c.incarnation = 0
+        c.link = 0
+        channels[channel] = c
+        let now = node.nowNs
+        // After a linger (so a refused leaf can still read why), then again
+        // for late brother messages sent before their cache caught up.
+        purgePlans[channel] = (name, [now + lingerNs, now + 4 * lingerNs, now + 16 * lingerNs])
     }
 
     // MARK: timers

@@ -80,12 +80,26 @@ final class MsgqParentLinkIO: LinkIO {
     var closed = false
 
     var agentWriter: FrameWriter
-    var brotherWriters: [UInt64: FrameWriter] = [:]
-    var dirtyBrothers: [UInt64] = []
+    /// What is written to one brother until the next flush.
+    final class BrotherOut {
+        let channel: UInt64
+        var writer: FrameWriter
+        var dirty = false
+        init(channel: UInt64, maxBatchBytes: Int) {
+            self.channel = channel
+            writer = FrameWriter(maxBatchBytes: maxBatchBytes)
+        }
+    }
+    var brothers: [UInt64: BrotherOut] = [:]
+    var dirtyBrothers: [BrotherOut] = []
     var routeCache: [String: UInt64] = [:]
     var cacheGeneration: UInt64 = .max
+    /// The last destination appended and where it went (streams send to one name).
+    var lastDst = ""
+    var lastOut: BrotherOut?
     /// Envelopes put straight onto a brother's channel.
     var directOut: UInt64 = 0
+    let allocator = ByteBufferAllocator()
 
     init(node: Node, attachment: MsgqAttachment, link: LinkID, session: UInt64) {
         self.node = node
@@ -99,7 +113,7 @@ final class MsgqParentLinkIO: LinkIO {
         downSender = MsgqSender(queue: attachment.down, label: "msgq://\(attachment.path) down")
         receiver = MsgqReceiver(queue: attachment.down, mtype: Int(channel), senderIsMtype: false,
                                 msgmax: attachment.limits.msgmax, maxFrameBytes: node.config.maxFrameBytes,
-                                eventLoop: node.eventLoop, label: "msgq://\(attachment.path) #\(hex(channel))",
+                                eventLoop: node.eventLoop, label: "msgq://\(attachment.path) #\(hex(channel))", decodeDirect: true,
                                 deliver: { [weak self] batch in self?.received(batch) },
                                 failed: { [weak self] error in self?.queueFailed(error) })
         let onFatal: (SysVError) -> Void = { [weak self] error in
@@ -130,6 +144,8 @@ final class MsgqParentLinkIO: LinkIO {
         if generation != cacheGeneration {
             routeCache.removeAll(keepingCapacity: true)
             cacheGeneration = generation
+            lastDst = ""
+            lastOut = nil
         }
         if let c = routeCache[dst] { return c == 0 ? nil : c }
         var found = attachment.table.lookup(dst).channel ?? 0
@@ -141,37 +157,57 @@ final class MsgqParentLinkIO: LinkIO {
     /// True if `name` is reached directly (it is a brother's).
     func isBrother(_ name: String) -> Bool { brother(name) != nil }
 
+    /// Where an envelope to `dst` is written: a brother's writer, or nil for the agent.
     @inline(__always)
-    func appendDirect(_ channel: UInt64, _ body: (inout FrameWriter) -> Void) {
-        if brotherWriters[channel] == nil {
-            brotherWriters[channel] = FrameWriter(maxBatchBytes: packer.maxBatchBytes)
+    func out(for dst: String) -> BrotherOut? {
+        if let last = lastOut, dst == lastDst, attachment.table.generation == cacheGeneration { return last }
+        guard let b = brother(dst) else {
+            lastOut = nil
+            return nil
         }
-        if brotherWriters[channel]!.isEmpty { dirtyBrothers.append(channel) }
-        body(&brotherWriters[channel]!)
+        let box: BrotherOut
+        if let existing = brothers[b] { box = existing } else {
+            box = BrotherOut(channel: b, maxBatchBytes: packer.maxBatchBytes)
+            brothers[b] = box
+        }
+        lastDst = dst
+        lastOut = box
+        return box
+    }
+
+    @inline(__always)
+    func markDirty(_ box: BrotherOut) {
+        if !box.dirty {
+            box.dirty = true
+            dirtyBrothers.append(box)
+        }
     }
 
     func append(_ envelope: Dagent_Envelope) {
-        if let b = brother(envelope.dst) {
+        if let box = out(for: envelope.dst) {
             directOut &+= 1
-            appendDirect(b) { $0.append(envelope) }
+            markDirty(box)
+            box.writer.append(envelope)
         } else {
             agentWriter.append(envelope)
         }
     }
 
     func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
-        if let dst = try? EnvelopeCodec.header(raw).dst, let b = brother(dst) {
+        if let dst = try? EnvelopeCodec.header(raw).dst, let box = out(for: dst) {
             directOut &+= 1
-            appendDirect(b) { $0.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit) }
+            markDirty(box)
+            box.writer.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
         } else {
             agentWriter.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
         }
     }
 
     func appendRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
-        if let (header, count) = try? BatchCodec.header(raw), let b = brother(header.dst) {
+        if let (header, count) = try? BatchCodec.header(raw), let box = out(for: header.dst) {
             directOut &+= UInt64(count)
-            appendDirect(b) { $0.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit) }
+            markDirty(box)
+            box.writer.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
         } else {
             agentWriter.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
         }
@@ -184,12 +220,13 @@ final class MsgqParentLinkIO: LinkIO {
     func flush() {
         guard !closed else { return }
         if !agentWriter.isEmpty {
-            write(agentWriter.take(allocator: ByteBufferAllocator()), to: upSender, mtype: channel, incarnation: incarnation)
+            write(agentWriter.take(allocator: allocator), to: upSender, mtype: channel, incarnation: incarnation)
         }
         if !dirtyBrothers.isEmpty {
-            for b in dirtyBrothers {
-                guard let bytes = brotherWriters[b]?.take(allocator: ByteBufferAllocator()), bytes.readableBytes > 0 else { continue }
-                write(bytes, to: downSender, mtype: b, incarnation: 0)
+            for box in dirtyBrothers {
+                box.dirty = false
+                let bytes = box.writer.take(allocator: allocator)
+                if bytes.readableBytes > 0 { write(bytes, to: downSender, mtype: box.channel, incarnation: 0) }
             }
             dirtyBrothers.removeAll(keepingCapacity: true)
         }
@@ -197,13 +234,8 @@ final class MsgqParentLinkIO: LinkIO {
 
     func write(_ stream: ByteBuffer, to sender: MsgqSender, mtype: UInt64, incarnation: UInt32) {
         var messages: [MsgqOutMessage] = []
-        packer.pack(stream, sender: channel, incarnation: incarnation, into: &messages)
-        var items: [MsgqSender.Item] = []
-        items.reserveCapacity(messages.count)
-        for var m in messages {
-            m.setType(Int(mtype))
-            items.append(MsgqSender.Item(message: m, mtype: Int(mtype)))
-        }
+        packer.pack(stream, sender: channel, incarnation: incarnation, mtype: Int(mtype), into: &messages)
+        let items = messages.map { MsgqSender.Item(message: $0, mtype: Int(mtype)) }
         if case let .refused(failed, why) = sender.send(items, maxBacklogBytes: node.config.slowConsumerBytes) {
             report(failed, on: sender, why: why)
         }
@@ -249,10 +281,21 @@ final class MsgqParentLinkIO: LinkIO {
 
     // MARK: reading
 
-    func received(_ batch: [MsgqInbound]) {
+    func received(_ batch: [MsgqDelivery]) {
         guard !closed else { return }
         let nowNs = node.nowNs
-        for inbound in batch {
+        for delivery in batch {
+            let inbound: MsgqInbound
+            switch delivery {
+            case let .direct(sender, envelopes, problems):
+                for problem in problems { node.core.dropDirect(problem, sender: "channel \(hex(sender))") }
+                node.core.receiveDirect(envelopes: envelopes, via: link, nowNs: nowNs)
+                node.perform()
+                if closed { return }
+                continue
+            case let .inbound(i):
+                inbound = i
+            }
             switch inbound {
             case let .frames(sender, inc, bodies):
                 if sender == MsgqWire.agentChannel {

@@ -7,6 +7,13 @@ import NIOCore
 import Glibc
 #endif
 
+/// What a receiver hands to the event loop.
+enum MsgqDelivery {
+    case inbound(MsgqInbound)
+    /// Envelopes a brother sent, decoded on the receiver thread (leaves only).
+    case direct(sender: UInt64, envelopes: [Dagent_Envelope], problems: [String])
+}
+
 /// A thread that blocks in msgrcv on one queue (for one message type, or any),
 /// decodes what arrives (`MsgqReassembler`) and hands it to the node's event
 /// loop in batches. msgrcv blocks, so it never runs on the event loop.
@@ -22,7 +29,9 @@ final class MsgqReceiver: @unchecked Sendable {
     let eventLoop: EventLoop
     let label: String
     private var reassembler: MsgqReassembler
-    private let deliver: ([MsgqInbound]) -> Void
+    private let deliver: ([MsgqDelivery]) -> Void
+    /// Decode frames from brothers here, off the event loop (a leaf's receiver).
+    let decodeDirect: Bool
     private let failed: (SysVError) -> Void
     private let stopFlag = NIOLockedValueBox(false)
     private let exitedFlag = NIOLockedValueBox(false)
@@ -34,8 +43,9 @@ final class MsgqReceiver: @unchecked Sendable {
     ///   - deliver: called on the event loop with each batch.
     ///   - failed: called on the event loop once if the queue goes away (or msgrcv fails); the thread has ended.
     init(queue: SysVQueue, mtype: Int, senderIsMtype: Bool, msgmax: Int, maxFrameBytes: Int, eventLoop: EventLoop,
-         label: String, maxInFlight: Int = 4,
-         deliver: @escaping ([MsgqInbound]) -> Void, failed: @escaping (SysVError) -> Void) {
+         label: String, maxInFlight: Int = 4, decodeDirect: Bool = false,
+         deliver: @escaping ([MsgqDelivery]) -> Void, failed: @escaping (SysVError) -> Void) {
+        self.decodeDirect = decodeDirect
         self.queue = queue
         self.mtype = mtype
         self.senderIsMtype = senderIsMtype
@@ -69,7 +79,7 @@ final class MsgqReceiver: @unchecked Sendable {
         var buffer = UnsafeMutableRawPointer.allocate(byteCount: MsgqWire.mtypeBytes + capacity, alignment: 8)
         defer { buffer.deallocate() }
         let allocator = ByteBufferAllocator()
-        var batch: [MsgqInbound] = []
+        var batch: [MsgqDelivery] = []
         var batchBytes = 0
         while true {
             // Block for the first message of a burst, then drain without blocking.
@@ -100,7 +110,18 @@ final class MsgqReceiver: @unchecked Sendable {
                 text.writeBytes(UnsafeRawBufferPointer(start: buffer + MsgqWire.mtypeBytes, count: n))
                 if let inbound = reassembler.receive(text, mtype: receivedType, senderIsMtype: senderIsMtype) {
                     if case .wake = inbound, isStopped { return }
-                    batch.append(inbound)
+                    if decodeDirect, case let .frames(sender, _, bodies) = inbound, sender != MsgqWire.agentChannel {
+                        var envelopes: [Dagent_Envelope] = []
+                        var problems: [String] = []
+                        for body in bodies {
+                            let (decoded, problem) = NodeCore.decodeDirect(body)
+                            envelopes += decoded
+                            if let problem { problems.append(problem) }
+                        }
+                        batch.append(.direct(sender: sender, envelopes: envelopes, problems: problems))
+                    } else {
+                        batch.append(.inbound(inbound))
+                    }
                     batchBytes += n
                 }
                 if batch.count >= 256 || batchBytes >= 1 << 20 { break }
