@@ -16,8 +16,12 @@ final class NameTableTests: XCTestCase {
         var size: Int { NameTableLayout.size(slots: slots) }
     }
 
+    /// Tables made by a test stay allocated until it ends.
+    var memories: [Memory] = []
+
     func make(slots: Int = 64) -> (Memory, NameTableWriter, NameTableReader) {
         let m = Memory(slots: slots)
+        memories.append(m)
         let w = NameTableWriter(memory: m.pointer, slots: slots, pid: getpid(), incarnation: 99,
                                 heartbeatIntervalNs: 1_000_000_000, sendTimeoutMs: 1500)
         let r = NameTableReader(memory: UnsafeRawPointer(m.pointer), size: m.size)!
@@ -124,7 +128,7 @@ final class NameTableTests: XCTestCase {
         let stop = LockedBox(false)
         let errors = LockedBox(0)
         let lookups = LockedBox(0)
-        func channel(_ i: Int) -> UInt64 { UInt64(1000 + i) }
+        @Sendable func channel(_ i: Int) -> UInt64 { UInt64(1000 + i) }
         let group = DispatchGroup()
         for t in 0..<2 {
             group.enter()
@@ -146,8 +150,10 @@ final class NameTableTests: XCTestCase {
         for _ in 0..<3000 {
             var set: [(name: String, channel: UInt64)] = []
             var remove: [String] = []
+            var touched = Set<Int>()
             for _ in 0..<8 {
                 let k = Int.random(in: 0..<600, using: &rng)
+                guard touched.insert(k).inserted else { continue }
                 if live.contains(k) { remove.append("name-\(k)"); live.remove(k) } else if live.count < 700 {
                     set.append(("name-\(k)", channel(k)))
                     live.insert(k)

@@ -152,8 +152,13 @@ public final class NameTableWriter {
             base.storeBytes(of: channel, toByteOffset: slotOffset(i), as: UInt64.self)
             return true
         }
-        if (index.count + tombstones + 1) * 4 > slots * 3 { rebuildLocked() }
         if (index.count + 1) * 4 > slots * 3 { return false }
+        if tombstones > 0 && (index.count + tombstones + 1) * 4 > slots * 3 { rebuildLocked() }
+        return insertLocked(name, channel)
+    }
+
+    /// Inserts a name known not to be in the table (there is room).
+    private func insertLocked(_ name: String, _ channel: UInt64) -> Bool {
         var bytes = name
         guard let i = bytes.withUTF8({ u -> Int? in
             guard u.count > 0 && u.count <= NameTableLayout.maxName else { return nil }
@@ -189,7 +194,7 @@ public final class NameTableWriter {
         memset(base + NameTableLayout.headerBytes, 0, slots * NameTableLayout.slotBytes)
         index = [:]
         tombstones = 0
-        for (name, channel) in live { _ = setLocked(name, channel) }
+        for (name, channel) in live { _ = insertLocked(name, channel) }
     }
 }
 
