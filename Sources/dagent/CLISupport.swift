@@ -23,10 +23,14 @@ struct JoinOptions: ParsableArguments {
     @Option(name: .long, help: "Log level for this command (trace, debug, info, notice, warning, error).")
     var logLevel: String = "warning"
 
+    @Option(name: .long, help: "Seconds between heartbeats to the parent (heartbeat_interval).")
+    var heartbeatInterval: Double = 1.0
+
     func nodeConfig(suffix: String = "") throws -> NodeConfig {
         var config = NodeConfig(name: (name ?? "dagent-cli-\(getpid())") + suffix)
         config.parents = try Shorthand.parseList(via.hasPrefix("push:") ? String(via.dropFirst(5)) : via)
         config.secret = secret
+        config.heartbeatInterval = heartbeatInterval
         config.reconnectInitialBackoff = 0.05
         return config
     }

@@ -41,8 +41,8 @@ final class MsgqTests: XCTestCase {
 
     func names() -> Set<String>? { tree().map { Set($0.names.map(\.name)) } }
 
-    func startAgent(_ key: String = "agent", extra: [String] = [], yaml: String? = nil) throws {
-        var args = ["run", "--name", "agent", "--msgq", path, "--heartbeat-interval", "0.2", "--echo"]
+    func startAgent(_ key: String = "agent", hb: String = "0.2", extra: [String] = [], yaml: String? = nil) throws {
+        var args = ["run", "--name", "agent", "--msgq", path, "--heartbeat-interval", hb, "--echo"]
         if let yaml {
             let file = c.dir.appendingPathComponent("\(key).yaml")
             try yaml.write(to: file, atomically: true, encoding: .utf8)
@@ -69,12 +69,15 @@ final class MsgqTests: XCTestCase {
     /// 50 leaves, each sending requests to all 49 others and answering theirs.
     /// Every message goes brother to brother: the agent routes none of them.
     func testFiftyLeavesAllPairsBrotherP2P() throws {
-        try startAgent(yaml: "msgq_send_timeout: 30\n")
+        // 50 processes starting at once on a small machine: relaxed heartbeats,
+        // so that nobody expires while everyone is busy.
+        try startAgent(hb: "2", yaml: "msgq_send_timeout: 30\n")
         let n = 50, count = 4
         let all = (0..<n).map { "leaf\($0)" }
         for name in all {
             try c.start(name, ["bench", "mesh", "--via", q, "--name", name, "--peers", all.joined(separator: ","),
-                               "--count", "\(count)", "--require-direct", "--timeout", "150", "--join-timeout", "60"])
+                               "--count", "\(count)", "--require-direct", "--timeout", "150", "--join-timeout", "60",
+                               "--heartbeat-interval", "2"])
         }
         var results: [[String: Any]] = []
         for name in all {

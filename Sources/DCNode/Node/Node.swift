@@ -132,20 +132,35 @@ public final class Node: @unchecked Sendable {
                 self.readyPromise.fail(DAgentError(.refused, "node '\(self.config.name)' stopped before it registered"))
             }
             for link in self.links.values { link.flush() }
-            var channels = self.servers
-            for (_, link) in self.links {
-                if let tcp = link as? TCPLinkIO { channels.append(tcp.channel) } else { link.close(reason: "node stopping") }
+            // What waits for room in a full message queue gets a bounded chance to go out.
+            let deadline = NIODeadline.now() + .milliseconds(Int64(min(2.0, self.config.msgqSendTimeout) * 1000))
+            return self.drainMsgq(until: deadline).flatMap { self.closeEverything() }
+        }
+    }
+
+    /// Completes once the message-queue senders are idle, or at `deadline`.
+    func drainMsgq(until deadline: NIODeadline) -> EventLoopFuture<Void> {
+        let senders = (msgqLeaf.map { [$0.upSender, $0.downSender] } ?? []) + (msgqAgent.map { [$0.sender] } ?? [])
+        if senders.allSatisfy(\.isIdle) || NIODeadline.now() >= deadline { return eventLoop.makeSucceededVoidFuture() }
+        return eventLoop.scheduleTask(in: .milliseconds(2)) {}.futureResult.flatMap { self.drainMsgq(until: deadline) }
+    }
+
+    /// Closes every link and listener; removes the queues this node serves.
+    func closeEverything() -> EventLoopFuture<Void> {
+        for link in links.values { link.flush() }
+        var channels = servers
+        for (_, link) in links {
+            if let tcp = link as? TCPLinkIO { channels.append(tcp.channel) } else { link.close(reason: "node stopping") }
+        }
+        let closes = channels.map { channel in channel.close().recover { _ in } }
+        return EventLoopFuture.andAllComplete(closes, on: eventLoop).map {
+            self.msgqAgent?.stop()
+            var seen = Set<ObjectIdentifier>()
+            for old in self.retiredLeafLinks + (self.msgqLeaf.map { [$0] } ?? []) where seen.insert(ObjectIdentifier(old)).inserted {
+                old.attachment.detach()
             }
-            let closes = channels.map { channel in channel.close().recover { _ in } }
-            return EventLoopFuture.andAllComplete(closes, on: self.eventLoop).map {
-                self.msgqAgent?.stop()
-                var seen = Set<ObjectIdentifier>()
-                for old in self.retiredLeafLinks + (self.msgqLeaf.map { [$0] } ?? []) where seen.insert(ObjectIdentifier(old)).inserted {
-                    old.attachment.detach()
-                }
-                self.retiredLeafLinks = []
-                self.msgqLeaf = nil
-            }
+            self.retiredLeafLinks = []
+            self.msgqLeaf = nil
         }
     }
 

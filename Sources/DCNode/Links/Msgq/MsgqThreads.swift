@@ -225,6 +225,13 @@ final class MsgqSender: @unchecked Sendable {
         return .waiting
     }
 
+    /// True when nothing waits for room and no msgsnd is blocked.
+    var isIdle: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return fifo.count == head && blockedSinceNs == 0
+    }
+
     /// Bytes waiting for room in the queue.
     var backlogBytes: Int {
         condition.lock()
