@@ -22,7 +22,8 @@ struct PingPong: ParsableCommand {
         discussion: """
         Round trips are request/reply (B answers each request). The stream is one-way DATA
         with flow control: B sends a credit every 1000 messages and A keeps at most --window
-        messages in flight. Both endpoints run on one event loop thread in this process.
+        messages in flight. Both endpoints run on one event loop thread in this process
+        (--loops 2: one thread each, as two processes would).
         With --from msgq://PATH --to msgq://PATH, A and B are brothers under one agent and
         talk directly (brother p2p); the output says which route was measured.
         """
@@ -33,12 +34,14 @@ struct PingPong: ParsableCommand {
     @Option(help: "Messages in the stream.") var count: Int = 200_000
     @Option(help: "Measured round trips (after 1000 warm-up ones).") var rttCount: Int = 20_000
     @Option(help: "Stream messages in flight at most.") var window: Int = 20_000
+    @Option(help: "Event loop threads: 1 (A and B share one) or 2 (one each, like two processes).") var loops: Int = 1
     @Flag(help: "Print one JSON line.") var json = false
     @Option(help: "Log level.") var logLevel: String = "warning"
 
     func run() throws {
         bootstrapLogging(level: logLevel)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        guard loops == 1 || loops == 2 else { fail("--loops must be 1 or 2") }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let tag = "\(getpid())"
         var configA = NodeConfig(name: "bench-a-\(tag)")
         configA.parents = try Shorthand.parseList(from)
@@ -58,8 +61,8 @@ struct PingPong: ParsableCommand {
         }
         let route = result.direct ? "direct" : "tree"
         if json {
-            print(String(format: "{\"system\":\"dagent\",\"route\":\"%@\",\"size\":%d,\"count\":%d,\"rtt_count\":%d,\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"stream_msgs_per_s\":%.0f,\"stream_mb_per_s\":%.2f,\"direct_out\":%llu}",
-                         route, size, count, rttCount, result.p50us, result.p99us, result.msgsPerSec, result.mbPerSec, result.directOut))
+            print(String(format: "{\"system\":\"dagent\",\"route\":\"%@\",\"loops\":%d,\"size\":%d,\"count\":%d,\"rtt_count\":%d,\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"stream_msgs_per_s\":%.0f,\"stream_mb_per_s\":%.2f,\"direct_out\":%llu}",
+                         route, loops, size, count, rttCount, result.p50us, result.p99us, result.msgsPerSec, result.mbPerSec, result.directOut))
         } else {
             print(String(format: "dagent pingpong size=%dB (%@): rtt p50 %.1f us, p99 %.1f us (%d round trips); stream %.0f msgs/s, %.2f MB/s (%d messages)",
                          size, result.direct ? "brother p2p" : "through the tree", result.p50us, result.p99us, rttCount, result.msgsPerSec, result.mbPerSec, count))
@@ -82,12 +85,16 @@ final class BenchRun: @unchecked Sendable {
     let a: Node, b: Node
     let size: Int, count: Int, rttCount: Int, window: Int
     let payload: Data
+    /// A's event loop: everything but B's handler runs here. B's handler runs
+    /// on B's loop (the same one unless --loops 2) and talks to A by messages only.
     let loop: EventLoop
     let promise: EventLoopPromise<BenchResult>
     var result = BenchResult()
     var samples: [UInt64] = []
-    var sent = 0, received = 0, credited = 0
+    var sent = 0, credited = 0
     var streamStart: UInt64 = 0
+    /// B's side (on B's loop).
+    var received = 0
     static let pingType: UInt32 = 1, streamType: UInt32 = 2, creditType: UInt32 = 3
 
     init(a: Node, b: Node, size: Int, count: Int, rttCount: Int, window: Int) {
@@ -104,8 +111,8 @@ final class BenchRun: @unchecked Sendable {
     }
 
     func start() -> EventLoopFuture<BenchResult> {
+        try? b.eventLoop.submit { self.b.onMessage = { [unowned self] e in self.onB(e) } }.wait()
         loop.execute {
-            self.b.onMessage = { [unowned self] e in self.onB(e) }
             self.a.onMessage = { [unowned self] e in self.onA(e) }
             self.probe(attempt: 0)
         }
@@ -117,8 +124,11 @@ final class BenchRun: @unchecked Sendable {
         a.requestOnLoop(to: b.config.name, type: WireConstants.pingType, payload: Data(), timeout: 1, waiter: .callback { [unowned self] r in
             switch r {
             case .success:
-                self.result.direct = self.a.isDirectRoute(to: self.b.config.name) && self.b.isDirectRoute(to: self.a.config.name)
-                self.ping(i: 0)
+                let aName = self.a.config.name
+                self.b.eventLoop.submit { self.b.isDirectRoute(to: aName) }.hop(to: self.loop).whenSuccess { bDirect in
+                    self.result.direct = bDirect && self.a.isDirectRoute(to: self.b.config.name)
+                    self.ping(i: 0)
+                }
             case .failure(let e):
                 if attempt > 20 { self.promise.fail(e) } else {
                     self.loop.scheduleTask(in: .milliseconds(50)) { self.probe(attempt: attempt + 1) }
@@ -149,27 +159,39 @@ final class BenchRun: @unchecked Sendable {
         })
     }
 
+    /// B: answers requests, counts the stream, returns credits (with the count,
+    /// and at the end the time the last message arrived and B's direct sends).
     func onB(_ e: Dagent_Envelope) {
         if e.kind == .request {
             b.reply(to: e, payload: e.payload)
         } else if e.type == Self.streamType {
             received += 1
             if received % 1000 == 0 || received == count {
-                try? b.sendOnLoop(to: a.config.name, type: Self.creditType, payload: Data())
-            }
-            if received == count {
-                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - streamStart) / 1e9
-                result.msgsPerSec = Double(count) / elapsed
-                result.mbPerSec = Double(count * size) / elapsed / 1e6
-                result.directOut = a.directOut + b.directOut
-                promise.succeed(result)
+                var credit = Data(count: 24)
+                credit.withUnsafeMutableBytes { p in
+                    p.storeBytes(of: UInt64(received), toByteOffset: 0, as: UInt64.self)
+                    p.storeBytes(of: received == count ? DispatchTime.now().uptimeNanoseconds : 0, toByteOffset: 8, as: UInt64.self)
+                    p.storeBytes(of: b.directOut, toByteOffset: 16, as: UInt64.self)
+                }
+                try? b.sendOnLoop(to: a.config.name, type: Self.creditType, payload: credit)
             }
         }
     }
 
     func onA(_ e: Dagent_Envelope) {
-        if e.type == Self.creditType {
-            credited = received >= count ? count : credited + 1000
+        if e.type == Self.creditType && e.payload.count == 24 {
+            let (got, end, bDirect) = e.payload.withUnsafeBytes { p in
+                (p.load(fromByteOffset: 0, as: UInt64.self), p.load(fromByteOffset: 8, as: UInt64.self), p.load(fromByteOffset: 16, as: UInt64.self))
+            }
+            credited = Int(got)
+            if credited == count {
+                let elapsed = Double(end - streamStart) / 1e9
+                result.msgsPerSec = Double(count) / elapsed
+                result.mbPerSec = Double(count * size) / elapsed / 1e6
+                result.directOut = a.directOut + bDirect
+                promise.succeed(result)
+                return
+            }
             pump()
         } else if e.kind == .error {
             promise.fail(DAgentError(e.error, e.reason))

@@ -20,9 +20,11 @@ final class MsgqTests: XCTestCase {
     }
 
     override func tearDown() {
+        // Agents still running are killed with -9 and leave their queues: remove
+        // them (the keys come from the path, which goes with the temp directory).
+        let keys = try? MsgqKeys.forPath(path, create: false)
         c.shutdown()
-        // A test that failed half way must not leave queues behind.
-        if let keys = try? MsgqKeys.forPath(path, create: false) { Self.removeIPC(keys) }
+        if let keys { Self.removeIPC(keys) }
     }
 
     static func removeIPC(_ keys: MsgqKeys) {

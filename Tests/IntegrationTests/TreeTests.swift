@@ -115,6 +115,8 @@ final class TreeTests: XCTestCase {
         let root2 = Cluster.freePort()
         try c.start("root", ["run", "--name", "root", "--listen", c.addr(root), "--heartbeat-interval", "0.2"])
         try c.start("root2", ["run", "--name", "root2", "--listen", c.addr(root2), "--heartbeat-interval", "0.2"])
+        // a1 must find root listening, or it fails over to root2 at once.
+        c.waitFor("root listening") { c.names(at: root) != nil }
         try c.start("a1", ["run", "--name", "a1", "--listen", c.addr(a1), "--parent", "\(c.addr(root)),\(c.addr(root2))", "--heartbeat-interval", "0.2"])
         try c.start("ep1", ["run", "--name", "ep1", "--parent", c.addr(a1), "--echo"])
         c.waitFor("a1 and ep1 under root") { c.names(at: root) == ["a1", "ep1"] }
