@@ -227,15 +227,25 @@ public struct NameTableReader {
                        sendTimeoutMs: base.load(fromByteOffset: 52, as: UInt32.self))
     }
 
-    /// Live entries (a consistent snapshot).
+    /// How often a reader retries while the agent writes before it gives up.
+    /// An agent killed in the middle of a write leaves the sequence odd for
+    /// good; a reader then answers "not in the table" (send via the agent),
+    /// which is always safe, instead of spinning forever.
+    static let maxRetries = 2000
+
+    /// Live entries (a consistent snapshot; 0 if the table stays busy).
     public var count: Int {
-        while true {
+        for attempt in 0..<Self.maxRetries {
             let s = generation
-            if s & 1 == 1 { sched_yield(); continue }
+            if s & 1 == 1 {
+                if attempt > 64 { sched_yield() }
+                continue
+            }
             let n = Int(base.load(fromByteOffset: 44, as: UInt32.self))
             dagent_fence_acquire()
             if dagent_load_relaxed_u64(base + 8) == s { return n }
         }
+        return 0
     }
 
     /// The channel holding `name`, and the generation it was read at.
@@ -248,18 +258,19 @@ public struct NameTableReader {
     public func lookup(_ name: UnsafeRawBufferPointer) -> (channel: UInt64?, generation: UInt64) {
         guard name.count > 0 && name.count <= NameTableLayout.maxName else { return (nil, generation) }
         let h = NameTableLayout.hash(name)
-        var spins = 0
-        while true {
+        var last: UInt64 = 1
+        for attempt in 0..<Self.maxRetries {
             let s = dagent_load_acquire_u64(base + 8)
+            last = s
             if s & 1 == 1 {
-                spins += 1
-                if spins > 64 { sched_yield() }
+                if attempt > 64 { sched_yield() }
                 continue
             }
             let found = probe(name, hash: h)
             dagent_fence_acquire()
             if dagent_load_relaxed_u64(base + 8) == s { return (found, s) }
         }
+        return (nil, last)
     }
 
     /// One probe sequence; may see torn data while the agent writes (the
