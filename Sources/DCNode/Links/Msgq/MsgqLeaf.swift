@@ -25,7 +25,10 @@ struct MsgqAttachment {
         }
         let keys = try MsgqKeys.forPath(path, create: false)
         let shmID = shmget(keys.table, 0, 0)
-        guard shmID >= 0 else { throw DAgentError(.notReady, "no agent at msgq://\(path): no name table (\(keys))") }
+        guard shmID >= 0 else {
+            let e = errno
+            throw DAgentError(.notReady, "no agent at msgq://\(path): no name table (\(keys)): \(String(cString: strerror(e)))")
+        }
         var size: UInt64 = 0, attached: UInt64 = 0
         _ = dagent_shm_stat(shmID, &size, &attached)
         var err: Int32 = 0
