@@ -155,6 +155,22 @@ final class MsgqTests: XCTestCase {
         XCTAssertTrue(c.log("a").contains("registered 'a' with 'agent'"), c.log("a"))
     }
 
+    /// A leaf killed with -9 and restarted at once with its session (`--data`)
+    /// reclaims its name on the same channel before the agent expired the old one.
+    func testRestartedLeafReclaimsItsNameAtOnce() throws {
+        try startAgent()
+        let data = c.dir.appendingPathComponent("l-data").path
+        try startLeaf("l", hb: "5", extra: ["--data", data])   // slow heartbeats: the old link stays alive
+        c.waitFor("l registered") { names() == ["l"] }
+        c.kill9("l")
+        try c.start("l2", ["run", "--name", "l", "--parent", q, "--echo", "--data", data])
+        c.waitFor("l reclaimed its name") { c.log("agent").contains("name 'l' reclaimed with its session") }
+        XCTAssertFalse(c.log("l2").contains("name taken"), c.log("l2"))
+        XCTAssertEqual(c.run(["request", "--via", q, "--to", "l", "again"]).out, "again\n")
+        XCTAssertEqual(sessions(of: "l", in: c.log("agent")).count, 2)
+        XCTAssertEqual(Set(sessions(of: "l", in: c.log("agent"))).count, 1, "the same session both times")
+    }
+
     /// 1 MiB (max_message_bytes) round trips in fragments, within the kernel's
     /// default queue size: brother to brother, and up through the agent.
     func testMebibyteRoundTripThroughFragments() throws {

@@ -22,6 +22,10 @@ protocol LinkIO: AnyObject {
     func close(reason: String)
     /// Bytes appended or written but not yet taken by the peer's transport.
     var bytesPending: Int { get }
+    /// The node is stopping: close now; a future if closing completes later.
+    func closeForShutdown() -> EventLoopFuture<Void>?
+    /// The node has taken the link down (any cause): release what it holds.
+    func didGoDown()
 }
 
 /// A TCP link: one NIO channel, one outbound buffer written once per burst.
@@ -68,4 +72,8 @@ final class TCPLinkIO: LinkIO {
     var bytesPending: Int {
         ((try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0) + writer.bufferedBytes
     }
+
+    func closeForShutdown() -> EventLoopFuture<Void>? { channel.close().recover { _ in } }
+
+    func didGoDown() {}
 }

@@ -148,11 +148,10 @@ public final class Node: @unchecked Sendable {
     /// Closes every link and listener; removes the queues this node serves.
     func closeEverything() -> EventLoopFuture<Void> {
         for link in links.values { link.flush() }
-        var channels = servers
+        var closes = servers.map { channel in channel.close().recover { _ in } }
         for (_, link) in links {
-            if let tcp = link as? TCPLinkIO { channels.append(tcp.channel) } else { link.close(reason: "node stopping") }
+            if let closing = link.closeForShutdown() { closes.append(closing) }
         }
-        let closes = channels.map { channel in channel.close().recover { _ in } }
         return EventLoopFuture.andAllComplete(closes, on: eventLoop).map {
             self.msgqAgent?.stop()
             var seen = Set<ObjectIdentifier>()
@@ -274,12 +273,7 @@ public final class Node: @unchecked Sendable {
 
     func linkDown(_ id: LinkID, reason: String) {
         guard let io = links.removeValue(forKey: id) else { return }
-        if let leaf = io as? MsgqParentLinkIO {
-            leaf.release()
-            if msgqLeaf === leaf { msgqLeaf = nil }
-        } else if let child = io as? MsgqChildLinkIO {
-            child.service.linkGone(child, name: core.describe(id))
-        }
+        io.didGoDown()
         if dirtySet.remove(id) != nil { dirty.removeAll { $0 == id } }
         core.linkDown(id, reason: reason, nowNs: nowNs)
         if id == parentLinkID {

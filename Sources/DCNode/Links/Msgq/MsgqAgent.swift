@@ -397,4 +397,11 @@ final class MsgqChildLinkIO: LinkIO {
     }
 
     var bytesPending: Int { writer.bufferedBytes }
+
+    func closeForShutdown() -> EventLoopFuture<Void>? {
+        close(reason: "node stopping")
+        return nil
+    }
+
+    func didGoDown() { service.linkGone(self, name: service.node.core.describe(link)) }
 }

@@ -342,6 +342,16 @@ final class MsgqParentLinkIO: LinkIO {
 
     // MARK: closing
 
+    func closeForShutdown() -> EventLoopFuture<Void>? {
+        close(reason: "node stopping")
+        return nil
+    }
+
+    func didGoDown() {
+        release()
+        if node.msgqLeaf === self { node.msgqLeaf = nil }
+    }
+
     func close(reason: String) {
         guard !closed else { return }
         flush()
