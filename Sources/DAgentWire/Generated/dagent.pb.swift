@@ -523,6 +523,7 @@ public nonisolated struct Dagent_TreeReply: Sendable {
 
   public var messagesDelivered: UInt64 = 0
 
+  /// Message-queue facts are numbered from 20.
   /// Brother p2p (leaves on a message queue): envelopes this node put straight
   /// onto a brother's channel, and envelopes brothers put onto its channel.
   /// Neither passed through the agent.
@@ -1370,7 +1371,7 @@ nonisolated extension Dagent_QueueInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}direct_out\0\u{3}direct_in\0\u{1}msgq\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{4}\u{a}direct_out\0\u{3}direct_in\0\u{1}msgq\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1388,9 +1389,9 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.queues) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.messagesRouted) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.messagesDelivered) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.directOut) }()
-      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.directIn) }()
-      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.msgq) }()
+      case 20: try { try decoder.decodeSingularUInt64Field(value: &self.directOut) }()
+      case 21: try { try decoder.decodeSingularUInt64Field(value: &self.directIn) }()
+      case 22: try { try decoder.decodeRepeatedMessageField(value: &self.msgq) }()
       default: break
       }
     }
@@ -1428,13 +1429,13 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       try visitor.visitSingularUInt64Field(value: self.messagesDelivered, fieldNumber: 10)
     }
     if self.directOut != 0 {
-      try visitor.visitSingularUInt64Field(value: self.directOut, fieldNumber: 11)
+      try visitor.visitSingularUInt64Field(value: self.directOut, fieldNumber: 20)
     }
     if self.directIn != 0 {
-      try visitor.visitSingularUInt64Field(value: self.directIn, fieldNumber: 12)
+      try visitor.visitSingularUInt64Field(value: self.directIn, fieldNumber: 21)
     }
     if !self.msgq.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.msgq, fieldNumber: 13)
+      try visitor.visitRepeatedMessageField(value: self.msgq, fieldNumber: 22)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
