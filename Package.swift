@@ -36,12 +36,16 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
-        // The node: routing core (pure), links (TCP), timers, RPC, queues.
+        // System V IPC helpers (msgbuf layout, seqlock memory ordering). C, no state.
+        .target(name: "CDAgentIPC"),
+        // The node: routing core (pure), links (TCP, System V message queues), timers, RPC, queues.
         .target(
             name: "DCNode",
             dependencies: [
                 "DAgentWire",
+                "CDAgentIPC",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),

@@ -10,6 +10,8 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
     case malformed(length: Int, detail: String)
     /// A frame with no body set (or a body this version does not know).
     case emptyBody
+    /// A message-queue message that is not dagent framing (see `MsgqWire`).
+    case badQueueMessage(detail: String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,8 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
             return "malformed frame of \(length) bytes: \(detail)"
         case .emptyBody:
             return "frame has no body (unknown frame type from a newer peer?)"
+        case let .badQueueMessage(detail):
+            return "garbage on the message queue: \(detail)"
         }
     }
 }

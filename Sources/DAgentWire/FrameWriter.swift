@@ -12,7 +12,9 @@ import NIOCore
 public struct FrameWriter {
     /// Envelopes per batch at most.
     public let maxBatchCount: Int
-    /// Envelope bytes per batch at most (must stay below the peer's max_frame_bytes).
+    /// Envelope bytes per batch at most (must stay below the peer's max_frame_bytes;
+    /// on a message queue, below one message). An envelope that would take the
+    /// batch past it starts a new batch.
     public let maxBatchBytes: Int
 
     private(set) var out: ByteBuffer
@@ -21,6 +23,7 @@ public struct FrameWriter {
     private var batchHop: UInt32 = 0
     private var batchCount = 0
     private var single: Dagent_Envelope?  // the first envelope, kept until a second one joins
+    private var singleSize = 0
 
     public init(allocator: ByteBufferAllocator = ByteBufferAllocator(), maxBatchCount: Int = 4096,
                 maxBatchBytes: Int = 256 * 1024) {
@@ -36,25 +39,27 @@ public struct FrameWriter {
 
     /// Appends an envelope that starts at this node; it may join the open batch.
     public mutating func append(_ envelope: Dagent_Envelope) {
+        let size = EnvelopeCodec.size(of: envelope)
         if batchCount > 0 && envelope.dst == batchDst && envelope.hopLimit == batchHop
-            && batchCount < maxBatchCount && batch.readableBytes < maxBatchBytes {
+            && batchCount < maxBatchCount
+            && batch.readableBytes + (single == nil ? 0 : singleSize + 6) + size + 6 <= maxBatchBytes {
             if let first = single {
-                appendEntry(first)
+                appendEntry(first, size: singleSize)
                 single = nil
             }
-            appendEntry(envelope)
+            appendEntry(envelope, size: size)
             batchCount += 1
             return
         }
         closeBatch()
         single = envelope
+        singleSize = size
         batchDst = envelope.dst
         batchHop = envelope.hopLimit
         batchCount = 1
     }
 
-    private mutating func appendEntry(_ envelope: Dagent_Envelope) {
-        let size = EnvelopeCodec.size(of: envelope)
+    private mutating func appendEntry(_ envelope: Dagent_Envelope, size: Int) {
         batch.writeInteger(UInt8(0x0A))
         EnvelopeCodec.writeVarint(UInt64(size), &batch)
         EnvelopeCodec.encode(envelope, size: size, into: &batch)

@@ -8,7 +8,7 @@ import NIOPosix
 
 /// Options shared by the one-shot commands that join the tree through an address.
 struct JoinOptions: ParsableArguments {
-    @Option(name: .long, help: "Address of the node to join through (tcp://HOST:PORT, or a comma-separated failover list).")
+    @Option(name: .long, help: "Address of the node to join through: tcp://HOST:PORT (a comma-separated list fails over), or msgq://PATH to join the local agent's message queues as a leaf.")
     var via: String
 
     @Option(name: .long, help: "Name for this one-shot node (default: dagent-cli-PID).")
@@ -23,10 +23,14 @@ struct JoinOptions: ParsableArguments {
     @Option(name: .long, help: "Log level for this command (trace, debug, info, notice, warning, error).")
     var logLevel: String = "warning"
 
+    @Option(name: .long, help: "Seconds between heartbeats to the parent (heartbeat_interval).")
+    var heartbeatInterval: Double = 1.0
+
     func nodeConfig(suffix: String = "") throws -> NodeConfig {
         var config = NodeConfig(name: (name ?? "dagent-cli-\(getpid())") + suffix)
         config.parents = try Shorthand.parseList(via.hasPrefix("push:") ? String(via.dropFirst(5)) : via)
         config.secret = secret
+        config.heartbeatInterval = heartbeatInterval
         config.reconnectInitialBackoff = 0.05
         return config
     }

@@ -33,6 +33,7 @@ struct SendCommand: ParsableCommand {
                 try node.eventLoop.submit {}.wait()  // the send's scheduled flush runs before this
             }
         } catch {
+            try? node.shutdown()
             fail("\(error)")
         }
         try? node.shutdown()
@@ -60,6 +61,7 @@ struct RequestCommand: ParsableCommand {
             FileHandle.standardOutput.write(reply.payload)
             if isatty(1) != 0 || reply.payload.last != UInt8(ascii: "\n") { FileHandle.standardOutput.write(Data("\n".utf8)) }
         } catch {
+            try? node.shutdown()
             fail("\(error)")
         }
         try? node.shutdown()
@@ -123,7 +125,7 @@ struct TreeCommand: ParsableCommand {
         commandName: "tree",
         abstract: "Show the live tree as the node at ADDR sees it: names, levels, links, queue depths."
     )
-    @Option(help: "Address of the node to ask (tcp://HOST:PORT).") var via: String
+    @Option(help: "Address of the node to ask (tcp://HOST:PORT, or msgq://PATH for the agent serving that path).") var via: String
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Seconds to wait for the answer.") var timeout: Double = 3
 

@@ -16,6 +16,9 @@ struct RunCommand: ParsableCommand {
         Addresses: --listen makes the node accept children, --parent makes it join a parent
         (a comma-separated list fails over in order). Both make a proxy. The original shorthand
         works too: --addr pull:tcp://H:P | push:tcp://H:P | proxy:tcp://LISTEN->tcp://PARENT.
+        Local leaves: --msgq PATH (or --addr pull:msgq://PATH) makes this node the agent that
+        serves leaves on System V message queues keyed from PATH; a leaf joins with
+        --parent msgq://PATH (or --addr push:msgq://PATH).
         Flags override the YAML --config file. --plugins DIR (repeatable) loads the Python
         plugins in DIR (see the README's "Python plugins"); SIGHUP reloads changed plugins.
         """
@@ -24,8 +27,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Unique name of this node in the tree.") var name: String?
     @Option(help: "YAML config file (see the README's options table).") var config: String?
     @Option(help: "Listen for children on tcp://HOST:PORT.") var listen: String?
-    @Option(help: "Parent address(es): tcp://HOST:PORT[,tcp://HOST:PORT...].") var parent: String?
+    @Option(help: "Parent address(es): tcp://HOST:PORT[,tcp://HOST:PORT...], or msgq://PATH (the local agent).") var parent: String?
     @Option(help: "Address shorthand (pull:/push:/proxy:); repeatable.") var addr: [String] = []
+    @Option(help: "Serve local leaves on System V message queues keyed from PATH (created if missing).") var msgq: String?
     @Option(help: "Role shown by `dagent tree` (leaf, agent, proxy, root); derived from the addresses by default.") var role: String?
     @Flag(help: "Answer every request with its own payload.") var echo = false
     @Option(help: "Data directory: session file, durable queue dump.") var data: String?
@@ -53,6 +57,7 @@ struct RunCommand: ParsableCommand {
         }
         if let listen { c.listen = try Shorthand.parseList(listen) }
         if let parent { c.parents = try Shorthand.parseList(parent) }
+        if let msgq { c.listen.append(.msgq(path: msgq.hasPrefix("msgq://") ? String(msgq.dropFirst(7)) : msgq)) }
         if let role {
             let parsed = try ConfigFile.parse(yaml: "role: \(role)", source: "--role")
             c.role = parsed.role

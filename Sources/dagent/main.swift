@@ -12,6 +12,9 @@ struct DAgentCommand: ParsableCommand {
         Ask it:          dagent request --via tcp://127.0.0.1:7001 --to ep1 hello
         See the tree:    dagent tree --via tcp://127.0.0.1:7000
         With plugins:    dagent run --name a1 --listen tcp://127.0.0.1:7001 --plugins plugins
+        Local agent:     dagent run --name a1 --msgq /tmp/a1.q --parent tcp://127.0.0.1:7000
+        Local leaf:      dagent run --name l1 --parent msgq:///tmp/a1.q --echo
+        Brother p2p:     dagent request --via msgq:///tmp/a1.q --to l1 hello
         """,
         subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
                       TreeCommand.self, ReloadCommand.self, BenchCommand.self, StateCommandGroup.self]

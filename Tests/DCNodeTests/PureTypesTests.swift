@@ -102,4 +102,34 @@ final class PureTypesTests: XCTestCase {
         bad.durable = true
         XCTAssertThrowsError(try bad.validate()) { e in XCTAssertTrue("\(e)".contains("durable")) }
     }
+
+    func testMsgqConfig() throws {
+        let agent = try ConfigFile.parse(yaml: """
+        name: a1
+        msgq: /run/dagent/a1
+        parents: [tcp://127.0.0.1:7000]
+        msgq_queue_bytes: 1048576
+        msgq_send_timeout: 0.5
+        """)
+        XCTAssertEqual(agent.listen, [.msgq(path: "/run/dagent/a1")])
+        XCTAssertEqual(agent.effectiveRole, .agent, "serving msgq:// makes an agent")
+        XCTAssertEqual(agent.msgqQueueBytes, 1_048_576)
+        XCTAssertEqual(agent.msgqSendTimeout, 0.5)
+        XCTAssertNoThrow(try agent.validate())
+        let shorthand = try ConfigFile.parse(yaml: "name: a2\naddr: pull:msgq:///tmp/a2")
+        XCTAssertEqual(shorthand.listen, [.msgq(path: "/tmp/a2")])
+        let leaf = try ConfigFile.parse(yaml: "name: l1\nparent: msgq:///tmp/a2")
+        XCTAssertEqual(leaf.parents, [.msgq(path: "/tmp/a2")])
+        XCTAssertEqual(leaf.effectiveRole, .leaf)
+        XCTAssertNil(leaf.msgqSendTimeoutOverride, "a leaf uses its agent's send timeout unless it sets one")
+        XCTAssertEqual(leaf.msgqSendTimeout, 2.0)
+        XCTAssertNoThrow(try leaf.validate())
+        var two = NodeConfig(name: "x")
+        two.listen = [.msgq(path: "/a"), .msgq(path: "/b")]
+        XCTAssertThrowsError(try two.validate()) { e in XCTAssertTrue("\(e)".contains("at most one msgq:// path"), "\(e)") }
+        var tiny = NodeConfig(name: "x")
+        tiny.listen = [.msgq(path: "/a")]
+        tiny.msgqSendTimeoutOverride = 0
+        XCTAssertThrowsError(try tiny.validate()) { e in XCTAssertTrue("\(e)".contains("msgq_send_timeout"), "\(e)") }
+    }
 }

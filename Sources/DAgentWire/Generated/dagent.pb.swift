@@ -10,8 +10,10 @@
 
 /// dagent wire protocol, version 1.
 ///
-/// Every link (TCP today, message queues later) carries `Frame`s. On TCP a
-/// frame is a 4-byte big-endian length followed by the serialized `Frame`.
+/// Every link (TCP, System V message queues) carries `Frame`s. On TCP a
+/// frame is a 4-byte big-endian length followed by the serialized `Frame`;
+/// on a message queue the same length-prefixed frames are packed into queue
+/// messages (see Sources/DAgentWire/MsgqCodec.swift).
 /// Generated Swift lives in Sources/DAgentWire/Generated; regenerate with
 /// scripts/gen-proto (needs protoc and protoc-gen-swift; never run in CI).
 
@@ -563,6 +565,26 @@ public nonisolated struct Dagent_TreeReply: @unchecked Sendable {
   /// Clears the value of `pluginHost`. Subsequent reads from it will return its default value.
   public mutating func clearPluginHost() {_uniqueStorage()._pluginHost = nil}
 
+  /// Message-queue facts are numbered from 20.
+  /// Brother p2p (leaves on a message queue): envelopes this node put straight
+  /// onto a brother's channel, and envelopes brothers put onto its channel.
+  /// Neither passed through the agent.
+  public var directOut: UInt64 {
+    get {_storage._directOut}
+    set {_uniqueStorage()._directOut = newValue}
+  }
+
+  public var directIn: UInt64 {
+    get {_storage._directIn}
+    set {_uniqueStorage()._directIn = newValue}
+  }
+
+  /// The message queues this node serves as an agent (pull:msgq://PATH).
+  public var msgq: [Dagent_MsgqInfo] {
+    get {_storage._msgq}
+    set {_uniqueStorage()._msgq = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -646,6 +668,79 @@ public nonisolated struct Dagent_PluginHostInfo: Sendable {
   public var unhandled: UInt64 = 0
 
   public var plugins: [Dagent_PluginInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An agent's message queues and name table (System V IPC).
+public nonisolated struct Dagent_MsgqInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var path: String = String()
+
+  /// channels (leaf links) currently open
+  public var leaves: UInt32 = 0
+
+  /// names in the shared-memory table
+  public var tableNames: UInt32 = 0
+
+  /// seqlock generation (changes on every update)
+  public var tableGeneration: UInt64 = 0
+
+  /// leaves -> agent
+  public var up: Dagent_QueueStat {
+    get {_up ?? Dagent_QueueStat()}
+    set {_up = newValue}
+  }
+  /// Returns true if `up` has been explicitly set.
+  public var hasUp: Bool {self._up != nil}
+  /// Clears the value of `up`. Subsequent reads from it will return its default value.
+  public mutating func clearUp() {self._up = nil}
+
+  /// agent and brothers -> leaves
+  public var down: Dagent_QueueStat {
+    get {_down ?? Dagent_QueueStat()}
+    set {_down = newValue}
+  }
+  /// Returns true if `down` has been explicitly set.
+  public var hasDown: Bool {self._down != nil}
+  /// Clears the value of `down`. Subsequent reads from it will return its default value.
+  public mutating func clearDown() {self._down = nil}
+
+  /// messages purged for expired or closed leaves
+  public var purged: UInt64 = 0
+
+  /// queue messages dropped as garbage
+  public var garbage: UInt64 = 0
+
+  /// kernel.msgmax: the largest queue message
+  public var msgmax: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _up: Dagent_QueueStat? = nil
+  fileprivate var _down: Dagent_QueueStat? = nil
+}
+
+public nonisolated struct Dagent_QueueStat: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// bytes queued now
+  public var bytes: UInt64 = 0
+
+  /// messages queued now
+  public var messages: UInt64 = 0
+
+  /// the queue's byte limit (msg_qbytes)
+  public var limit: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1467,7 +1562,7 @@ nonisolated extension Dagent_QueueInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0")
 
   fileprivate class _StorageClass {
     var _requestID: UInt64 = 0
@@ -1481,6 +1576,9 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _messagesRouted: UInt64 = 0
     var _messagesDelivered: UInt64 = 0
     var _pluginHost: Dagent_PluginHostInfo? = nil
+    var _directOut: UInt64 = 0
+    var _directIn: UInt64 = 0
+    var _msgq: [Dagent_MsgqInfo] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1502,6 +1600,9 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       _messagesRouted = source._messagesRouted
       _messagesDelivered = source._messagesDelivered
       _pluginHost = source._pluginHost
+      _directOut = source._directOut
+      _directIn = source._directIn
+      _msgq = source._msgq
     }
   }
 
@@ -1531,6 +1632,9 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._messagesRouted) }()
         case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._messagesDelivered) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._pluginHost) }()
+        case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._directOut) }()
+        case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._directIn) }()
+        case 22: try { try decoder.decodeRepeatedMessageField(value: &_storage._msgq) }()
         default: break
         }
       }
@@ -1576,6 +1680,15 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       try { if let v = _storage._pluginHost {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
       } }()
+      if _storage._directOut != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._directOut, fieldNumber: 20)
+      }
+      if _storage._directIn != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._directIn, fieldNumber: 21)
+      }
+      if !_storage._msgq.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._msgq, fieldNumber: 22)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1596,6 +1709,9 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._messagesRouted != rhs_storage._messagesRouted {return false}
         if _storage._messagesDelivered != rhs_storage._messagesDelivered {return false}
         if _storage._pluginHost != rhs_storage._pluginHost {return false}
+        if _storage._directOut != rhs_storage._directOut {return false}
+        if _storage._directIn != rhs_storage._directIn {return false}
+        if _storage._msgq != rhs_storage._msgq {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1765,6 +1881,120 @@ nonisolated extension Dagent_PluginHostInfo: SwiftProtobuf.Message, SwiftProtobu
     if lhs.dropped != rhs.dropped {return false}
     if lhs.unhandled != rhs.unhandled {return false}
     if lhs.plugins != rhs.plugins {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_MsgqInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MsgqInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}leaves\0\u{3}table_names\0\u{3}table_generation\0\u{1}up\0\u{1}down\0\u{1}purged\0\u{1}garbage\0\u{1}msgmax\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.leaves) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.tableNames) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.tableGeneration) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._up) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._down) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.purged) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.garbage) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.msgmax) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    if self.leaves != 0 {
+      try visitor.visitSingularUInt32Field(value: self.leaves, fieldNumber: 2)
+    }
+    if self.tableNames != 0 {
+      try visitor.visitSingularUInt32Field(value: self.tableNames, fieldNumber: 3)
+    }
+    if self.tableGeneration != 0 {
+      try visitor.visitSingularUInt64Field(value: self.tableGeneration, fieldNumber: 4)
+    }
+    try { if let v = self._up {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._down {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    if self.purged != 0 {
+      try visitor.visitSingularUInt64Field(value: self.purged, fieldNumber: 7)
+    }
+    if self.garbage != 0 {
+      try visitor.visitSingularUInt64Field(value: self.garbage, fieldNumber: 8)
+    }
+    if self.msgmax != 0 {
+      try visitor.visitSingularUInt32Field(value: self.msgmax, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_MsgqInfo, rhs: Dagent_MsgqInfo) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.leaves != rhs.leaves {return false}
+    if lhs.tableNames != rhs.tableNames {return false}
+    if lhs.tableGeneration != rhs.tableGeneration {return false}
+    if lhs._up != rhs._up {return false}
+    if lhs._down != rhs._down {return false}
+    if lhs.purged != rhs.purged {return false}
+    if lhs.garbage != rhs.garbage {return false}
+    if lhs.msgmax != rhs.msgmax {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_QueueStat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".QueueStat"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bytes\0\u{1}messages\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.messages) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.bytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 1)
+    }
+    if self.messages != 0 {
+      try visitor.visitSingularUInt64Field(value: self.messages, fieldNumber: 2)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt64Field(value: self.limit, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_QueueStat, rhs: Dagent_QueueStat) -> Bool {
+    if lhs.bytes != rhs.bytes {return false}
+    if lhs.messages != rhs.messages {return false}
+    if lhs.limit != rhs.limit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -4,13 +4,65 @@ import NIOPosix
 
 /// Asks the node listening at an address what it sees (`dagent tree`).
 /// Opens a link, sends a `TreeRequest` (allowed before registration), waits
-/// for the `TreeReply` and closes.
+/// for the `TreeReply` and closes. On `msgq://PATH` the link is a throwaway
+/// channel on the agent's queues.
 public enum TreeQuery {
+    static func fetchMsgq(path: String, timeout: Double, loop: EventLoop) -> EventLoopFuture<Dagent_TreeReply> {
+        let attachment: MsgqAttachment
+        do {
+            attachment = try MsgqAttachment.open(path: path, nowNs: NIODeadline.now().uptimeNanoseconds)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        let promise = loop.makePromise(of: Dagent_TreeReply.self)
+        let channel = MsgqWire.channel(forSession: UInt64.random(in: 2..<(1 << 62)))
+        let incarnation = UInt32.random(in: 1...UInt32.max)
+        let receiver = MsgqReceiver(
+            queue: attachment.down, mtype: Int(channel), senderIsMtype: false, msgmax: attachment.limits.msgmax,
+            maxFrameBytes: WireConstants.defaultMaxFrameBytes, eventLoop: loop, label: "msgq://\(path) tree query",
+            deliver: { batch in
+                for case let .inbound(.frames(sender, inc, bodies)) in batch where sender == MsgqWire.agentChannel && inc == incarnation {
+                    for body in bodies {
+                        if let frame = try? Dagent_Frame(serializedBytes: Array(body.readableBytesView)), case .treeReply(let reply)? = frame.body {
+                            promise.succeed(reply)
+                        }
+                    }
+                }
+            },
+            failed: { error in promise.fail(DAgentError(.refused, "msgq://\(path): \(error)")) })
+        receiver.start()
+        func post(_ message: MsgqOutMessage, to queue: SysVQueue? = nil) {
+            var m = message
+            m.setType(Int(channel))
+            _ = (queue ?? attachment.up).send(m.bytes, wait: false)
+        }
+        var writer = FrameWriter()
+        var frame = Dagent_Frame()
+        frame.treeRequest.requestID = 1
+        try? writer.append(frame)
+        var messages: [MsgqOutMessage] = []
+        MsgqPacker(maxText: attachment.limits.msgmax).pack(writer.take(allocator: ByteBufferAllocator()), sender: channel,
+                                                           incarnation: incarnation, into: &messages)
+        for m in messages { post(m) }
+        let timer = loop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
+            promise.fail(DAgentError(.timeout, "the agent at msgq://\(path) did not answer the tree request within \(timeout)s"))
+        }
+        promise.futureResult.whenComplete { _ in
+            timer.cancel()
+            post(MsgqWire.control(.bye, sender: channel, incarnation: incarnation))
+            receiver.stop()
+            post(MsgqWire.control(.wake, sender: channel, incarnation: incarnation), to: attachment.down)
+            attachment.detach()
+        }
+        return promise.futureResult
+    }
+
     public static func fetch(_ endpoint: Endpoint, timeout: Double = 3.0,
                              group: EventLoopGroup) -> EventLoopFuture<Dagent_TreeReply> {
         let loop = group.next()
+        if case let .msgq(path) = endpoint { return fetchMsgq(path: path, timeout: timeout, loop: loop) }
         guard case let .tcp(host, port) = endpoint else {
-            return loop.makeFailedFuture(ConfigError("dagent tree needs a tcp:// address (got \(endpoint))"))
+            return loop.makeFailedFuture(ConfigError("dagent tree needs a tcp:// or msgq:// address (got \(endpoint))"))
         }
         let promise = loop.makePromise(of: Dagent_TreeReply.self)
         let bootstrap = ClientBootstrap(group: loop)
@@ -141,6 +193,13 @@ public enum TreeRender {
                 lines.append(line)
             }
         }
+        if reply.directOut != 0 || reply.directIn != 0 {
+            lines.append("brother p2p: out=\(reply.directOut) in=\(reply.directIn)")
+        }
+        for q in reply.msgq {
+            lines.append("msgq://\(q.path): leaves=\(q.leaves) table=\(q.tableNames) names (generation \(q.tableGeneration)) msgmax=\(q.msgmax)B")
+            lines.append("    up:   \(q.up.bytes)/\(q.up.limit)B in \(q.up.messages) msgs   down: \(q.down.bytes)/\(q.down.limit)B in \(q.down.messages) msgs   purged=\(q.purged) garbage=\(q.garbage)")
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -180,9 +239,15 @@ public enum TreeRender {
                 + "\"handler_budget\":\(h.handlerBudget),\"queued\":\(h.queued),\"handled\":\(h.handled),\"dropped\":\(h.dropped),"
                 + "\"unhandled\":\(h.unhandled),\"plugins\":[\(list.joined(separator: ","))]}"
         }
+        func stat(_ s: Dagent_QueueStat) -> String { "{\"bytes\":\(s.bytes),\"messages\":\(s.messages),\"limit\":\(s.limit)}" }
+        let msgq = reply.msgq.map {
+            "{\"path\":\(q($0.path)),\"leaves\":\($0.leaves),\"table_names\":\($0.tableNames),\"table_generation\":\($0.tableGeneration),"
+                + "\"up\":\(stat($0.up)),\"down\":\(stat($0.down)),\"purged\":\($0.purged),\"garbage\":\($0.garbage),\"msgmax\":\($0.msgmax)}"
+        }
         return "{\"name\":\(q(reply.name)),\"role\":\(q(roleName(reply.role))),\"level\":0,\"parent\":\(q(reply.parent)),\"parent_ready\":\(reply.parentReady),"
             + "\"names\":[\(names.joined(separator: ","))],\"links\":[\(links.joined(separator: ","))],"
-            + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered)\(plugins)}"
+            + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered),"
+            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)}"
     }
 }
 

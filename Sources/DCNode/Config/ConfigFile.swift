@@ -10,6 +10,7 @@ import Yams
 /// listen: tcp://127.0.0.1:7001            # or a list
 /// parents: [tcp://127.0.0.1:7000, tcp://127.0.0.1:7100]
 /// addr: proxy:tcp://0.0.0.0:7001->tcp://10.0.0.1:7000   # shorthand, instead of listen/parents
+/// msgq: /run/dagent/agent1                 # serve local leaves on message queues
 /// heartbeat_interval: 1.0
 /// heartbeat_misses: 3
 /// durable: true
@@ -18,15 +19,15 @@ import Yams
 public enum ConfigFile {
     /// Keys this version understands; sections owned by other layers are
     /// accepted and ignored here (`plugins` is read by DAgentPython's
-    /// `PluginSettings`; `raft`, `msgq`, `metrics` by later layers).
+    /// `PluginSettings`; `raft` and `metrics` by later layers).
     static let scalarKeys: Set<String> = [
         "name", "role", "listen", "parents", "parent", "addr", "heartbeat_interval", "heartbeat_misses",
         "register_timeout", "max_message_bytes", "max_frame_bytes", "send_queue_length",
         "max_queued_destinations", "queue_timeout", "hop_limit", "max_children", "slow_consumer_bytes",
         "reconnect_initial_backoff", "reconnect_max_backoff", "connect_timeout", "durable", "data",
-        "secret", "echo", "log_level",
+        "secret", "echo", "log_level", "msgq", "msgq_queue_bytes", "msgq_send_timeout",
     ]
-    static let sectionKeys: Set<String> = ["plugins", "raft", "msgq", "metrics"]
+    static let sectionKeys: Set<String> = ["plugins", "raft", "metrics"]
 
     public static func load(path: String, into base: NodeConfig? = nil) throws -> NodeConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -116,6 +117,9 @@ public enum ConfigFile {
         if let v = try str("secret") { c.secret = v }
         if let v = try bool("echo") { c.echo = v }
         if let v = try str("log_level") { c.logLevel = v }
+        if let v = try str("msgq") { c.listen.append(.msgq(path: v.hasPrefix("msgq://") ? String(v.dropFirst(7)) : v)) }
+        if let v = try int("msgq_queue_bytes") { c.msgqQueueBytes = v }
+        if let v = try num("msgq_send_timeout") { c.msgqSendTimeoutOverride = v }
         return c
     }
 }

@@ -34,12 +34,22 @@ public struct NodeConfig: Sendable {
     public var echo: Bool = false
     /// `log_level`: trace, debug, info, notice, warning, error.
     public var logLevel: String = "info"
+    /// `msgq_queue_bytes`: the byte limit an agent sets on its message queues
+    /// (msgctl IPC_SET; above kernel.msgmnb only with CAP_SYS_RESOURCE, else
+    /// the kernel's limit stays).
+    public var msgqQueueBytes: Int = 4 * 1024 * 1024
+    /// `msgq_send_timeout` when set: how long a message waits for room in a full
+    /// queue before it fails with `queue full`. Unset on a leaf: the agent's.
+    public var msgqSendTimeoutOverride: Double?
+    /// The send timeout an agent uses and publishes to its leaves.
+    public var msgqSendTimeout: Double { msgqSendTimeoutOverride ?? 2.0 }
 
     public init(name: String) { self.name = name }
 
     /// The role implied by the addresses when none is configured.
     public var effectiveRole: Dagent_NodeRole {
         if let role { return role }
+        if listen.contains(where: { if case .msgq = $0 { return true } else { return false } }) { return .agent }
         switch (listen.isEmpty, parents.isEmpty) {
         case (false, true): return .root
         case (false, false): return .proxy
@@ -63,11 +73,12 @@ public struct NodeConfig: Sendable {
         if hopLimit < 1 || hopLimit > 255 { throw ConfigError("hop_limit must be in 1...255 (got \(hopLimit))") }
         if slowConsumerBytes < 64 * 1024 { throw ConfigError("slow_consumer_bytes must be >= 65536 (got \(slowConsumerBytes))") }
         if durable && dataDir == nil { throw ConfigError("durable: true needs a data directory (data: DIR or --data DIR)") }
-        for e in listen + parents {
-            if case .msgq = e {
-                throw ConfigError("\(e): message-queue links are not implemented yet (see README, 'Not done yet'); use tcp://")
-            }
+        let msgqListen = listen.filter { if case .msgq = $0 { return true } else { return false } }
+        if msgqListen.count > 1 {
+            throw ConfigError("a node serves at most one msgq:// path (got \(msgqListen.map(\.description).joined(separator: ", ")))")
         }
+        if msgqQueueBytes < 1024 { throw ConfigError("msgq_queue_bytes must be >= 1024 (got \(msgqQueueBytes))") }
+        if let t = msgqSendTimeoutOverride, t <= 0 { throw ConfigError("msgq_send_timeout must be > 0 (got \(t))") }
     }
 
     /// The routing core's view of this config.

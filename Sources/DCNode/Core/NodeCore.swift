@@ -191,6 +191,94 @@ public final class NodeCore {
         }
     }
 
+    /// A frame a brother put straight onto this node's channel (brother p2p on
+    /// a message queue). It is routed as if it came in on the parent link `id`
+    /// (usually: delivered here), but it does not count as hearing from the
+    /// parent, and a bad one is dropped with a log line instead of closing the
+    /// parent link: the brother, not the parent, sent it. Only envelopes and
+    /// batches are accepted from brothers.
+    public func receiveDirect(frameBody: ByteBuffer, via id: LinkID, sender: String, nowNs: UInt64) {
+        let (envelopes, problem) = Self.decodeDirect(frameBody)
+        if let problem { dropDirect(problem, sender: sender) }
+        receiveDirect(envelopes: envelopes, via: id, nowNs: nowNs)
+    }
+
+    /// Envelopes a brother sent, already decoded (`decodeDirect`, e.g. on the
+    /// thread that read them); see `receiveDirect(frameBody:)`.
+    public func receiveDirect(envelopes: [Dagent_Envelope], via id: LinkID, nowNs: UInt64) {
+        guard links[id] != nil else { return }
+        for var envelope in envelopes {
+            stats.directIn &+= 1
+            receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+        }
+    }
+
+    /// Counts and logs a frame from a brother that could not be used.
+    public func dropDirect(_ problem: String, sender: String) {
+        stats.directDropped &+= 1
+        log(.warning, "dropped a frame sent directly by brother \(sender): \(problem)")
+    }
+
+    /// Decodes a frame a brother sent into its envelopes (a batch's carry the
+    /// batch's hop limit). Pure: safe on any thread. `problem` says what was
+    /// dropped, if anything.
+    public static func decodeDirect(_ frameBody: ByteBuffer) -> (envelopes: [Dagent_Envelope], problem: String?) {
+        do {
+            switch try InboundFrame.classify(frameBody) {
+            case let .envelope(raw, _):
+                return ([try EnvelopeCodec.decode(raw)], nil)
+            case let .batch(raw, header, count):
+                var cache = EnvelopeCodec.StringCache()
+                cache.dst = header.dst
+                var out: [Dagent_Envelope] = []
+                out.reserveCapacity(count)
+                var problem: String?
+                for slice in try BatchCodec.envelopes(raw) {
+                    var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
+                    guard envelope.dst == header.dst else {
+                        problem = "an envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'"
+                        continue
+                    }
+                    envelope.hopLimit = header.hopLimit
+                    out.append(envelope)
+                }
+                return (out, problem)
+            case .control(let frame):
+                return ([], "a control frame (\(frame.body.map { "\($0)".prefix(40) } ?? "empty")); brothers send envelopes only")
+            }
+        } catch {
+            return ([], "malformed: \(error)")
+        }
+    }
+
+    /// A frame this node wrote could not be delivered to the link's transport
+    /// (a message queue stayed full): every envelope in it fails back to its
+    /// sender with `code` and `reason`. Control frames are only counted.
+    /// Returns the number of envelopes reported.
+    @discardableResult
+    public func undeliverable(frameBody: ByteBuffer, code: Dagent_ErrorCode, reason: String, nowNs: UInt64) -> Int {
+        do {
+            switch try InboundFrame.classify(frameBody) {
+            case let .envelope(raw, _):
+                fail(try EnvelopeCodec.decode(raw), code, reason, nowNs: nowNs)
+                return 1
+            case let .batch(raw, header, _):
+                var n = 0
+                for slice in try BatchCodec.envelopes(raw) {
+                    var envelope = try EnvelopeCodec.decode(slice)
+                    envelope.dst = envelope.dst.isEmpty ? header.dst : envelope.dst
+                    fail(envelope, code, reason, nowNs: nowNs)
+                    n += 1
+                }
+                return n
+            case .control:
+                return 0
+            }
+        } catch {
+            return 0
+        }
+    }
+
     /// The link's byte stream cannot be framed or decoded: tell the peer, drop the link.
     public func badFrame(_ id: LinkID, _ error: FrameError) {
         let code: Dagent_ErrorCode
@@ -304,6 +392,10 @@ public struct CoreStats: Equatable, Sendable {
     public var errorsSent: UInt64 = 0
     public var droppedErrors: UInt64 = 0
     public var queued: UInt64 = 0
+    /// Envelopes a brother put straight onto this node's channel (brother p2p).
+    public var directIn: UInt64 = 0
+    /// Frames from brothers that were dropped (malformed, or not envelopes).
+    public var directDropped: UInt64 = 0
 }
 
 /// An upward name registration waiting for the parent's NameAck.

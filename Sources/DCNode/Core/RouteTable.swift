@@ -1,6 +1,6 @@
 import DAgentWire
 
-/// Identifies one link of a node (a TCP connection today, a queue channel later).
+/// Identifies one link of a node (a TCP connection, or a leaf's message-queue channel).
 public typealias LinkID = UInt64
 
 /// Where a name in this node's subtree is reached from here.
@@ -28,6 +28,9 @@ public struct RouteTable: Sendable {
     private var entries: [String: RouteEntry] = [:]
     private var byLink: [LinkID: Set<String>] = [:]
     private var nextEpoch: UInt64 = 1
+    /// Bumped by every change; drivers that mirror the table (the agent's
+    /// shared-memory name table) resync when it moves.
+    public private(set) var version: UInt64 = 0
 
     public init() {}
 
@@ -43,6 +46,7 @@ public struct RouteTable: Sendable {
     public mutating func upsert(_ name: String, link: LinkID, session: UInt64, parent: String,
                                 role: Dagent_NodeRole) -> RouteEntry? {
         let old = entries[name]
+        version &+= 1
         if let old, old.link != link {
             byLink[old.link]?.remove(name)
             if byLink[old.link]?.isEmpty == true { byLink[old.link] = nil }
@@ -58,6 +62,7 @@ public struct RouteTable: Sendable {
     @discardableResult
     public mutating func remove(_ name: String, ifVia link: LinkID) -> RouteEntry? {
         guard let entry = entries[name], entry.link == link else { return nil }
+        version &+= 1
         entries[name] = nil
         byLink[link]?.remove(name)
         if byLink[link]?.isEmpty == true { byLink[link] = nil }
@@ -67,6 +72,7 @@ public struct RouteTable: Sendable {
     /// Drops every route through `link` (the link went down). Returns the names.
     public mutating func removeAll(via link: LinkID) -> [String] {
         guard let names = byLink.removeValue(forKey: link) else { return [] }
+        version &+= 1
         for name in names { entries[name] = nil }
         return names.sorted()
     }

@@ -42,10 +42,12 @@ final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func announce(_ context: ChannelHandlerContext) {
         guard !announced else { return }
         announced = true
+        let io = TCPLinkIO(channel: context.channel, maxBatchBytes: node.tcpMaxBatchBytes)
+        let address = context.channel.remoteAddress.map(node.describe) ?? "?"
         if let peerHello {
-            node.peerLinkUp(linkID, channel: context.channel, hello: peerHello)
+            node.peerLinkUp(linkID, io: io, address: address, hello: peerHello)
         } else {
-            node.linkUp(linkID, channel: context.channel, isParent: isParent, parentIndex: parentIndex)
+            node.linkUp(linkID, io: io, address: address, isParent: isParent, parentIndex: parentIndex)
         }
     }
 
@@ -85,23 +87,3 @@ final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// A link's channel and the frames written to it since the last flush. All
-/// frames of a burst go into one buffer and one write; consecutive messages
-/// to one destination travel as one batch (`FrameWriter`).
-final class LinkIO {
-    let channel: Channel
-    var writer: FrameWriter
-    var closing = false
-
-    init(channel: Channel, maxBatchBytes: Int) {
-        self.channel = channel
-        writer = FrameWriter(allocator: channel.allocator, maxBatchBytes: maxBatchBytes)
-    }
-
-    /// Writes and flushes what is buffered; returns the write's future.
-    @discardableResult
-    func flush() -> EventLoopFuture<Void>? {
-        guard !writer.isEmpty else { return nil }
-        return channel.writeAndFlush(writer.take(allocator: channel.allocator))
-    }
-}

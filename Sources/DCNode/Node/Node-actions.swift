@@ -10,21 +10,21 @@ extension Node {
         core.drainActions { action in
             switch action {
             case let .forwardRaw(id, raw, offset, hopLimit):
-                guard let link = channels[id] else { break }
-                link.writer.appendRaw(raw, hopLimitOffset: offset, hopLimit: hopLimit)
+                guard let link = links[id] else { break }
+                link.appendRaw(raw, hopLimitOffset: offset, hopLimit: hopLimit)
                 markDirty(id)
             case let .forwardRawBatch(id, raw, offset, hopLimit):
-                guard let link = channels[id] else { break }
-                link.writer.appendRawBatch(raw, hopLimitOffset: offset, hopLimit: hopLimit)
+                guard let link = links[id] else { break }
+                link.appendRawBatch(raw, hopLimitOffset: offset, hopLimit: hopLimit)
                 markDirty(id)
             case let .forward(id, envelope):
-                guard let link = channels[id] else { break }
-                link.writer.append(envelope)
+                guard let link = links[id] else { break }
+                link.append(envelope)
                 markDirty(id)
             case let .send(id, frame):
-                guard let link = channels[id] else { break }
+                guard let link = links[id] else { break }
                 do {
-                    try link.writer.append(frame)
+                    try link.append(frame)
                 } catch {
                     logger.error("cannot encode \(frame.body.map { "\($0)" } ?? "frame"): \(error)")
                 }
@@ -34,15 +34,10 @@ extension Node {
             case let .deliver(envelope):
                 deliver(envelope)
             case let .close(id, reason):
-                if let link = channels[id], !link.closing {
+                if let link = links[id], !link.closing {
                     logger.debug("closing link \(id): \(reason)")
                     link.closing = true
-                    let channel = link.channel
-                    if let written = link.flush() {
-                        written.whenComplete { _ in channel.close(promise: nil) }
-                    } else {
-                        channel.close(promise: nil)
-                    }
+                    link.close(reason: reason)
                 }
             case let .registered(session, parent):
                 if let dir = config.dataDir { SessionFile.save(dir: dir, session: session, logger: logger) }
@@ -94,7 +89,7 @@ extension Node {
     /// Flushes every link written since the last flush.
     func flushDirty() {
         guard !dirty.isEmpty else { return }
-        for id in dirty { channels[id]?.flush() }
+        for id in dirty { links[id]?.flush() }
         dirty.removeAll(keepingCapacity: true)
         dirtySet.removeAll(keepingCapacity: true)
     }
@@ -135,21 +130,29 @@ extension Node {
         }
     }
 
+    /// What this node sees: the core's view plus link buffer depths, brother
+    /// p2p counters and the message queues it serves.
+    func treeReply(requestID: UInt64) -> Dagent_TreeReply {
+        var reply = core.treeReply(requestID: requestID)
+        for (i, linkID) in core.linkIDs.enumerated() where i < reply.links.count {
+            if let link = links[linkID] { reply.links[i].bytesPending = UInt64(link.bytesPending) }
+        }
+        reply.directIn = core.stats.directIn
+        reply.directOut = directOut
+        if let agent = msgqAgent { reply.msgq = [agent.info()] }
+        treeExtension?(&reply)
+        return reply
+    }
+
+    /// Envelopes this node put straight onto brothers' channels (all msgq parent links so far).
+    public var directOut: UInt64 { retiredDirectOut + (msgqLeaf?.directOut ?? 0) }
+
     /// Answers a `TreeRequest` from the link's peer with what this node sees.
     func answerTree(requestID: UInt64, on id: LinkID) {
-        var reply = core.treeReply(requestID: requestID)
-        let ids = core.linkIDs
-        for (i, linkID) in ids.enumerated() where i < reply.links.count {
-            if let link = channels[linkID],
-               let pending = try? link.channel.syncOptions?.getOption(.bufferedWritableBytes) {
-                reply.links[i].bytesPending = UInt64(pending + link.writer.bufferedBytes)
-            }
-        }
-        treeExtension?(&reply)
         var frame = Dagent_Frame()
-        frame.treeReply = reply
-        guard let link = channels[id] else { return }
-        try? link.writer.append(frame)
+        frame.treeReply = treeReply(requestID: requestID)
+        guard let link = links[id] else { return }
+        try? link.append(frame)
         markDirty(id)
     }
 }

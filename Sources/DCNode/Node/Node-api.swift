@@ -141,11 +141,14 @@ extension Node {
 
     /// What this node sees (the reply `dagent tree` prints for this node).
     public func treeSnapshot() -> EventLoopFuture<Dagent_TreeReply> {
-        eventLoop.submit {
-            var reply = self.core.treeReply(requestID: 0)
-            self.treeExtension?(&reply)
-            return reply
-        }
+        eventLoop.submit { self.treeReply(requestID: 0) }
+    }
+
+    /// True if messages to `name` go straight to a brother's message-queue
+    /// channel (this node is a leaf on `msgq://` and the agent's name table
+    /// maps the name to a brother). On the event loop.
+    public func isDirectRoute(to name: String) -> Bool {
+        msgqLeaf?.isBrother(name) ?? false
     }
 
     /// Counters of the routing core.

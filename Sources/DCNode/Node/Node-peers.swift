@@ -52,9 +52,9 @@ extension Node {
             .map { _ in id }   // the link announces itself (channelActive) on its own schedule
     }
 
-    func peerLinkUp(_ id: LinkID, channel: Channel, hello: Dagent_PeerHello) {
-        channels[id] = LinkIO(channel: channel, maxBatchBytes: min(256 * 1024, config.maxFrameBytes / 2))
-        core.peerLinkUp(id, address: channel.remoteAddress.map(describe) ?? "?", hello: hello, nowNs: nowNs)
+    func peerLinkUp(_ id: LinkID, io: any LinkIO, address: String, hello: Dagent_PeerHello) {
+        links[id] = io
+        core.peerLinkUp(id, address: address, hello: hello, nowNs: nowNs)
         perform()
         flushDirty()
     }
@@ -78,16 +78,16 @@ extension Node {
 
     /// Sends a service frame on a peer link (flushed at the end of the loop turn).
     public func sendService(_ frame: Dagent_ServiceFrame, on id: LinkID) {
-        guard let link = channels[id] else { return }
+        guard let link = links[id] else { return }
         var f = Dagent_Frame()
         f.service = frame
-        try? link.writer.append(f)
+        try? link.append(f)
         markDirty(id)
         scheduleFlush()
     }
 
     /// Closes a link (e.g. a duplicate peer link).
     public func closeLink(_ id: LinkID) {
-        channels[id]?.channel.close(promise: nil)
+        links[id]?.close(reason: "closed by the node")
     }
 }

@@ -4,8 +4,8 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// One dagent node: the routing core (`NodeCore`) driven by TCP links on a
-/// single NIO event loop.
+/// One dagent node: the routing core (`NodeCore`) driven by its links — TCP
+/// connections and System V message-queue channels — on a single NIO event loop.
 ///
 /// Every piece of mutable state lives on `eventLoop`; the public methods may
 /// be called from any thread and hop onto it. Handlers set with `onMessage`
@@ -17,7 +17,7 @@ public final class Node: @unchecked Sendable {
     let core: NodeCore
     let ownedGroup: EventLoopGroup?
 
-    var channels: [LinkID: LinkIO] = [:]
+    var links: [LinkID: any LinkIO] = [:]
     var dirty: [LinkID] = []
     var dirtySet: Set<LinkID> = []
     var flushScheduled = false
@@ -33,6 +33,15 @@ public final class Node: @unchecked Sendable {
     var rpc = RpcTable<RpcWaiter>()
     var readyPromise: EventLoopPromise<Void>
     var readyDone = false
+    /// The message queues this node serves as an agent (`pull:msgq://PATH`).
+    var msgqAgent: MsgqAgentService?
+    /// The link to our agent when the parent is `msgq://PATH`.
+    var msgqLeaf: MsgqParentLinkIO?
+    /// Earlier msgq parent links whose receiver thread has not ended yet.
+    var retiredLeafLinks: [MsgqParentLinkIO] = []
+    var lastDialError = ""
+    /// Brother p2p envelopes sent over msgq parent links that are gone.
+    var retiredDirectOut: UInt64 = 0
 
     /// Called on the event loop for every DATA or REQUEST addressed to this
     /// node, and for ERROR/RESPONSE envelopes that match no pending request.
@@ -129,11 +138,35 @@ public final class Node: @unchecked Sendable {
                 self.readyDone = true
                 self.readyPromise.fail(DAgentError(.refused, "node '\(self.config.name)' stopped before it registered"))
             }
-            for link in self.channels.values { link.flush() }
-            let closes = (self.servers + self.channels.values.map(\.channel)).map { channel in
-                channel.close().recover { _ in }
+            for link in self.links.values { link.flush() }
+            // What waits for room in a full message queue gets a bounded chance to go out.
+            let deadline = NIODeadline.now() + .milliseconds(Int64(min(2.0, self.config.msgqSendTimeout) * 1000))
+            return self.drainMsgq(until: deadline).flatMap { self.closeEverything() }
+        }
+    }
+
+    /// Completes once the message-queue senders are idle, or at `deadline`.
+    func drainMsgq(until deadline: NIODeadline) -> EventLoopFuture<Void> {
+        let senders = (msgqLeaf.map { [$0.upSender, $0.downSender] } ?? []) + (msgqAgent.map { [$0.sender] } ?? [])
+        if senders.allSatisfy(\.isIdle) || NIODeadline.now() >= deadline { return eventLoop.makeSucceededVoidFuture() }
+        return eventLoop.scheduleTask(in: .milliseconds(2)) {}.futureResult.flatMap { self.drainMsgq(until: deadline) }
+    }
+
+    /// Closes every link and listener; removes the queues this node serves.
+    func closeEverything() -> EventLoopFuture<Void> {
+        for link in links.values { link.flush() }
+        var closes = servers.map { channel in channel.close().recover { _ in } }
+        for (_, link) in links {
+            if let closing = link.closeForShutdown() { closes.append(closing) }
+        }
+        return EventLoopFuture.andAllComplete(closes, on: eventLoop).map {
+            self.msgqAgent?.stop()
+            var seen = Set<ObjectIdentifier>()
+            for old in self.retiredLeafLinks + (self.msgqLeaf.map { [$0] } ?? []) where seen.insert(ObjectIdentifier(old)).inserted {
+                old.attachment.detach()
             }
-            return EventLoopFuture.andAllComplete(closes, on: self.eventLoop)
+            self.retiredLeafLinks = []
+            self.msgqLeaf = nil
         }
     }
 
@@ -146,8 +179,16 @@ public final class Node: @unchecked Sendable {
     // MARK: links
 
     func bind(_ endpoint: Endpoint) -> EventLoopFuture<Void> {
+        if case let .msgq(path) = endpoint {
+            do {
+                msgqAgent = try MsgqAgentService(node: self, path: path)
+                return eventLoop.makeSucceededVoidFuture()
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
+        }
         guard case let .tcp(host, port) = endpoint else {
-            return eventLoop.makeFailedFuture(ConfigError("\(endpoint): only tcp:// listeners are supported"))
+            return eventLoop.makeFailedFuture(ConfigError("\(endpoint): not a listen address"))
         }
         let highWater = config.slowConsumerBytes
         let bootstrap = ServerBootstrap(group: eventLoop)
@@ -170,8 +211,7 @@ public final class Node: @unchecked Sendable {
     }
 
     func installHandlers(_ channel: Channel, isParent: Bool, parentIndex: Int?) throws {
-        let id = nextLinkID
-        nextLinkID += 1
+        let id = allocateLinkID()
         try channel.pipeline.syncOperations.addHandler(
             LinkHandler(node: self, linkID: id, isParent: isParent, parentIndex: parentIndex, maxFrameBytes: config.maxFrameBytes))
     }
@@ -183,6 +223,10 @@ public final class Node: @unchecked Sendable {
         dialing = true
         let address = config.parents[index]
         eventLoop.scheduleTask(in: .nanoseconds(Int64(delayNs))) {
+            if case let .msgq(path) = address, !self.stopping {
+                self.dialMsgq(path: path, index: index)
+                return
+            }
             guard case let .tcp(host, port) = address, !self.stopping else {
                 self.dialing = false
                 return
@@ -214,10 +258,16 @@ public final class Node: @unchecked Sendable {
         }
     }
 
-    func linkUp(_ id: LinkID, channel: Channel, isParent: Bool, parentIndex: Int?) {
-        // A batch must fit in the peer's max_frame_bytes (assumed to be ours).
-        channels[id] = LinkIO(channel: channel, maxBatchBytes: min(256 * 1024, config.maxFrameBytes / 2))
-        let address = channel.remoteAddress.map(describe) ?? "?"
+    /// A batch must fit in the peer's max_frame_bytes (assumed to be ours).
+    var tcpMaxBatchBytes: Int { min(256 * 1024, config.maxFrameBytes / 2) }
+
+    func allocateLinkID() -> LinkID {
+        defer { nextLinkID += 1 }
+        return nextLinkID
+    }
+
+    func linkUp(_ id: LinkID, io: any LinkIO, address: String, isParent: Bool, parentIndex: Int?) {
+        links[id] = io
         if isParent {
             parentLinkID = id
             self.parentIndex = parentIndex
@@ -229,7 +279,8 @@ public final class Node: @unchecked Sendable {
     }
 
     func linkDown(_ id: LinkID, reason: String) {
-        guard channels.removeValue(forKey: id) != nil else { return }
+        guard let io = links.removeValue(forKey: id) else { return }
+        io.didGoDown()
         if dirtySet.remove(id) != nil { dirty.removeAll { $0 == id } }
         core.linkDown(id, reason: reason, nowNs: nowNs)
         if id == parentLinkID {
@@ -278,6 +329,9 @@ public final class Node: @unchecked Sendable {
 
     func tick() {
         let now = nowNs
+        msgqAgent?.tick(nowNs: now)
+        msgqLeaf?.tick(nowNs: now)
+        if !retiredLeafLinks.isEmpty { reapRetiredLeafLinks() }
         core.tick(nowNs: now)
         for pending in rpc.expire(nowNs: now) {
             pending.waiter.fail(DAgentError(.timeout, "request to '\(pending.dst)' (type \(pending.type)) got no answer within \(seconds(pending.timeoutNs))"))
