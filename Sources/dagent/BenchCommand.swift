@@ -23,7 +23,9 @@ struct PingPong: ParsableCommand {
         Round trips are request/reply (B answers each request). The stream is one-way DATA
         with flow control: B sends a credit every 1000 messages and A keeps at most --window
         messages in flight. Both endpoints run on one event loop thread in this process
-        (--loops 2: one thread each, as two processes would).
+        (--loops 2: one NIO thread each, as two processes would). --loops msgq (both
+        addresses msgq://) gives each endpoint its own message-queue event loop, the
+        default for a leaf on a queue: the thread waiting on the queue runs the node.
         With --from msgq://PATH --to msgq://PATH, A and B are brothers under one agent and
         talk directly (brother p2p); the output says which route was measured.
         """
@@ -34,14 +36,14 @@ struct PingPong: ParsableCommand {
     @Option(help: "Messages in the stream.") var count: Int = 200_000
     @Option(help: "Measured round trips (after 1000 warm-up ones).") var rttCount: Int = 20_000
     @Option(help: "Stream messages in flight at most.") var window: Int = 20_000
-    @Option(help: "Event loop threads: 1 (A and B share one) or 2 (one each, like two processes).") var loops: Int = 1
+    @Option(help: "Event loops: 1 (A and B share a NIO thread), 2 (a NIO thread each, like two processes) or msgq (a message-queue loop each).") var loops: String = "1"
     @Flag(help: "Print one JSON line.") var json = false
     @Option(help: "Log level.") var logLevel: String = "warning"
 
     func run() throws {
         bootstrapLogging(level: logLevel)
-        guard loops == 1 || loops == 2 else { fail("--loops must be 1 or 2") }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
+        guard ["1", "2", "msgq"].contains(loops) else { fail("--loops must be 1, 2 or msgq") }
+        let group: MultiThreadedEventLoopGroup? = loops == "msgq" ? nil : MultiThreadedEventLoopGroup(numberOfThreads: Int(loops)!)
         let tag = "\(getpid())"
         var configA = NodeConfig(name: "bench-a-\(tag)")
         configA.parents = try Shorthand.parseList(from)
@@ -49,6 +51,9 @@ struct PingPong: ParsableCommand {
         configB.parents = try Shorthand.parseList(to)
         for c in [configA, configB] where c.maxMessageBytes < size {
             fail("--size \(size) exceeds max_message_bytes=\(c.maxMessageBytes)")
+        }
+        if group == nil && !(configA.runsOnMessageQueueLoop && configB.runsOnMessageQueueLoop) {
+            fail("--loops msgq needs msgq:// addresses for --from and --to (and DAGENT_MSGQ_LOOP not 0)")
         }
         let a = joinOrExit(configA, timeout: 10, group: group)
         let b = joinOrExit(configB, timeout: 10, group: group)
@@ -61,15 +66,15 @@ struct PingPong: ParsableCommand {
         }
         let route = result.direct ? "direct" : "tree"
         if json {
-            print(String(format: "{\"system\":\"dagent\",\"route\":\"%@\",\"loops\":%d,\"size\":%d,\"count\":%d,\"rtt_count\":%d,\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"stream_msgs_per_s\":%.0f,\"stream_mb_per_s\":%.2f,\"direct_out\":%llu}",
+            print(String(format: "{\"system\":\"dagent\",\"route\":\"%@\",\"loops\":\"%@\",\"size\":%d,\"count\":%d,\"rtt_count\":%d,\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"stream_msgs_per_s\":%.0f,\"stream_mb_per_s\":%.2f,\"direct_out\":%llu}",
                          route, loops, size, count, rttCount, result.p50us, result.p99us, result.msgsPerSec, result.mbPerSec, result.directOut))
         } else {
             print(String(format: "dagent pingpong size=%dB (%@): rtt p50 %.1f us, p99 %.1f us (%d round trips); stream %.0f msgs/s, %.2f MB/s (%d messages)",
                          size, result.direct ? "brother p2p" : "through the tree", result.p50us, result.p99us, rttCount, result.msgsPerSec, result.mbPerSec, count))
         }
-        try? a.stop().wait()
-        try? b.stop().wait()
-        try? group.syncShutdownGracefully()
+        try? a.shutdown()   // also ends the loops the nodes own (--loops msgq)
+        try? b.shutdown()
+        try? group?.syncShutdownGracefully()
     }
 }
 

@@ -46,6 +46,16 @@ public struct NodeConfig: Sendable {
 
     public init(name: String) { self.name = name }
 
+    /// True for a leaf whose parents are all `msgq://` and that listens on
+    /// nothing: it can run on a `MsgqEventLoop`, whose thread waits on its
+    /// channel and runs the node without a hand-off between threads.
+    /// `DAGENT_MSGQ_LOOP=0` in the environment turns this off.
+    public var runsOnMessageQueueLoop: Bool {
+        guard listen.isEmpty, !parents.isEmpty else { return false }
+        if ProcessInfo.processInfo.environment["DAGENT_MSGQ_LOOP"] == "0" { return false }
+        return parents.allSatisfy { if case .msgq = $0 { return true } else { return false } }
+    }
+
     /// The role implied by the addresses when none is configured.
     public var effectiveRole: Dagent_NodeRole {
         if let role { return role }

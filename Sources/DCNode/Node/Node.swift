@@ -56,13 +56,19 @@ public final class Node: @unchecked Sendable {
     /// knows (the plugin host) to this node's `dagent tree` reply. Must not block.
     public var treeExtension: ((inout Dagent_TreeReply) -> Void)?
 
-    /// Creates a node. With no `group`, the node owns a one-thread event loop group.
+    /// Creates a node. With no `group`, the node owns its event loop: a
+    /// `MsgqEventLoop` when its only links are message queues to its agent
+    /// (`NodeConfig.runsOnMessageQueueLoop`), else a one-thread NIO group.
     public init(config: NodeConfig, group: EventLoopGroup? = nil, logger: Logger? = nil) throws {
         try config.validate()
         self.config = config
         if let group {
             ownedGroup = nil
             eventLoop = group.next()
+        } else if config.runsOnMessageQueueLoop {
+            let loop = MsgqEventLoop(label: "dagent \(config.name)")
+            ownedGroup = loop
+            eventLoop = loop
         } else {
             let g = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             ownedGroup = g

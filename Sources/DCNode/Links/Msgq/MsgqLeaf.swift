@@ -78,7 +78,8 @@ final class MsgqParentLinkIO: LinkIO {
     let packer: MsgqPacker
     let upSender: MsgqSender
     let downSender: MsgqSender
-    var receiver: MsgqReceiver!
+    /// Reads this leaf's channel: a thread of its own, or the node's loop itself.
+    var receiver: MsgqChannelReader!
     var closing = false
     var closed = false
 
@@ -114,11 +115,21 @@ final class MsgqParentLinkIO: LinkIO {
         agentWriter = FrameWriter(maxBatchBytes: packer.maxBatchBytes)
         upSender = MsgqSender(queue: attachment.up, label: "msgq://\(attachment.path) up")
         downSender = MsgqSender(queue: attachment.down, label: "msgq://\(attachment.path) down")
-        receiver = MsgqReceiver(queue: attachment.down, mtype: Int(channel), senderIsMtype: false,
-                                msgmax: attachment.limits.msgmax, maxFrameBytes: node.config.maxFrameBytes,
-                                eventLoop: node.eventLoop, label: "msgq://\(attachment.path) #\(hex(channel))", decodeDirect: true,
-                                deliver: { [weak self] batch in self?.received(batch) },
-                                failed: { [weak self] error in self?.queueFailed(error) })
+        let deliver: ([MsgqDelivery]) -> Void = { [weak self] batch in self?.received(batch) }
+        let failed: (SysVError) -> Void = { [weak self] error in self?.queueFailed(error) }
+        if let loop = node.eventLoop as? MsgqEventLoop {
+            var wake = MsgqWire.control(.wake, sender: channel, incarnation: incarnation)
+            wake.setType(Int(channel))
+            receiver = MsgqLoopReader(loop: loop, source: MsgqEventLoop.Source(
+                queue: attachment.down, mtype: Int(channel), wake: wake.bytes,
+                intake: MsgqIntake(senderIsMtype: false, decodeDirect: true, maxFrameBytes: node.config.maxFrameBytes),
+                deliver: deliver, failed: failed))
+        } else {
+            receiver = MsgqReceiver(queue: attachment.down, mtype: Int(channel), senderIsMtype: false,
+                                    msgmax: attachment.limits.msgmax, maxFrameBytes: node.config.maxFrameBytes,
+                                    eventLoop: node.eventLoop, label: "msgq://\(attachment.path) #\(hex(channel))", decodeDirect: true,
+                                    deliver: deliver, failed: failed)
+        }
         let onFatal: (SysVError) -> Void = { [weak self] error in
             guard let self else { return }
             self.node.eventLoop.execute { self.queueFailed(error) }
@@ -375,9 +386,11 @@ final class MsgqParentLinkIO: LinkIO {
         node.msgqLeafReleased(self)
     }
 
-    /// Wakes the receiver thread so that it ends (it is the only reader of our channel).
+    /// Stops reading our channel (a receiver thread is woken so that it ends:
+    /// it is the only reader of the channel).
     func stopReceiver() {
         receiver.stop()
+        guard receiver.needsWake else { return }
         var wake = MsgqWire.control(.wake, sender: channel, incarnation: incarnation)
         wake.setType(Int(channel))
         _ = attachment.down.send(wake.bytes, wait: false)

@@ -28,10 +28,8 @@ final class MsgqReceiver: @unchecked Sendable {
     let senderIsMtype: Bool
     let eventLoop: EventLoop
     let label: String
-    private var reassembler: MsgqReassembler
+    private var intake: MsgqIntake
     private let deliver: ([MsgqDelivery]) -> Void
-    /// Decode frames from brothers here, off the event loop (a leaf's receiver).
-    let decodeDirect: Bool
     private let failed: (SysVError) -> Void
     private let stopFlag = NIOLockedValueBox(false)
     private let exitedFlag = NIOLockedValueBox(false)
@@ -45,14 +43,13 @@ final class MsgqReceiver: @unchecked Sendable {
     init(queue: SysVQueue, mtype: Int, senderIsMtype: Bool, msgmax: Int, maxFrameBytes: Int, eventLoop: EventLoop,
          label: String, maxInFlight: Int = 4, decodeDirect: Bool = false,
          deliver: @escaping ([MsgqDelivery]) -> Void, failed: @escaping (SysVError) -> Void) {
-        self.decodeDirect = decodeDirect
         self.queue = queue
         self.mtype = mtype
         self.senderIsMtype = senderIsMtype
         self.eventLoop = eventLoop
         self.label = label
         self.capacity = max(msgmax, MsgqWire.defaultMsgmax)
-        reassembler = MsgqReassembler(maxFrameBytes: maxFrameBytes)
+        intake = MsgqIntake(senderIsMtype: senderIsMtype, decodeDirect: decodeDirect, maxFrameBytes: maxFrameBytes)
         self.deliver = deliver
         self.failed = failed
         slots = DispatchSemaphore(value: maxInFlight)
@@ -78,7 +75,6 @@ final class MsgqReceiver: @unchecked Sendable {
         defer { exitedFlag.withLockedValue { $0 = true } }
         var buffer = UnsafeMutableRawPointer.allocate(byteCount: MsgqWire.mtypeBytes + capacity, alignment: 8)
         defer { buffer.deallocate() }
-        let allocator = ByteBufferAllocator()
         var batch: [MsgqDelivery] = []
         var batchBytes = 0
         while true {
@@ -106,23 +102,11 @@ final class MsgqReceiver: @unchecked Sendable {
                 }
                 wait = false
                 let receivedType = buffer.load(as: Int.self)
-                var text = allocator.buffer(capacity: n)
-                text.writeBytes(UnsafeRawBufferPointer(start: buffer + MsgqWire.mtypeBytes, count: n))
-                if let inbound = reassembler.receive(text, mtype: receivedType, senderIsMtype: senderIsMtype) {
-                    if case .wake = inbound, isStopped { return }
-                    if decodeDirect, case let .frames(sender, _, bodies) = inbound, sender != MsgqWire.agentChannel {
-                        var envelopes: [Dagent_Envelope] = []
-                        var problems: [String] = []
-                        for body in bodies {
-                            let (decoded, problem) = NodeCore.decodeDirect(body)
-                            envelopes += decoded
-                            if let problem { problems.append(problem) }
-                        }
-                        batch.append(.direct(sender: sender, envelopes: envelopes, problems: problems))
-                    } else {
-                        batch.append(.inbound(inbound))
-                    }
-                    batchBytes += n
+                let text = UnsafeRawBufferPointer(start: buffer + MsgqWire.mtypeBytes, count: n)
+                switch intake.take(text, mtype: receivedType, into: &batch) {
+                case .wake: if isStopped { return }
+                case .appended: batchBytes += n
+                case .none: break
                 }
                 if batch.count >= 256 || batchBytes >= 1 << 20 { break }
             }

@@ -1,0 +1,355 @@
+import CDAgentIPC
+import DAgentWire
+import Foundation
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An event loop for a leaf whose only link is a message queue. Its thread
+/// waits in `msgrcv` on the leaf's channel and runs the node itself when a
+/// message arrives, so a message costs no hand-off between threads (the
+/// receiver-thread hop costs about 3× a raw msgq round trip). Tasks from other
+/// threads and timers wake it with a `wake` message on its own channel; while
+/// no channel is attached it waits on a condition variable instead.
+///
+/// It implements NIO's `EventLoop`, so promises, futures and scheduled tasks
+/// work as on any loop. It cannot carry sockets: a node that listens or dials
+/// TCP uses a NIO loop and the receiver thread (`MsgqReceiver`).
+public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
+    /// The channel the loop reads while a leaf link is attached.
+    final class Source {
+        let queue: SysVQueue
+        let mtype: Int
+        /// A `wake` control message addressed to this channel.
+        let wake: ByteBuffer
+        var intake: MsgqIntake
+        let deliver: ([MsgqDelivery]) -> Void
+        let failed: (SysVError) -> Void
+
+        init(queue: SysVQueue, mtype: Int, wake: ByteBuffer, intake: MsgqIntake,
+             deliver: @escaping ([MsgqDelivery]) -> Void, failed: @escaping (SysVError) -> Void) {
+            self.queue = queue
+            self.mtype = mtype
+            self.wake = wake
+            self.intake = intake
+            self.deliver = deliver
+            self.failed = failed
+        }
+    }
+
+    private struct Timer {
+        let id: UInt64
+        let deadline: NIODeadline
+        let run: () -> Void
+        let cancel: () -> Void
+    }
+
+    private enum Sleep { case awake, onCondition, inMsgrcv }
+
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var tasks: [() -> Void] = []
+    private var timers: [Timer] = []          // sorted by deadline
+    private var nextTimerID: UInt64 = 0
+    private var sleep = Sleep.awake
+    private var wakeSent = false
+    private var wakeFailed = false
+    private var shuttingDown = false
+    private var exited = false
+    private var shutdownCallbacks: [(DispatchQueue, @Sendable (Error?) -> Void)] = []
+    /// The attached source's queue and wake message, for other threads.
+    private var wakeTarget: (SysVQueue, ByteBuffer)?
+    // Loop thread only:
+    private var source: Source?
+    private var threadID = pthread_t()
+    private var capacity = MsgqWire.defaultMsgmax
+    let label: String
+
+    public init(label: String = "dagent msgq loop") {
+        self.label = label
+        let started = DispatchSemaphore(value: 0)
+        let loop = Thread { [self] in
+            threadID = pthread_self()
+            started.signal()
+            run()
+        }
+        loop.name = label
+        loop.stackSize = 1 << 22
+        loop.start()
+        started.wait()
+        let waker = Thread { [self] in wakeForTimers() }
+        waker.name = "\(label) waker"
+        waker.stackSize = 1 << 18
+        waker.start()
+    }
+
+    // MARK: EventLoop
+
+    public var inEventLoop: Bool { pthread_equal(pthread_self(), threadID) != 0 }
+
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !exited else { return }
+        tasks.append(task)
+        wakeLocked()
+    }
+
+    public func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        let promise = makePromise(of: T.self)
+        condition.lock()
+        defer { condition.unlock() }
+        guard !exited else {
+            promise.fail(EventLoopError.shutdown)
+            return Scheduled(promise: promise, cancellationTask: {})
+        }
+        nextTimerID &+= 1
+        let id = nextTimerID
+        let timer = Timer(id: id, deadline: deadline,
+                          run: { do { promise.succeed(try task()) } catch { promise.fail(error) } },
+                          cancel: { promise.fail(EventLoopError.shutdown) })
+        let at = timers.firstIndex { $0.deadline > deadline } ?? timers.endIndex
+        timers.insert(timer, at: at)
+        if at == 0 && !inEventLoop { wakeLocked(timerOnly: true) }
+        return Scheduled(promise: promise, cancellationTask: { [self] in
+            condition.lock()
+            timers.removeAll { $0.id == id }
+            condition.unlock()
+        })
+    }
+
+    public func scheduleTask<T>(in delay: TimeAmount, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
+        scheduleTask(deadline: .now() + delay, task)
+    }
+
+    public func preconditionInEventLoop(file: StaticString, line: UInt) {
+        precondition(inEventLoop, "not on \(label)", file: file, line: line)
+    }
+
+    public func preconditionNotInEventLoop(file: StaticString, line: UInt) {
+        precondition(!inEventLoop, "on \(label)", file: file, line: line)
+    }
+
+    public func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable (Error?) -> Void) {
+        condition.lock()
+        if exited {
+            condition.unlock()
+            queue.async { callback(nil) }
+            return
+        }
+        shutdownCallbacks.append((queue, callback))
+        shuttingDown = true
+        wakeLocked()
+        condition.unlock()
+    }
+
+    // MARK: the message-queue source
+
+    /// Starts reading `source` on this loop (call on the loop). One source at a time.
+    func attach(_ source: Source) {
+        preconditionInEventLoop(file: #file, line: #line)
+        self.source = source
+        capacity = max(capacity, MsgqLimits.read().msgmax)
+        condition.lock()
+        wakeTarget = (source.queue, source.wake)
+        condition.unlock()
+    }
+
+    /// Stops reading `source` (call on the loop). Nothing reads its channel afterwards.
+    func detach(_ source: Source) {
+        preconditionInEventLoop(file: #file, line: #line)
+        guard self.source === source else { return }
+        self.source = nil
+        condition.lock()
+        wakeTarget = nil
+        condition.unlock()
+    }
+
+    // MARK: waking
+
+    /// Wakes the loop if it sleeps (lock held). In msgrcv: a `wake` message on
+    /// its channel; if the queue is full, the waker thread retries.
+    private func wakeLocked(timerOnly: Bool = false) {
+        switch sleep {
+        case .awake:
+            return
+        case .onCondition:
+            condition.broadcast()
+        case .inMsgrcv:
+            if timerOnly {   // the waker thread sends it when the timer is due
+                condition.broadcast()
+                return
+            }
+            sendWakeLocked()
+        }
+    }
+
+    private func sendWakeLocked() {
+        guard !wakeSent, let (queue, wake) = wakeTarget else { return }
+        if queue.send(wake, wait: false) == 0 {
+            wakeSent = true
+            wakeFailed = false
+        } else {
+            wakeFailed = true
+            condition.broadcast()
+        }
+    }
+
+    /// The waker thread: sends the loop a wake when its next timer is due (or
+    /// retries a wake the full queue refused).
+    private func wakeForTimers() {
+        condition.lock()
+        defer { condition.unlock() }
+        while !exited {
+            guard sleep == .inMsgrcv, !wakeSent else {
+                condition.wait()
+                continue
+            }
+            if wakeFailed {
+                sendWakeLocked()
+                if !wakeSent { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.001)) }
+                continue
+            }
+            guard let first = timers.first else {
+                condition.wait()
+                continue
+            }
+            let now = NIODeadline.now()
+            if first.deadline <= now {
+                sendWakeLocked()
+                if !wakeSent { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.001)) }
+            } else {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: Double((first.deadline - now).nanoseconds) / 1e9))
+            }
+        }
+    }
+
+    // MARK: the loop
+
+    private func run() {
+        var buffer = UnsafeMutableRawPointer.allocate(byteCount: MsgqWire.mtypeBytes + capacity, alignment: 8)
+        var bufferCapacity = capacity
+        defer { buffer.deallocate() }
+        var ready: [() -> Void] = []
+        while true {
+            condition.lock()
+            let now = NIODeadline.now()
+            var due = 0
+            while due < timers.count && timers[due].deadline <= now { due += 1 }
+            ready.append(contentsOf: timers[..<due].map(\.run))
+            timers.removeFirst(due)
+            ready.append(contentsOf: tasks)
+            tasks.removeAll(keepingCapacity: true)
+            if ready.isEmpty {
+                if shuttingDown { break }   // lock held; released below
+                if let source {
+                    sleep = .inMsgrcv
+                    wakeSent = false
+                    condition.broadcast()   // the waker thread watches the timers while we block
+                    condition.unlock()
+                    if bufferCapacity < capacity {
+                        buffer.deallocate()
+                        bufferCapacity = capacity
+                        buffer = UnsafeMutableRawPointer.allocate(byteCount: MsgqWire.mtypeBytes + capacity, alignment: 8)
+                    }
+                    receive(source, buffer: buffer, capacity: bufferCapacity)
+                    condition.lock()
+                    sleep = .awake
+                    condition.unlock()
+                } else {
+                    sleep = .onCondition
+                    if let first = timers.first {
+                        let wait = Double((first.deadline - now).nanoseconds) / 1e9
+                        _ = condition.wait(until: Date(timeIntervalSinceNow: max(0, wait)))
+                    } else {
+                        condition.wait()
+                    }
+                    sleep = .awake
+                    condition.unlock()
+                }
+                continue
+            }
+            condition.unlock()
+            for task in ready { task() }
+            ready.removeAll(keepingCapacity: true)
+        }
+        // Shutting down (lock held): fail what is scheduled, then report.
+        exited = true
+        let pending = timers
+        timers.removeAll()
+        let callbacks = shutdownCallbacks
+        shutdownCallbacks.removeAll()
+        condition.broadcast()
+        condition.unlock()
+        for timer in pending { timer.cancel() }
+        for (queue, callback) in callbacks { queue.async { callback(nil) } }
+    }
+
+    /// One blocking msgrcv on the source, then what else is queued (without
+    /// blocking), handed to the node as one batch, on this thread.
+    private func receive(_ source: Source, buffer: UnsafeMutableRawPointer, capacity: Int) {
+        var batch: [MsgqDelivery] = []
+        var batchBytes = 0
+        var wait = true
+        while batch.count < 256 && batchBytes < 1 << 20 {
+            let n = dagent_msgrcv(source.queue.id, buffer, capacity, source.mtype, wait ? 0 : 1)
+            if n < 0 {
+                let err = Int32(-n)
+                if err == EINTR { if wait { return } else { continue } }
+                if err == ENOMSG { break }
+                if err == E2BIG {   // kernel.msgmax was raised under us: reallocate on the next turn
+                    self.capacity = capacity * 2
+                    break
+                }
+                if !batch.isEmpty { source.deliver(batch) }
+                if self.source === source { detach(source) }
+                source.failed(SysVError("msgrcv", errno: err, "on \(label) (queue id \(source.queue.id))"))
+                return
+            }
+            wait = false
+            let text = UnsafeRawBufferPointer(start: buffer + MsgqWire.mtypeBytes, count: n)
+            if case .appended = source.intake.take(text, mtype: buffer.load(as: Int.self), into: &batch) {
+                batchBytes += n
+            }
+        }
+        if !batch.isEmpty { source.deliver(batch) }
+    }
+}
+
+/// Whatever reads a leaf's channel: a receiver thread (`MsgqReceiver`) or the
+/// node's own `MsgqEventLoop`.
+protocol MsgqChannelReader: AnyObject {
+    func start()
+    /// Stops reading (on the node's loop).
+    func stop()
+    /// True once nothing reads the channel any more.
+    var hasExited: Bool { get }
+    /// True if `stop` only takes effect once a `wake` message reaches the reader.
+    var needsWake: Bool { get }
+}
+
+extension MsgqReceiver: MsgqChannelReader {
+    var needsWake: Bool { true }
+}
+
+/// Reads a leaf's channel on the node's `MsgqEventLoop` (no thread of its own).
+final class MsgqLoopReader: MsgqChannelReader {
+    let loop: MsgqEventLoop
+    let source: MsgqEventLoop.Source
+    private(set) var hasExited = false
+
+    init(loop: MsgqEventLoop, source: MsgqEventLoop.Source) {
+        self.loop = loop
+        self.source = source
+    }
+
+    func start() { loop.attach(source) }
+
+    func stop() {
+        loop.detach(source)
+        hasExited = true
+    }
+
+    var needsWake: Bool { false }
+}
