@@ -55,6 +55,8 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
     private var sleep = Sleep.awake
     private var wakeSent = false
     private var wakeFailed = false
+    /// The timer deadline the waker thread sleeps until (nil: it waits to be told).
+    private var wakerDeadline: NIODeadline?
     private var shuttingDown = false
     private var exited = false
     private var shutdownCallbacks: [(DispatchQueue, @Sendable (Error?) -> Void)] = []
@@ -111,7 +113,7 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
                           cancel: { promise.fail(EventLoopError.shutdown) })
         let at = timers.firstIndex { $0.deadline > deadline } ?? timers.endIndex
         timers.insert(timer, at: at)
-        if at == 0 && !inEventLoop { wakeLocked(timerOnly: true) }
+        if at == 0 && !inEventLoop && sleep != .awake { wakeLocked(timerOnly: true) }
         return Scheduled(promise: promise, cancellationTask: { [self] in
             condition.lock()
             timers.removeAll { $0.id == id }
@@ -202,6 +204,7 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while !exited {
+            wakerDeadline = nil
             guard sleep == .inMsgrcv, !wakeSent else {
                 condition.wait()
                 continue
@@ -220,6 +223,7 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
                 sendWakeLocked()
                 if !wakeSent { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.001)) }
             } else {
+                wakerDeadline = first.deadline
                 _ = condition.wait(until: Date(timeIntervalSinceNow: Double((first.deadline - now).nanoseconds) / 1e9))
             }
         }
@@ -246,7 +250,11 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
                 if let source {
                     sleep = .inMsgrcv
                     wakeSent = false
-                    condition.broadcast()   // the waker thread watches the timers while we block
+                    // The waker thread watches the timers while we block: tell it
+                    // only if it does not already sleep until the first one.
+                    if let first = timers.first?.deadline, wakerDeadline.map({ first < $0 }) ?? true {
+                        condition.broadcast()
+                    }
                     condition.unlock()
                     if bufferCapacity < capacity {
                         buffer.deallocate()
@@ -254,9 +262,6 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
                         buffer = UnsafeMutableRawPointer.allocate(byteCount: MsgqWire.mtypeBytes + capacity, alignment: 8)
                     }
                     receive(source, buffer: buffer, capacity: bufferCapacity)
-                    condition.lock()
-                    sleep = .awake
-                    condition.unlock()
                 } else {
                     sleep = .onCondition
                     if let first = timers.first {
@@ -286,6 +291,12 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
         for (queue, callback) in callbacks { queue.async { callback(nil) } }
     }
 
+    private func markAwake() {
+        condition.lock()
+        sleep = .awake
+        condition.unlock()
+    }
+
     /// One blocking msgrcv on the source, then what else is queued (without
     /// blocking), handed to the node as one batch, on this thread.
     private func receive(_ source: Source, buffer: UnsafeMutableRawPointer, capacity: Int) {
@@ -294,6 +305,9 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
         var wait = true
         while batch.count < 256 && batchBytes < 1 << 20 {
             let n = dagent_msgrcv(source.queue.id, buffer, capacity, source.mtype, wait ? 0 : 1)
+            if wait {
+                markAwake()   // from here on, tasks from this thread need no wake
+            }
             if n < 0 {
                 let err = Int32(-n)
                 if err == EINTR { if wait { return } else { continue } }
