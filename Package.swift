@@ -109,6 +109,7 @@ let package = Package(
             dependencies: [
                 "CDAgent", "DCNode", "DAgentWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -82,20 +82,20 @@ private let stderrLogger: Logger = {
 }()
 
 @discardableResult
-private func fail(_ code: Int32, _ message: String) -> Int32 {
+func fail(_ code: Int32, _ message: String) -> Int32 {
     var m = message
     return m.withUTF8 { p in
         p.withMemoryRebound(to: CChar.self) { cdagent_fail(code, $0.baseAddress, $0.count) }
     }
 }
 
-private func fail(_ error: Error) -> Int32 {
+func fail(_ error: Error) -> Int32 {
     if let e = error as? DAgentError { return fail(Int32(e.code.rawValue), e.reason) }
     if let e = error as? ConfigError { return fail(Int32(DAGENT_E_CONFIG), e.message) }
     return fail(Int32(DAGENT_E_STATE), "\(error)")
 }
 
-private func handle(_ p: OpaquePointer?) -> Handle? {
+func handle(_ p: OpaquePointer?) -> Handle? {
     guard let p else {
         fail(Int32(DAGENT_E_STATE), "no node (NULL)")
         return nil
@@ -113,7 +113,7 @@ private func bytes(_ p: UnsafeRawPointer?, _ n: Int) -> Data {
     return Data(bytes: p, count: n)
 }
 
-private func string(_ p: UnsafePointer<CChar>?) -> String? {
+func string(_ p: UnsafePointer<CChar>?) -> String? {
     p.map { String(cString: $0) }
 }
 

@@ -162,6 +162,8 @@ final class MsgqTests: XCTestCase {
         let data = c.dir.appendingPathComponent("l-data").path
         try startLeaf("l", hb: "5", extra: ["--data", data])   // slow heartbeats: the old link stays alive
         c.waitFor("l registered") { names() == ["l"] }
+        // The agent lists l before l has its RegisterResult and saved its session: kill it only after.
+        c.waitFor("l saved its session") { FileManager.default.fileExists(atPath: "\(data)/session") }
         c.kill9("l")
         try c.start("l2", ["run", "--name", "l", "--parent", q, "--echo", "--data", data])
         c.waitFor("l reclaimed its name") { c.log("agent").contains("name 'l' reclaimed with its session") }

@@ -32,7 +32,7 @@ from .errors import (BadFrame, ConfigError, DAgentError, HandlerTimeout, HopLimi
 from .message import Message
 from ._runtime import (MAX_TYPE, Timer, after, arequest, cancel, every, loop, name, on, plugin_name, pop_cb,
                        push_cb, ready, request, send)
-from ._standalone import Node, destroy, init, update
+from ._standalone import Node, destroy, init, tree, update
 
 from . import state
 
@@ -43,7 +43,7 @@ log = _logging.getLogger("dagent")
 
 __all__ = [
     "on", "push_cb", "pop_cb", "Message", "send", "request", "arequest", "every", "after", "cancel",
-    "Timer", "Node", "init", "update", "destroy", "name", "ready", "log", "loop", "plugin_name", "Config", "Option", "PluginConfig", "REQUIRED",
+    "Timer", "Node", "init", "update", "destroy", "tree", "name", "ready", "log", "loop", "plugin_name", "Config", "Option", "PluginConfig", "REQUIRED",
     "DAgentError", "NoRoute", "Timeout", "Refused", "TooLarge", "QueueFull", "NotReady", "HopLimit",
     "NameTaken", "BadFrame", "UnknownKind", "HandlerTimeout", "ConfigError", "MAX_TYPE", "state",
 ]

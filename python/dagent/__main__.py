@@ -1,11 +1,13 @@
-"""``python -m dagent send|request ...``: one-shot use of a standalone node from a shell.
+"""``python -m dagent send|request|tree ...``: one-shot use of dagent from a shell.
 
     python -m dagent request --via tcp://127.0.0.1:7000 --to echo1 [--type 1] [--timeout 5] 'hello'
-    python -m dagent send    --via tcp://127.0.0.1:7000 --to ep2 --type 7 'hi'
+    python -m dagent send    --via msgq:///run/dagent/agent.q --to ep2 --type 7 'hi'
+    python -m dagent tree    --via msgq:///run/dagent/agent.q [--json] [--timeout 3]
 
+``send`` and ``request`` join the tree as a short-lived node; ``tree`` only asks
+the node at the address what it sees (the same output as ``dagent tree``).
 The payload is literal text, ``-`` for stdin, or ``@FILE``. Exit status 1 with
-"dagent: <error>" on stderr when the tree reports a failure. (``dagent tree``
-is the Swift CLI's; it is not duplicated here.)
+"dagent: <error>" on stderr when the tree reports a failure or nothing answers.
 """
 
 import argparse
@@ -13,6 +15,9 @@ import os
 import sys
 
 import dagent
+from dagent._standalone import tree_report
+
+VIA_HELP = "address: tcp://HOST:PORT[,...] or msgq://PATH (the local agent serving PATH)"
 
 
 def payload(text):
@@ -26,19 +31,30 @@ def payload(text):
     return text.encode()
 
 
-def main(argv=None):
+def parser():
     ap = argparse.ArgumentParser(prog="python -m dagent", description="one-shot dagent node")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for cmd in ("send", "request"):
-        p = sub.add_parser(cmd)
-        p.add_argument("--via", required=True, help="address to join through (tcp://HOST:PORT[,...])")
+        p = sub.add_parser(cmd, help=f"join as a short-lived node and {cmd} one message")
+        p.add_argument("--via", required=True, help=f"{VIA_HELP} to join through")
         p.add_argument("--to", required=True, help="destination node name")
         p.add_argument("--type", type=int, default=1, help="message type (default 1)")
         p.add_argument("--name", default=f"py-cli-{os.getpid()}", help="this node's name")
         p.add_argument("--timeout", type=float, default=5.0, help="seconds (join, and the request)")
         p.add_argument("payload", nargs="?", help="text, - for stdin, @FILE")
-    args = ap.parse_args(argv)
+    p = sub.add_parser("tree", help="show the live tree as the node at --via sees it")
+    p.add_argument("--via", required=True, help=f"{VIA_HELP} to ask")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     try:
+        if args.cmd == "tree":
+            print(tree_report(args.via, json=args.json, timeout=args.timeout), flush=True)
+            return 0
         with dagent.Node(name=args.name, via=args.via, ready_timeout=args.timeout, install=False) as node:
             if args.cmd == "send":
                 node.send(args.to, args.type, payload(args.payload))

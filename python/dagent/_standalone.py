@@ -22,13 +22,14 @@ Two styles::
 """
 
 import asyncio
+import json as _json
 import logging
 
 from . import _runtime
 from .errors import error_for
 from .message import Message
 
-__all__ = ["Node", "init", "update", "destroy", "extension"]
+__all__ = ["Node", "init", "update", "destroy", "extension", "tree"]
 
 log = logging.getLogger("dagent")
 
@@ -185,6 +186,12 @@ class Node:
     def after(self, seconds, fn, *args):
         return self.runtime.after(seconds, fn, *args)
 
+    def tree(self, json=False):
+        """What this node sees, as ``dagent tree`` would show it: text, or with ``json=True`` a dict
+        (``direct_out``/``direct_in`` count the messages that went brother to brother on msgq://)."""
+        text = self._ext.dagent_node_tree(self.backend._handle(), 1 if json else 0)
+        return _json.loads(text) if json else text
+
     @property
     def errors(self):
         """Exceptions raised by handlers, timers and tasks so far (they are logged, never raised)."""
@@ -276,6 +283,22 @@ class Node:
     def __repr__(self):
         state = "destroyed" if self.backend._h is None else ("ready" if self.ready() else "joining")
         return f"<dagent.Node '{self.backend.name()}' {state}>"
+
+
+def tree_report(via, json=False, timeout=3.0):
+    """The report of ``dagent tree --via VIA [--json]`` as a str (raises ``DAgentError``)."""
+    if not isinstance(via, str):
+        raise TypeError(f"tree needs an address str (tcp://HOST:PORT or msgq://PATH); got {via!r}")
+    return extension().dagent_tree(via, 1 if json else 0, float(timeout))
+
+
+def tree(via, json=False, timeout=3.0):
+    """What the node at ``via`` sees: ``tcp://HOST:PORT`` (any node that listens) or ``msgq://PATH``
+    (the agent serving PATH). No node of your own is needed. Returns the indented text of
+    ``dagent tree``, or with ``json=True`` its JSON as a dict. Raises ``NotReady`` (no agent at a
+    msgq:// path), ``Refused`` (nothing listens at a tcp:// address) or ``Timeout``."""
+    text = tree_report(via, json, timeout)
+    return _json.loads(text) if json else text
 
 
 # ---- the original dcnode style: one node per process --------------------------------

@@ -6,6 +6,7 @@
  *   request()  blocking, releases the GIL, returns bytes or raises;
  *   wait()     blocking poll for queued items, releases the GIL;
  *   take()     builds Message tuples and reply/timer events in one call.
+ * dagent_tree / dagent_node_tree return the report as a str (typemaps below).
  * Python handlers are dispatched in Python (dagent/_standalone.py), so no C
  * callback ever has to take the GIL.
  *
@@ -15,6 +16,7 @@
 
 %{
 #define SWIG_FILE_WITH_INIT
+#include <string.h>
 #include "cdagent.h"
 %}
 
@@ -51,9 +53,27 @@ static PyObject *dagent_raise(int rc) {
 }
 %typemap(arginit) (const void *data, size_t len) "memset(&view$argnum, 0, sizeof(view$argnum));"
 
+/* char **out (dagent_tree, dagent_node_tree): not an argument in Python; the
+ * malloc'd C string comes back as a str (the function's int result is dropped)
+ * and is freed here. On failure the out typemap below has raised already. */
+%typemap(in, numinputs=0) char **out (char *text = NULL) {
+    $1 = &text;
+}
+%typemap(argout) char **out {
+    if (*$1) {
+        PyObject *s = PyUnicode_DecodeUTF8(*$1, (Py_ssize_t)strlen(*$1), "replace");
+        dagent_free(*$1);
+        *$1 = NULL;
+        if (!s) SWIG_fail;
+        Py_DECREF($result);
+        $result = s;
+    }
+}
+
 /* int results: negative means failure, raise; otherwise return the int. */
 %typemap(out) int dagent_wait_ready, int dagent_send, int dagent_request_async, int dagent_respond,
-                int dagent_timer, int dagent_timer_cancel, int dagent_wakeup_fd {
+                int dagent_timer, int dagent_timer_cancel, int dagent_wakeup_fd,
+                int dagent_tree, int dagent_node_tree {
     if ($1 < 0) { dagent_raise($1); SWIG_fail; }
     $result = PyLong_FromLong($1);
 }
@@ -76,6 +96,17 @@ static PyObject *dagent_raise(int rc) {
 
 /* Blocking call that must not hold the GIL. */
 %exception dagent_wait_ready {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    Py_END_ALLOW_THREADS
+}
+/* dagent_tree waits for the answer, dagent_node_tree for the node's event loop. */
+%exception dagent_tree {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    Py_END_ALLOW_THREADS
+}
+%exception dagent_node_tree {
     Py_BEGIN_ALLOW_THREADS
     $action
     Py_END_ALLOW_THREADS

@@ -2982,14 +2982,15 @@ SWIG_Python_NonDynamicSetAttr(PyObject *obj, PyObject *name, PyObject *value) {
 #define SWIGTYPE_p_dagent_node swig_types[1]
 #define SWIGTYPE_p_int swig_types[2]
 #define SWIGTYPE_p_long_long swig_types[3]
-#define SWIGTYPE_p_short swig_types[4]
-#define SWIGTYPE_p_signed_char swig_types[5]
-#define SWIGTYPE_p_unsigned_char swig_types[6]
-#define SWIGTYPE_p_unsigned_int swig_types[7]
-#define SWIGTYPE_p_unsigned_long_long swig_types[8]
-#define SWIGTYPE_p_unsigned_short swig_types[9]
-static swig_type_info *swig_types[11];
-static swig_module_info swig_module = {swig_types, 10, 0, 0, 0, 0};
+#define SWIGTYPE_p_p_char swig_types[4]
+#define SWIGTYPE_p_short swig_types[5]
+#define SWIGTYPE_p_signed_char swig_types[6]
+#define SWIGTYPE_p_unsigned_char swig_types[7]
+#define SWIGTYPE_p_unsigned_int swig_types[8]
+#define SWIGTYPE_p_unsigned_long_long swig_types[9]
+#define SWIGTYPE_p_unsigned_short swig_types[10]
+static swig_type_info *swig_types[12];
+static swig_module_info swig_module = {swig_types, 11, 0, 0, 0, 0};
 #define SWIG_TypeQuery(name) SWIG_TypeQueryModule(&swig_module, &swig_module, name)
 #define SWIG_MangledTypeQuery(name) SWIG_MangledTypeQueryModule(&swig_module, &swig_module, name)
 
@@ -3017,6 +3018,7 @@ static swig_module_info swig_module = {swig_types, 10, 0, 0, 0, 0};
 
 
 #define SWIG_FILE_WITH_INIT
+#include <string.h>
 #include "cdagent.h"
 
 
@@ -4150,6 +4152,125 @@ fail:
 }
 
 
+SWIGINTERN PyObject *_wrap_dagent_tree(PyObject *self, PyObject *args) {
+  PyObject *resultobj = 0;
+  char *arg1 = (char *) 0 ;
+  int arg2 ;
+  double arg3 ;
+  char **arg4 = (char **) 0 ;
+  int res1 ;
+  char *buf1 = 0 ;
+  int alloc1 = 0 ;
+  int val2 ;
+  int ecode2 = 0 ;
+  double val3 ;
+  int ecode3 = 0 ;
+  char *text4 = NULL ;
+  PyObject *swig_obj[3] ;
+  int result;
+  
+  {
+    arg4 = &text4;
+  }
+  if (!SWIG_Python_UnpackTuple(args, "dagent_tree", 3, 3, swig_obj)) SWIG_fail;
+  res1 = SWIG_AsCharPtrAndSize(swig_obj[0], &buf1, NULL, &alloc1);
+  if (!SWIG_IsOK(res1)) {
+    SWIG_exception_fail(SWIG_ArgError(res1), "in method '" "dagent_tree" "', argument " "1"" of type '" "char const *""'");
+  }
+  arg1 = (char *)(buf1);
+  ecode2 = SWIG_AsVal_int(swig_obj[1], &val2);
+  if (!SWIG_IsOK(ecode2)) {
+    SWIG_exception_fail(SWIG_ArgError(ecode2), "in method '" "dagent_tree" "', argument " "2"" of type '" "int""'");
+  } 
+  arg2 = (int)(val2);
+  ecode3 = SWIG_AsVal_double(swig_obj[2], &val3);
+  if (!SWIG_IsOK(ecode3)) {
+    SWIG_exception_fail(SWIG_ArgError(ecode3), "in method '" "dagent_tree" "', argument " "3"" of type '" "double""'");
+  } 
+  arg3 = (double)(val3);
+  {
+    Py_BEGIN_ALLOW_THREADS
+    result = (int)dagent_tree((char const *)arg1,arg2,arg3,arg4);
+    Py_END_ALLOW_THREADS
+  }
+  {
+    if (result < 0) {
+      dagent_raise(result); SWIG_fail; 
+    }
+    resultobj = PyLong_FromLong(result);
+  }
+  {
+    if (*arg4) {
+      PyObject *s = PyUnicode_DecodeUTF8(*arg4, (Py_ssize_t)strlen(*arg4), "replace");
+      dagent_free(*arg4);
+      *arg4 = NULL;
+      if (!s) SWIG_fail;
+      Py_DECREF(resultobj);
+      resultobj = s;
+    }
+  }
+  if (alloc1 == SWIG_NEWOBJ) free((char*)buf1);
+  return resultobj;
+fail:
+  if (alloc1 == SWIG_NEWOBJ) free((char*)buf1);
+  return NULL;
+}
+
+
+SWIGINTERN PyObject *_wrap_dagent_node_tree(PyObject *self, PyObject *args) {
+  PyObject *resultobj = 0;
+  dagent_node *arg1 = (dagent_node *) 0 ;
+  int arg2 ;
+  char **arg3 = (char **) 0 ;
+  void *argp1 = 0 ;
+  int res1 = 0 ;
+  int val2 ;
+  int ecode2 = 0 ;
+  char *text3 = NULL ;
+  PyObject *swig_obj[2] ;
+  int result;
+  
+  {
+    arg3 = &text3;
+  }
+  if (!SWIG_Python_UnpackTuple(args, "dagent_node_tree", 2, 2, swig_obj)) SWIG_fail;
+  res1 = SWIG_ConvertPtr(swig_obj[0], &argp1,SWIGTYPE_p_dagent_node, 0 |  0 );
+  if (!SWIG_IsOK(res1)) {
+    SWIG_exception_fail(SWIG_ArgError(res1), "in method '" "dagent_node_tree" "', argument " "1"" of type '" "dagent_node *""'"); 
+  }
+  arg1 = (dagent_node *)(argp1);
+  ecode2 = SWIG_AsVal_int(swig_obj[1], &val2);
+  if (!SWIG_IsOK(ecode2)) {
+    SWIG_exception_fail(SWIG_ArgError(ecode2), "in method '" "dagent_node_tree" "', argument " "2"" of type '" "int""'");
+  } 
+  arg2 = (int)(val2);
+  {
+    Py_BEGIN_ALLOW_THREADS
+    result = (int)dagent_node_tree(arg1,arg2,arg3);
+    Py_END_ALLOW_THREADS
+  }
+  {
+    if (result < 0) {
+      dagent_raise(result); SWIG_fail; 
+    }
+    resultobj = PyLong_FromLong(result);
+  }
+  {
+    if (*arg3) {
+      PyObject *s = PyUnicode_DecodeUTF8(*arg3, (Py_ssize_t)strlen(*arg3), "replace");
+      dagent_free(*arg3);
+      *arg3 = NULL;
+      if (!s) SWIG_fail;
+      Py_DECREF(resultobj);
+      resultobj = s;
+    }
+  }
+  return resultobj;
+fail:
+  return NULL;
+}
+
+
 static PyMethodDef SwigMethods[] = {
 	 { "dagent_last_error", _wrap_dagent_last_error, METH_NOARGS, NULL},
 	 { "dagent_last_error_code", _wrap_dagent_last_error_code, METH_NOARGS, NULL},
@@ -4164,6 +4285,8 @@ static PyMethodDef SwigMethods[] = {
 	 { "dagent_timer", _wrap_dagent_timer, METH_VARARGS, NULL},
 	 { "dagent_timer_cancel", _wrap_dagent_timer_cancel, METH_VARARGS, NULL},
 	 { "dagent_wakeup_fd", _wrap_dagent_wakeup_fd, METH_O, NULL},
+	 { "dagent_tree", _wrap_dagent_tree, METH_VARARGS, NULL},
+	 { "dagent_node_tree", _wrap_dagent_node_tree, METH_VARARGS, NULL},
 	 { "set_error_factory", set_error_factory, METH_VARARGS, NULL},
 	 { "request", py_request, METH_VARARGS, NULL},
 	 { "wait", py_wait, METH_VARARGS, NULL},
@@ -4178,6 +4301,7 @@ static swig_type_info _swigt__p_char = {"_p_char", "char *", 0, 0, (void*)0, 0};
 static swig_type_info _swigt__p_dagent_node = {"_p_dagent_node", "dagent_node *|struct dagent_node *", 0, 0, (void*)0, 0};
 static swig_type_info _swigt__p_int = {"_p_int", "int32_t *|int_fast16_t *|int_fast32_t *|int_least32_t *|intptr_t *|int *", 0, 0, (void*)0, 0};
 static swig_type_info _swigt__p_long_long = {"_p_long_long", "int64_t *|int_fast64_t *|int_least64_t *|intmax_t *|long long *", 0, 0, (void*)0, 0};
+static swig_type_info _swigt__p_p_char = {"_p_p_char", "char **", 0, 0, (void*)0, 0};
 static swig_type_info _swigt__p_short = {"_p_short", "int16_t *|int_least16_t *|short *", 0, 0, (void*)0, 0};
 static swig_type_info _swigt__p_signed_char = {"_p_signed_char", "int8_t *|int_fast8_t *|int_least8_t *|signed char *", 0, 0, (void*)0, 0};
 static swig_type_info _swigt__p_unsigned_char = {"_p_unsigned_char", "uint8_t *|uint_fast8_t *|uint_least8_t *|unsigned char *", 0, 0, (void*)0, 0};
@@ -4190,6 +4314,7 @@ static swig_type_info *swig_type_initial[] = {
   &_swigt__p_dagent_node,
   &_swigt__p_int,
   &_swigt__p_long_long,
+  &_swigt__p_p_char,
   &_swigt__p_short,
   &_swigt__p_signed_char,
   &_swigt__p_unsigned_char,
@@ -4202,6 +4327,7 @@ static swig_cast_info _swigc__p_char[] = {  {&_swigt__p_char, 0, 0, 0},{0, 0, 0,
 static swig_cast_info _swigc__p_dagent_node[] = {  {&_swigt__p_dagent_node, 0, 0, 0},{0, 0, 0, 0}};
 static swig_cast_info _swigc__p_int[] = {  {&_swigt__p_int, 0, 0, 0},{0, 0, 0, 0}};
 static swig_cast_info _swigc__p_long_long[] = {  {&_swigt__p_long_long, 0, 0, 0},{0, 0, 0, 0}};
+static swig_cast_info _swigc__p_p_char[] = {  {&_swigt__p_p_char, 0, 0, 0},{0, 0, 0, 0}};
 static swig_cast_info _swigc__p_short[] = {  {&_swigt__p_short, 0, 0, 0},{0, 0, 0, 0}};
 static swig_cast_info _swigc__p_signed_char[] = {  {&_swigt__p_signed_char, 0, 0, 0},{0, 0, 0, 0}};
 static swig_cast_info _swigc__p_unsigned_char[] = {  {&_swigt__p_unsigned_char, 0, 0, 0},{0, 0, 0, 0}};
@@ -4214,6 +4340,7 @@ static swig_cast_info *swig_cast_initial[] = {
   _swigc__p_dagent_node,
   _swigc__p_int,
   _swigc__p_long_long,
+  _swigc__p_p_char,
   _swigc__p_short,
   _swigc__p_signed_char,
   _swigc__p_unsigned_char,

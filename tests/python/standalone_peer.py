@@ -3,7 +3,9 @@
     standalone_peer.py NAME VIA [style]     style: node (default) | init
 
 Handles: 1 -> upper-cased payload; 2 -> raises; 3 -> sleeps 0.3s then echoes;
-4 -> async handler that asks `echo1` and returns its answer + "!"; 9 -> exits.
+4 -> async handler that asks `echo1` and returns its answer + "!";
+5 -> async handler that asks the node named in the payload (type 1, "from NAME")
+and returns its answer; 9 -> exits.
 Prints "ready" once registered, then "errors N" for every handler error.
 """
 
@@ -38,12 +40,16 @@ async def relay(msg):
     return answer + b"!"
 
 
+async def ask_back(msg):
+    return await dagent.arequest(msg.data.decode(), 1, f"from {name}".encode(), timeout=3)
+
+
 def quit_(msg):
     stop.append(1)
     return b"bye"
 
 
-handlers = {1: upper, 2: boom, 3: slow, 4: relay, 9: quit_}
+handlers = {1: upper, 2: boom, 3: slow, 4: relay, 5: ask_back, 9: quit_}
 
 if style == "init":
     dagent.init(name, via)

@@ -72,7 +72,8 @@ const char *dagent_last_error(void);
 int dagent_last_error_code(void);
 
 /* Creates and starts a node named `name` that joins the tree through `via`
- * ("tcp://HOST:PORT", "push:tcp://...", a comma-separated failover list).
+ * ("tcp://HOST:PORT", "msgq://PATH" for the local agent serving PATH, "push:..." shorthand,
+ * a comma-separated failover list).
  * `listen` (may be NULL or "") makes it also accept children ("tcp://HOST:PORT").
  * `secret` may be NULL. Returns NULL on failure (see dagent_last_error). */
 dagent_node *dagent_create(const char *name, const char *via, const char *listen, const char *secret);
@@ -126,7 +127,22 @@ int dagent_on(dagent_node *node, uint32_t type, dagent_handler handler, void *us
  * Returns the number of messages handled, or a negative code. */
 int dagent_update(dagent_node *node, int timeout_ms);
 
-/* Frees memory returned by dagent_request. */
+/* `dagent tree`: asks the node at `addr` what it sees (names, levels, links, queue depths,
+ * counters) and renders it as the CLI does: json != 0 gives one line of JSON, else indented text.
+ * `addr` is tcp://HOST:PORT (any node that listens) or msgq://PATH (the agent serving PATH);
+ * no node is needed. Blocks up to timeout_s (> 0). On success returns 0 and sets *out to a
+ * malloc'd NUL-terminated string (free it with dagent_free). On failure *out is NULL and the
+ * result is negative: -DAGENT_E_CONFIG (bad address or argument), -DAGENT_E_REFUSED (nothing
+ * listens at a tcp:// address), -DAGENT_E_NOT_READY (no live agent at msgq://PATH),
+ * -DAGENT_E_TIMEOUT (no answer in time). */
+int dagent_tree(const char *addr, int json, double timeout_s, char **out);
+
+/* The same report for this node itself (what `dagent tree` would show if it were asked),
+ * including its brother p2p counters (direct_out/direct_in) on a msgq:// link.
+ * *out as for dagent_tree. */
+int dagent_node_tree(dagent_node *node, int json, char **out);
+
+/* Frees memory returned by dagent_request, dagent_tree and dagent_node_tree. */
 void dagent_free(void *p);
 
 #ifdef __cplusplus
