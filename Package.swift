@@ -140,6 +140,7 @@ let package = Package(
             dependencies: [
                 "DCNode", "DAgentWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),

@@ -4,11 +4,14 @@
 // and clearer in C: the `struct msgbuf` layout (a `long` type followed by the
 // bytes), and the atomic loads, stores and fences of the seqlock that guards
 // the shared-memory name table (readers in other processes run while the agent
-// writes). Everything here is `static inline`; there is no state.
+// writes). Everything here is `static inline` and stateless, except the
+// wake-up signal of a message-queue event loop (shim.c).
 #ifndef CDAGENT_IPC_H
 #define CDAGENT_IPC_H
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/ipc.h>
@@ -111,5 +114,22 @@ static inline void dagent_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_A
 
 /// Orders the writes before it against the writes after it (seqlock writer, after marking the table busy).
 static inline void dagent_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+
+/// The signal that interrupts a message-queue event loop blocked in msgrcv
+/// when its wake message cannot be queued (the queue is full): SIGRTMIN+5.
+int dagent_wake_signal(void);
+
+/// Installs a no-op handler for `dagent_wake_signal()` without SA_RESTART, so
+/// that a blocked msgrcv returns EINTR. Idempotent. Returns 0, or -1 if the
+/// process already handles that signal itself (then it is left alone).
+int dagent_install_wake_handler(void);
+
+/// Sends the wake signal to `thread`. Returns 0 or an errno value.
+int dagent_wake_thread(pthread_t thread);
+
+/// The event loop that this thread runs a task for inline (a loop that has
+/// ended runs late tasks on the caller's thread), or NULL.
+void *dagent_inline_loop(void);
+void dagent_set_inline_loop(void *loop);
 
 #endif

@@ -10,8 +10,9 @@ import Glibc
 /// waits in `msgrcv` on the leaf's channel and runs the node itself when a
 /// message arrives, so a message costs no hand-off between threads (the
 /// receiver-thread hop costs about 3× a raw msgq round trip). Tasks from other
-/// threads and timers wake it with a `wake` message on its own channel; while
-/// no channel is attached it waits on a condition variable instead.
+/// threads and timers wake it with a `wake` message on its own channel (if the
+/// queue is full, with a signal that interrupts msgrcv: `dagent_wake_signal()`,
+/// SIGRTMIN+5); while no channel is attached it waits on a condition variable.
 ///
 /// It implements NIO's `EventLoop`, so promises, futures and scheduled tasks
 /// work as on any loop. It cannot carry sockets: a node that listens or dials
@@ -67,6 +68,8 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
     private var threadID = pthread_t()
     private var capacity = MsgqWire.defaultMsgmax
     let label: String
+    /// The wake signal's handler is installed (no one else uses the signal).
+    private let signalWakes = dagent_install_wake_handler() == 0
 
     public init(label: String = "dagent msgq loop") {
         self.label = label
@@ -88,14 +91,34 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
 
     // MARK: EventLoop
 
-    public var inEventLoop: Bool { pthread_equal(pthread_self(), threadID) != 0 }
+    public var inEventLoop: Bool {
+        pthread_equal(pthread_self(), threadID) != 0 || dagent_inline_loop() == Unmanaged.passUnretained(self).toOpaque()
+    }
 
+    /// Runs `task` on the loop. Once the loop has ended, late tasks (such as
+    /// completing a future someone waits on) run at once on the caller's
+    /// thread, one at a time, and count as on the loop.
     public func execute(_ task: @escaping @Sendable () -> Void) {
         condition.lock()
-        defer { condition.unlock() }
-        guard !exited else { return }
+        if exited {
+            condition.unlock()
+            runInline(task)
+            return
+        }
         tasks.append(task)
         wakeLocked()
+        condition.unlock()
+    }
+
+    private let lateTasks = NSRecursiveLock()
+
+    private func runInline(_ task: () -> Void) {
+        lateTasks.lock()
+        defer { lateTasks.unlock() }
+        let previous = dagent_inline_loop()
+        dagent_set_inline_loop(Unmanaged.passUnretained(self).toOpaque())
+        defer { dagent_set_inline_loop(previous) }
+        task()
     }
 
     public func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
@@ -103,7 +126,9 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !exited else {
+            condition.unlock()
             promise.fail(EventLoopError.shutdown)
+            condition.lock()
             return Scheduled(promise: promise, cancellationTask: {})
         }
         nextTimerID &+= 1
@@ -210,7 +235,9 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
                 continue
             }
             if wakeFailed {
-                sendWakeLocked()
+                // The queue is full: interrupt msgrcv instead (again until the
+                // loop is awake, in case it had not entered msgrcv yet).
+                if signalWakes { _ = dagent_wake_thread(threadID) } else { sendWakeLocked() }
                 if !wakeSent { _ = condition.wait(until: Date(timeIntervalSinceNow: 0.001)) }
                 continue
             }
@@ -250,6 +277,7 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
                 if let source {
                     sleep = .inMsgrcv
                     wakeSent = false
+                    wakeFailed = false
                     // The waker thread watches the timers while we block: tell it
                     // only if it does not already sleep until the first one.
                     if let first = timers.first?.deadline, wakerDeadline.map({ first < $0 }) ?? true {
@@ -294,6 +322,7 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
     private func markAwake() {
         condition.lock()
         sleep = .awake
+        wakeFailed = false
         condition.unlock()
     }
 
