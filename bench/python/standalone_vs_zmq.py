@@ -1,23 +1,28 @@
 #!/usr/bin/env python3
 """Python-to-Python through dagent (standalone module) vs pyzmq, between two processes, one run.
 
-    /usr/bin/python3 bench/python/standalone_vs_zmq.py [--rtt N] [--stream N] [--size B] [--via-root DAGENT_BIN]
+    /usr/bin/python3 bench/python/standalone_vs_zmq.py [--rtt N] [--stream N] [--size B]
+        [--via-root DAGENT_BIN | --via-msgq DAGENT_BIN]
 
 Round trip: the client sends a request, the server's handler returns the payload,
 N times in a row (blocking request; zmq: REQ/REP). Stream: the client sends N one-way
 messages, then one request that the server answers once it has counted all N
 (zmq: PAIR, then a "done" frame and an ack). Without --via-root the client's
 parent is the server node (one TCP link, like zmq's); with it, both join a
-`dagent run` root (two hops). Runs the installed `dagent` (pip install ./python, a
+`dagent run` root (two hops); with --via-msgq, both are leaves on the message
+queues of a `dagent run --msgq` agent and talk brother to brother (p2p), and
+pyzmq uses ipc:// instead of tcp:// (the same-machine transport). Runs the installed `dagent` (pip install ./python, a
 release build) and pyzmq (apt install python3-zmq; a venv made with
 --system-site-packages sees it).
 """
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -59,13 +64,22 @@ def dagent_server(listen, via):
     node.close()
 
 
-def zmq_server(port):
+def zmq_endpoints(where):
+    """REQ/REP and PAIR endpoints: a port number (tcp) or a directory (ipc)."""
+    if where.isdigit():
+        port = int(where)
+        return f"tcp://127.0.0.1:{port}", f"tcp://127.0.0.1:{port + 1}"
+    return f"ipc://{where}/rep", f"ipc://{where}/pair"
+
+
+def zmq_server(where):
     import zmq
+    rep_addr, pair_addr = zmq_endpoints(where)
     ctx = zmq.Context()
     rep = ctx.socket(zmq.REP)
-    rep.bind(f"tcp://127.0.0.1:{port}")
+    rep.bind(rep_addr)
     pair = ctx.socket(zmq.PAIR)
-    pair.bind(f"tcp://127.0.0.1:{port + 1}")
+    pair.bind(pair_addr)
     print("ready", flush=True)
     poller = zmq.Poller()
     poller.register(rep, zmq.POLLIN)
@@ -119,13 +133,14 @@ def run_dagent(args, via):
     return rtt, args.stream / stream
 
 
-def run_zmq(args, port):
+def run_zmq(args, where):
     import zmq
+    rep_addr, pair_addr = zmq_endpoints(where)
     ctx = zmq.Context()
     req = ctx.socket(zmq.REQ)
-    req.connect(f"tcp://127.0.0.1:{port}")
+    req.connect(rep_addr)
     pair = ctx.socket(zmq.PAIR)
-    pair.connect(f"tcp://127.0.0.1:{port + 1}")
+    pair.connect(pair_addr)
     payload = b"x" * args.size
     for _ in range(min(1000, args.rtt)):
         req.send(payload)
@@ -160,20 +175,34 @@ def main():
     ap.add_argument("--stream", type=int, default=200000)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--via-root", metavar="DAGENT_BIN", help="join both nodes through a `dagent run` root")
+    ap.add_argument("--via-msgq", metavar="DAGENT_BIN",
+                    help="both nodes are leaves on a `dagent run --msgq` agent's queues (brother p2p); pyzmq uses ipc://")
     ap.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         if args.serve[0] == "dagent":
             dagent_server(args.serve[1], args.serve[2])
         else:
-            zmq_server(int(args.serve[1]))
+            zmq_server(args.serve[1])
         return
 
     results = {}
     root = None
     port = free_port()
     addr = f"tcp://127.0.0.1:{port}"
-    if args.via_root:
+    tmp = tempfile.mkdtemp(prefix="dagent-pybench.")
+    if args.via_msgq:
+        path = os.path.join(tmp, "agent.q")
+        root = subprocess.Popen([args.via_msgq, "run", "--name", "agent", "--msgq", path, "--log-level", "warning"])
+        addr = f"msgq://{path}"
+        deadline = time.time() + 15
+        while subprocess.run([args.via_msgq, "tree", "--via", addr], capture_output=True).returncode != 0:
+            if time.time() > deadline:
+                raise SystemExit("the msgq agent did not come up")
+            time.sleep(0.05)
+        srv = spawn(["--serve", "dagent", "", addr])
+        label = "dagent (msgq, brother p2p)"
+    elif args.via_root:
         root = subprocess.Popen([args.via_root, "run", "--name", "root", "--listen", addr, "--log-level", "warning"])
         srv = spawn(["--serve", "dagent", "", addr])
         label = "dagent (via root, 2 hops)"
@@ -187,15 +216,16 @@ def main():
         if root:
             root.terminate()
             root.wait()
-    zport = free_port()
-    srv = spawn(["--serve", "zmq", str(zport)])
-    results["pyzmq (REQ/REP, PAIR)"] = run_zmq(args, zport)
+    where = tmp if args.via_msgq else str(free_port())
+    srv = spawn(["--serve", "zmq", where])
+    results[f"pyzmq ({'ipc' if args.via_msgq else 'tcp'}, REQ/REP, PAIR)"] = run_zmq(args, where)
     srv.wait(10)
+    shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"python {sys.version.split()[0]}, payload {args.size} B, {args.rtt} round trips, {args.stream} streamed")
-    print(f"{'':28} {'round trip':>12} {'rtt/s':>10} {'stream msg/s':>14}")
+    print(f"{'':32} {'round trip':>12} {'rtt/s':>10} {'stream msg/s':>14}")
     for k, (rtt, rate) in results.items():
-        print(f"{k:28} {rtt * 1e6:9.1f} us {1 / rtt:10.0f} {rate:14.0f}")
+        print(f"{k:32} {rtt * 1e6:9.1f} us {1 / rtt:10.0f} {rate:14.0f}")
 
 
 if __name__ == "__main__":
