@@ -207,7 +207,8 @@ public func dagent_wait_ready(_ p: OpaquePointer?, _ timeout: Double) -> Int32 {
     let node = h.node
     let promise = node.eventLoop.makePromise(of: Void.self)
     let timer = node.eventLoop.scheduleTask(in: .nanoseconds(Int64(max(0, timeout) * 1e9))) {
-        promise.fail(DAgentError(.notReady, "node '\(node.config.name)' did not register through \(node.config.parents.map(\.description).joined(separator: ",")) within \(timeout)s"))
+        let why = node.lastDialError.isEmpty ? "" : " (\(node.lastDialError))"
+        promise.fail(DAgentError(.notReady, "node '\(node.config.name)' did not register through \(node.config.parents.map(\.description).joined(separator: ",")) within \(timeout)s\(why)"))
     }
     node.ready().hop(to: node.eventLoop).whenComplete { r in
         timer.cancel()

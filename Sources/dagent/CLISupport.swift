@@ -65,7 +65,8 @@ func joinOrExit(_ config: NodeConfig, timeout: Double, group: EventLoopGroup? = 
     } catch let error as DAgentError where error.code != .timeout {
         fail("\(error)")
     } catch {
-        fail("not ready: could not register '\(config.name)' through \(config.parents.map(\.description).joined(separator: ",")) within \(timeout)s")
+        let why = node.joinProblem().map { " (\($0))" } ?? ""
+        fail("not ready: could not register '\(config.name)' through \(config.parents.map(\.description).joined(separator: ",")) within \(timeout)s\(why)")
     }
     return node
 }

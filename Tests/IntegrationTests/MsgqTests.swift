@@ -216,6 +216,16 @@ final class MsgqTests: XCTestCase {
         c.waitFor("slow answers again") { c.run(["request", "--via", q, "--to", "slow", "awake"]).out == "awake\n" }
     }
 
+    /// Joining a queue nobody serves fails with the reason, not just a timeout.
+    func testJoiningWithoutAnAgentSaysWhy() throws {
+        let missing = c.dir.appendingPathComponent("nobody.q").path
+        let r = c.run(["send", "--via", "msgq://\(missing)", "--to", "x", "hi"])
+        XCTAssertEqual(r.status, 1)
+        let last = r.err.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertTrue(last.hasPrefix("dagent: not ready: could not register"), r.err)
+        XCTAssertTrue(last.contains("no agent at msgq://\(missing): the path does not exist"), r.err)
+    }
+
     /// A clean stop removes every queue and the name table: ipcs shows
     /// nothing new afterwards. While running they are mode 0600.
     func testCleanShutdownLeavesNoIPCObjects() throws {

@@ -22,9 +22,9 @@ extension Node {
         } catch {
             dialing = false
             parentSelector?.markDown(index, nowNs: nowNs)
-            let message = "\(error)"
+            let message = "parent msgq://\(path) unreachable: \((error as? DAgentError)?.reason ?? "\(error)")"
             if message != lastDialError {
-                logger.warning("parent msgq://\(path) unreachable: \(message); retrying")
+                logger.warning("\(message); retrying")
                 lastDialError = message
             }
             dialParent()

@@ -39,7 +39,8 @@ public final class Node: @unchecked Sendable {
     var msgqLeaf: MsgqParentLinkIO?
     /// Earlier msgq parent links whose receiver thread has not ended yet.
     var retiredLeafLinks: [MsgqParentLinkIO] = []
-    var lastDialError = ""
+    /// Why the last attempt to reach a parent failed ("" once one succeeded). On the event loop.
+    public internal(set) var lastDialError = ""
     /// Brother p2p envelopes sent over msgq parent links that are gone.
     var retiredDirectOut: UInt64 = 0
 
@@ -118,6 +119,14 @@ public final class Node: @unchecked Sendable {
     /// Completes when this node's name is registered (at once at the top of
     /// the tree); fails if the registration is refused.
     public func ready() -> EventLoopFuture<Void> { readyPromise.futureResult }
+
+    /// Why this node is not registered yet, if a parent could not be reached
+    /// ("parent tcp://… unreachable: connection refused", "no agent at
+    /// msgq://…"); nil otherwise. For error messages after a join timed out.
+    /// Call off the event loop (it waits for the loop).
+    public func joinProblem() -> String? {
+        (try? eventLoop.submit { self.lastDialError.isEmpty ? nil : self.lastDialError }.wait()) ?? nil
+    }
 
     /// True once registered and the route up is ready.
     public var isReady: Bool {
@@ -253,11 +262,13 @@ public final class Node: @unchecked Sendable {
                     self.dialing = false
                     switch result {
                     case .success(let channel):
+                        self.lastDialError = ""
                         if self.stopping { channel.close(promise: nil) }
                     case .failure(let error):
                         self.parentSelector?.markDown(index, nowNs: self.nowNs)
                         let next = self.parentSelector.map { self.config.parents[$0.next(nowNs: self.nowNs).index].description } ?? "?"
                         self.logger.warning("parent \(address) unreachable: \(error); next try: \(next)")
+                        self.lastDialError = "parent \(address) unreachable: \(error)"
                         self.dialParent()
                     }
                 }
