@@ -113,3 +113,51 @@ final class FrameWriterTests: XCTestCase {
 }
 
 import Foundation
+
+/// `sendLocalFast`: the driver writes an envelope itself only when nothing
+/// the core emitted earlier is still pending, so order is kept.
+final class SendLocalFastTests: XCTestCase {
+    func envelope(_ dst: String, _ text: String) -> Dagent_Envelope {
+        var e = Dagent_Envelope()
+        e.dst = dst
+        e.payload = Data(text.utf8)
+        return e
+    }
+
+    func testReturnsTheLinkWhenNothingIsPending() throws {
+        let net = CoreNetwork.standardTree()
+        let core = net.cores["ep1"]!
+        XCTAssertTrue(core.actions.isEmpty)
+        var e = envelope("ep2", "fast")
+        let link = try core.sendLocalFast(&e, nowNs: net.nowNs)
+        XCTAssertEqual(link, core.parentLink, "up to a1, written by the driver")
+        XCTAssertEqual(e.src, "ep1", "stamped: source, id, hop limit")
+        XCTAssertEqual(e.hopLimit, WireConstants.defaultHopLimit)
+        XCTAssertTrue(core.actions.isEmpty, "no .forward action built")
+    }
+
+    func testFallsBackBehindPendingActionsAndKeepsOrder() throws {
+        let net = CoreNetwork.standardTree()
+        let core = net.cores["ep1"]!
+        try core.sendLocal(envelope("ep2", "first"), nowNs: net.nowNs)
+        XCTAssertEqual(core.actions.count, 1)
+        var e = envelope("ep2", "second")
+        XCTAssertNil(try core.sendLocalFast(&e, nowNs: net.nowNs), "an action is pending: go through the queue")
+        XCTAssertEqual(core.actions.count, 2)
+        net.pump()
+        XCTAssertEqual(net.texts("ep2"), ["first", "second"])
+    }
+
+    func testErrorsAndQueueingAreUnchanged() throws {
+        let net = CoreNetwork.standardTree()
+        let core = net.cores["ep1"]!
+        var bad = envelope("", "x")
+        XCTAssertThrowsError(try core.sendLocalFast(&bad, nowNs: net.nowNs))
+        var big = envelope("ep2", String(repeating: "x", count: core.config.maxMessageBytes + 1))
+        XCTAssertThrowsError(try core.sendLocalFast(&big, nowNs: net.nowNs))
+        net.cut("ep1", core.parentLink!)
+        var queued = envelope("ep2", "later")
+        XCTAssertNil(try core.sendLocalFast(&queued, nowNs: net.nowNs), "no route up: queued, not written")
+        XCTAssertEqual(core.stats.queued, 1)
+    }
+}

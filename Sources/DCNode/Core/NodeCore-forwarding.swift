@@ -189,6 +189,29 @@ extension NodeCore {
     /// Errors known at once are thrown; later ones come back as ERROR envelopes.
     public func sendLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
         var envelope = envelope
+        try stampLocal(&envelope)
+        try dispatchLocal(envelope, nowNs: nowNs)
+    }
+
+    /// `sendLocal` for the driver's hot path. When the envelope leaves at once
+    /// on a link and no earlier action is still pending (so order is kept),
+    /// returns that link with `envelope` stamped, for the driver to write
+    /// itself: no `.forward` action is built. Otherwise it does what
+    /// `sendLocal` does and returns nil.
+    public func sendLocalFast(_ envelope: inout Dagent_Envelope, nowNs: UInt64) throws(DAgentError) -> LinkID? {
+        try stampLocal(&envelope)
+        if actions.isEmpty && !draining, routes[envelope.dst] != nil || (config.hasParent && parentReady),
+           case .link(let next) = nextHop(envelope.dst) {
+            stats.routed &+= 1
+            links[next]?.framesOut &+= 1
+            return next
+        }
+        try dispatchLocal(envelope, nowNs: nowNs)
+        return nil
+    }
+
+    /// Checks an envelope that starts here and fills in source, id and hop limit.
+    func stampLocal(_ envelope: inout Dagent_Envelope) throws(DAgentError) {
         if envelope.dst != lastValidDestination {
             if let problem = NameRules.problem(with: envelope.dst) {
                 throw DAgentError(.noRoute, "bad destination: \(problem)")
@@ -202,6 +225,10 @@ extension NodeCore {
         envelope.id = nextMessageID
         nextMessageID &+= 1
         envelope.hopLimit = config.hopLimit
+    }
+
+    /// Routes a stamped envelope, or queues it while the route up is not ready.
+    func dispatchLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
         if envelope.dst == config.name || routes[envelope.dst] != nil || (config.hasParent && parentReady) {
             route(envelope, nowNs: nowNs)
         } else if config.hasParent {

@@ -45,11 +45,11 @@ public final class NodeCore {
     /// name this node does not know (from the replicated directory), if any.
     public var peerResolver: ((String) -> LinkID?)?
     /// The last destination that passed `NameRules` (streams send to one name).
-    var lastValidDestination = ""
+    var lastValidDestination: String?
 
     /// Pending actions; the driver takes them with `drainActions`.
     public internal(set) var actions: [CoreAction] = []
-    private var draining = false
+    private(set) var draining = false
 
     /// - Parameters:
     ///   - session: a session to present to the parent (a restarted node reclaiming its name), or 0.

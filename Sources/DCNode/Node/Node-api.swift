@@ -47,8 +47,23 @@ extension Node {
 
     /// `send` for callers already on the event loop.
     public func sendOnLoop(to dst: String, type: UInt32, payload: Data) throws(DAgentError) {
-        try core.sendLocal(Self.envelope(to: dst, type: type, payload: payload, kind: .data), nowNs: nowNs)
-        perform()
+        try sendFromHere(Self.envelope(to: dst, type: type, payload: payload, kind: .data), nowNs: nowNs)
+    }
+
+    /// Sends an envelope that starts at this node (on the event loop). When the
+    /// core says it leaves at once on a link, it is written to that link
+    /// straight away (`NodeCore.sendLocalFast`); otherwise the core's actions
+    /// are performed. The write is flushed at the end of the loop turn.
+    func sendFromHere(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
+        var e = envelope
+        if let id = try core.sendLocalFast(&e, nowNs: nowNs) {
+            if let link = links[id] {
+                link.append(e)
+                markDirty(id)
+            }
+        } else {
+            perform()
+        }
         scheduleFlush()
     }
 
@@ -64,14 +79,12 @@ extension Node {
             var e = Self.envelope(to: dst, type: type, payload: payload, kind: .data)
             e.cookie = cookie
             do throws(DAgentError) {
-                try self.core.sendLocal(e, nowNs: now)
+                try self.sendFromHere(e, nowNs: now)
             } catch {
                 _ = self.rpc.complete(cookie: cookie)
                 waiter.fail(error)
                 return
             }
-            self.perform()
-            self.scheduleFlush()
         }
         return promise.futureResult.map { _ in () }
     }
@@ -97,14 +110,12 @@ extension Node {
         var e = Self.envelope(to: dst, type: type, payload: payload, kind: .request)
         e.cookie = cookie
         do {
-            try core.sendLocal(e, nowNs: now)
+            try sendFromHere(e, nowNs: now)
         } catch {
             _ = rpc.complete(cookie: cookie)
             waiter.fail(error)
             return
         }
-        perform()
-        scheduleFlush()
     }
 
     /// Answers `request` with `payload` (a RESPONSE carrying the request's cookie).
@@ -116,12 +127,10 @@ extension Node {
         var e = Self.envelope(to: request.src, type: request.type, payload: payload, kind: .response)
         e.cookie = request.cookie
         do {
-            try core.sendLocal(e, nowNs: nowNs)
+            try sendFromHere(e, nowNs: nowNs)
         } catch {
             logger.warning("reply to '\(request.src)' failed: \(error)")
         }
-        perform()
-        scheduleFlush()
     }
 
     /// Answers `request` with an ERROR carrying `code` (REFUSED by default) and `reason`.
