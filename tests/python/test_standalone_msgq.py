@@ -83,10 +83,14 @@ def qtree(workdir):
                   workdir, "agent")]
     procs.append(Proc([dagent_binary(), "run", "--name", "echo1", "--parent", via, "--echo"], workdir, "echo1"))
 
-    def echo1_registered():
-        return "echo1" in {n["name"] for n in dagent.tree(via, json=True, timeout=1)["names"]}
+    def ready():
+        got = dagent.tree(via, json=True, timeout=1)
+        host = got.get("plugin_host", {})
+        return ("echo1" in {n["name"] for n in got["names"]} and host.get("running")
+                and any(p["name"] == "echo" and p["state"] == "loaded" for p in host.get("plugins", [])))
 
-    wait_for("echo1 registered on the queue", echo1_registered)
+    # the agent starts its plugin host after it serves the queue: wait for both
+    wait_for("echo1 registered on the queue and the agent's plugins loaded", ready)
     yield {"via": via, "path": path, "tcp": tcp, "procs": procs, "workdir": workdir}
     for p in reversed(procs):
         p.stop()
