@@ -200,8 +200,7 @@ extension NodeCore {
     /// `sendLocal` does and returns nil.
     public func sendLocalFast(_ envelope: inout Dagent_Envelope, nowNs: UInt64) throws(DAgentError) -> LinkID? {
         try stampLocal(&envelope)
-        if actions.isEmpty && !draining, routes[envelope.dst] != nil || (config.hasParent && parentReady),
-           case .link(let next) = nextHop(envelope.dst) {
+        if actions.isEmpty && !draining, routesNow(envelope.dst), case .link(let next) = nextHop(envelope.dst) {
             stats.routed &+= 1
             links[next]?.framesOut &+= 1
             return next
@@ -227,9 +226,15 @@ extension NodeCore {
         envelope.hopLimit = config.hopLimit
     }
 
+    /// True if an envelope for `dst` that starts here is routed now rather
+    /// than queued (or refused) until the route up is ready.
+    func routesNow(_ dst: String) -> Bool {
+        dst == config.name || routes[dst] != nil || (config.hasParent && parentReady)
+    }
+
     /// Routes a stamped envelope, or queues it while the route up is not ready.
     func dispatchLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
-        if envelope.dst == config.name || routes[envelope.dst] != nil || (config.hasParent && parentReady) {
+        if routesNow(envelope.dst) {
             route(envelope, nowNs: nowNs)
         } else if config.hasParent {
             do {

@@ -143,9 +143,7 @@ extension Node {
         e.cookie = request.cookie
         e.error = code
         e.reason = reason
-        try? core.sendLocal(e, nowNs: nowNs)
-        perform()
-        scheduleFlush()
+        try? sendFromHere(e, nowNs: nowNs)
     }
 
     /// What this node sees (the reply `dagent tree` prints for this node).

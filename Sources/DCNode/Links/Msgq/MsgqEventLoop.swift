@@ -43,7 +43,8 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
         let id: UInt64
         let deadline: NIODeadline
         let run: () -> Void
-        let cancel: () -> Void
+        /// Fails the task's promise: the loop ended before it was due.
+        let abandon: () -> Void
     }
 
     private enum Sleep { case awake, onCondition, inMsgrcv }
@@ -124,18 +125,17 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
     public func scheduleTask<T>(deadline: NIODeadline, _ task: @escaping @Sendable () throws -> T) -> Scheduled<T> {
         let promise = makePromise(of: T.self)
         condition.lock()
-        defer { condition.unlock() }
-        guard !exited else {
+        if exited {
             condition.unlock()
             promise.fail(EventLoopError.shutdown)
-            condition.lock()
             return Scheduled(promise: promise, cancellationTask: {})
         }
+        defer { condition.unlock() }
         nextTimerID &+= 1
         let id = nextTimerID
         let timer = Timer(id: id, deadline: deadline,
                           run: { do { promise.succeed(try task()) } catch { promise.fail(error) } },
-                          cancel: { promise.fail(EventLoopError.shutdown) })
+                          abandon: { promise.fail(EventLoopError.shutdown) })
         let at = timers.firstIndex { $0.deadline > deadline } ?? timers.endIndex
         timers.insert(timer, at: at)
         if at == 0 && !inEventLoop && sleep != .awake { wakeLocked(timerOnly: true) }
@@ -315,7 +315,7 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
         shutdownCallbacks.removeAll()
         condition.broadcast()
         condition.unlock()
-        for timer in pending { timer.cancel() }
+        for timer in pending { timer.abandon() }
         for (queue, callback) in callbacks { queue.async { callback(nil) } }
     }
 

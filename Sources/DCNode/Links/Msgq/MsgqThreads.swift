@@ -25,7 +25,6 @@ enum MsgqDelivery {
 final class MsgqReceiver: @unchecked Sendable {
     let queue: SysVQueue
     let mtype: Int
-    let senderIsMtype: Bool
     let eventLoop: EventLoop
     let label: String
     private var intake: MsgqIntake
@@ -45,7 +44,6 @@ final class MsgqReceiver: @unchecked Sendable {
          deliver: @escaping ([MsgqDelivery]) -> Void, failed: @escaping (SysVError) -> Void) {
         self.queue = queue
         self.mtype = mtype
-        self.senderIsMtype = senderIsMtype
         self.eventLoop = eventLoop
         self.label = label
         self.capacity = max(msgmax, MsgqWire.defaultMsgmax)
