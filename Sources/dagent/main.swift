@@ -1,4 +1,5 @@
 import ArgumentParser
+import DAgentCLI
 
 /// `dagent`: run a node, talk to the tree, inspect it, benchmark it.
 struct DAgentCommand: ParsableCommand {
@@ -17,7 +18,7 @@ struct DAgentCommand: ParsableCommand {
         Brother p2p:     dagent request --via msgq:///tmp/a1.q --to l1 hello
         """,
         subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
-                      TreeCommand.self, ReloadCommand.self, BenchCommand.self, StateCommandGroup.self]
+                      TreeCommand.self, ReloadCommand.self, StateCommandGroup.self]
     )
 }
 
