@@ -100,3 +100,8 @@ public enum TopicRules {
         return t.isEmpty
     }
 }
+
+extension Dagent_Envelope {
+    /// The topic of a PUBLISH envelope (carried in `dst`).
+    public var topic: String { dst }
+}

@@ -22,11 +22,6 @@ public final class Subscription: @unchecked Sendable {
     public func cancel() { node?.unsubscribe(id) }
 }
 
-extension Dagent_Envelope {
-    /// The topic of a PUBLISH envelope.
-    public var topic: String { dst }
-}
-
 /// Publish/subscribe on a node: `subscribe` (patterns with `*` and `>`,
 /// optional queue group) and `publish`. Handlers run on the event loop and
 /// must not block. Delivery is at most once, in order per publisher.
