@@ -114,13 +114,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Process helpers in C for the deploy supervisor: posix_spawn with file/signal actions, prctl.
+        .target(name: "CDAgentProc"),
+        // Deploying trees: the topology file (parser, validation), the pure supervisor state
+        // machine (restart policies, backoff, crash loops), and its thin process/log I/O layer.
+        // No routing, no NIO: the CLI wires it to a node.
+        .target(
+            name: "DAgentDeploy",
+            dependencies: [
+                "CDAgentProc",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            exclude: ["README.md"]
+        ),
         // The `dagent` command-line tool.
         .executableTarget(
             name: "dagent",
             dependencies: [
                 "DCNode", "DAgentRoot", "DAgentRaft",
                 "DAgentWire",
-                "DAgentPython",
+                "DAgentPython", "DAgentDeploy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -154,6 +167,11 @@ let package = Package(
         .testTarget(
             name: "DAgentStateTests",
             dependencies: ["DAgentRaft"]
+        ),
+        // The topology parser and the supervisor state machine (pure), spawner and logs (real processes).
+        .testTarget(
+            name: "DAgentDeployTests",
+            dependencies: ["DAgentDeploy"]
         ),
         // Starts real `dagent` processes on loopback.
         .testTarget(
