@@ -129,7 +129,6 @@ public final class Supervisor: @unchecked Sendable {
                 e.machine.spec = spec
                 if changed {
                     delegate?.supervisorLog("\(spec.name): its command or environment changed; restarting it")
-                    e.adopted = false
                     handle(spec.name, &e, e.machine.restart(now: now))
                 } else if [.stopped, .exited, .failed].contains(e.machine.state) || !e.machine.wanted {
                     handle(spec.name, &e, e.machine.start(now: now))
@@ -170,6 +169,13 @@ public final class Supervisor: @unchecked Sendable {
             for n in live { self.entries[n]!.removing = true }
             self.hasDesired = true
             self.stopInOrder(DependencyOrder.levels(deps).reversed(), then: done)
+        }
+    }
+
+    /// Sends SIGKILL to every process still running (after `stopAll` took too long).
+    public func killAll() {
+        queue.sync {
+            for n in order { if let pid = entries[n]?.machine.pid { ProcessSpawner.signal(pid: pid, 9) } }
         }
     }
 
@@ -298,6 +304,8 @@ public final class Supervisor: @unchecked Sendable {
         env["NOTIFY_SOCKET"] = nil
         for (k, v) in baseEnvironment { env[k] = v }
         env["DAGENT_NAME"] = spec.name
+        env["DAGENT_DATA"] = directory + "/data/" + spec.name
+        try? FileManager.default.createDirectory(atPath: directory + "/data/" + spec.name, withIntermediateDirectories: true)
         for (k, v) in spec.env { env[k] = v }
         let now = DeployClock.now()
         let log = LogFile(path: logPath(name), maxBytes: spec.logMaxBytes, keep: spec.logKeep)

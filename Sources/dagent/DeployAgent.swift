@@ -103,7 +103,10 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
         refreshTimer?.cancel()
         let done = DispatchSemaphore(value: 0)
         supervisor.stopAll { done.signal() }
-        _ = done.wait(timeout: .now() + timeout)
+        if done.wait(timeout: .now() + timeout) == .timedOut {
+            node.logger.warning("deploy: processes still running after \(timeout)s; killing them")
+            supervisor.killAll()
+        }
     }
 
     /// Reads the desired state and applies it when it changed. On `work`.

@@ -136,8 +136,14 @@ enum LocalSupervise {
     }
 
     static func report(_ t: Topology) -> AgentReport? {
-        guard runningPid(t) != nil, let d = FileManager.default.contents(atPath: statusFile(t)) else { return nil }
-        return try? JSONDecoder().decode(AgentReport.self, from: d)
+        guard runningPid(t) != nil, let d = FileManager.default.contents(atPath: statusFile(t)),
+              var r = try? JSONDecoder().decode(AgentReport.self, from: d) else { return nil }
+        // Uptimes were true when the file was written.
+        if let m = (try? FileManager.default.attributesOfItem(atPath: statusFile(t)))?[.modificationDate] as? Date {
+            let age = max(0, Date().timeIntervalSince(m))
+            for i in r.processes.indices where r.processes[i].pid != nil { r.processes[i].uptime += age }
+        }
+        return r
     }
 
     /// True if a node on `host` runs on this machine.

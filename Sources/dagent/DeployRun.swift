@@ -36,7 +36,15 @@ extension RunCommand {
     /// This command with the options `--topology` stands for (nil without it).
     func resolvedFromTopology() -> RunCommand? {
         if topology == nil && (agent != nil || root != nil) { fail("--agent and --root need --topology FILE", code: 2) }
-        guard topology != nil else { return nil }
+        guard topology != nil else {
+            // A process started by an agent's supervisor: keep its session in the data folder the
+            // supervisor gives it, so that a restart reclaims its name at once.
+            let env = ProcessInfo.processInfo.environment
+            guard data == nil, raft == nil, let dir = env["DAGENT_DATA"], !dir.isEmpty, let me = env["DAGENT_NAME"], me == name else { return nil }
+            var copy = self
+            copy.data = dir
+            return copy
+        }
         var copy = self
         do { try copy.applyTopology() } catch { fail("\(error)", code: 2) }
         copy.topology = nil
