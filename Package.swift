@@ -5,12 +5,35 @@ import PackageDescription
 /// the routing core runs on one event loop, so release builds skip them.
 let fastRelease: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioLocks = Target.Dependency.product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+let nioEmbedded = Target.Dependency.product(name: "NIOEmbedded", package: "swift-nio")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+// The layers, bottom up (each module's README says what it owns):
+//   DAgentWire                    protobuf types, framing, batching, msgq codecs
+//   DAgentRouting                 the pure routing core (no I/O)
+//   DAgentLink                    what every link is to the node (LinkIO)
+//   DAgentMsgq                    System V message-queue links, the name table, MsgqEventLoop
+//   DAgentNode                    the NIO driver: TCP links, config, tree queries, the node API
+//   DAgentRaft                    the pure Raft core (no I/O)
+//   DAgentRaftStorage             WAL, snapshots, disk storage
+//   DAgentState                   the KV + name directory state machine (pure)
+//   DAgentRoot                    a root-group replica: Raft on a node, DCF bootstrap, @state
+//   CPyHost / DAgentPython        the embedded CPython plugin host (the only libpython users)
+//   CDAgent / CDAgentCore         the C API that SWIG wraps for standalone Python
+//   DAgentCLI, dagent             the shipped CLI
+//   dagent-bench                  load generators and peer comparisons (not shipped in dagent)
+// `scripts/check-layers` fails the tests if a pure module imports platform code.
 let package = Package(
     name: "dagent",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "dagent", targets: ["dagent"]),
-        .library(name: "DCNode", targets: ["DCNode"]),
+        .executable(name: "dagent-bench", targets: ["dagent-bench"]),
+        .library(name: "DAgentNode", targets: ["DAgentNode"]),
         .library(name: "DAgentWire", targets: ["DAgentWire"]),
         .library(name: "DAgentRaft", targets: ["DAgentRaft"]),
         // The C API for standalone Python (SWIG) and C programs. Must not link libpython.
@@ -18,38 +41,48 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
-        // Generated protobuf types, frame codec. No routing, no sockets.
+        // Generated protobuf types, frame codec, batching, msgq codecs. No routing, no sockets.
         .target(
             name: "DAgentWire",
-            dependencies: [
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf"), nioCore],
+            exclude: ["README.md"],
+            swiftSettings: fastRelease
+        ),
+        // The pure routing core: registration, routes and cache, send queues, RPC table, timers as inputs.
+        .target(
+            name: "DAgentRouting",
+            dependencies: ["DAgentWire", nioCore],
+            exclude: ["README.md"],
+            swiftSettings: fastRelease
+        ),
+        // The outbound side of a link, whatever carries it.
+        .target(
+            name: "DAgentLink",
+            dependencies: ["DAgentWire", nioCore],
             exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
         // System V IPC helpers (msgbuf layout, seqlock memory ordering). C, no state.
         .target(name: "CDAgentIPC"),
-        // The node: routing core (pure), links (TCP, System V message queues), timers, RPC, queues.
+        // Leaves and agents on System V message queues: links, the shared name table, MsgqEventLoop.
         .target(
-            name: "DCNode",
+            name: "DAgentMsgq",
+            dependencies: ["DAgentRouting", "DAgentLink", "DAgentWire", "CDAgentIPC", nioCore, nioLocks, logging],
+            exclude: ["README.md"],
+            swiftSettings: fastRelease
+        ),
+        // The NIO driver of one node: TCP links, config, tree queries, the public node API.
+        .target(
+            name: "DAgentNode",
             dependencies: [
-                "DAgentWire",
-                "CDAgentIPC",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire",
+                nioCore, nioLocks, nioPosix, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"],
@@ -58,16 +91,28 @@ let package = Package(
         // Deterministic Raft core (etcd-io/raft style): no I/O, no dependencies.
         .target(
             name: "DAgentRaft",
-            exclude: ["README.md", "State/README.md"],
+            exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
-        // A root-group replica: a top node running Raft and serving `@state`.
+        // Raft's durable storage: the fsync'd WAL, snapshots, DiskStorage.
+        .target(
+            name: "DAgentRaftStorage",
+            dependencies: ["DAgentRaft"],
+            exclude: ["README.md"],
+            swiftSettings: fastRelease
+        ),
+        // The replicated state machine: KV with revisions, leases, locks, watches; the name directory.
+        .target(
+            name: "DAgentState",
+            exclude: ["README.md"],
+            swiftSettings: fastRelease
+        ),
+        // A root-group replica: a top node running Raft, serving `@state`; the DCF bootstrap.
         .target(
             name: "DAgentRoot",
             dependencies: [
-                "DCNode", "DAgentRaft", "DAgentWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                "DAgentNode", "DAgentRouting", "DAgentRaft", "DAgentRaftStorage", "DAgentState", "DAgentWire",
+                nioCore, logging,
             ],
             exclude: ["README.md"]
         ),
@@ -86,14 +131,12 @@ let package = Package(
             exclude: ["README.md"]
         ),
         // The embedded plugin host: the plugin thread, batches, watchdog, reload, stats.
-        // Links libpython (through CPyHost); only the `dagent` executable depends on it.
+        // Links libpython (through CPyHost); only the executables depend on it.
         .target(
             name: "DAgentPython",
             dependencies: [
-                "CPyHost", "DCNode", "DAgentWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                "CPyHost", "DAgentNode", "DAgentWire",
+                nioCore, nioLocks, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"]
@@ -103,16 +146,15 @@ let package = Package(
             name: "CDAgent",
             path: "Sources/CDAgent"
         ),
-        // The C API's Swift half: @_cdecl functions over DCNode. No Python here.
+        // The C API's Swift half: @_cdecl functions over DAgentNode. No Python here.
         .target(
             name: "CDAgentCore",
-            dependencies: [
-                "CDAgent", "DCNode", "DAgentWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["CDAgent", "DAgentNode", "DAgentWire", nioCore, nioPosix, nioLocks, logging]
+        ),
+        // What the `dagent` and `dagent-bench` executables share: joining the tree as a one-shot node.
+        .target(
+            name: "DAgentCLI",
+            dependencies: ["DAgentNode", "DAgentWire", argumentParser, logging, nioCore, nioPosix]
         ),
         // Process helpers in C for the deploy supervisor: posix_spawn with file/signal actions, prctl.
         .target(name: "CDAgentProc"),
@@ -121,66 +163,46 @@ let package = Package(
         // No routing, no NIO: the CLI wires it to a node.
         .target(
             name: "DAgentDeploy",
-            dependencies: [
-                "CDAgentProc",
-                .product(name: "Yams", package: "Yams"),
-            ],
+            dependencies: ["CDAgentProc", .product(name: "Yams", package: "Yams")],
             exclude: ["README.md"]
         ),
         // The `dagent` command-line tool.
         .executableTarget(
             name: "dagent",
             dependencies: [
-                "DCNode", "DAgentRoot", "DAgentRaft",
-                "DAgentWire",
-                "DAgentPython", "DAgentDeploy",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState",
+                "DAgentWire", "DAgentPython", "DAgentDeploy", "CDAgentProc",
+                argumentParser, logging, nioCore, nioPosix,
             ]
         ),
-        .testTarget(
-            name: "DAgentWireTests",
+        // Load generators and peer drivers for `scripts/bench` (not part of the shipped CLI).
+        .executableTarget(
+            name: "dagent-bench",
             dependencies: [
-                "DAgentWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentWire", "DAgentPython",
+                argumentParser, logging, nioCore, nioPosix, nioLocks,
             ]
         ),
-        .testTarget(
-            name: "DCNodeTests",
-            dependencies: [
-                "DCNode", "DAgentWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ]
-        ),
+        // What several test targets share: temporary directories, disk helpers.
+        .target(name: "DAgentTestSupport", path: "Tests/DAgentTestSupport"),
+        .testTarget(name: "DAgentWireTests", dependencies: ["DAgentWire", nioCore, nioEmbedded]),
+        .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
+        .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
+        .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire"]),
         .testTarget(
             name: "DAgentRaftTests",
-            dependencies: ["DAgentRaft"],
+            dependencies: ["DAgentRaft", "DAgentRaftStorage", "DAgentTestSupport"],
             // Scenario scripts are read at runtime via #filePath, not bundled.
             exclude: ["testdata"]
         ),
-        // The replicated KV + name directory state machine (pure).
-        .testTarget(
-            name: "DAgentStateTests",
-            dependencies: ["DAgentRaft"]
-        ),
+        .testTarget(name: "DAgentStateTests", dependencies: ["DAgentState"]),
+        .testTarget(name: "DAgentRootTests", dependencies: ["DAgentRoot", "DAgentRaft", "DAgentTestSupport"]),
         // The topology parser and the supervisor state machine (pure), spawner and logs (real processes).
-        .testTarget(
-            name: "DAgentDeployTests",
-            dependencies: ["DAgentDeploy"]
-        ),
+        .testTarget(name: "DAgentDeployTests", dependencies: ["DAgentDeploy"]),
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: [
-                "DAgentWire", "DCNode",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            dependencies: ["DAgentWire", "DAgentNode", "DAgentMsgq", nioCore, nioPosix]
         ),
     ],
     swiftLanguageModes: [.v5]

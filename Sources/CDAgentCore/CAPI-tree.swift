@@ -1,11 +1,12 @@
 import CDAgent
 import DAgentWire
-import DCNode
 import Foundation
 import NIOCore
 import NIOPosix
+import DAgentNode
+import DAgentRouting
 
-// `dagent tree` through the C API: what a node sees, rendered by DCNode's
+// `dagent tree` through the C API: what a node sees, rendered by DAgentNode's
 // TreeRender as the CLI prints it (text or JSON). The result is a malloc'd,
 // NUL-terminated string the caller frees with dagent_free.
 

@@ -1,10 +1,11 @@
 import CDAgent
 import DAgentWire
-import DCNode
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import DAgentNode
+import DAgentRouting
 
 // The C API of Sources/CDAgent/include/cdagent.h. A `dagent_node *` is an
 // unmanaged, retained `Handle`. Messages from the node's event loop go into a
@@ -82,14 +83,14 @@ private let stderrLogger: Logger = {
 }()
 
 @discardableResult
-func fail(_ code: Int32, _ message: String) -> Int32 {
+package func fail(_ code: Int32, _ message: String) -> Int32 {
     var m = message
     return m.withUTF8 { p in
         p.withMemoryRebound(to: CChar.self) { cdagent_fail(code, $0.baseAddress, $0.count) }
     }
 }
 
-func fail(_ error: Error) -> Int32 {
+package func fail(_ error: Error) -> Int32 {
     if let e = error as? DAgentError { return fail(Int32(e.code.rawValue), e.reason) }
     if let e = error as? ConfigError { return fail(Int32(DAGENT_E_CONFIG), e.message) }
     return fail(Int32(DAGENT_E_STATE), "\(error)")

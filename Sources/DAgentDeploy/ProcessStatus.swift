@@ -22,14 +22,22 @@ public struct ProcessStatus: Sendable, Equatable, Codable {
     public var logTail: String
     /// The fingerprint of what it runs (see `ProcessSpec.fingerprint`).
     public var fingerprint: String
+    /// Its name answered in the tree during this run.
+    public var registered: Bool
+    /// Running and either registered or up for `min_uptime`: `up` stops waiting for it.
+    public var ready: Bool
+
+    /// True when `up` may stop waiting: ready, or it will not run without help.
+    public var isSettled: Bool { state == .running ? ready : state.isSettled }
 
     enum CodingKeys: String, CodingKey {
         case name, agent, state, pid, restarts, uptime, lastExit = "last_exit", waitingFor = "waiting_for"
-        case nextStartIn = "next_start_in", adopted, log, logTail = "log_tail", fingerprint
+        case nextStartIn = "next_start_in", adopted, log, logTail = "log_tail", fingerprint, registered, ready
     }
 
     public init(name: String, agent: String, state: ProcessState, pid: Int32?, restarts: Int, uptime: Double, lastExit: String,
-                waitingFor: [String], nextStartIn: Double?, adopted: Bool, log: String, logTail: String, fingerprint: String) {
+                waitingFor: [String], nextStartIn: Double?, adopted: Bool, log: String, logTail: String, fingerprint: String,
+                registered: Bool = false, ready: Bool = false) {
         self.name = name
         self.agent = agent
         self.state = state
@@ -43,6 +51,8 @@ public struct ProcessStatus: Sendable, Equatable, Codable {
         self.log = log
         self.logTail = logTail
         self.fingerprint = fingerprint
+        self.registered = registered
+        self.ready = ready
     }
 }
 

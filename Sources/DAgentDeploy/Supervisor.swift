@@ -38,6 +38,10 @@ public final class Supervisor: @unchecked Sendable {
         var lastDepCheck = -Double.infinity
         var waitingFor: [String] = []
         var removing = false
+        /// Its name answered in the tree during this run.
+        var registered = false
+        var regCheckInFlight = false
+        var lastRegCheck = -Double.infinity
     }
     var entries: [String: Entry] = [:]
     var order: [String] = []
@@ -235,6 +239,7 @@ public final class Supervisor: @unchecked Sendable {
             if e.machine.state == .waiting && e.machine.wanted && !e.removing {
                 checkDependencies(name, &e, now: now)
             }
+            if e.machine.pid == nil { e.registered = false } else if !e.registered { checkRegistration(name, &e, now: now) }
             if e.machine != before { delegate?.supervisorChanged() }
             entries[name] = e
         }
@@ -281,6 +286,24 @@ public final class Supervisor: @unchecked Sendable {
                 self.handle(name, &e, e.machine.dependenciesReady(now: DeployClock.now()))
             }
             self.entries[name] = e
+        }
+    }
+
+    /// Asks whether a running process registered its name (for `ready` in status).
+    func checkRegistration(_ name: String, _ e: inout Entry, now: Double) {
+        guard !e.regCheckInFlight, now - e.lastRegCheck >= 0.05, let delegate, let pid = e.machine.pid else { return }
+        e.regCheckInFlight = true
+        e.lastRegCheck = now
+        delegate.checkRegistered(name) { ok in
+            self.queue.async {
+                guard var e = self.entries[name] else { return }
+                e.regCheckInFlight = false
+                if ok && e.machine.pid == pid && !e.registered {
+                    e.registered = true
+                    self.delegate?.supervisorChanged()
+                }
+                self.entries[name] = e
+            }
         }
     }
 
@@ -418,12 +441,13 @@ public final class Supervisor: @unchecked Sendable {
         return order.compactMap { n in
             guard let e = entries[n] else { return nil }
             let m = e.machine
+            let ready = m.pid != nil && m.state == .running && (e.registered || m.uptime(now: now) >= m.spec.minUptime)
             let failing = m.state == .crashLoop || m.state == .failed || (m.state == .backoff && m.lastExit != nil)
             return ProcessStatus(name: n, agent: owner, state: m.state, pid: m.pid, restarts: m.restarts,
                                  uptime: m.uptime(now: now), lastExit: m.lastExit?.description ?? "",
                                  waitingFor: m.state == .waiting ? e.waitingFor : [], nextStartIn: m.nextStartAt.map { max(0, $0 - now) },
                                  adopted: e.adopted, log: logPath(n), logTail: failing ? LogFile.tail(path: logPath(n), lines: 5) : "",
-                                 fingerprint: m.spec.fingerprint)
+                                 fingerprint: m.spec.fingerprint, registered: e.registered, ready: ready)
         }
     }
 }

@@ -1,8 +1,9 @@
 import CPyHost
 import DAgentWire
-import DCNode
 import Foundation
 import Logging
+import DAgentNode
+import DAgentRouting
 
 /// The C callbacks that `_dagent_host` (cpyhost.c) calls. Each recovers the
 /// host from `ctx` and runs on the plugin thread with the GIL held, except

@@ -1,8 +1,9 @@
 import DAgentWire
-import DCNode
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import DAgentNode
+import DAgentRouting
 
 /// What the plugin thread asks the event loop to do. Items are queued under a
 /// lock and performed in order by one task on the loop (scheduled only when

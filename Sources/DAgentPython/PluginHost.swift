@@ -1,10 +1,11 @@
 import CPyHost
 import DAgentWire
-import DCNode
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import DAgentNode
+import DAgentRouting
 
 /// The embedded CPython plugin host of one node.
 ///

@@ -1,6 +1,7 @@
-import DCNode
 import Foundation
 import Yams
+import DAgentNode
+import DAgentRouting
 
 /// What the plugin host needs: where plugins live, their config sections and
 /// the host's limits. Built from the `plugins:` section of the node's YAML

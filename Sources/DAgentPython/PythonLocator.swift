@@ -1,5 +1,6 @@
-import DCNode
 import Foundation
+import DAgentNode
+import DAgentRouting
 
 /// Finds the directory that holds the pure-Python `dagent` package
 /// (`python/dagent/` in the repository), which the embedded host imports.

@@ -1,10 +1,10 @@
-import Foundation
+import Synchronization
 
 /// In-memory `RaftStorage`. Used by tests and simulations as the "disk": everything
 /// written to it survives a simulated crash of the `RaftNode` that uses it.
 /// Thread-safe (guarded by a lock) so it can be inspected from another thread.
 public final class MemoryStorage: RaftStorage, @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Mutex(())
     private var hs = HardState()
     private var snap = Snapshot()
     /// `ents[0]` is a dummy entry at the snapshot index carrying the snapshot term.
@@ -19,9 +19,7 @@ public final class MemoryStorage: RaftStorage, @unchecked Sendable {
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
+        try lock.withLock { _ in try body() }
     }
 
     private var offset: UInt64 { ents[0].index }

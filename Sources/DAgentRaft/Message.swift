@@ -49,7 +49,7 @@ public enum MessageType: UInt8, Sendable, Codable, CaseIterable, CustomStringCon
     }
 
     /// The response type for a vote-like request.
-    var voteResponseType: MessageType {
+    package var voteResponseType: MessageType {
         self == .preVote ? .preVoteResponse : .voteResponse
     }
 }
@@ -123,4 +123,4 @@ public struct Message: Sendable, Equatable, Hashable, Codable, CustomStringConve
 
 /// Context marker on vote requests sent because of a leadership transfer; such requests
 /// bypass the leader lease of other voters.
-let campaignTransferContext: [UInt8] = Array("CampaignTransfer".utf8)
+package let campaignTransferContext: [UInt8] = Array("CampaignTransfer".utf8)

@@ -9,21 +9,21 @@ public enum ProgressState: String, Sendable, Equatable, Codable {
 }
 
 /// The leader's view of one follower's log.
-struct Progress: Equatable {
+package struct Progress: Equatable {
     /// Highest index known to be replicated on the follower.
-    var match: UInt64 = 0
+    package var match: UInt64 = 0
     /// Next index to send.
-    var next: UInt64
-    var state: ProgressState = .probe
+    package var next: UInt64
+    package var state: ProgressState = .probe
     /// Index of the snapshot being sent (snapshot state).
-    var pendingSnapshot: UInt64 = 0
+    package var pendingSnapshot: UInt64 = 0
     /// Heard from the follower since the last check-quorum round.
-    var recentActive = false
+    package var recentActive = false
     /// In probe state: an append was sent and not yet answered.
-    var probeSent = false
-    var inflights: Inflights
+    package var probeSent = false
+    package var inflights: Inflights
 
-    init(next: UInt64, match: UInt64 = 0, maxInflight: Int) {
+    package init(next: UInt64, match: UInt64 = 0, maxInflight: Int) {
         self.next = next
         self.match = match
         self.inflights = Inflights(capacity: maxInflight)
@@ -36,7 +36,7 @@ struct Progress: Equatable {
         inflights.reset()
     }
 
-    mutating func becomeProbe() {
+    package mutating func becomeProbe() {
         if state == .snapshot {
             let ps = pendingSnapshot
             resetState(.probe)
@@ -47,19 +47,19 @@ struct Progress: Equatable {
         }
     }
 
-    mutating func becomeReplicate() {
+    package mutating func becomeReplicate() {
         resetState(.replicate)
         next = match + 1
     }
 
-    mutating func becomeSnapshot(_ index: UInt64) {
+    package mutating func becomeSnapshot(_ index: UInt64) {
         resetState(.snapshot)
         pendingSnapshot = index
         next = index + 1
     }
 
     /// Records an ack for `n`. Returns true if `match` advanced.
-    mutating func maybeUpdate(_ n: UInt64) -> Bool {
+    package mutating func maybeUpdate(_ n: UInt64) -> Bool {
         var updated = false
         if match < n {
             match = n
@@ -72,7 +72,7 @@ struct Progress: Equatable {
 
     /// Handles a rejection of the append sent after `rejected`; `matchHint` is the
     /// highest index that may match. Returns false if the rejection is stale.
-    mutating func maybeDecrTo(rejected: UInt64, matchHint: UInt64) -> Bool {
+    package mutating func maybeDecrTo(rejected: UInt64, matchHint: UInt64) -> Bool {
         if state == .replicate {
             if rejected <= match { return false }
             next = match + 1
@@ -85,7 +85,7 @@ struct Progress: Equatable {
     }
 
     /// Whether sending appends to this follower is currently throttled.
-    var isPaused: Bool {
+    package var isPaused: Bool {
         switch state {
         case .probe: return probeSent
         case .replicate: return inflights.isFull
@@ -94,7 +94,7 @@ struct Progress: Equatable {
     }
 
     /// Bookkeeping after sending an append with `count` entries ending at `lastIndex`.
-    mutating func sentEntries(count: Int, lastIndex: UInt64) {
+    package mutating func sentEntries(count: Int, lastIndex: UInt64) {
         switch state {
         case .replicate:
             if count > 0 {

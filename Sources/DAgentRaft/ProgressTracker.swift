@@ -1,25 +1,25 @@
 /// Result of counting votes.
-enum VoteResult: Equatable {
+package enum VoteResult: Equatable {
     case pending, won, lost
 }
 
 /// Membership-aware bookkeeping: per-follower progress, votes, quorum math.
 /// All iteration is over sorted ids so behaviour is deterministic.
-struct ProgressTracker {
+package struct ProgressTracker {
     private(set) var membership: Membership
-    var progress: [NodeID: Progress] = [:]
-    var votes: [NodeID: Bool] = [:]
-    let maxInflight: Int
+    package var progress: [NodeID: Progress] = [:]
+    package var votes: [NodeID: Bool] = [:]
+    package let maxInflight: Int
 
-    init(membership: Membership, maxInflight: Int) {
+    package init(membership: Membership, maxInflight: Int) {
         self.membership = membership
         self.maxInflight = maxInflight
     }
 
-    var voters: [NodeID] { membership.voters }
+    package var voters: [NodeID] { membership.voters }
 
     /// Fresh progress for every voter (called on every term/role change).
-    mutating func resetProgress(lastIndex: UInt64, selfID: NodeID) {
+    package mutating func resetProgress(lastIndex: UInt64, selfID: NodeID) {
         progress = [:]
         for id in membership.voters {
             progress[id] = Progress(next: lastIndex + 1, match: id == selfID ? lastIndex : 0,
@@ -29,7 +29,7 @@ struct ProgressTracker {
 
     /// Switches membership, keeping progress of remaining members and adding fresh
     /// (recently active) progress for new ones.
-    mutating func setMembership(_ m: Membership, lastIndex: UInt64) {
+    package mutating func setMembership(_ m: Membership, lastIndex: UInt64) {
         membership = m
         for id in Array(progress.keys) where !m.contains(id) {
             progress[id] = nil
@@ -43,19 +43,19 @@ struct ProgressTracker {
     }
 
     /// The highest index replicated on a quorum of voters.
-    func committedIndex() -> UInt64 {
+    package func committedIndex() -> UInt64 {
         guard !voters.isEmpty else { return 0 }
         let matches = voters.map { progress[$0]?.match ?? 0 }.sorted(by: >)
         return matches[membership.quorum - 1]
     }
 
-    mutating func resetVotes() { votes = [:] }
+    package mutating func resetVotes() { votes = [:] }
 
-    mutating func recordVote(_ id: NodeID, granted: Bool) {
+    package mutating func recordVote(_ id: NodeID, granted: Bool) {
         if votes[id] == nil { votes[id] = granted }
     }
 
-    func tallyVotes() -> VoteResult {
+    package func tallyVotes() -> VoteResult {
         var granted = 0
         var rejected = 0
         for id in voters {
@@ -71,12 +71,12 @@ struct ProgressTracker {
     }
 
     /// Whether `ids` contains a quorum of voters.
-    func isQuorum(_ ids: Set<NodeID>) -> Bool {
+    package func isQuorum(_ ids: Set<NodeID>) -> Bool {
         voters.filter { ids.contains($0) }.count >= membership.quorum
     }
 
     /// Check-quorum: did a quorum (counting the leader itself) talk to us recently?
-    func quorumActive(selfID: NodeID) -> Bool {
+    package func quorumActive(selfID: NodeID) -> Bool {
         var active = Set<NodeID>()
         for id in voters where id == selfID || (progress[id]?.recentActive ?? false) {
             active.insert(id)
@@ -84,7 +84,7 @@ struct ProgressTracker {
         return isQuorum(active)
     }
 
-    mutating func resetRecentActive(selfID: NodeID) {
+    package mutating func resetRecentActive(selfID: NodeID) {
         for id in voters where id != selfID {
             progress[id]?.recentActive = false
         }

@@ -1,20 +1,20 @@
 /// Fatal storage failure: the core cannot continue safely (like etcd/raft, it traps).
-func storageFailure(_ error: Error) -> Never {
+package func storageFailure(_ error: Error) -> Never {
     fatalError("DAgentRaft: storage read failed: \(error)")
 }
 
 /// The Raft log as seen by the core: persisted entries (read through `RaftStorage`)
 /// followed by the unstable tail, plus the commit and applied indexes.
-struct RaftLog {
-    let storage: any RaftStorage
-    var unstable: Unstable
+package struct RaftLog {
+    package let storage: any RaftStorage
+    package var unstable: Unstable
     /// Highest index known to be committed.
-    var committed: UInt64
+    package var committed: UInt64
     /// Highest index handed to the application and acknowledged via `advance`.
-    var applied: UInt64
-    let maxApplyBytes: UInt64
+    package var applied: UInt64
+    package let maxApplyBytes: UInt64
 
-    init(storage: any RaftStorage, maxApplyBytes: UInt64) throws {
+    package init(storage: any RaftStorage, maxApplyBytes: UInt64) throws {
         self.storage = storage
         let first = try storage.firstIndex()
         let last = try storage.lastIndex()
@@ -24,18 +24,18 @@ struct RaftLog {
         self.maxApplyBytes = maxApplyBytes
     }
 
-    var firstIndex: UInt64 {
+    package var firstIndex: UInt64 {
         if let i = unstable.maybeFirstIndex { return i }
         do { return try storage.firstIndex() } catch { storageFailure(error) }
     }
 
-    var lastIndex: UInt64 {
+    package var lastIndex: UInt64 {
         if let i = unstable.maybeLastIndex { return i }
         do { return try storage.lastIndex() } catch { storageFailure(error) }
     }
 
     /// Term of the entry at `i`, or nil if it is compacted or beyond the last index.
-    func term(_ i: UInt64) -> UInt64? {
+    package func term(_ i: UInt64) -> UInt64? {
         let dummy = firstIndex - 1
         if i < dummy || i > lastIndex { return nil }
         if let t = unstable.maybeTerm(i) { return t }
@@ -48,21 +48,21 @@ struct RaftLog {
         }
     }
 
-    var lastTerm: UInt64 {
+    package var lastTerm: UInt64 {
         guard let t = term(lastIndex) else { fatalError("DAgentRaft: no term for last index \(lastIndex)") }
         return t
     }
 
-    func matchTerm(_ i: UInt64, _ t: UInt64) -> Bool { term(i) == t }
+    package func matchTerm(_ i: UInt64, _ t: UInt64) -> Bool { term(i) == t }
 
     /// Raft §5.4.1: a candidate's log (lastIndex, lastTerm) is at least as up to date as ours.
-    func isUpToDate(lastIndex li: UInt64, term t: UInt64) -> Bool {
+    package func isUpToDate(lastIndex li: UInt64, term t: UInt64) -> Bool {
         let myTerm = lastTerm
         return t > myTerm || (t == myTerm && li >= lastIndex)
     }
 
     /// Index of the first entry in `ents` that is new or conflicts with the log, or 0.
-    func findConflict(_ ents: [Entry]) -> UInt64 {
+    package func findConflict(_ ents: [Entry]) -> UInt64 {
         for e in ents where !matchTerm(e.index, e.term) {
             return e.index
         }
@@ -71,7 +71,7 @@ struct RaftLog {
 
     /// The largest index `<= index` whose term is `<= term`, with that term (0 if unknown).
     /// Used for fast log-conflict backtracking.
-    func findConflictByTerm(index: UInt64, term: UInt64) -> (index: UInt64, term: UInt64) {
+    package func findConflictByTerm(index: UInt64, term: UInt64) -> (index: UInt64, term: UInt64) {
         var i = index
         while true {
             guard let t = self.term(i) else { return (i, 0) }
@@ -83,7 +83,7 @@ struct RaftLog {
 
     /// Appends `ents` after (`index`, `logTerm`) if that entry matches. Returns the index
     /// of the last new entry, or nil on mismatch. Does not move the commit index.
-    mutating func maybeAppend(index: UInt64, logTerm: UInt64, entries ents: [Entry]) -> UInt64? {
+    package mutating func maybeAppend(index: UInt64, logTerm: UInt64, entries ents: [Entry]) -> UInt64? {
         guard matchTerm(index, logTerm) else { return nil }
         let lastNew = index + UInt64(ents.count)
         let ci = findConflict(ents)
@@ -95,7 +95,7 @@ struct RaftLog {
     }
 
     @discardableResult
-    mutating func append(_ ents: [Entry]) -> UInt64 {
+    package mutating func append(_ ents: [Entry]) -> UInt64 {
         guard let first = ents.first else { return lastIndex }
         precondition(first.index > committed, "DAgentRaft: append at \(first.index) would overwrite committed \(committed)")
         unstable.truncateAndAppend(ents)
@@ -103,13 +103,13 @@ struct RaftLog {
     }
 
     /// Entries from `lo` to the end, limited by `maxBytes`; nil if `lo` is compacted.
-    func entries(from lo: UInt64, maxBytes: UInt64) -> [Entry]? {
+    package func entries(from lo: UInt64, maxBytes: UInt64) -> [Entry]? {
         if lo > lastIndex { return [] }
         return slice(lo, lastIndex + 1, maxBytes: maxBytes)
     }
 
     /// Entries in `[lo, hi)` limited by `maxBytes` (at least one); nil if `lo` is compacted.
-    func slice(_ lo: UInt64, _ hi: UInt64, maxBytes: UInt64) -> [Entry]? {
+    package func slice(_ lo: UInt64, _ hi: UInt64, maxBytes: UInt64) -> [Entry]? {
         if lo < firstIndex { return nil }
         precondition(hi <= lastIndex + 1, "DAgentRaft: slice [\(lo),\(hi)) beyond last index \(lastIndex)")
         if lo >= hi { return [] }
@@ -131,12 +131,12 @@ struct RaftLog {
         return limitSize(result, maxBytes)
     }
 
-    var hasNextCommittedEntries: Bool {
+    package var hasNextCommittedEntries: Bool {
         unstable.snapshot == nil && committed > max(applied, firstIndex - 1)
     }
 
     /// Committed entries not yet applied (none while a snapshot is pending).
-    func nextCommittedEntries() -> [Entry] {
+    package func nextCommittedEntries() -> [Entry] {
         guard hasNextCommittedEntries else { return [] }
         let lo = max(applied + 1, firstIndex)
         guard let ents = slice(lo, committed + 1, maxBytes: maxApplyBytes) else {
@@ -145,23 +145,23 @@ struct RaftLog {
         return ents
     }
 
-    mutating func appliedTo(_ i: UInt64) {
+    package mutating func appliedTo(_ i: UInt64) {
         guard i > applied else { return }
         precondition(i <= committed, "DAgentRaft: applied \(i) beyond commit \(committed)")
         applied = i
     }
 
-    mutating func stableTo(index: UInt64, term: UInt64) { unstable.stableTo(index: index, term: term) }
-    mutating func stableSnapTo(_ i: UInt64) { unstable.stableSnapTo(i) }
+    package mutating func stableTo(index: UInt64, term: UInt64) { unstable.stableTo(index: index, term: term) }
+    package mutating func stableSnapTo(_ i: UInt64) { unstable.stableSnapTo(i) }
 
     /// Replaces the log with an incoming snapshot.
-    mutating func restore(_ s: Snapshot) {
+    package mutating func restore(_ s: Snapshot) {
         committed = s.metadata.index
         unstable.restore(s)
     }
 
     /// The snapshot to send to a lagging follower, or nil if temporarily unavailable.
-    func snapshot() -> Snapshot? {
+    package func snapshot() -> Snapshot? {
         if let s = unstable.snapshot { return s }
         do {
             return try storage.snapshot()
@@ -174,7 +174,7 @@ struct RaftLog {
 }
 
 /// Keeps a prefix of `ents` whose total size is within `maxBytes` (at least one entry).
-func limitSize(_ ents: [Entry], _ maxBytes: UInt64) -> [Entry] {
+package func limitSize(_ ents: [Entry], _ maxBytes: UInt64) -> [Entry] {
     guard !ents.isEmpty else { return ents }
     var size = ents[0].byteSize
     var n = 1

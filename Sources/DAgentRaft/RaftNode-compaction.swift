@@ -22,7 +22,7 @@ extension RaftNode {
     }
 
     /// Membership in effect at `index` (which must be <= commit).
-    func membership(at index: UInt64) -> Membership {
+    package func membership(at index: UInt64) -> Membership {
         membershipHistory.last(where: { $0.index <= index })?.membership ?? membershipHistory[0].membership
     }
 }

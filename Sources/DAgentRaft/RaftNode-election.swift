@@ -1,10 +1,10 @@
 /// Role transitions, timers and elections (pre-vote, vote, check-quorum).
 extension RaftNode {
-    enum CampaignKind {
+    package enum CampaignKind {
         case preElection, election, transfer
     }
 
-    func resetRandomizedElectionTimeout() {
+    package func resetRandomizedElectionTimeout() {
         if let fixed = electionTimeoutOverride {
             randomizedElectionTimeout = fixed
             return
@@ -13,13 +13,13 @@ extension RaftNode {
     }
 
     /// Test hook: use a fixed election timeout from now on.
-    func setElectionTimeoutForTesting(_ ticks: Int) {
+    package func setElectionTimeoutForTesting(_ ticks: Int) {
         electionTimeoutOverride = ticks
         randomizedElectionTimeout = ticks
     }
 
     /// Common reset on every role change.
-    func reset(term newTerm: UInt64) {
+    package func reset(term newTerm: UInt64) {
         if term != newTerm {
             term = newTerm
             vote = noNode
@@ -36,13 +36,13 @@ extension RaftNode {
         pendingReadIndexMessages = []
     }
 
-    func becomeFollower(term newTerm: UInt64, leader newLeader: NodeID) {
+    package func becomeFollower(term newTerm: UInt64, leader newLeader: NodeID) {
         reset(term: newTerm)
         leader = newLeader
         role = .follower
     }
 
-    func becomePreCandidate() {
+    package func becomePreCandidate() {
         precondition(role != .leader, "DAgentRaft: leader cannot become pre-candidate")
         // Pre-vote does not change term or vote.
         tracker.resetVotes()
@@ -50,14 +50,14 @@ extension RaftNode {
         role = .preCandidate
     }
 
-    func becomeCandidate() {
+    package func becomeCandidate() {
         precondition(role != .leader, "DAgentRaft: leader cannot become candidate")
         reset(term: term + 1)
         vote = id
         role = .candidate
     }
 
-    func becomeLeader() {
+    package func becomeLeader() {
         precondition(role == .candidate, "DAgentRaft: only a candidate can become leader")
         reset(term: term)
         leader = id
@@ -69,7 +69,7 @@ extension RaftNode {
         appendEntries([Entry(type: .noop)])
     }
 
-    func tickElection() {
+    package func tickElection() {
         electionElapsed += 1
         if promotable && electionElapsed >= randomizedElectionTimeout {
             electionElapsed = 0
@@ -77,7 +77,7 @@ extension RaftNode {
         }
     }
 
-    func tickHeartbeat() {
+    package func tickHeartbeat() {
         if !promotable {
             // Safety net: a leader whose removal has committed steps down.
             becomeFollower(term: term, leader: noNode)
@@ -105,7 +105,7 @@ extension RaftNode {
     }
 
     /// Election timeout (or explicit campaign / TimeoutNow).
-    func hup(transfer: Bool) {
+    package func hup(transfer: Bool) {
         guard role != .leader else { return }
         guard promotable else { return }
         if transfer {
@@ -117,7 +117,7 @@ extension RaftNode {
         }
     }
 
-    func campaign(_ kind: CampaignKind) {
+    package func campaign(_ kind: CampaignKind) {
         guard promotable else { return }
         let voteType: MessageType
         let voteTerm: UInt64
@@ -145,7 +145,7 @@ extension RaftNode {
     }
 
     /// Vote and pre-vote requests (after term handling in `step`).
-    func handleVoteRequest(_ m: Message) {
+    package func handleVoteRequest(_ m: Message) {
         // We can vote for the sender if we already voted for it, or we have not voted and
         // know no leader in this term, or it is a pre-vote for a future term.
         let canVote = vote == m.from
@@ -163,7 +163,7 @@ extension RaftNode {
     }
 
     /// Vote responses while (pre-)candidate.
-    func handleVoteResponse(_ m: Message) {
+    package func handleVoteResponse(_ m: Message) {
         if role == .preCandidate {
             guard m.type == .preVoteResponse else { return }
             // Only grants for the term we are pre-campaigning for count.

@@ -2,7 +2,7 @@
 /// it takes effect on every node when the entry commits. A leader allows only one
 /// uncommitted change at a time and only after it committed an entry of its own term.
 extension RaftNode {
-    func validateConfChange(_ cc: ConfChange) throws {
+    package func validateConfChange(_ cc: ConfChange) throws {
         if pendingConfIndex > log.committed || !committedEntryInCurrentTerm {
             throw RaftError.confChangePending
         }
@@ -18,7 +18,7 @@ extension RaftNode {
     }
 
     /// Applies a committed conf-change entry to the tracker.
-    func applyConfChange(entry e: Entry) {
+    package func applyConfChange(entry e: Entry) {
         guard let cc = try? ConfChange(bytes: e.data) else {
             fatalError("DAgentRaft: committed conf change at \(e.index) is undecodable")
         }

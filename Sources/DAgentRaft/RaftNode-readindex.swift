@@ -2,10 +2,10 @@
 /// confirms it is still leader with a heartbeat round acknowledged by a quorum, and then
 /// answers. A new leader first waits until it has committed an entry of its own term.
 extension RaftNode {
-    var committedEntryInCurrentTerm: Bool { log.term(log.committed) == term }
+    package var committedEntryInCurrentTerm: Bool { log.term(log.committed) == term }
 
     /// Leader: handles a local or forwarded ReadIndex request.
-    func handleReadIndex(_ m: Message) {
+    package func handleReadIndex(_ m: Message) {
         guard role == .leader else { return }
         if tracker.voters == [id] {
             // Single-voter cluster: our commit index is authoritative.
@@ -27,7 +27,7 @@ extension RaftNode {
         bcastHeartbeat()
     }
 
-    func respondToReadIndex(_ req: Message, index: UInt64) {
+    package func respondToReadIndex(_ req: Message, index: UInt64) {
         if req.from == noNode || req.from == id {
             readStates.append(ReadState(index: index, context: req.context))
         } else {
@@ -35,7 +35,7 @@ extension RaftNode {
         }
     }
 
-    func releasePendingReadIndexMessages() {
+    package func releasePendingReadIndexMessages() {
         guard role == .leader, !pendingReadIndexMessages.isEmpty, committedEntryInCurrentTerm else { return }
         let pending = pendingReadIndexMessages
         pendingReadIndexMessages = []

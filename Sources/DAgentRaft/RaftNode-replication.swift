@@ -4,7 +4,7 @@ extension RaftNode {
     // MARK: Leader side
 
     /// Appends entries of the current term to the leader's log and replicates them.
-    func appendEntries(_ ents: [Entry]) {
+    package func appendEntries(_ ents: [Entry]) {
         var ents = ents
         let li = log.lastIndex
         for i in ents.indices {
@@ -19,7 +19,7 @@ extension RaftNode {
         bcastAppend()
     }
 
-    func bcastAppend() {
+    package func bcastAppend() {
         for peer in tracker.voters where peer != id {
             _ = sendAppend(to: peer)
         }
@@ -28,7 +28,7 @@ extension RaftNode {
     /// Sends an append (or a snapshot when the needed entries are compacted) to `peer`.
     /// Returns whether a message was sent.
     @discardableResult
-    func sendAppend(to peer: NodeID, sendIfEmpty: Bool = true) -> Bool {
+    package func sendAppend(to peer: NodeID, sendIfEmpty: Bool = true) -> Bool {
         guard let pr = tracker.progress[peer], !pr.isPaused else { return false }
         let prevIndex = pr.next - 1
         guard let prevTerm = log.term(prevIndex),
@@ -42,21 +42,21 @@ extension RaftNode {
         return true
     }
 
-    func sendSnapshot(to peer: NodeID) -> Bool {
+    package func sendSnapshot(to peer: NodeID) -> Bool {
         guard let snap = log.snapshot(), !snap.isEmpty else { return false }
         send(Message(type: .snapshot, to: peer, snapshot: snap))
         tracker.progress[peer]!.becomeSnapshot(snap.metadata.index)
         return true
     }
 
-    func bcastHeartbeat() {
+    package func bcastHeartbeat() {
         let ctx = readOnly.lastPendingContext ?? []
         for peer in tracker.voters where peer != id {
             sendHeartbeat(to: peer, context: ctx)
         }
     }
 
-    func sendHeartbeat(to peer: NodeID, context: [UInt8]) {
+    package func sendHeartbeat(to peer: NodeID, context: [UInt8]) {
         // Never tell a follower to commit beyond what it is known to have.
         let commit = min(tracker.progress[peer]?.match ?? 0, log.committed)
         send(Message(type: .heartbeat, to: peer, commit: commit, context: context))
@@ -65,7 +65,7 @@ extension RaftNode {
     /// Commit rule (§5.3, §5.4.2): advance commit to the highest index replicated on a
     /// quorum, but only if that entry is from the current term (Figure 8).
     /// Loops because committing a membership change can change the quorum.
-    func maybeCommit() -> Bool {
+    package func maybeCommit() -> Bool {
         var advanced = false
         while true {
             let mci = tracker.committedIndex()
@@ -76,11 +76,11 @@ extension RaftNode {
     }
 
     /// Follow-ups after the leader's commit index moved.
-    func afterLeaderCommit() {
+    package func afterLeaderCommit() {
         releasePendingReadIndexMessages()
     }
 
-    func handleAppendResponse(_ m: Message) {
+    package func handleAppendResponse(_ m: Message) {
         guard tracker.progress[m.from] != nil else { return }
         tracker.progress[m.from]!.recentActive = true
         if m.reject {
@@ -134,7 +134,7 @@ extension RaftNode {
         }
     }
 
-    func handleHeartbeatResponse(_ m: Message) {
+    package func handleHeartbeatResponse(_ m: Message) {
         guard var pr = tracker.progress[m.from] else { return }
         pr.recentActive = true
         pr.probeSent = false
@@ -152,7 +152,7 @@ extension RaftNode {
 
     // MARK: Follower side
 
-    func handleAppendEntries(_ m: Message) {
+    package func handleAppendEntries(_ m: Message) {
         if m.index < log.committed {
             send(Message(type: .appendResponse, to: m.from, index: log.committed))
             return
@@ -170,13 +170,13 @@ extension RaftNode {
         }
     }
 
-    func handleHeartbeat(_ m: Message) {
+    package func handleHeartbeat(_ m: Message) {
         // The leader sends min(match, commit), so entries up to it are ours already.
         if m.commit <= log.lastIndex { commitTo(m.commit) }
         send(Message(type: .heartbeatResponse, to: m.from, context: m.context))
     }
 
-    func handleSnapshot(_ m: Message) {
+    package func handleSnapshot(_ m: Message) {
         guard let snap = m.snapshot else { return }
         if restore(snap) {
             send(Message(type: .appendResponse, to: m.from, index: log.lastIndex))
@@ -186,7 +186,7 @@ extension RaftNode {
     }
 
     /// Installs `snap` if it is ahead of us. Returns false if it was not needed.
-    func restore(_ snap: Snapshot) -> Bool {
+    package func restore(_ snap: Snapshot) -> Bool {
         let meta = snap.metadata
         if meta.index <= log.committed { return false }
         if log.matchTerm(meta.index, meta.term) {
@@ -204,7 +204,7 @@ extension RaftNode {
     // MARK: Commit
 
     /// Moves the commit index forward and applies committed membership changes.
-    func commitTo(_ index: UInt64) {
+    package func commitTo(_ index: UInt64) {
         guard index > log.committed else { return }
         precondition(index <= log.lastIndex, "DAgentRaft: commit \(index) beyond last index \(log.lastIndex)")
         let old = log.committed

@@ -50,7 +50,7 @@ extension RaftNode {
         }
     }
 
-    func stepLeader(_ m: Message) {
+    package func stepLeader(_ m: Message) {
         switch m.type {
         case .propose:
             // Forwarded proposal: accepted if possible, silently dropped otherwise.
@@ -79,7 +79,7 @@ extension RaftNode {
         }
     }
 
-    func stepCandidate(_ m: Message) {
+    package func stepCandidate(_ m: Message) {
         switch m.type {
         case .append:
             becomeFollower(term: m.term, leader: m.from)
@@ -97,7 +97,7 @@ extension RaftNode {
         }
     }
 
-    func stepFollower(_ m: Message) {
+    package func stepFollower(_ m: Message) {
         switch m.type {
         case .append:
             electionElapsed = 0
@@ -124,7 +124,7 @@ extension RaftNode {
     }
 
     /// Appends and replicates a leader's local proposal.
-    func proposeLocal(_ ents: [Entry]) throws {
+    package func proposeLocal(_ ents: [Entry]) throws {
         switch role {
         case .leader:
             guard tracker.progress[id] != nil else { throw RaftError.proposalDropped(.notMember) }

@@ -1,7 +1,7 @@
 /// Leadership transfer (Raft thesis §3.10): the leader stops accepting proposals, brings
 /// the target up to date, then sends it TimeoutNow so it campaigns immediately.
 extension RaftNode {
-    func handleTransferLeader(target: NodeID) {
+    package func handleTransferLeader(target: NodeID) {
         guard role == .leader, tracker.membership.contains(target) else { return }
         if leadTransferee != noNode {
             if leadTransferee == target { return } // already in progress
@@ -18,11 +18,11 @@ extension RaftNode {
         }
     }
 
-    func sendTimeoutNow(to peer: NodeID) {
+    package func sendTimeoutNow(to peer: NodeID) {
         send(Message(type: .timeoutNow, to: peer))
     }
 
-    func abortLeaderTransfer() {
+    package func abortLeaderTransfer() {
         leadTransferee = noNode
     }
 }

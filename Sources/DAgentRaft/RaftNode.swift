@@ -17,42 +17,42 @@
 public final class RaftNode {
     /// This node's id.
     public let id: NodeID
-    let config: RaftConfig
-    var log: RaftLog
-    var tracker: ProgressTracker
+    package let config: RaftConfig
+    package var log: RaftLog
+    package var tracker: ProgressTracker
 
     /// Current term.
-    public internal(set) var term: UInt64 = 0
+    public package(set) var term: UInt64 = 0
     /// Vote cast in the current term (0 = none).
-    public internal(set) var vote: NodeID = noNode
+    public package(set) var vote: NodeID = noNode
     /// Current role.
-    public internal(set) var role: RaftRole = .follower
+    public package(set) var role: RaftRole = .follower
     /// Leader this node follows (0 = unknown).
-    public internal(set) var leader: NodeID = noNode
+    public package(set) var leader: NodeID = noNode
 
     /// Membership changes applied so far (index at which each took effect), used to
     /// record the right membership in locally taken snapshots.
-    var membershipHistory: [(index: UInt64, membership: Membership)] = []
+    package var membershipHistory: [(index: UInt64, membership: Membership)] = []
 
-    var msgs: [Message] = []
-    var readStates: [ReadState] = []
-    var readOnly = ReadOnly()
+    package var msgs: [Message] = []
+    package var readStates: [ReadState] = []
+    package var readOnly = ReadOnly()
     /// ReadIndex requests received before this leader committed an entry of its term.
-    var pendingReadIndexMessages: [Message] = []
+    package var pendingReadIndexMessages: [Message] = []
 
-    var electionElapsed = 0
-    var heartbeatElapsed = 0
-    var randomizedElectionTimeout = 0
-    var leadTransferee: NodeID = noNode
+    package var electionElapsed = 0
+    package var heartbeatElapsed = 0
+    package var randomizedElectionTimeout = 0
+    package var leadTransferee: NodeID = noNode
     /// Index of the latest membership-change entry proposed by this leader.
-    var pendingConfIndex: UInt64 = 0
-    var rng: SplitMix64
+    package var pendingConfIndex: UInt64 = 0
+    package var rng: SplitMix64
     /// Test hook (internal): a fixed election timeout instead of a randomized one.
-    var electionTimeoutOverride: Int?
+    package var electionTimeoutOverride: Int?
 
-    var prevHardState: HardState
-    var prevSoftState: SoftState
-    var readyOutstanding = false
+    package var prevHardState: HardState
+    package var prevSoftState: SoftState
+    package var readyOutstanding = false
 
     /// Creates a node from the durable state in `storage` (empty storage = a node that
     /// joins an existing cluster; bootstrapped storage = a founding member; anything else
@@ -121,11 +121,11 @@ public final class RaftNode {
         log.slice(lo, min(hi, log.lastIndex + 1), maxBytes: .max)
     }
 
-    var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
-    var softState: SoftState { SoftState(leader: leader, role: role) }
+    package var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
+    package var softState: SoftState { SoftState(leader: leader, role: role) }
 
     /// Whether this node may campaign (it is a voter).
-    var promotable: Bool { tracker.membership.contains(id) }
+    package var promotable: Bool { tracker.membership.contains(id) }
 
     /// Diagnostic snapshot of the node's state.
     public var status: RaftStatus {
@@ -226,7 +226,7 @@ public final class RaftNode {
     // MARK: - Sending
 
     /// Queues `m` for the next `Ready`, stamping sender and term.
-    func send(_ m: Message) {
+    package func send(_ m: Message) {
         var m = m
         m.from = id
         switch m.type {

@@ -33,7 +33,7 @@ public struct Entry: Sendable, Equatable, Hashable, Codable {
     }
 
     /// Approximate size used for batching limits (payload plus a fixed header estimate).
-    var byteSize: UInt64 { UInt64(data.count) + 16 }
+    package var byteSize: UInt64 { UInt64(data.count) + 16 }
 }
 
 /// State that must be durably persisted before any message of the same `Ready` is sent.

@@ -1,23 +1,23 @@
 /// Log entries (and possibly an incoming snapshot) that exist in memory but have not yet
 /// been acknowledged as persisted via `RaftNode.advance(_:)`.
 /// `entries[i]` has index `offset + i`.
-struct Unstable {
-    var snapshot: Snapshot?
-    var entries: [Entry] = []
-    var offset: UInt64
+package struct Unstable {
+    package var snapshot: Snapshot?
+    package var entries: [Entry] = []
+    package var offset: UInt64
 
-    init(offset: UInt64) { self.offset = offset }
+    package init(offset: UInt64) { self.offset = offset }
 
     /// First log index if a pending snapshot defines it.
-    var maybeFirstIndex: UInt64? { snapshot.map { $0.metadata.index + 1 } }
+    package var maybeFirstIndex: UInt64? { snapshot.map { $0.metadata.index + 1 } }
 
     /// Last log index if the unstable part defines it.
-    var maybeLastIndex: UInt64? {
+    package var maybeLastIndex: UInt64? {
         if !entries.isEmpty { return offset + UInt64(entries.count) - 1 }
         return snapshot?.metadata.index
     }
 
-    func maybeTerm(_ i: UInt64) -> UInt64? {
+    package func maybeTerm(_ i: UInt64) -> UInt64? {
         if i < offset {
             if let s = snapshot, s.metadata.index == i { return s.metadata.term }
             return nil
@@ -28,23 +28,23 @@ struct Unstable {
     }
 
     /// Entries up to `i` (with term `t`) are now durable.
-    mutating func stableTo(index i: UInt64, term t: UInt64) {
+    package mutating func stableTo(index i: UInt64, term t: UInt64) {
         guard let gt = maybeTerm(i), gt == t, i >= offset else { return }
         entries.removeFirst(Int(i + 1 - offset))
         offset = i + 1
     }
 
-    mutating func stableSnapTo(_ i: UInt64) {
+    package mutating func stableSnapTo(_ i: UInt64) {
         if let s = snapshot, s.metadata.index == i { snapshot = nil }
     }
 
-    mutating func restore(_ s: Snapshot) {
+    package mutating func restore(_ s: Snapshot) {
         offset = s.metadata.index + 1
         entries = []
         snapshot = s
     }
 
-    mutating func truncateAndAppend(_ ents: [Entry]) {
+    package mutating func truncateAndAppend(_ ents: [Entry]) {
         guard let after = ents.first?.index else { return }
         if after == offset + UInt64(entries.count) {
             entries.append(contentsOf: ents)
@@ -59,7 +59,7 @@ struct Unstable {
     }
 
     /// Entries in `[lo, hi)`; the range must lie within the unstable entries.
-    func slice(_ lo: UInt64, _ hi: UInt64) -> ArraySlice<Entry> {
+    package func slice(_ lo: UInt64, _ hi: UInt64) -> ArraySlice<Entry> {
         precondition(lo >= offset && hi <= offset + UInt64(entries.count) && lo <= hi,
                      "unstable slice [\(lo),\(hi)) out of bounds (offset \(offset), \(entries.count) entries)")
         return entries[Int(lo - offset)..<Int(hi - offset)]

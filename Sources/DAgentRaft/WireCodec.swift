@@ -21,12 +21,13 @@ public enum WireError: Error, Sendable, Equatable {
 }
 
 /// Appends primitive values in the wire format (LEB128 varints, length-prefixed bytes).
-struct ByteWriter {
-    var bytes: [UInt8] = []
+package struct ByteWriter {
+    package var bytes: [UInt8] = []
+    package init() {}
 
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    package mutating func u8(_ v: UInt8) { bytes.append(v) }
 
-    mutating func uvarint(_ v: UInt64) {
+    package mutating func uvarint(_ v: UInt64) {
         var v = v
         while v >= 0x80 {
             bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
@@ -35,28 +36,28 @@ struct ByteWriter {
         bytes.append(UInt8(v))
     }
 
-    mutating func blob(_ b: [UInt8]) {
+    package mutating func blob(_ b: [UInt8]) {
         uvarint(UInt64(b.count))
         bytes.append(contentsOf: b)
     }
 }
 
 /// Reads primitive values with bounds checks; every failure is a thrown `WireError`.
-struct ByteReader {
-    let bytes: [UInt8]
-    var pos = 0
+package struct ByteReader {
+    package let bytes: [UInt8]
+    package var pos = 0
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    var remaining: Int { bytes.count - pos }
+    package var remaining: Int { bytes.count - pos }
 
-    mutating func u8() throws -> UInt8 {
+    package mutating func u8() throws -> UInt8 {
         guard pos < bytes.count else { throw WireError.truncated }
         defer { pos += 1 }
         return bytes[pos]
     }
 
-    mutating func uvarint() throws -> UInt64 {
+    package mutating func uvarint() throws -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         for i in 0..<10 {
@@ -70,25 +71,25 @@ struct ByteReader {
     }
 
     /// A length/count that must fit in the remaining input (each item >= `minItemSize`).
-    mutating func count(minItemSize: Int = 1) throws -> Int {
+    package mutating func count(minItemSize: Int = 1) throws -> Int {
         let n = try uvarint()
         guard n <= UInt64(remaining / max(minItemSize, 1)) else { throw WireError.invalidLength(n) }
         return Int(n)
     }
 
-    mutating func blob() throws -> [UInt8] {
+    package mutating func blob() throws -> [UInt8] {
         let n = try count()
         defer { pos += n }
         return Array(bytes[pos..<(pos + n)])
     }
 
-    func finish() throws {
+    package func finish() throws {
         if remaining != 0 { throw WireError.trailingBytes(remaining) }
     }
 }
 
 /// Current version byte prefixed to every serialized `Message`.
-let wireVersion: UInt8 = 1
+package let wireVersion: UInt8 = 1
 
 extension Entry {
     /// Compact binary encoding: term, index (varints), type (byte), data (length-prefixed).
@@ -105,14 +106,14 @@ extension Entry {
         try r.finish()
     }
 
-    func encode(into w: inout ByteWriter) {
+    package func encode(into w: inout ByteWriter) {
         w.uvarint(term)
         w.uvarint(index)
         w.u8(type.rawValue)
         w.blob(data)
     }
 
-    init(from r: inout ByteReader) throws {
+    package init(from r: inout ByteReader) throws {
         let term = try r.uvarint()
         let index = try r.uvarint()
         let t = try r.u8()
@@ -145,7 +146,7 @@ extension ConfChange {
 }
 
 extension Snapshot {
-    func encode(into w: inout ByteWriter) {
+    package func encode(into w: inout ByteWriter) {
         w.uvarint(metadata.index)
         w.uvarint(metadata.term)
         w.uvarint(UInt64(metadata.membership.voters.count))
@@ -153,7 +154,7 @@ extension Snapshot {
         w.blob(data)
     }
 
-    init(from r: inout ByteReader) throws {
+    package init(from r: inout ByteReader) throws {
         let index = try r.uvarint()
         let term = try r.uvarint()
         let n = try r.count()

@@ -1,7 +1,10 @@
 import DAgentRaft
 import DAgentWire
-import DCNode
 import Foundation
+import DAgentNode
+import DAgentRouting
+import DAgentRaftStorage
+import DAgentState
 
 /// The name directory in Raft: names registered anywhere under the group are
 /// confirmed through the log (one holder per name across all replicas), and

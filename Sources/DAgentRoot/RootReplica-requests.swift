@@ -1,7 +1,10 @@
 import DAgentRaft
 import DAgentWire
-import DCNode
 import Foundation
+import DAgentNode
+import DAgentRouting
+import DAgentRaftStorage
+import DAgentState
 
 /// Serving `@state`: writes through the log, reads through ReadIndex,
 /// watches from the applied log.

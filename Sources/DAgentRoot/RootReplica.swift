@@ -1,9 +1,12 @@
 import DAgentRaft
 import DAgentWire
-import DCNode
 import Foundation
 import Logging
 import NIOCore
+import DAgentNode
+import DAgentRouting
+import DAgentRaftStorage
+import DAgentState
 
 /// One member of a root group: its Raft node id and the address its tree
 /// and Raft traffic share.

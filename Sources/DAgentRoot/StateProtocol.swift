@@ -1,5 +1,7 @@
 import DAgentRaft
 import Foundation
+import DAgentRaftStorage
+import DAgentState
 
 /// Message types of the `@state` service (reserved range).
 public enum StateTypes {

@@ -1,7 +1,9 @@
 import DAgentDeploy
 import DAgentRoot
 import DAgentWire
-import DCNode
+import DAgentCLI
+import DAgentNode
+import DAgentRouting
 import Foundation
 
 /// Blocking calls to the root group's `@state` (never on the node's event loop).

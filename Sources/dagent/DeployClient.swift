@@ -1,6 +1,8 @@
 import DAgentDeploy
 import DAgentWire
-import DCNode
+import DAgentCLI
+import DAgentNode
+import DAgentRouting
 import Foundation
 
 /// Options every deploy command shares.

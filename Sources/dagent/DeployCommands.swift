@@ -1,4 +1,5 @@
 import ArgumentParser
+import DAgentCLI
 import DAgentDeploy
 import Foundation
 

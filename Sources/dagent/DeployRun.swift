@@ -1,5 +1,7 @@
 import DAgentDeploy
-import DCNode
+import DAgentCLI
+import DAgentNode
+import DAgentRouting
 import Foundation
 
 /// `dagent run --topology FILE --agent NAME | --root ID`: a node of a

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CDAgentProc
+import DAgentCLI
 import DAgentDeploy
 import Foundation
 

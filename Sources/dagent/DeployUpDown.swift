@@ -1,4 +1,5 @@
 import ArgumentParser
+import DAgentCLI
 import DAgentDeploy
 import Foundation
 
@@ -137,13 +138,13 @@ enum DeployUp {
                 case .success(let r)?:
                     if !r.hasDesired { settled = false }
                     rows += r.processes
-                    settled = settled && r.processes.allSatisfy { $0.state.isSettled }
+                    settled = settled && r.processes.allSatisfy { $0.isSettled }
                 default:
                     settled = false
                 }
             }
             for r in rows {
-                let s = r.state.rawValue + (r.pid.map { " (pid \($0))" } ?? "") + (r.state == .waiting && !r.waitingFor.isEmpty ? " for \(r.waitingFor.joined(separator: ","))" : "")
+                let s = r.state.rawValue + (r.pid.map { " (pid \($0))" } ?? "") + (r.registered ? ", registered" : "") + (r.state == .waiting && !r.waitingFor.isEmpty ? " for \(r.waitingFor.joined(separator: ","))" : "")
                 if last[r.name] != s {
                     progress(verb, "\(r.name) on \(r.agent): \(s)")
                     last[r.name] = s

@@ -1,6 +1,5 @@
 import ArgumentParser
 import DAgentWire
-import DCNode
 import Foundation
 
 /// `dagent send`: a one-shot node that sends one message and confirms delivery.
@@ -146,3 +145,6 @@ struct TreeCommand: ParsableCommand {
 }
 
 import NIOPosix
+import DAgentNode
+import DAgentRouting
+import DAgentCLI

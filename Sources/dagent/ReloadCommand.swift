@@ -1,8 +1,10 @@
 import ArgumentParser
 import DAgentWire
-import DCNode
 import Foundation
 import NIOPosix
+import DAgentNode
+import DAgentRouting
+import DAgentCLI
 
 /// `dagent reload`: reloads the Python plugins of a running node.
 struct ReloadCommand: ParsableCommand {

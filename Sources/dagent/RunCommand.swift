@@ -1,11 +1,13 @@
 import ArgumentParser
 import DAgentPython
 import DAgentWire
-import DCNode
 import DAgentRoot
 import Dispatch
 import Foundation
 import Logging
+import DAgentNode
+import DAgentRouting
+import DAgentCLI
 
 /// `dagent run`: one node in the foreground until SIGINT/SIGTERM.
 struct RunCommand: ParsableCommand {

@@ -1,8 +1,10 @@
 import ArgumentParser
 import DAgentRoot
 import DAgentWire
-import DCNode
 import Foundation
+import DAgentNode
+import DAgentRouting
+import DAgentCLI
 
 /// `dagent state ...`: the replicated key-value store of the root group.
 struct StateCommandGroup: ParsableCommand {

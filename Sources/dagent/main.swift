@@ -1,4 +1,5 @@
 import ArgumentParser
+import DAgentCLI
 
 /// `dagent`: run a node, talk to the tree, inspect it, benchmark it.
 struct DAgentCommand: ParsableCommand {
@@ -18,7 +19,7 @@ struct DAgentCommand: ParsableCommand {
         Deploy a tree:   dagent up -f tree.yaml; dagent status -f tree.yaml; dagent down -f tree.yaml
         """,
         subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
-                      TreeCommand.self, ReloadCommand.self, BenchCommand.self, StateCommandGroup.self,
+                      TreeCommand.self, ReloadCommand.self, StateCommandGroup.self,
                       UpCommand.self, DownCommand.self, StatusCommand.self, LogsCommand.self, RestartCommand.self,
                       DeployConfigCommand.self, SystemdCommand.self, SuperviseCommand.self]
     )

@@ -1,5 +1,5 @@
 import XCTest
-import DAgentRaft
+import DAgentState
 
 final class KVLockTests: XCTestCase {
     private func machineWithLeases() -> KVStateMachine {

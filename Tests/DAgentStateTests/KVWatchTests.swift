@@ -1,5 +1,5 @@
 import XCTest
-import DAgentRaft
+import DAgentState
 
 final class KVWatchTests: XCTestCase {
     private func deliveredEvents(_ deliveries: [WatchHub.Delivery], to id: UInt64) -> [KVEvent] {

@@ -1,5 +1,5 @@
 import XCTest
-import DAgentRaft
+import DAgentState
 
 /// One of every command shape, with edge values.
 let everyCommandShape: [StateCommand] = [

@@ -1,5 +1,5 @@
 import XCTest
-import DAgentRaft
+import DAgentState
 
 /// Seeded random command stream that looks at a reference machine to make compares,
 /// CAS revisions and lock owners plausible (so both branches of everything are exercised).

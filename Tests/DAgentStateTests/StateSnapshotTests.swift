@@ -1,5 +1,5 @@
 import XCTest
-import DAgentRaft
+import DAgentState
 
 final class StateSnapshotTests: XCTestCase {
     /// A machine with keys, leases, a lock, directory entries and compacted history.

@@ -1,5 +1,5 @@
 import XCTest
-import DAgentRaft
+import DAgentState
 
 /// UTF-8 bytes of a string (keys and values in tests).
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }

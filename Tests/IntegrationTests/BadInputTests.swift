@@ -146,3 +146,4 @@ final class BadInputTests: XCTestCase {
 }
 
 import NIOCore
+import DAgentMsgq

@@ -1,9 +1,11 @@
 import DAgentWire
-import DCNode
 import Foundation
 import NIOCore
 import NIOPosix
 import XCTest
+import DAgentNode
+import DAgentRouting
+import DAgentMsgq
 
 /// Real `dagent` processes on loopback for integration tests. Each test gets
 /// its own temporary directory for logs and data; everything is killed in
@@ -51,11 +53,14 @@ final class Cluster {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    /// Starts a long-running `dagent` process named `key`; stderr goes to `key.log`.
+    /// `dagent-bench`, built next to `dagent`.
+    var benchBinary: String { (binary as NSString).deletingLastPathComponent + "/dagent-bench" }
+
+    /// Starts a long-running `dagent` process (or `executable`) named `key`; stderr goes to `key.log`.
     @discardableResult
-    func start(_ key: String, _ args: [String]) throws -> Process {
+    func start(_ key: String, _ args: [String], executable: String? = nil) throws -> Process {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
+        p.executableURL = URL(fileURLWithPath: executable ?? binary)
         p.arguments = args
         let log = dir.appendingPathComponent("\(key).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)

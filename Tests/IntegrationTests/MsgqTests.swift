@@ -1,8 +1,10 @@
 import DAgentWire
-import DCNode
 import Foundation
 import NIOCore
 import XCTest
+import DAgentNode
+import DAgentRouting
+import DAgentMsgq
 
 /// Leaves on System V message queues under a real agent process: brother p2p,
 /// failures (kill -9 of a leaf, of the agent), large messages through
@@ -77,9 +79,9 @@ final class MsgqTests: XCTestCase {
         let n = 50, count = 4
         let all = (0..<n).map { "leaf\($0)" }
         for name in all {
-            try c.start(name, ["bench", "mesh", "--via", q, "--name", name, "--peers", all.joined(separator: ","),
+            try c.start(name, ["mesh", "--via", q, "--name", name, "--peers", all.joined(separator: ","),
                                "--count", "\(count)", "--require-direct", "--timeout", "150", "--join-timeout", "60",
-                               "--heartbeat-interval", "2"])
+                               "--heartbeat-interval", "2"], executable: c.benchBinary)
         }
         var results: [[String: Any]] = []
         for name in all {

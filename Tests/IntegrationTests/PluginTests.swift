@@ -1,6 +1,7 @@
 import DAgentWire
 import Foundation
 import XCTest
+import DAgentMsgq
 
 /// Real `dagent run --plugins` agents with real CPython and test plugins.
 final class PluginTests: XCTestCase {

@@ -1,6 +1,7 @@
 import DAgentWire
 import Foundation
 import XCTest
+import DAgentMsgq
 
 /// End-to-end behaviour of a real tree: root + two agents + endpoints on loopback.
 final class TreeTests: XCTestCase {

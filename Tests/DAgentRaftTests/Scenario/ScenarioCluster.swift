@@ -1,4 +1,6 @@
 @testable import DAgentRaft
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// A fully scripted cluster for scenario tests: FIFO message queue, explicit ticks and
 /// deliveries, link-level partitions, crash/restart. Election timeouts are fixed per node

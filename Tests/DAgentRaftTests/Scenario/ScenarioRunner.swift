@@ -1,5 +1,7 @@
 @testable import DAgentRaft
 import Foundation
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Interprets the scenario language of `testdata/*.txt`. One command per line, `#` starts
 /// a comment. Node ids are numbers. Commands:

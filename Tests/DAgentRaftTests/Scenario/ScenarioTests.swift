@@ -1,5 +1,7 @@
 import Foundation
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Runs the data-driven scenarios in `testdata/*.txt` (see `ScenarioRunner` for the
 /// language). The folder is located relative to this source file, not as a bundle

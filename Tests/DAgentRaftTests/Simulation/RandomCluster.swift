@@ -1,4 +1,6 @@
 import DAgentRaft
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Knobs of one randomized simulation run.
 struct SimParams {

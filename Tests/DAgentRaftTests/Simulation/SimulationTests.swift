@@ -1,6 +1,8 @@
 import DAgentRaft
 import Foundation
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Randomized, deterministic whole-cluster simulations (3 and 5 nodes).
 ///

@@ -1,5 +1,7 @@
 import DAgentRaft
 import Foundation
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// A `DiskStorage` wrapper for simulations that checks durability across crashes: it
 /// mirrors every acknowledged write into an in-memory shadow and remembers the write in

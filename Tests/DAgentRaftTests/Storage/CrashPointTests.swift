@@ -1,6 +1,8 @@
 import DAgentRaft
 import Foundation
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Crash at every persistence step: a fixed workload (appends with conflicts, group
 /// commits, local compactions, an installed snapshot, segment rollovers and removals) is

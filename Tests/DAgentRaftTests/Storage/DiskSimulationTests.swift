@@ -1,6 +1,8 @@
 import DAgentRaft
 import Foundation
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// The randomized cluster simulation with every node on a real `DiskStorage` (temp dir,
 /// real fsync, small segments so rollover and segment removal happen), including crashes

@@ -1,6 +1,8 @@
 import DAgentRaft
 import Foundation
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// `DiskStorage` behaves like `MemoryStorage` and survives reopening.
 final class DiskStorageTests: TempDirTestCase {

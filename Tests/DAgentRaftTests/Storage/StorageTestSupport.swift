@@ -1,48 +1,13 @@
 import DAgentRaft
 import Foundation
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
-/// A test case with a fresh temporary directory (real files, real fsync), removed afterwards.
-class TempDirTestCase: XCTestCase {
-    private(set) var tmp = ""
-
-    override func setUpWithError() throws {
-        tmp = NSTemporaryDirectory() + "dagent-raft-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: tmp)
-    }
-}
 
 /// An injected crash, thrown from a `crashHook`.
 struct InjectedCrash: Error, Equatable {
     let step: PersistStep
-}
-
-enum Disk {
-    static func read(_ path: String) -> [UInt8] {
-        Array(FileManager.default.contents(atPath: path) ?? Data())
-    }
-
-    static func write(_ path: String, _ bytes: [UInt8]) {
-        precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-    }
-
-    static func size(_ path: String) -> Int { read(path).count }
-
-    static func flipByte(_ path: String, at offset: Int) {
-        var b = read(path)
-        b[offset] ^= 0x5A
-        write(path, b)
-    }
-
-    static func list(_ dir: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
-    }
-
-    static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 }
 
 /// Entries `range` with the given term and a small payload derived from index and term.

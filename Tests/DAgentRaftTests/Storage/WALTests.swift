@@ -1,6 +1,8 @@
 import DAgentRaft
 import Foundation
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// WAL framing, group commit, segment rollover and torn-tail / corruption recovery.
 final class WALTests: TempDirTestCase {

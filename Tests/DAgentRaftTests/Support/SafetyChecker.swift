@@ -1,4 +1,6 @@
 import DAgentRaft
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// A Raft safety property was violated.
 struct SafetyViolation: Error, CustomStringConvertible {

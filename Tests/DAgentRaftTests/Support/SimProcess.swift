@@ -1,4 +1,6 @@
 import DAgentRaft
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Where a simulated process may crash while handling a Ready.
 enum CrashPoint: CaseIterable {

@@ -1,4 +1,6 @@
 import DAgentRaft
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// The application state machine used by tests: an append-only list of string values.
 /// Its snapshot is the full list, so snapshot transfer is checked end to end.

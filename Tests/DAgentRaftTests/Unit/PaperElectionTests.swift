@@ -1,5 +1,7 @@
 @testable import DAgentRaft
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Election rules from the Raft paper (§5.2, §5.4.1) plus pre-vote and leases.
 final class PaperElectionTests: XCTestCase {

@@ -1,5 +1,7 @@
 @testable import DAgentRaft
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Log replication and commit rules from the Raft paper (§5.3, §5.4.2) plus the
 /// etcd-style optimizations (reject hints, batching, flow control).

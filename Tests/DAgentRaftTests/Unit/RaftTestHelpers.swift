@@ -1,5 +1,7 @@
 @testable import DAgentRaft
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Builds storage whose log holds entries with the given terms at indexes 1...n and whose
 /// membership (from an index-0 snapshot) is `voters`.

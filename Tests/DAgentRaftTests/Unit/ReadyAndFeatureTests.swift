@@ -1,5 +1,7 @@
 @testable import DAgentRaft
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 /// Ready/advance contract, ReadIndex, leadership transfer and membership-change rules.
 final class ReadyAndFeatureTests: XCTestCase {

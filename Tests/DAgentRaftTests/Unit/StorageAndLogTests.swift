@@ -1,5 +1,7 @@
 @testable import DAgentRaft
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 final class StorageAndLogTests: XCTestCase {
     func testMemoryStorageAppendTruncatesConflicts() throws {

@@ -1,5 +1,7 @@
 import DAgentRaft
 import XCTest
+@testable import DAgentRaftStorage
+import DAgentTestSupport
 
 final class WireCodecTests: XCTestCase {
     private func randomBytes(_ rng: inout SplitMix64, max: Int) -> [UInt8] {

@@ -1,0 +1,103 @@
+import ArgumentParser
+import DAgentWire
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import DAgentNode
+import DAgentRouting
+
+/// Options shared by the one-shot commands that join the tree through an address.
+package struct JoinOptions: ParsableArguments {
+    package init() {}
+
+    @Option(name: .long, help: "Address of the node to join through: tcp://HOST:PORT (a comma-separated list fails over), or msgq://PATH to join the local agent's message queues as a leaf.")
+    package var via: String
+
+    @Option(name: .long, help: "Name for this one-shot node (default: dagent-cli-PID).")
+    package var name: String?
+
+    @Option(name: .long, help: "Seconds to wait for the registration with --via.")
+    package var joinTimeout: Double = 5
+
+    @Option(name: .long, help: "Cluster secret, if the tree requires one.")
+    package var secret: String = ""
+
+    @Option(name: .long, help: "Log level for this command (trace, debug, info, notice, warning, error).")
+    package var logLevel: String = "warning"
+
+    @Option(name: .long, help: "Seconds between heartbeats to the parent (heartbeat_interval).")
+    package var heartbeatInterval: Double = 1.0
+
+    package func nodeConfig(suffix: String = "") throws -> NodeConfig {
+        var config = NodeConfig(name: (name ?? "dagent-cli-\(getpid())") + suffix)
+        config.parents = try Shorthand.parseList(via.hasPrefix("push:") ? String(via.dropFirst(5)) : via)
+        config.secret = secret
+        config.heartbeatInterval = heartbeatInterval
+        config.reconnectInitialBackoff = 0.05
+        return config
+    }
+}
+
+/// Exits with a one-line reason on stderr.
+package func fail(_ message: String, code: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("dagent: \(message)\n".utf8))
+    exit(code)
+}
+
+package func bootstrapLogging(level: String) {
+    let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = parsed
+        return handler
+    }
+}
+
+/// Starts a one-shot node and waits until it is registered, or exits with the reason.
+package func joinOrExit(_ config: NodeConfig, timeout: Double, group: EventLoopGroup? = nil) -> Node {
+    let node: Node
+    do {
+        node = try Node(config: config, group: group)
+        try node.start().wait()
+    } catch {
+        fail("\(error)")
+    }
+    do {
+        try node.ready().timeoutWait(node: node, seconds: timeout)
+    } catch let error as DAgentError where error.code != .timeout {
+        fail("\(error)")
+    } catch {
+        let why = node.joinProblem().map { " (\($0))" } ?? ""
+        fail("not ready: could not register '\(config.name)' through \(config.parents.map(\.description).joined(separator: ",")) within \(timeout)s\(why)")
+    }
+    return node
+}
+
+extension EventLoopFuture {
+    /// Waits at most `seconds`; throws `DAgentError(.timeout)` after that.
+    package func timeoutWait(node: Node, seconds: Double) throws -> Value {
+        let promise = node.eventLoop.makePromise(of: Value.self)
+        let timer = node.eventLoop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) {
+            promise.fail(DAgentError(.timeout, "no answer within \(seconds)s"))
+        }
+        self.hop(to: node.eventLoop).whenComplete { result in
+            timer.cancel()
+            promise.completeWith(result)
+        }
+        return try promise.futureResult.wait()
+    }
+}
+
+/// The payload argument: literal text, `-` for stdin, `@FILE` for a file.
+package func payloadData(_ text: String?) -> Data {
+    guard let text else { return Data() }
+    if text == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+    if text.hasPrefix("@") {
+        guard let data = FileManager.default.contents(atPath: String(text.dropFirst())) else {
+            fail("cannot read payload file '\(text.dropFirst())'")
+        }
+        return data
+    }
+    return Data(text.utf8)
+}

@@ -1,0 +1,112 @@
+import DAgentWire
+import Foundation
+import Yams
+import DAgentRouting
+import DAgentLink
+import DAgentMsgq
+
+/// Everything needed to run one node. Built from YAML (`--config FILE`),
+/// from the address shorthand, or from command-line flags (flags win).
+public struct NodeConfig: Sendable {
+    public var name: String
+    /// Shown by `dagent tree`; derived from the addresses unless set.
+    public var role: Dagent_NodeRole?
+    public var listen: [Endpoint] = []
+    public var parents: [Endpoint] = []
+    public var heartbeatInterval: Double = 1.0
+    public var heartbeatMisses: Int = 3
+    public var registerTimeout: Double = 5.0
+    public var maxMessageBytes: Int = WireConstants.defaultMaxMessageBytes
+    public var maxFrameBytes: Int = WireConstants.defaultMaxFrameBytes
+    public var sendQueueLength: Int = 1024
+    public var maxQueuedDestinations: Int = 10_000
+    public var queueTimeout: Double = 60.0
+    public var hopLimit: Int = Int(WireConstants.defaultHopLimit)
+    public var maxChildren: Int = 4096
+    /// `slow_consumer_bytes`: a link whose unsent bytes exceed this is cut off.
+    public var slowConsumerBytes: Int = 64 * 1024 * 1024
+    public var reconnectInitialBackoff: Double = 0.1
+    public var reconnectMaxBackoff: Double = 5.0
+    public var connectTimeout: Double = 2.0
+    /// Dump send queues on shutdown and reload them on start (needs `data`).
+    public var durable: Bool = false
+    /// Directory for the session file and the durable queue dump.
+    public var dataDir: String?
+    public var secret: String = ""
+    /// Answer every request with its own payload.
+    public var echo: Bool = false
+    /// `log_level`: trace, debug, info, notice, warning, error.
+    public var logLevel: String = "info"
+    /// `msgq_queue_bytes`: the byte limit an agent sets on its message queues
+    /// (msgctl IPC_SET; above kernel.msgmnb only with CAP_SYS_RESOURCE, else
+    /// the kernel's limit stays).
+    public var msgqQueueBytes: Int = 4 * 1024 * 1024
+    /// `msgq_send_timeout` when set: how long a message waits for room in a full
+    /// queue before it fails with `queue full`. Unset on a leaf: the agent's.
+    public var msgqSendTimeoutOverride: Double?
+    /// The send timeout an agent uses and publishes to its leaves.
+    public var msgqSendTimeout: Double { msgqSendTimeoutOverride ?? 2.0 }
+
+    public init(name: String) { self.name = name }
+
+    /// True for a leaf whose parents are all `msgq://` and that listens on
+    /// nothing: it can run on a `MsgqEventLoop`, whose thread waits on its
+    /// channel and runs the node without a hand-off between threads.
+    /// `DAGENT_MSGQ_LOOP=0` in the environment turns this off.
+    public var runsOnMessageQueueLoop: Bool {
+        guard listen.isEmpty, !parents.isEmpty else { return false }
+        if ProcessInfo.processInfo.environment["DAGENT_MSGQ_LOOP"] == "0" { return false }
+        return parents.allSatisfy { if case .msgq = $0 { return true } else { return false } }
+    }
+
+    /// The role implied by the addresses when none is configured.
+    public var effectiveRole: Dagent_NodeRole {
+        if let role { return role }
+        if listen.contains(where: { if case .msgq = $0 { return true } else { return false } }) { return .agent }
+        switch (listen.isEmpty, parents.isEmpty) {
+        case (false, true): return .root
+        case (false, false): return .proxy
+        default: return .leaf
+        }
+    }
+
+    /// Checks the combination of options; the message names the option.
+    public func validate() throws(ConfigError) {
+        if let problem = NameRules.problem(with: name) { throw ConfigError("name: \(problem)") }
+        if listen.isEmpty && parents.isEmpty {
+            throw ConfigError("node '\(name)' has neither listen nor parent addresses; give --listen, --parent or --addr")
+        }
+        if heartbeatInterval <= 0 { throw ConfigError("heartbeat_interval must be > 0 (got \(heartbeatInterval))") }
+        if heartbeatMisses < 1 { throw ConfigError("heartbeat_misses must be >= 1 (got \(heartbeatMisses))") }
+        if maxMessageBytes < 1 { throw ConfigError("max_message_bytes must be >= 1 (got \(maxMessageBytes))") }
+        if maxFrameBytes < maxMessageBytes + 1024 {
+            throw ConfigError("max_frame_bytes=\(maxFrameBytes) must exceed max_message_bytes=\(maxMessageBytes) by at least 1024 bytes of header room")
+        }
+        if sendQueueLength < 1 { throw ConfigError("send_queue_length must be >= 1 (got \(sendQueueLength))") }
+        if hopLimit < 1 || hopLimit > 255 { throw ConfigError("hop_limit must be in 1...255 (got \(hopLimit))") }
+        if slowConsumerBytes < 64 * 1024 { throw ConfigError("slow_consumer_bytes must be >= 65536 (got \(slowConsumerBytes))") }
+        if durable && dataDir == nil { throw ConfigError("durable: true needs a data directory (data: DIR or --data DIR)") }
+        let msgqListen = listen.filter { if case .msgq = $0 { return true } else { return false } }
+        if msgqListen.count > 1 {
+            throw ConfigError("a node serves at most one msgq:// path (got \(msgqListen.map(\.description).joined(separator: ", ")))")
+        }
+        if msgqQueueBytes < 1024 { throw ConfigError("msgq_queue_bytes must be >= 1024 (got \(msgqQueueBytes))") }
+        if let t = msgqSendTimeoutOverride, t <= 0 { throw ConfigError("msgq_send_timeout must be > 0 (got \(t))") }
+    }
+
+    /// The routing core's view of this config.
+    public var coreConfig: NodeCoreConfig {
+        var c = NodeCoreConfig(name: name, role: effectiveRole, hasParent: !parents.isEmpty)
+        c.heartbeatIntervalNs = UInt64(heartbeatInterval * 1e9)
+        c.heartbeatMisses = heartbeatMisses
+        c.registerTimeoutNs = UInt64(registerTimeout * 1e9)
+        c.maxMessageBytes = maxMessageBytes
+        c.sendQueueLength = sendQueueLength
+        c.maxQueuedDestinations = maxQueuedDestinations
+        c.queueTimeoutNs = UInt64(queueTimeout * 1e9)
+        c.hopLimit = UInt32(hopLimit)
+        c.secret = secret
+        c.maxChildren = maxChildren
+        return c
+    }
+}

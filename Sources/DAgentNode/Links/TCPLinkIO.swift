@@ -1,0 +1,55 @@
+import DAgentLink
+import DAgentWire
+import NIOCore
+import DAgentRouting
+import DAgentMsgq
+
+/// A TCP link: one NIO channel, one outbound buffer written once per burst.
+final class TCPLinkIO: LinkIO {
+    let channel: Channel
+    var writer: FrameWriter
+    var closing = false
+
+    init(channel: Channel, maxBatchBytes: Int) {
+        self.channel = channel
+        writer = FrameWriter(allocator: channel.allocator, maxBatchBytes: maxBatchBytes)
+    }
+
+    func append(_ envelope: Dagent_Envelope) { writer.append(envelope) }
+
+    func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
+        writer.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
+    }
+
+    func appendRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
+        writer.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
+    }
+
+    func append(_ frame: Dagent_Frame) throws { try writer.append(frame) }
+
+    func flush() { _ = write() }
+
+    /// Writes and flushes what is buffered; returns the write's future.
+    @discardableResult
+    func write() -> EventLoopFuture<Void>? {
+        guard !writer.isEmpty else { return nil }
+        return channel.writeAndFlush(writer.take(allocator: channel.allocator))
+    }
+
+    func close(reason: String) {
+        let channel = self.channel
+        if let written = write() {
+            written.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+
+    var bytesPending: Int {
+        ((try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0) + writer.bufferedBytes
+    }
+
+    func closeForShutdown() -> EventLoopFuture<Void>? { channel.close().recover { _ in } }
+
+    func didGoDown() {}
+}

@@ -1,0 +1,161 @@
+import DAgentWire
+import Foundation
+import NIOCore
+import DAgentRouting
+import DAgentLink
+import DAgentMsgq
+
+/// Performing the core's actions: writes (batched, flushed once per burst),
+/// closes, local delivery and lifecycle events.
+extension Node {
+    /// Drains the core's actions. Called on the event loop after every input.
+    package func perform() {
+        core.drainActions { action in
+            switch action {
+            case let .forwardRaw(id, raw, offset, hopLimit):
+                guard let link = links[id] else { break }
+                link.appendRaw(raw, hopLimitOffset: offset, hopLimit: hopLimit)
+                markDirty(id)
+            case let .forwardRawBatch(id, raw, offset, hopLimit):
+                guard let link = links[id] else { break }
+                link.appendRawBatch(raw, hopLimitOffset: offset, hopLimit: hopLimit)
+                markDirty(id)
+            case let .forward(id, envelope):
+                guard let link = links[id] else { break }
+                link.append(envelope)
+                markDirty(id)
+            case let .send(id, frame):
+                guard let link = links[id] else { break }
+                do {
+                    try link.append(frame)
+                } catch {
+                    logger.error("cannot encode \(frame.body.map { "\($0)" } ?? "frame"): \(error)")
+                }
+                markDirty(id)
+            case let .treeRequested(id, requestID):
+                answerTree(requestID: requestID, on: id)
+            case let .deliver(envelope):
+                deliver(envelope)
+            case let .close(id, reason):
+                if let link = links[id], !link.closing {
+                    logger.debug("closing link \(id): \(reason)")
+                    link.closing = true
+                    link.close(reason: reason)
+                }
+            case let .registered(session, parent):
+                if let dir = config.dataDir { SessionFile.save(dir: dir, session: session, logger: logger) }
+                if let index = parentIndex { parentSelector?.markUp(index) }
+                if !readyDone {
+                    readyDone = true
+                    readyPromise.succeed(())
+                }
+                onEvent?(.registered(session: session, parent: parent))
+            case let .registrationFailed(code, reason):
+                let error = DAgentError(code, reason)
+                registrationRefused = true
+                if !readyDone {
+                    readyDone = true
+                    readyPromise.fail(error)
+                }
+                onEvent?(.registrationFailed(error))
+            case .parentReady:
+                break
+            case let .confirmNames(requestID, agent, records):
+                nameAuthority?(.confirm(requestID: requestID, agent: agent, records))
+            case let .releaseNames(names):
+                nameAuthority?(.release(names))
+            case let .peerUp(id, hello):
+                onPeer?(.up(id, hello))
+            case let .peerDown(id):
+                onPeer?(.down(id))
+            case let .service(id, frame):
+                onPeer?(.frame(id, frame))
+            case let .parentLost(reason):
+                onEvent?(.parentLost(reason: reason))
+            case let .log(level, message):
+                switch level {
+                case .debug: logger.debug("\(message)")
+                case .info: logger.info("\(message)")
+                case .notice: logger.notice("\(message)")
+                case .warning: logger.warning("\(message)")
+                case .error: logger.error("\(message)")
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    func markDirty(_ id: LinkID) {
+        if dirtySet.insert(id).inserted { dirty.append(id) }
+    }
+
+    /// Flushes every link written since the last flush.
+    package func flushDirty() {
+        guard !dirty.isEmpty else { return }
+        for id in dirty { links[id]?.flush() }
+        dirty.removeAll(keepingCapacity: true)
+        dirtySet.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes at the end of the current event-loop turn (coalescing many sends).
+    package func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        eventLoop.execute {
+            self.flushScheduled = false
+            self.flushDirty()
+        }
+    }
+
+    func deliver(_ envelope: Dagent_Envelope) {
+        if !serviceHandlers.isEmpty, let service = serviceHandlers[envelope.dst] {
+            service(envelope)
+            return
+        }
+        switch envelope.kind {
+        case .response, .error:
+            if envelope.cookie != 0, let pending = rpc.complete(cookie: envelope.cookie) {
+                if envelope.kind == .response {
+                    pending.waiter.succeed(envelope)
+                } else {
+                    pending.waiter.fail(DAgentError(envelope.error, envelope.reason))
+                }
+                return
+            }
+            if envelope.kind == .error {
+                logger.warning("message to '\(envelope.dst == config.name ? "?" : envelope.dst)' failed: \(DAgentError.name(of: envelope.error)): \(envelope.reason)")
+            }
+            onMessage?(envelope)
+        case .request where config.echo:
+            reply(to: envelope, payload: envelope.payload)
+        default:
+            onMessage?(envelope)
+        }
+    }
+
+    /// What this node sees: the core's view plus link buffer depths, brother
+    /// p2p counters and the message queues it serves.
+    func treeReply(requestID: UInt64) -> Dagent_TreeReply {
+        var reply = core.treeReply(requestID: requestID)
+        for (i, linkID) in core.linkIDs.enumerated() where i < reply.links.count {
+            if let link = links[linkID] { reply.links[i].bytesPending = UInt64(link.bytesPending) }
+        }
+        reply.directIn = core.stats.directIn
+        reply.directOut = directOut
+        if let agent = msgqAgent { reply.msgq = [agent.info()] }
+        treeExtension?(&reply)
+        return reply
+    }
+
+    /// Envelopes this node put straight onto brothers' channels (all msgq parent links so far).
+    public var directOut: UInt64 { retiredDirectOut + (msgqLeaf?.directOut ?? 0) }
+
+    /// Answers a `TreeRequest` from the link's peer with what this node sees.
+    func answerTree(requestID: UInt64, on id: LinkID) {
+        var frame = Dagent_Frame()
+        frame.treeReply = treeReply(requestID: requestID)
+        guard let link = links[id] else { return }
+        try? link.append(frame)
+        markDirty(id)
+    }
+}

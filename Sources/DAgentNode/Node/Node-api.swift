@@ -1,0 +1,175 @@
+import DAgentWire
+import Foundation
+import NIOCore
+import DAgentRouting
+import DAgentLink
+import DAgentMsgq
+
+/// Completes a request: a promise, or a callback (for C and Python callers).
+public enum RpcWaiter: Sendable {
+    case promise(EventLoopPromise<Dagent_Envelope>)
+    case callback(@Sendable (Result<Dagent_Envelope, DAgentError>) -> Void)
+
+    func succeed(_ envelope: Dagent_Envelope) {
+        switch self {
+        case .promise(let p): p.succeed(envelope)
+        case .callback(let f): f(.success(envelope))
+        }
+    }
+
+    func fail(_ error: DAgentError) {
+        switch self {
+        case .promise(let p): p.fail(error)
+        case .callback(let f): f(.failure(error))
+        }
+    }
+}
+
+/// Sending, requesting and replying. Safe from any thread; the `…OnLoop`
+/// variants are the fast path for code already on the event loop.
+extension Node {
+    static func envelope(to dst: String, type: UInt32, payload: Data, kind: Dagent_Kind) -> Dagent_Envelope {
+        var e = Dagent_Envelope()
+        e.dst = dst
+        e.type = type
+        e.payload = payload
+        e.kind = kind
+        e.sendTimeNs = wallClockNs()
+        return e
+    }
+
+    /// Sends a one-way message. Fails at once for errors known locally
+    /// (too large, queue full, no route at the top); later failures arrive as
+    /// ERROR envelopes through `onMessage` (or are logged).
+    public func send(to dst: String, type: UInt32, payload: Data) -> EventLoopFuture<Void> {
+        if eventLoop.inEventLoop {
+            return eventLoop.makeCompletedFuture { try sendOnLoop(to: dst, type: type, payload: payload) }
+        }
+        return eventLoop.submit { try self.sendOnLoop(to: dst, type: type, payload: payload) }
+    }
+
+    /// `send` for callers already on the event loop.
+    public func sendOnLoop(to dst: String, type: UInt32, payload: Data) throws(DAgentError) {
+        try sendFromHere(Self.envelope(to: dst, type: type, payload: payload, kind: .data), nowNs: nowNs)
+    }
+
+    /// Sends an envelope that starts at this node (on the event loop). When the
+    /// core says it leaves at once on a link, it is written to that link
+    /// straight away (`NodeCore.sendLocalFast`); otherwise the core's actions
+    /// are performed. The write is flushed at the end of the loop turn.
+    func sendFromHere(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
+        var e = envelope
+        if let id = try core.sendLocalFast(&e, nowNs: nowNs) {
+            if let link = links[id] {
+                link.append(e)
+                markDirty(id)
+            }
+        } else {
+            perform()
+        }
+        scheduleFlush()
+    }
+
+    /// Sends a one-way message and completes when the destination node has
+    /// delivered it to its application (a delivery receipt), or fails with the
+    /// reason (no route, timeout, ...).
+    public func sendConfirmed(to dst: String, type: UInt32, payload: Data, timeout: Double) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Dagent_Envelope.self)
+        eventLoop.execute {
+            let now = self.nowNs
+            let waiter = RpcWaiter.promise(promise)
+            let cookie = self.rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: UInt64(max(0.001, timeout) * 1e9))
+            var e = Self.envelope(to: dst, type: type, payload: payload, kind: .data)
+            e.cookie = cookie
+            do throws(DAgentError) {
+                try self.sendFromHere(e, nowNs: now)
+            } catch {
+                _ = self.rpc.complete(cookie: cookie)
+                waiter.fail(error)
+                return
+            }
+        }
+        return promise.futureResult.map { _ in () }
+    }
+
+    /// Sends a request; the future holds the RESPONSE envelope or fails with
+    /// a `DAgentError` (no route, timeout, refused, ...).
+    public func request(to dst: String, type: UInt32, payload: Data, timeout: Double) -> EventLoopFuture<Dagent_Envelope> {
+        let promise = eventLoop.makePromise(of: Dagent_Envelope.self)
+        eventLoop.execute {
+            self.requestOnLoop(to: dst, type: type, payload: payload, timeout: timeout, waiter: .promise(promise))
+        }
+        return promise.futureResult
+    }
+
+    /// `request` for callers on the event loop; the waiter is completed on the loop.
+    public func requestOnLoop(to dst: String, type: UInt32, payload: Data, timeout: Double, waiter: RpcWaiter) {
+        if stopping {
+            waiter.fail(DAgentError(.refused, "node '\(config.name)' is shutting down"))
+            return
+        }
+        let now = nowNs
+        let cookie = rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: UInt64(max(0.001, timeout) * 1e9))
+        var e = Self.envelope(to: dst, type: type, payload: payload, kind: .request)
+        e.cookie = cookie
+        do {
+            try sendFromHere(e, nowNs: now)
+        } catch {
+            _ = rpc.complete(cookie: cookie)
+            waiter.fail(error)
+            return
+        }
+    }
+
+    /// Answers `request` with `payload` (a RESPONSE carrying the request's cookie).
+    public func reply(to request: Dagent_Envelope, payload: Data) {
+        if !eventLoop.inEventLoop {
+            eventLoop.execute { self.reply(to: request, payload: payload) }
+            return
+        }
+        var e = Self.envelope(to: request.src, type: request.type, payload: payload, kind: .response)
+        e.cookie = request.cookie
+        do {
+            try sendFromHere(e, nowNs: nowNs)
+        } catch {
+            logger.warning("reply to '\(request.src)' failed: \(error)")
+        }
+    }
+
+    /// Answers `request` with an ERROR carrying `code` (REFUSED by default) and `reason`.
+    public func replyError(to request: Dagent_Envelope, code: Dagent_ErrorCode = .refused, reason: String) {
+        if !eventLoop.inEventLoop {
+            eventLoop.execute { self.replyError(to: request, code: code, reason: reason) }
+            return
+        }
+        var e = Self.envelope(to: request.src, type: request.type, payload: Data(), kind: .error)
+        e.cookie = request.cookie
+        e.error = code
+        e.reason = reason
+        try? sendFromHere(e, nowNs: nowNs)
+    }
+
+    /// What this node sees (the reply `dagent tree` prints for this node).
+    public func treeSnapshot() -> EventLoopFuture<Dagent_TreeReply> {
+        eventLoop.submit { self.treeReply(requestID: 0) }
+    }
+
+    /// True if messages to `name` go straight to a brother's message-queue
+    /// channel (this node is a leaf on `msgq://` and the agent's name table
+    /// maps the name to a brother). On the event loop.
+    public func isDirectRoute(to name: String) -> Bool {
+        msgqLeaf?.isBrother(name) ?? false
+    }
+
+    /// Counters of the routing core.
+    public func stats() -> EventLoopFuture<CoreStats> {
+        eventLoop.submit { self.core.stats }
+    }
+}
+
+/// Wall-clock nanoseconds since the epoch (for `send_time_ns`).
+public func wallClockNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

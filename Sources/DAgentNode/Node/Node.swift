@@ -1,0 +1,362 @@
+import DAgentWire
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import DAgentRouting
+import DAgentLink
+import DAgentMsgq
+
+/// One dagent node: the routing core (`NodeCore`) driven by its links — TCP
+/// connections and System V message-queue channels — on a single NIO event loop.
+///
+/// Every piece of mutable state lives on `eventLoop`; the public methods may
+/// be called from any thread and hop onto it. Handlers set with `onMessage`
+/// run on the event loop and must not block.
+public final class Node: @unchecked Sendable {
+    public let config: NodeConfig
+    public let eventLoop: EventLoop
+    public let logger: Logger
+    package let core: NodeCore
+    let ownedGroup: EventLoopGroup?
+
+    var links: [LinkID: any LinkIO] = [:]
+    var dirty: [LinkID] = []
+    var dirtySet: Set<LinkID> = []
+    var flushScheduled = false
+    var nextLinkID: LinkID = 1
+    var servers: [Channel] = []
+    var parentSelector: ParentSelector?
+    var parentLinkID: LinkID?
+    var parentIndex: Int?
+    var dialing = false
+    var registrationRefused = false
+    var stopping = false
+    var tickTask: RepeatedTask?
+    var rpc = RpcTable<RpcWaiter>()
+    var readyPromise: EventLoopPromise<Void>
+    var readyDone = false
+    /// The message queues this node serves as an agent (`pull:msgq://PATH`).
+    var msgqAgent: MsgqAgentService?
+    /// The link to our agent when the parent is `msgq://PATH`.
+    package var msgqLeaf: MsgqParentLinkIO?
+    /// Earlier msgq parent links whose receiver thread has not ended yet.
+    var retiredLeafLinks: [MsgqParentLinkIO] = []
+    /// Why the last attempt to reach a parent failed ("" once one succeeded). On the event loop.
+    public internal(set) var lastDialError = ""
+    /// Brother p2p envelopes sent over msgq parent links that are gone.
+    var retiredDirectOut: UInt64 = 0
+
+    /// Called on the event loop for every DATA or REQUEST addressed to this
+    /// node, and for ERROR/RESPONSE envelopes that match no pending request.
+    public var onMessage: ((Dagent_Envelope) -> Void)?
+    /// Called on the event loop for lifecycle events.
+    public var onEvent: ((NodeEvent) -> Void)?
+    /// Called on the event loop for peer-link events (root-group replicas).
+    public var onPeer: ((PeerEvent) -> Void)?
+    var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
+    var nameAuthority: ((NameAuthorityEvent) -> Void)?
+    /// Called on the event loop to add what a layer above the routing core
+    /// knows (the plugin host) to this node's `dagent tree` reply. Must not block.
+    public var treeExtension: ((inout Dagent_TreeReply) -> Void)?
+
+    /// Creates a node. With no `group`, the node owns its event loop: a
+    /// `MsgqEventLoop` when its only links are message queues to its agent
+    /// (`NodeConfig.runsOnMessageQueueLoop`), else a one-thread NIO group.
+    public init(config: NodeConfig, group: EventLoopGroup? = nil, logger: Logger? = nil) throws {
+        try config.validate()
+        self.config = config
+        if let group {
+            ownedGroup = nil
+            eventLoop = group.next()
+        } else if config.runsOnMessageQueueLoop {
+            let loop = MsgqEventLoop(label: "dagent \(config.name)")
+            ownedGroup = loop
+            eventLoop = loop
+        } else {
+            let g = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            ownedGroup = g
+            eventLoop = g.next()
+        }
+        var log = logger ?? Logger(label: "dagent")
+        log[metadataKey: "node"] = "\(config.name)"
+        self.logger = log
+        var session: UInt64 = 0
+        if let dir = config.dataDir { session = SessionFile.load(dir: dir) ?? 0 }
+        core = NodeCore(config: config.coreConfig, session: session)
+        readyPromise = eventLoop.makePromise(of: Void.self)
+    }
+
+    deinit {
+        try? ownedGroup?.syncShutdownGracefully()
+    }
+
+    /// Monotonic time for the core.
+    package var nowNs: UInt64 { NIODeadline.now().uptimeNanoseconds }
+
+    // MARK: lifecycle
+
+    /// Binds the listeners, starts dialing a parent and the heartbeat timer.
+    /// Completes when the listeners are bound (not when registered: see `ready()`).
+    public func start() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            self.core.start(nowNs: self.nowNs)
+            self.loadDurableQueue()
+            self.perform()
+            let tickNs = max(10_000_000, min(250_000_000, Int64(self.config.heartbeatInterval * 1e9) / 4))
+            self.tickTask = self.eventLoop.scheduleRepeatedTask(initialDelay: .nanoseconds(tickNs), delay: .nanoseconds(tickNs)) { _ in
+                self.tick()
+            }
+            if !self.config.parents.isEmpty {
+                self.parentSelector = ParentSelector(
+                    addresses: self.config.parents.map(\.description),
+                    initialBackoffNs: UInt64(self.config.reconnectInitialBackoff * 1e9),
+                    maxBackoffNs: UInt64(self.config.reconnectMaxBackoff * 1e9))
+                self.dialParent()
+            }
+            let binds = self.config.listen.map { self.bind($0) }
+            return EventLoopFuture.andAllSucceed(binds, on: self.eventLoop)
+        }
+    }
+
+    /// Completes when this node's name is registered (at once at the top of
+    /// the tree); fails if the registration is refused.
+    public func ready() -> EventLoopFuture<Void> { readyPromise.futureResult }
+
+    /// Why this node is not registered yet, if a parent could not be reached
+    /// ("parent tcp://… unreachable: connection refused", "no agent at
+    /// msgq://…"); nil otherwise. For error messages after a join timed out.
+    /// Call off the event loop (it waits for the loop).
+    public func joinProblem() -> String? {
+        (try? eventLoop.submit { self.lastDialError.isEmpty ? nil : self.lastDialError }.wait()) ?? nil
+    }
+
+    /// True once registered and the route up is ready.
+    public var isReady: Bool {
+        get throws { try eventLoop.submit { self.readyDone && (self.config.parents.isEmpty || self.core.parentReady) }.wait() }
+    }
+
+    /// Ports actually bound (useful with port 0).
+    public var boundPorts: [Int] {
+        get throws { try eventLoop.submit { self.servers.compactMap { $0.localAddress?.port } }.wait() }
+    }
+
+    /// Stops the node: dumps durable queues, fails pending requests, closes every link.
+    public func stop() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            guard !self.stopping else { return self.eventLoop.makeSucceededVoidFuture() }
+            self.stopping = true
+            self.core.stopping = true
+            self.tickTask?.cancel()
+            self.saveDurableQueue()
+            for pending in self.rpc.removeAll() {
+                pending.waiter.fail(DAgentError(.refused, "node '\(self.config.name)' is shutting down"))
+            }
+            if !self.readyDone {
+                self.readyDone = true
+                self.readyPromise.fail(DAgentError(.refused, "node '\(self.config.name)' stopped before it registered"))
+            }
+            for link in self.links.values { link.flush() }
+            // What waits for room in a full message queue gets a bounded chance to go out.
+            let deadline = NIODeadline.now() + .milliseconds(Int64(min(2.0, self.config.msgqSendTimeout) * 1000))
+            return self.drainMsgq(until: deadline).flatMap { self.closeEverything() }
+        }
+    }
+
+    /// Completes once the message-queue senders are idle, or at `deadline`.
+    func drainMsgq(until deadline: NIODeadline) -> EventLoopFuture<Void> {
+        let senders = (msgqLeaf.map { [$0.upSender, $0.downSender] } ?? []) + (msgqAgent.map { [$0.sender] } ?? [])
+        if senders.allSatisfy(\.isIdle) || NIODeadline.now() >= deadline { return eventLoop.makeSucceededVoidFuture() }
+        return eventLoop.scheduleTask(in: .milliseconds(2)) {}.futureResult.flatMap { self.drainMsgq(until: deadline) }
+    }
+
+    /// Closes every link and listener; removes the queues this node serves.
+    func closeEverything() -> EventLoopFuture<Void> {
+        for link in links.values { link.flush() }
+        var closes = servers.map { channel in channel.close().recover { _ in } }
+        for (_, link) in links {
+            if let closing = link.closeForShutdown() { closes.append(closing) }
+        }
+        return EventLoopFuture.andAllComplete(closes, on: eventLoop).map {
+            self.msgqAgent?.stop()
+            var seen = Set<ObjectIdentifier>()
+            for old in self.retiredLeafLinks + (self.msgqLeaf.map { [$0] } ?? []) where seen.insert(ObjectIdentifier(old)).inserted {
+                old.attachment.detach()
+            }
+            self.retiredLeafLinks = []
+            self.msgqLeaf = nil
+        }
+    }
+
+    /// Stops the node and shuts down the event loop group it owns.
+    public func shutdown() throws {
+        try stop().wait()
+        try ownedGroup?.syncShutdownGracefully()
+    }
+
+    // MARK: links
+
+    func bind(_ endpoint: Endpoint) -> EventLoopFuture<Void> {
+        if case let .msgq(path) = endpoint {
+            do {
+                msgqAgent = try MsgqAgentService(node: self, path: path)
+                return eventLoop.makeSucceededVoidFuture()
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
+        }
+        guard case let .tcp(host, port) = endpoint else {
+            return eventLoop.makeFailedFuture(ConfigError("\(endpoint): not a listen address"))
+        }
+        let highWater = config.slowConsumerBytes
+        let bootstrap = ServerBootstrap(group: eventLoop)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.installHandlers(channel, isParent: false, parentIndex: nil)
+                }
+            }
+        return bootstrap.bind(host: host, port: port).map { channel in
+            self.servers.append(channel)
+            self.logger.info("listening on \(endpoint) (bound \(channel.localAddress?.description ?? "?"))")
+        }.flatMapErrorThrowing { error in
+            throw ConfigError("cannot listen on \(endpoint): \(error)")
+        }
+    }
+
+    func installHandlers(_ channel: Channel, isParent: Bool, parentIndex: Int?) throws {
+        let id = allocateLinkID()
+        try channel.pipeline.syncOperations.addHandler(
+            LinkHandler(node: self, linkID: id, isParent: isParent, parentIndex: parentIndex, maxFrameBytes: config.maxFrameBytes))
+    }
+
+    func dialParent() {
+        guard !stopping, !registrationRefused, !dialing, parentLinkID == nil, let selector = parentSelector else { return }
+        let (index, delayNs) = selector.next(nowNs: nowNs)
+        parentSelector = selector
+        dialing = true
+        let address = config.parents[index]
+        eventLoop.scheduleTask(in: .nanoseconds(Int64(delayNs))) {
+            if case let .msgq(path) = address, !self.stopping {
+                self.dialMsgq(path: path, index: index)
+                return
+            }
+            guard case let .tcp(host, port) = address, !self.stopping else {
+                self.dialing = false
+                return
+            }
+            let highWater = self.config.slowConsumerBytes
+            ClientBootstrap(group: self.eventLoop)
+                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
+                .channelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+                .connectTimeout(.nanoseconds(Int64(self.config.connectTimeout * 1e9)))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try self.installHandlers(channel, isParent: true, parentIndex: index)
+                    }
+                }
+                .connect(host: host, port: port)
+                .whenComplete { result in
+                    self.dialing = false
+                    switch result {
+                    case .success(let channel):
+                        self.lastDialError = ""
+                        if self.stopping { channel.close(promise: nil) }
+                    case .failure(let error):
+                        self.parentSelector?.markDown(index, nowNs: self.nowNs)
+                        let next = self.parentSelector.map { self.config.parents[$0.next(nowNs: self.nowNs).index].description } ?? "?"
+                        self.logger.warning("parent \(address) unreachable: \(error); next try: \(next)")
+                        self.lastDialError = "parent \(address) unreachable: \(error)"
+                        self.dialParent()
+                    }
+                }
+        }
+    }
+
+    /// A batch must fit in the peer's max_frame_bytes (assumed to be ours).
+    var tcpMaxBatchBytes: Int { min(256 * 1024, config.maxFrameBytes / 2) }
+
+    package func allocateLinkID() -> LinkID {
+        defer { nextLinkID += 1 }
+        return nextLinkID
+    }
+
+    package func linkUp(_ id: LinkID, io: any LinkIO, address: String, isParent: Bool, parentIndex: Int?) {
+        links[id] = io
+        if isParent {
+            parentLinkID = id
+            self.parentIndex = parentIndex
+            logger.info("connected to parent \(config.parents[parentIndex ?? 0]); registering '\(config.name)'")
+        }
+        core.linkUp(id, isParent: isParent, address: address, nowNs: nowNs)
+        perform()
+        flushDirty()
+    }
+
+    package func linkDown(_ id: LinkID, reason: String) {
+        guard let io = links.removeValue(forKey: id) else { return }
+        io.didGoDown()
+        if dirtySet.remove(id) != nil { dirty.removeAll { $0 == id } }
+        core.linkDown(id, reason: reason, nowNs: nowNs)
+        if id == parentLinkID {
+            parentLinkID = nil
+            if let index = parentIndex { parentSelector?.markDown(index, nowNs: nowNs) }
+            parentIndex = nil
+        }
+        perform()
+        flushDirty()
+        if parentLinkID == nil && !stopping { dialParent() }
+    }
+
+    @inline(__always)
+    package func received(frameBody: ByteBuffer, from id: LinkID) {
+        core.receive(frameBody: frameBody, from: id, nowNs: nowNs)
+        perform()
+    }
+
+    package func badFrame(_ id: LinkID, _ error: FrameError) {
+        core.badFrame(id, error)
+        perform()
+        flushDirty()
+    }
+
+    func linkError(_ id: LinkID, error: Error) {
+        if let io = error as? IOError, io.errnoCode == ECONNRESET {
+            logger.debug("link \(id): connection reset by peer")
+        } else {
+            logger.warning("link \(id) error: \(error)")
+        }
+    }
+
+    func slowConsumer(_ id: LinkID, channel: Channel) {
+        let pending = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? config.slowConsumerBytes
+        logger.error("slow consumer: \(describe(id, channel)) stopped reading; \(pending) bytes unsent exceed slow_consumer_bytes=\(config.slowConsumerBytes); cutting the link off")
+        channel.close(promise: nil)
+    }
+
+    func describe(_ id: LinkID, _ channel: Channel) -> String {
+        core.describe(id)
+    }
+
+    func describe(_ address: SocketAddress) -> String {
+        "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+    }
+
+    func tick() {
+        let now = nowNs
+        msgqAgent?.tick(nowNs: now)
+        msgqLeaf?.tick(nowNs: now)
+        if !retiredLeafLinks.isEmpty { reapRetiredLeafLinks() }
+        core.tick(nowNs: now)
+        for pending in rpc.expire(nowNs: now) {
+            pending.waiter.fail(DAgentError(.timeout, "request to '\(pending.dst)' (type \(pending.type)) got no answer within \(seconds(pending.timeoutNs))"))
+        }
+        perform()
+        flushDirty()
+    }
+}

@@ -1,0 +1,74 @@
+import DAgentRaft
+import DAgentRaftStorage
+import DAgentState
+import DAgentRoot
+import Foundation
+import Logging
+import DAgentNode
+import DAgentRouting
+
+/// `dagent run --raft CLUSTER.json --node-id N --data DIR` (as DCF's
+/// `dcf_start(node_id, cfg_str)`): the first start persists the member list
+/// as DIR/meta.json; later starts use that and ignore a changed JSON (with a
+/// log line saying so).
+package struct RaftGroupSetup {
+    package var load: ClusterMetaLoad
+    package var dataDir: String
+
+    package var members: [GroupMember] {
+        load.meta.members.map {
+            GroupMember(nodeID: $0.nodeID, endpoint: .tcp(host: $0.ip, port: Int($0.port)), preferredLeader: $0.role == .leader)
+        }
+    }
+
+    package var listen: Endpoint {
+        let me = load.meta.members.first { $0.nodeID == load.meta.nodeID }!
+        return .tcp(host: me.ip, port: Int(me.port))
+    }
+
+    package static func load(jsonPath: String, nodeID: UInt64, dataDir: String?) throws -> RaftGroupSetup {
+        guard var dataDir else { throw ConfigError("--raft needs --data DIR: the raft log and snapshots live there") }
+        if !dataDir.hasPrefix("/") { dataDir = FileManager.default.currentDirectoryPath + "/" + dataDir }
+        guard let json = try? String(contentsOfFile: jsonPath, encoding: .utf8) else {
+            throw ConfigError("cannot read cluster file '\(jsonPath)'")
+        }
+        do {
+            return RaftGroupSetup(load: try ClusterMeta.loadOrInit(dataDir: dataDir, json: json, nodeID: nodeID), dataDir: dataDir)
+        } catch {
+            throw ConfigError("\(jsonPath): \(error)")
+        }
+    }
+
+    package func makeReplica(node: Node) throws -> RootReplica {
+        if let difference = load.ignoredJSONDifference {
+            node.logger.warning("ignoring changed cluster JSON (\(difference)); using the membership stored in \(dataDir)/meta.json")
+        }
+        let storage = try DiskStorage(directory: dataDir)
+        for event in storage.recoveryReport.events {
+            node.logger.warning("raft storage recovery: \(event)")
+        }
+        if storage.isEmpty {   // a founding member's first start
+            try storage.bootstrap(voters: load.meta.voters)
+        }
+        return RootReplica(node: node, selfID: load.meta.nodeID, streamID: load.meta.streamID, members: members, storage: storage)
+    }
+}
+
+extension RaftGroupSetup {
+    /// Seeds an empty data directory with a backup (`dagent state backup`): a
+    /// snapshot at index 1 carrying the store and the cluster's voters. Restore
+    /// every member of the new group from the same file.
+    package func restore(from backup: Data) throws -> UInt64 {
+        let storage = try DiskStorage(directory: dataDir)
+        guard storage.isEmpty else {
+            throw ConfigError("\(dataDir) already holds a raft log; restore needs an empty data directory")
+        }
+        // Validate the backup before writing anything.
+        _ = try KVStateMachine(snapshot: Array(backup))
+        let snapshot = Snapshot(metadata: SnapshotMetadata(index: 1, term: 1, membership: Membership(voters: load.meta.voters)),
+                                data: Array(backup))
+        try storage.applySnapshot(snapshot)
+        try storage.setHardState(HardState(term: 1, vote: 0, commit: 1))
+        return UInt64(backup.count)
+    }
+}

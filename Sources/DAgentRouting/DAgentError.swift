@@ -1,0 +1,42 @@
+import DAgentWire
+
+/// A failure reported to a caller of the node API: a wire error code plus a
+/// sentence that names the value and the limit involved.
+public struct DAgentError: Error, Equatable, CustomStringConvertible, Sendable {
+    public var code: Dagent_ErrorCode
+    public var reason: String
+
+    public init(_ code: Dagent_ErrorCode, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    /// Short, stable name of the code (`no route`, `timeout`, ...).
+    public var codeName: String { Self.name(of: code) }
+
+    public var description: String { "\(codeName): \(reason)" }
+
+    public static func name(of code: Dagent_ErrorCode) -> String {
+        switch code {
+        case .ok: return "ok"
+        case .noRoute: return "no route"
+        case .nameTaken: return "name taken"
+        case .tooLarge: return "too large"
+        case .hopLimit: return "hop limit"
+        case .notReady: return "not ready"
+        case .queueFull: return "queue full"
+        case .timeout: return "timeout"
+        case .badFrame: return "bad frame"
+        case .refused: return "refused"
+        case .unknownKind: return "unknown kind"
+        case .UNRECOGNIZED(let n): return "error \(n)"
+        }
+    }
+}
+
+/// A configuration mistake, with a message that names the offending value.
+public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

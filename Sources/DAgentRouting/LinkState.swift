@@ -1,0 +1,21 @@
+import DAgentWire
+
+/// What the core knows about one link.
+package struct LinkState {
+    package let id: LinkID
+    package let isParent: Bool
+    package let address: String
+    package let openedNs: UInt64
+    package var lastHeardNs: UInt64
+    package var lastSentHeartbeatNs: UInt64
+    /// Set once the peer registered (children) or we registered with it (parent).
+    package var peerName: String = ""
+    package var registered = false
+    package var closing = false
+    package var framesIn: UInt64 = 0
+    package var framesOut: UInt64 = 0
+    /// The heartbeat interval the peer announced (0 until it did).
+    package var peerHeartbeatNs: UInt64 = 0
+    /// A replica-to-replica link: no names, no routing, service frames only.
+    package var isPeer = false
+}

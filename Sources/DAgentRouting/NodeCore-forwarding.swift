@@ -1,0 +1,274 @@
+import DAgentWire
+import NIOCore
+
+/// Forwarding: to me, down into my subtree, or up; errors back to the sender.
+extension NodeCore {
+    package func receiveEnvelope(_ envelope: inout Dagent_Envelope, from id: LinkID, nowNs: UInt64) {
+        guard links[id]!.registered || links[id]!.isParent else {
+            refuseLink(id, .refused, "message to '\(envelope.dst)' from a link that has not registered; send Register first")
+            return
+        }
+        if case .UNRECOGNIZED(let kind) = envelope.kind {
+            fail(envelope, .unknownKind, "envelope kind \(kind) is not understood by node '\(config.name)'", nowNs: nowNs)
+            return
+        }
+        if envelope.payload.count > config.maxMessageBytes {
+            fail(envelope, .tooLarge, "message of \(envelope.payload.count) bytes to '\(envelope.dst)' exceeds max_message_bytes=\(config.maxMessageBytes) at node '\(config.name)'", nowNs: nowNs)
+            return
+        }
+        if envelope.dst != config.name && !localServices.contains(envelope.dst) {
+            if envelope.hopLimit <= 1 {
+                fail(envelope, .hopLimit, "hop limit reached at node '\(config.name)' on the way to '\(envelope.dst)' (routing loop or a tree deeper than hop_limit)", nowNs: nowNs)
+                return
+            }
+            envelope.hopLimit -= 1
+        }
+        route(envelope, nowNs: nowNs)
+    }
+
+    /// Where a destination goes from here.
+    package enum NextHop {
+        case local, link(LinkID), queue, noRoute
+    }
+
+    @inline(__always)
+    package func nextHop(_ dst: String) -> NextHop {
+        if dst == config.name || (!localServices.isEmpty && localServices.contains(dst)) { return .local }
+        if let entry = routes[dst] { return .link(entry.link) }
+        if !config.hasParent {
+            // Top of a root group: the directory says which replica holds it.
+            if let resolver = peerResolver, let link = resolver(dst), links[link] != nil { return .link(link) }
+            return .noRoute
+        }
+        if parentReady, let parent = parentLink { return .link(parent) }
+        return .queue
+    }
+
+    /// The fast path for an envelope arriving on a link: routed on its header
+    /// alone and relayed as raw bytes. It is decoded only when it is for this
+    /// node or must be answered with an error.
+    package func receiveRaw(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, nowNs: UInt64) {
+        let link = links[id]!
+        let known = (0...3).contains(header.kind)
+        let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
+        let forward: LinkID?
+        if header.dst == config.name || !known || mayBeTooLarge || header.hopLimit <= 1 || !(link.registered || link.isParent) {
+            forward = nil
+        } else if case .link(let next) = nextHop(header.dst) {
+            forward = next
+        } else {
+            forward = nil
+        }
+        if let next = forward {
+            stats.routed &+= 1
+            links[next]?.framesOut &+= 1
+            emit(.forwardRaw(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            return
+        }
+        // The slow path: decode and apply every rule.
+        do {
+            var envelope = try EnvelopeCodec.decode(raw)
+            receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+        } catch {
+            badFrame(id, error)
+        }
+    }
+
+    /// The fast path for a batch: routed on its header, relayed unopened.
+    /// Opened only here at its destination, or when it must be failed: then
+    /// every envelope gets the full rules (and its own error).
+    package func receiveRawBatch(_ raw: ByteBuffer, header: EnvelopeHeader, count: Int, from id: LinkID, nowNs: UInt64) {
+        let link = links[id]!
+        let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
+        if header.dst != config.name && !mayBeTooLarge && header.hopLimit > 1 && (link.registered || link.isParent),
+           case .link(let next) = nextHop(header.dst) {
+            stats.routed &+= UInt64(count)
+            links[next]?.framesOut &+= 1
+            emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            return
+        }
+        do {
+            var cache = EnvelopeCodec.StringCache()
+            cache.dst = header.dst
+            for slice in try BatchCodec.envelopes(raw) {
+                var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
+                if envelope.dst != header.dst {
+                    fail(envelope, .badFrame, "envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'", nowNs: nowNs)
+                    continue
+                }
+                envelope.hopLimit = header.hopLimit
+                receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+            }
+        } catch {
+            badFrame(id, error)
+        }
+    }
+
+    /// Routes an envelope that is already validated and hop-counted.
+    package func route(_ envelope: Dagent_Envelope, nowNs: UInt64) {
+        switch nextHop(envelope.dst) {
+        case .local:
+            deliverLocal(envelope, nowNs: nowNs)
+        case .link(let next):
+            stats.routed &+= 1
+            links[next]?.framesOut &+= 1
+            emit(.forward(next, envelope))
+        case .queue:
+            do {
+                try queues.enqueue(envelope, nowNs: nowNs)
+                stats.queued &+= 1
+            } catch {
+                fail(envelope, .queueFull, queueFullReason(envelope.dst, error), nowNs: nowNs)
+            }
+        case .noRoute:
+            stats.noRoute &+= 1
+            fail(envelope, .noRoute, "no route to '\(envelope.dst)': no node in the tree holds that name (checked at top node '\(config.name)')", nowNs: nowNs)
+        }
+    }
+
+    package func queueFullReason(_ dst: String, _ error: SendQueues.EnqueueError) -> String {
+        let why = parentLink == nil ? "the parent is not connected" : "registration with the parent is in progress"
+        switch error {
+        case .destinationFull(let limit):
+            return "send queue for '\(dst)' is full (send_queue_length=\(limit)); the route is not ready: \(why)"
+        case .tooManyDestinations(let limit):
+            return "too many destinations queued (max_queued_destinations=\(limit)); the route is not ready: \(why)"
+        }
+    }
+
+    package func deliverLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) {
+        if envelope.kind == .request && envelope.type == WireConstants.pingType {
+            answerEmpty(envelope, nowNs: nowNs)   // pings never reach the application
+            return
+        }
+        stats.delivered &+= 1
+        emit(.deliver(envelope))
+        if envelope.kind == .data && envelope.cookie != 0 {
+            // Delivery receipt: emitted with the delivery itself, so it is sent even
+            // if the application stops right after seeing the message.
+            answerEmpty(envelope, nowNs: nowNs)
+        }
+    }
+
+    /// Sends `envelope`'s sender an empty RESPONSE carrying its cookie (ping answers, receipts).
+    package func answerEmpty(_ envelope: Dagent_Envelope, nowNs: UInt64) {
+        var answer = Dagent_Envelope()
+        answer.src = config.name
+        answer.dst = envelope.src
+        answer.type = envelope.type
+        answer.kind = .response
+        answer.cookie = envelope.cookie
+        answer.hopLimit = config.hopLimit
+        route(answer, nowNs: nowNs)
+    }
+
+    /// Reports a failed envelope to its sender as an ERROR envelope.
+    /// Errors about errors are dropped (and counted), so a failure can never loop.
+    package func fail(_ envelope: Dagent_Envelope, _ code: Dagent_ErrorCode, _ reason: String, nowNs: UInt64) {
+        if envelope.kind == .error || envelope.src.isEmpty {
+            stats.droppedErrors &+= 1
+            log(.debug, "dropped undeliverable \(envelope.kind == .error ? "error" : "message") from '\(envelope.src)' to '\(envelope.dst)': \(reason)")
+            return
+        }
+        stats.errorsSent &+= 1
+        var error = Dagent_Envelope()
+        error.src = config.name
+        error.dst = envelope.src
+        error.type = envelope.type
+        error.kind = .error
+        error.id = envelope.id
+        error.cookie = envelope.cookie
+        error.error = code
+        error.reason = reason
+        error.hopLimit = config.hopLimit
+        error.sendTimeNs = envelope.sendTimeNs
+        route(error, nowNs: nowNs)
+    }
+
+    /// Sends an envelope that originates at this node (src, id and hop limit are set here).
+    /// Errors known at once are thrown; later ones come back as ERROR envelopes.
+    public func sendLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
+        var envelope = envelope
+        try stampLocal(&envelope)
+        try dispatchLocal(envelope, nowNs: nowNs)
+    }
+
+    /// `sendLocal` for the driver's hot path. When the envelope leaves at once
+    /// on a link and no earlier action is still pending (so order is kept),
+    /// returns that link with `envelope` stamped, for the driver to write
+    /// itself: no `.forward` action is built. Otherwise it does what
+    /// `sendLocal` does and returns nil.
+    public func sendLocalFast(_ envelope: inout Dagent_Envelope, nowNs: UInt64) throws(DAgentError) -> LinkID? {
+        try stampLocal(&envelope)
+        if actions.isEmpty && !draining, routesNow(envelope.dst), case .link(let next) = nextHop(envelope.dst) {
+            stats.routed &+= 1
+            links[next]?.framesOut &+= 1
+            return next
+        }
+        try dispatchLocal(envelope, nowNs: nowNs)
+        return nil
+    }
+
+    /// Checks an envelope that starts here and fills in source, id and hop limit.
+    package func stampLocal(_ envelope: inout Dagent_Envelope) throws(DAgentError) {
+        if envelope.dst != lastValidDestination {
+            if let problem = NameRules.problem(with: envelope.dst) {
+                throw DAgentError(.noRoute, "bad destination: \(problem)")
+            }
+            lastValidDestination = envelope.dst
+        }
+        if envelope.payload.count > config.maxMessageBytes {
+            throw DAgentError(.tooLarge, "message of \(envelope.payload.count) bytes exceeds max_message_bytes=\(config.maxMessageBytes)")
+        }
+        envelope.src = config.name
+        envelope.id = nextMessageID
+        nextMessageID &+= 1
+        envelope.hopLimit = config.hopLimit
+    }
+
+    /// True if an envelope for `dst` that starts here is routed now rather
+    /// than queued (or refused) until the route up is ready.
+    package func routesNow(_ dst: String) -> Bool {
+        dst == config.name || routes[dst] != nil || (config.hasParent && parentReady)
+    }
+
+    /// Routes a stamped envelope, or queues it while the route up is not ready.
+    package func dispatchLocal(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
+        if routesNow(envelope.dst) {
+            route(envelope, nowNs: nowNs)
+        } else if config.hasParent {
+            do {
+                try queues.enqueue(envelope, nowNs: nowNs)
+                stats.queued &+= 1
+            } catch {
+                throw DAgentError(.queueFull, queueFullReason(envelope.dst, error))
+            }
+        } else {
+            stats.noRoute &+= 1
+            throw DAgentError(.noRoute, "no route to '\(envelope.dst)': no node in the tree holds that name (checked at top node '\(config.name)')")
+        }
+    }
+
+    /// Re-queues envelopes loaded from a durable dump (they keep their ids).
+    public func restoreQueued(_ envelopes: [Dagent_Envelope], nowNs: UInt64) -> Int {
+        var restored = 0
+        for envelope in envelopes {
+            if parentReady || routes[envelope.dst] != nil || envelope.dst == config.name {
+                route(envelope, nowNs: nowNs)
+                restored += 1
+            } else if (try? queues.enqueue(envelope, nowNs: nowNs)) != nil {
+                restored += 1
+            } else {
+                fail(envelope, .queueFull, "durable queue reload: send_queue_length=\(config.sendQueueLength) exceeded for '\(envelope.dst)'", nowNs: nowNs)
+            }
+        }
+        return restored
+    }
+
+    package func flushQueues(nowNs: UInt64) {
+        guard !queues.isEmpty else { return }
+        let queued = queues.drainAll()
+        log(.info, "route up ready: flushing \(queued.count) queued message(s)")
+        for envelope in queued { route(envelope, nowNs: nowNs) }
+    }
+}

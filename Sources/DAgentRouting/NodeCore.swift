@@ -1,0 +1,409 @@
+import DAgentWire
+import NIOCore
+
+/// The routing core of one node: registration, the router cache, forwarding,
+/// send queues and heartbeats, with no sockets, no threads and no clock.
+///
+/// Inputs are method calls (`linkUp`, `linkDown`, `receive`, `sendLocal`,
+/// `tick`), each given the current time. Outputs are `CoreAction`s appended
+/// to `actions`, which the driver performs in order (`drainActions`). The
+/// same inputs always give the same outputs, which is what the unit tests
+/// rely on. Not thread-safe: the driver calls it from one event loop.
+public final class NodeCore {
+    public let config: NodeCoreConfig
+    /// Names in this node's subtree and the child link each sits behind.
+    public package(set) var routes = RouteTable()
+    /// Envelopes waiting for the route up to become ready.
+    public package(set) var queues: SendQueues
+    /// Session id of this node's own name (0 until the parent assigns one).
+    public package(set) var session: UInt64
+    /// Name of the parent this node registered with ("" at the top).
+    public package(set) var parentName = ""
+    /// True once the parent accepted our registration, until that link drops.
+    public package(set) var parentReady = false
+    public package(set) var stats = CoreStats()
+    /// Set by the driver when the node is shutting down on purpose: links
+    /// going away then are expected and logged quietly.
+    public var stopping = false
+
+    package var links: [LinkID: LinkState] = [:]
+    package var parentLink: LinkID?
+    package var pendingUp: [UInt64: PendingUp] = [:]
+    package var nextRequestID: UInt64 = 1
+    package var nextMessageID: UInt64 = 1
+    package var heartbeatSeq: UInt64 = 0
+    /// Names added/withdrawn below us while our own registration was in flight.
+    package var addedWhileRegistering: Set<String> = []
+    package var withdrawnWhileRegistering: Set<String> = []
+    package let newSession: () -> UInt64
+    /// Names (besides our own) delivered here, e.g. "@state" on a root replica.
+    public var localServices: Set<String> = []
+    /// At the top of a root group: names are confirmed by the group's directory
+    /// (`.confirmNames` → `namesConfirmed`) and released through it (`.releaseNames`).
+    public var nameAuthority = false
+    /// At the top of a root group: the peer link toward the replica that holds a
+    /// name this node does not know (from the replicated directory), if any.
+    public var peerResolver: ((String) -> LinkID?)?
+    /// The last destination that passed `NameRules` (streams send to one name).
+    package var lastValidDestination: String?
+
+    /// Pending actions; the driver takes them with `drainActions`.
+    public package(set) var actions: [CoreAction] = []
+    private(set) var draining = false
+
+    /// - Parameters:
+    ///   - session: a session to present to the parent (a restarted node reclaiming its name), or 0.
+    ///   - sessionGenerator: source of new session ids (seeded in tests).
+    public init(config: NodeCoreConfig, session: UInt64 = 0,
+                sessionGenerator: @escaping () -> UInt64 = { UInt64.random(in: 1...UInt64.max) }) {
+        self.config = config
+        self.session = session
+        self.newSession = sessionGenerator
+        self.queues = SendQueues(perDestinationLimit: config.sendQueueLength,
+                                 destinationLimit: config.maxQueuedDestinations)
+        actions.reserveCapacity(64)
+    }
+
+    /// Call once. The top of the tree is ready at once; other nodes wait for `linkUp` of a parent.
+    public func start(nowNs: UInt64) {
+        if !config.hasParent {
+            if session == 0 { session = newSession() }
+            emit(.registered(session: session, parent: ""))
+        }
+    }
+
+    /// Performs every pending action through `body`, including actions that
+    /// `body` itself causes by calling back into the core.
+    public func drainActions(_ body: (CoreAction) -> Void) {
+        guard !draining else { return }
+        draining = true
+        var i = 0
+        while i < actions.count {
+            let action = actions[i]
+            i += 1
+            body(action)
+        }
+        actions.removeAll(keepingCapacity: true)
+        draining = false
+    }
+
+    /// Returns the pending actions and clears them (tests use this).
+    public func takeActions() -> [CoreAction] {
+        let out = actions
+        actions.removeAll(keepingCapacity: true)
+        return out
+    }
+
+    @inline(__always)
+    package func emit(_ action: CoreAction) {
+        actions.append(action)
+    }
+
+    package func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
+        emit(.log(level, message()))
+    }
+
+    // MARK: links
+
+    /// A link is connected. `isParent` links are dialed by this node.
+    public func linkUp(_ id: LinkID, isParent: Bool, address: String, nowNs: UInt64) {
+        links[id] = LinkState(id: id, isParent: isParent, address: address, openedNs: nowNs,
+                              lastHeardNs: nowNs, lastSentHeartbeatNs: nowNs)
+        if isParent {
+            parentLink = id
+            parentReady = false
+            addedWhileRegistering = []
+            withdrawnWhileRegistering = []
+            var reg = Dagent_Register()
+            reg.name = config.name
+            reg.session = session
+            reg.role = config.role
+            reg.protocolVersion = WireConstants.protocolVersion
+            reg.subtree = routes.records()
+            reg.secret = config.secret
+            reg.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
+            sendFrame(id, .register(reg))
+        }
+    }
+
+    /// A peer link this node dialed is connected: say hello on it.
+    public func peerLinkUp(_ id: LinkID, address: String, hello: Dagent_PeerHello, nowNs: UInt64) {
+        var state = LinkState(id: id, isParent: false, address: address, openedNs: nowNs,
+                              lastHeardNs: nowNs, lastSentHeartbeatNs: nowNs)
+        state.isPeer = true
+        state.registered = true
+        state.peerName = "peer:\(hello.service)"
+        links[id] = state
+        var h = hello
+        h.secret = config.secret
+        sendFrame(id, .peerHello(h))
+    }
+
+    /// A link is gone (closed by either side, or failed).
+    public func linkDown(_ id: LinkID, reason: String, nowNs: UInt64) {
+        guard let link = links.removeValue(forKey: id) else { return }
+        if link.isPeer {
+            log(stopping ? .debug : .info, "peer link \(link.address) down: \(reason)")
+            emit(.peerDown(id))
+            return
+        }
+        if id == parentLink {
+            parentLink = nil
+            let wasReady = parentReady
+            parentReady = false
+            acceptPendingProvisionally()
+            if stopping {
+                log(.debug, "parent link \(link.address) closed (node stopping)")
+                return
+            }
+            log(wasReady ? .warning : .info, "parent link \(link.address) down: \(reason)")
+            emit(.parentLost(reason: reason))
+            return
+        }
+        let names = routes.removeAll(via: id)
+        if link.registered {
+            log(.info, "child '\(link.peerName)' (\(link.address)) left: \(reason); withdrew \(names.count) name(s)")
+        } else {
+            log(.debug, "unregistered link \(link.address) closed: \(reason)")
+        }
+        propagateWithdrawn(names, reason: "'\(link.peerName)' left: \(reason)")
+    }
+
+    /// The peer of `id` sent a frame body (the bytes after the length
+    /// prefix). Envelopes take the fast path: only their routing header is read.
+    public func receive(frameBody: ByteBuffer, from id: LinkID, nowNs: UInt64) {
+        guard links[id] != nil else { return }
+        do {
+            switch try InboundFrame.classify(frameBody) {
+            case let .envelope(raw, header):
+                links[id]!.lastHeardNs = nowNs
+                links[id]!.framesIn &+= 1
+                receiveRaw(raw, header: header, from: id, nowNs: nowNs)
+            case let .batch(raw, header, count):
+                links[id]!.lastHeardNs = nowNs
+                links[id]!.framesIn &+= 1
+                receiveRawBatch(raw, header: header, count: count, from: id, nowNs: nowNs)
+            case let .control(frame):
+                receive(frame, from: id, nowNs: nowNs)
+            }
+        } catch {
+            badFrame(id, error)
+        }
+    }
+
+    /// A frame a brother put straight onto this node's channel (brother p2p on
+    /// a message queue). It is routed as if it came in on the parent link `id`
+    /// (usually: delivered here), but it does not count as hearing from the
+    /// parent, and a bad one is dropped with a log line instead of closing the
+    /// parent link: the brother, not the parent, sent it. Only envelopes and
+    /// batches are accepted from brothers.
+    public func receiveDirect(frameBody: ByteBuffer, via id: LinkID, sender: String, nowNs: UInt64) {
+        let (envelopes, problem) = Self.decodeDirect(frameBody)
+        if let problem { dropDirect(problem, sender: sender) }
+        receiveDirect(envelopes: envelopes, via: id, nowNs: nowNs)
+    }
+
+    /// Envelopes a brother sent, already decoded (`decodeDirect`, e.g. on the
+    /// thread that read them); see `receiveDirect(frameBody:)`.
+    public func receiveDirect(envelopes: [Dagent_Envelope], via id: LinkID, nowNs: UInt64) {
+        guard links[id] != nil else { return }
+        for var envelope in envelopes {
+            stats.directIn &+= 1
+            receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+        }
+    }
+
+    /// Counts and logs a frame from a brother that could not be used.
+    public func dropDirect(_ problem: String, sender: String) {
+        stats.directDropped &+= 1
+        log(.warning, "dropped a frame sent directly by brother \(sender): \(problem)")
+    }
+
+    /// Decodes a frame a brother sent into its envelopes (a batch's carry the
+    /// batch's hop limit). Pure: safe on any thread. `problem` says what was
+    /// dropped, if anything.
+    public static func decodeDirect(_ frameBody: ByteBuffer) -> (envelopes: [Dagent_Envelope], problem: String?) {
+        do {
+            switch try InboundFrame.classify(frameBody) {
+            case let .envelope(raw, _):
+                return ([try EnvelopeCodec.decode(raw)], nil)
+            case let .batch(raw, header, count):
+                var cache = EnvelopeCodec.StringCache()
+                cache.dst = header.dst
+                var out: [Dagent_Envelope] = []
+                out.reserveCapacity(count)
+                var problem: String?
+                for slice in try BatchCodec.envelopes(raw) {
+                    var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
+                    guard envelope.dst == header.dst else {
+                        problem = "an envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'"
+                        continue
+                    }
+                    envelope.hopLimit = header.hopLimit
+                    out.append(envelope)
+                }
+                return (out, problem)
+            case .control(let frame):
+                return ([], "a control frame (\(frame.body.map { "\($0)".prefix(40) } ?? "empty")); brothers send envelopes only")
+            }
+        } catch {
+            return ([], "malformed: \(error)")
+        }
+    }
+
+    /// A frame this node wrote could not be delivered to the link's transport
+    /// (a message queue stayed full): every envelope in it fails back to its
+    /// sender with `code` and `reason`. Control frames are only counted.
+    /// Returns the number of envelopes reported.
+    @discardableResult
+    public func undeliverable(frameBody: ByteBuffer, code: Dagent_ErrorCode, reason: String, nowNs: UInt64) -> Int {
+        do {
+            switch try InboundFrame.classify(frameBody) {
+            case let .envelope(raw, _):
+                fail(try EnvelopeCodec.decode(raw), code, reason, nowNs: nowNs)
+                return 1
+            case let .batch(raw, header, _):
+                var n = 0
+                for slice in try BatchCodec.envelopes(raw) {
+                    var envelope = try EnvelopeCodec.decode(slice)
+                    envelope.dst = envelope.dst.isEmpty ? header.dst : envelope.dst
+                    fail(envelope, code, reason, nowNs: nowNs)
+                    n += 1
+                }
+                return n
+            case .control:
+                return 0
+            }
+        } catch {
+            return 0
+        }
+    }
+
+    /// The link's byte stream cannot be framed or decoded: tell the peer, drop the link.
+    public func badFrame(_ id: LinkID, _ error: FrameError) {
+        let code: Dagent_ErrorCode
+        if case .frameTooLarge = error { code = .tooLarge } else { code = .badFrame }
+        refuseLink(id, code, "\(error); closing this link")
+    }
+
+    /// The peer of `id` sent a decoded frame.
+    public func receive(_ frame: Dagent_Frame, from id: LinkID, nowNs: UInt64) {
+        guard links[id] != nil else { return }
+        links[id]!.lastHeardNs = nowNs
+        links[id]!.framesIn &+= 1
+        switch frame.body {
+        case .envelope(var envelope)?:
+            receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+        case .batch(let batch)?:
+            // A batch the fast path did not take (no dst): each envelope on its own.
+            for var envelope in batch.envelopes {
+                if !batch.dst.isEmpty {
+                    envelope.hopLimit = batch.hopLimit
+                }
+                receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+            }
+        case .heartbeat?:
+            break
+        case .register(let reg)?:
+            handleChildRegister(reg, from: id)
+        case .registerResult(let result)?:
+            handleRegisterResult(result, from: id, nowNs: nowNs)
+        case .nameAdded(let added)?:
+            handleNameAdded(added, from: id)
+        case .nameAck(let ack)?:
+            handleNameAck(ack, from: id)
+        case .nameWithdrawn(let withdrawn)?:
+            handleNameWithdrawn(withdrawn, from: id)
+        case .linkError(let error)?:
+            log(.warning, "peer \(describe(id)) reports \(DAgentError.name(of: error.error)): \(error.reason)")
+        case .treeRequest(let request)?:
+            // Answered by the driver, which knows the socket buffer depths.
+            emit(.treeRequested(id, requestID: request.requestID))
+        case .peerHello(let hello)?:
+            handlePeerHello(hello, from: id)
+        case .service(let frame)?:
+            if links[id]!.isPeer {
+                emit(.service(id, frame))
+            } else {
+                refuseLink(id, .refused, "service frame on a link that did not say PeerHello")
+            }
+        case .treeReply?, nil:
+            log(.debug, "ignoring unexpected frame from \(describe(id))")
+        }
+    }
+
+    package func handlePeerHello(_ hello: Dagent_PeerHello, from id: LinkID) {
+        guard let link = links[id], !link.isParent, !link.registered else {
+            refuseLink(id, .refused, "PeerHello on a link that is already a tree link")
+            return
+        }
+        if !config.secret.isEmpty && hello.secret != config.secret {
+            refuseLink(id, .refused, "wrong or missing cluster secret in PeerHello from node \(hello.nodeID)")
+            return
+        }
+        links[id]!.isPeer = true
+        links[id]!.registered = true
+        links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name
+        emit(.peerUp(id, hello))
+    }
+
+    /// The driver's human-readable name for a link, for log lines.
+    package func describe(_ id: LinkID) -> String {
+        guard let link = links[id] else { return "link \(id)" }
+        if link.peerName.isEmpty { return link.address }
+        return "'\(link.peerName)' (\(link.address))"
+    }
+
+    package func sendFrame(_ id: LinkID, _ body: Dagent_Frame.OneOf_Body) {
+        var frame = Dagent_Frame()
+        frame.body = body
+        links[id]?.framesOut &+= 1
+        emit(.send(id, frame))
+    }
+
+    package func closeLink(_ id: LinkID, _ reason: String) {
+        guard links[id] != nil, links[id]!.closing == false else { return }
+        links[id]!.closing = true
+        emit(.close(id, reason: reason))
+    }
+
+    /// Sends a LinkError to the peer, then closes the link.
+    package func refuseLink(_ id: LinkID, _ code: Dagent_ErrorCode, _ reason: String) {
+        var error = Dagent_LinkError()
+        error.error = code
+        error.reason = reason
+        sendFrame(id, .linkError(error))
+        log(.warning, "closing link \(describe(id)): \(reason)")
+        closeLink(id, reason)
+    }
+
+    /// Registered child links (for limits and `dagent tree`).
+    package var childCount: Int { links.values.filter { !$0.isParent && $0.registered }.count }
+
+    /// IDs of all links, for the driver's tree report.
+    public var linkIDs: [LinkID] { links.keys.sorted() }
+}
+
+/// Counters the core keeps (exported as metrics and shown by `dagent tree`).
+public struct CoreStats: Equatable, Sendable {
+    public var routed: UInt64 = 0
+    public var delivered: UInt64 = 0
+    public var noRoute: UInt64 = 0
+    public var errorsSent: UInt64 = 0
+    public var droppedErrors: UInt64 = 0
+    public var queued: UInt64 = 0
+    /// Envelopes a brother put straight onto this node's channel (brother p2p).
+    public var directIn: UInt64 = 0
+    /// Frames from brothers that were dropped (malformed, or not envelopes).
+    public var directDropped: UInt64 = 0
+}
+
+/// An upward name registration waiting for the parent's NameAck.
+package enum PendingUp {
+    /// A child's Register: answer it with RegisterResult.
+    case childRegister(link: LinkID, name: String, session: UInt64, refusedHere: [Dagent_NameRefusal])
+    /// A child's NameAdded: answer it with NameAck carrying its request id.
+    case childNames(link: LinkID, requestID: UInt64, refusedHere: [Dagent_NameRefusal])
+    /// Names we added ourselves after (re)registering; nobody below waits.
+    case resync
+}

@@ -1,0 +1,6 @@
+import ArgumentParser
+import DAgentCLI
+import DAgentNode
+import DAgentRouting
+
+BenchCommand.main()

@@ -1,0 +1,233 @@
+import DAgentWire
+import NIOCore
+@testable import DAgentRouting
+
+/// A deterministic in-memory tree of `NodeCore`s for tests: links are pairs
+/// of link ids, frames go through the real frame codec, time is a number the
+/// test advances. No sockets, no threads.
+final class CoreNetwork {
+    struct End: Equatable { var node: String; var link: LinkID }
+
+    var cores: [String: NodeCore] = [:]
+    var peers: [String: [LinkID: End]] = [:]
+    /// Frames in flight; a nil frame is the FIN of a link closed by its far end
+    /// (delivered after what that end wrote before closing, as TCP does).
+    var inflight: [(to: String, link: LinkID, frame: ByteBuffer?)] = []
+    var delivered: [String: [Dagent_Envelope]] = [:]
+    var events: [String: [CoreAction]] = [:]
+    var logs: [String: [String]] = [:]
+    var closes: [(node: String, reason: String)] = []
+    var nowNs: UInt64 = 1_000_000_000
+    private var nextLink: LinkID = 1
+    private var nextSession: UInt64 = 0x1000
+
+    @discardableResult
+    func add(_ name: String, role: Dagent_NodeRole = .proxy, hasParent: Bool, session: UInt64 = 0,
+             configure: (inout NodeCoreConfig) -> Void = { _ in }) -> NodeCore {
+        var config = NodeCoreConfig(name: name, role: role, hasParent: hasParent)
+        configure(&config)
+        let core = NodeCore(config: config, session: session) { [unowned self] in
+            self.nextSession += 1
+            return self.nextSession
+        }
+        cores[name] = core
+        core.start(nowNs: nowNs)
+        pump()
+        return core
+    }
+
+    /// Connects `child` to `parent`; returns (child's link id, parent's link id).
+    @discardableResult
+    func connect(_ child: String, to parent: String) -> (LinkID, LinkID) {
+        let c = nextLink, p = nextLink + 1
+        nextLink += 2
+        peers[child, default: [:]][c] = End(node: parent, link: p)
+        peers[parent, default: [:]][p] = End(node: child, link: c)
+        cores[parent]!.linkUp(p, isParent: false, address: "mem:\(child)", nowNs: nowNs)
+        cores[child]!.linkUp(c, isParent: true, address: "mem:\(parent)", nowNs: nowNs)
+        pump()
+        return (c, p)
+    }
+
+    /// Opens a link to `parent` whose far end is driven by the test (raw frames).
+    func rawLink(to parent: String) -> (raw: End, parentLink: LinkID) {
+        let p = nextLink
+        nextLink += 1
+        peers[parent, default: [:]][p] = End(node: "raw", link: 0)
+        cores[parent]!.linkUp(p, isParent: false, address: "mem:raw", nowNs: nowNs)
+        pump()
+        return (End(node: "raw", link: p), p)
+    }
+
+    /// Drops a link at both ends (like a TCP reset / kill -9).
+    func cut(_ node: String, _ link: LinkID, reason: String = "cut by test") {
+        guard let other = peers[node]?.removeValue(forKey: link) else { return }
+        peers[other.node]?[other.link] = nil
+        inflight.removeAll { ($0.to == node && $0.link == link) || ($0.to == other.node && $0.link == other.link) }
+        cores[node]?.linkDown(link, reason: reason, nowNs: nowNs)
+        cores[other.node]?.linkDown(other.link, reason: reason, nowNs: nowNs)
+        pump()
+    }
+
+    /// Kills a node: every link of it drops, and it is forgotten.
+    func kill(_ node: String) {
+        for link in Array((peers[node] ?? [:]).keys) {
+            guard let other = peers[node]?.removeValue(forKey: link) else { continue }
+            peers[other.node]?[other.link] = nil
+            inflight.removeAll { $0.to == node || ($0.to == other.node && $0.link == other.link) }
+            cores[other.node]?.linkDown(other.link, reason: "peer died", nowNs: nowNs)
+        }
+        cores[node] = nil
+        peers[node] = nil
+        pump()
+    }
+
+    /// Silences a node without closing its links (it stops sending anything).
+    var frozen: Set<String> = []
+
+    /// Runs every node's actions and delivers frames until nothing moves.
+    func pump() {
+        var rounds = 0
+        while true {
+            rounds += 1
+            precondition(rounds < 100_000, "network did not settle")
+            var moved = false
+            for name in cores.keys.sorted() {
+                let core = cores[name]!
+                for action in core.takeActions() {
+                    moved = true
+                    handle(action, at: name)
+                }
+                flushWriters(of: name)   // one "burst" per node per round, like a flush per read burst
+            }
+            if !inflight.isEmpty {
+                moved = true
+                let batch = inflight
+                inflight = []
+                for item in batch {
+                    guard let core = cores[item.to], peers[item.to]?[item.link] != nil else { continue }
+                    if let body = item.frame {
+                        core.receive(frameBody: body, from: item.link, nowNs: nowNs)
+                    } else {
+                        peers[item.to]?[item.link] = nil
+                        core.linkDown(item.link, reason: "closed by peer", nowNs: nowNs)
+                    }
+                }
+            }
+            if !moved { return }
+        }
+    }
+
+    private func handle(_ action: CoreAction, at name: String) {
+        switch action {
+        case let .send(link, frame):
+            try! writers[Key(node: name, link: link), default: FrameWriter()].append(frame)
+        case let .forward(link, envelope):
+            writers[Key(node: name, link: link), default: FrameWriter()].append(envelope)
+        case let .forwardRaw(link, raw, offset, hop):
+            writers[Key(node: name, link: link), default: FrameWriter()].appendRaw(raw, hopLimitOffset: offset, hopLimit: hop)
+            rawForwards += 1
+        case let .forwardRawBatch(link, raw, offset, hop):
+            writers[Key(node: name, link: link), default: FrameWriter()].appendRawBatch(raw, hopLimitOffset: offset, hopLimit: hop)
+            rawBatchForwards += 1
+        case let .deliver(envelope):
+            delivered[name, default: []].append(envelope)
+        case let .close(link, reason):
+            closes.append((name, reason))
+            flushWriters(of: name)
+            // Our side is gone now; the peer sees our FIN after what we already sent.
+            guard let other = peers[name]?.removeValue(forKey: link) else { return }
+            inflight.removeAll { $0.to == name && $0.link == link }
+            cores[name]?.linkDown(link, reason: reason, nowNs: nowNs)
+            if other.node != "raw" { inflight.append((other.node, other.link, nil)) }
+        case let .log(_, text):
+            logs[name, default: []].append(text)
+        default:
+            events[name, default: []].append(action)
+        }
+    }
+
+    /// Frames relayed on the raw fast path (never decoded by the relay).
+    var rawForwards = 0
+    var rawBatchForwards = 0
+    /// Batch frames seen on the wire, and envelopes inside them.
+    var batchesSent = 0
+
+    struct Key: Hashable { var node: String; var link: LinkID }
+    var writers: [Key: FrameWriter] = [:]
+
+    private func flushWriters(of name: String) {
+        for key in writers.keys.filter({ $0.node == name }).sorted(by: { $0.link < $1.link }) {
+            let bytes = writers[key]!.take(allocator: ByteBufferAllocator())
+            transmit(bytes, from: name, link: key.link)
+        }
+    }
+
+    /// Carries real frame bytes, split by the real `FrameReader`.
+    private func transmit(_ bytes: ByteBuffer, from name: String, link: LinkID) {
+        guard bytes.readableBytes > 0, !frozen.contains(name), let end = peers[name]?[link] else { return }
+        var reader = FrameReader(maxFrameBytes: 1 << 24)
+        reader.append(bytes)
+        while let body = try! reader.next() {
+            if case .batch? = try? InboundFrame.classify(body) { batchesSent += 1 }
+            if end.node == "raw" {
+                rawOut.append(try! Dagent_Frame(serializedBytes: Array(body.readableBytesView)))
+            } else {
+                inflight.append((end.node, end.link, body))
+            }
+        }
+    }
+
+    /// Frames the core sent to test-driven raw links.
+    var rawOut: [Dagent_Frame] = []
+
+    func advance(seconds: Double, step: Double = 0.1) {
+        var left = seconds
+        while left > 1e-9 {
+            let d = min(step, left)
+            nowNs += UInt64(d * 1e9)
+            left -= d
+            for name in cores.keys.sorted() where !frozen.contains(name) { cores[name]!.tick(nowNs: nowNs) }
+            pump()
+        }
+    }
+
+    // MARK: helpers
+
+    func send(_ from: String, to: String, type: UInt32 = 1, _ text: String = "x", kind: Dagent_Kind = .data) throws(DAgentError) {
+        var e = Dagent_Envelope()
+        e.dst = to
+        e.type = type
+        e.kind = kind
+        e.payload = .init(text.utf8)
+        try cores[from]!.sendLocal(e, nowNs: nowNs)
+        pump()
+    }
+
+    func inbox(_ name: String) -> [Dagent_Envelope] { delivered[name] ?? [] }
+    func texts(_ name: String) -> [String] { inbox(name).filter { $0.kind != .error }.map { String(decoding: $0.payload, as: UTF8.self) } }
+    func errors(_ name: String) -> [Dagent_Envelope] { inbox(name).filter { $0.kind == .error } }
+
+    func registered(_ name: String) -> Bool {
+        events[name, default: []].contains { if case .registered = $0 { return true } else { return false } }
+    }
+
+    func failures(_ name: String) -> [(Dagent_ErrorCode, String)] {
+        events[name, default: []].compactMap { if case let .registrationFailed(c, r) = $0 { return (c, r) } else { return nil } }
+    }
+
+    /// root ← a1, a2 ← ep1 (under a1), ep2 (under a2).
+    static func standardTree() -> CoreNetwork {
+        let net = CoreNetwork()
+        net.add("root", role: .root, hasParent: false)
+        net.add("a1", role: .agent, hasParent: true)
+        net.add("a2", role: .agent, hasParent: true)
+        net.add("ep1", role: .leaf, hasParent: true)
+        net.add("ep2", role: .leaf, hasParent: true)
+        net.connect("a1", to: "root")
+        net.connect("a2", to: "root")
+        net.connect("ep1", to: "a1")
+        net.connect("ep2", to: "a2")
+        return net
+    }
+}
