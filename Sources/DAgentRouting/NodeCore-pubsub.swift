@@ -1,5 +1,4 @@
 import DAgentWire
-import Foundation
 import NIOCore
 
 /// Publish routing: a PUBLISH envelope (topic in `dst`) goes to the
