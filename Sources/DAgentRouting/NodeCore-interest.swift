@@ -121,7 +121,6 @@ extension NodeCore {
         var overLimit = 0
         var accepted: [InterestKey: UInt32] = [:]
         var distinct = update.initial ? 0 : (pubsub.interest.received[id]?.count ?? 0)
-        let current = pubsub.interest.received[id] ?? [:]
         for entry in update.entries {
             do {
                 try TopicRules.checkPattern(entry.pattern, limits: config.pubsub.topic)
@@ -132,7 +131,9 @@ extension NodeCore {
                 continue
             }
             let key = InterestKey(entry.pattern, queue: entry.queue)
-            let isNew = update.initial ? accepted[key] == nil : current[key] == nil && accepted[key] == nil
+            // (no copy of the link's table: a copy would make every update O(entries))
+            let known = !update.initial && pubsub.interest.received[id]?[key] != nil
+            let isNew = accepted[key] == nil && !known
             if entry.count > 0 && isNew {
                 if distinct >= limit {
                     pubsub.counters.interestRefused &+= 1
@@ -140,7 +141,7 @@ extension NodeCore {
                     continue
                 }
                 distinct += 1
-            } else if entry.count == 0 && !update.initial && current[key] != nil {
+            } else if entry.count == 0 && known {
                 distinct -= 1
             }
             accepted[key] = entry.count

@@ -47,7 +47,9 @@ public final class NodeCore {
     /// The last destination that passed `NameRules` (streams send to one name).
     package var lastValidDestination: String?
     /// Pub/sub: subscriptions, interest per link, the match table (NodeCore-pubsub.swift).
-    package lazy var pubsub = PubSubState(limits: config.pubsub)
+    /// (Stored, not lazy: a lazy property is read, changed and written back,
+    /// which would copy its tables on every change.)
+    package var pubsub: PubSubState
 
     /// Pending actions; the driver takes them with `drainActions`.
     public package(set) var actions: [CoreAction] = []
@@ -61,6 +63,7 @@ public final class NodeCore {
         self.config = config
         self.session = session
         self.newSession = sessionGenerator
+        self.pubsub = PubSubState(limits: config.pubsub)
         self.queues = SendQueues(perDestinationLimit: config.sendQueueLength,
                                  destinationLimit: config.maxQueuedDestinations)
         actions.reserveCapacity(64)

@@ -45,7 +45,7 @@ struct PubCommand: ParsableCommand {
 struct SubCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sub",
-        abstract: "Subscribe to PATTERN through ADDR and print one line per message: TOPIC PAYLOAD.",
+        abstract: "Subscribe to PATTERN(s) through ADDR and print one line per message: TOPIC PAYLOAD.",
         discussion: """
         PATTERN is a topic whose tokens may be '*' (exactly one token) or, last, '>' (one or more
         tokens): orders.*.created, orders.>. With --queue, subscribers sharing the group name split
@@ -59,7 +59,8 @@ struct SubCommand: ParsableCommand {
     @Option(help: "Exit 1 if nothing (more) arrives for this many seconds.") var timeout: Double?
     @Option(help: "Queue group: members share the messages.") var queue: String = ""
     @Flag(help: "Print JSON lines.") var json = false
-    @Argument(help: "Pattern, e.g. orders.*.created or orders.>") var pattern: String
+    @Option(help: "Also subscribe to every pattern in this file (one per line; '-' for stdin).") var patternsFrom: String?
+    @Argument(help: "Pattern(s), e.g. orders.*.created or orders.> (several: one subscription each).") var patterns: [String] = []
 
     static func jsonString(_ s: String) -> String {
         var out = "\""
@@ -79,8 +80,14 @@ struct SubCommand: ParsableCommand {
 
     func run() throws {
         bootstrapLogging(level: join.logLevel)
+        var patterns = self.patterns
+        if let file = patternsFrom {
+            let text = String(decoding: payloadData(file == "-" ? "-" : "@" + file), as: UTF8.self)
+            patterns += text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
+        }
+        if patterns.isEmpty { fail("give a PATTERN (or --patterns-from FILE)") }
         do {
-            try TopicRules.checkPattern(pattern, limits: TopicLimits())
+            for pattern in patterns { try TopicRules.checkPattern(pattern, limits: TopicLimits()) }
             try TopicRules.checkQueue(queue)
         } catch {
             fail("\(error.asDAgentError)")
@@ -94,7 +101,7 @@ struct SubCommand: ParsableCommand {
             if case .registrationFailed(let error) = event { fail("\(error)") }
         }
         do {
-            _ = try node.subscribe(pattern, queue: queue) { envelope in
+            let handler: (Dagent_Envelope) -> Void = { envelope in
                 received += 1
                 last = Date()
                 let text = String(decoding: envelope.payload, as: UTF8.self)
@@ -105,12 +112,14 @@ struct SubCommand: ParsableCommand {
                 }
                 fflush(stdout)
                 if let count, received >= count { done.signal() }
-            }.wait()
+            }
+            for pattern in patterns { _ = try node.subscribe(pattern, queue: queue, handler: handler).wait() }
         } catch {
             try? node.shutdown()
             fail("\(error)")
         }
-        FileHandle.standardError.write(Data("dagent sub: subscribed to \(pattern)\(queue.isEmpty ? "" : " (queue \(queue))")\n".utf8))
+        let what = patterns.count == 1 ? patterns[0] : "\(patterns.count) patterns"
+        FileHandle.standardError.write(Data("dagent sub: subscribed to \(what)\(queue.isEmpty ? "" : " (queue \(queue))")\n".utf8))
         if let timeout {
             while done.wait(timeout: .now() + 0.1) == .timedOut {
                 let idle = try node.eventLoop.submit { Date().timeIntervalSince(last) }.wait()

@@ -1,4 +1,5 @@
 import DAgentWire
+import Foundation
 import NIOCore
 import XCTest
 @testable import DAgentRouting
@@ -329,5 +330,19 @@ final class PubSubTests: XCTestCase {
         let leaf = net.cores["ep2"]!.treeReply(requestID: 1)
         XCTAssertEqual(leaf.subscriptions.map(\.pattern), ["a.>"])
         XCTAssertEqual(leaf.pubsub.delivered, 1)
+    }
+}
+
+extension PubSubTests {
+    func testTenThousandSubscriptionsPropagate() throws {
+        let net = CoreNetwork.standardTree()
+        let start = Date()
+        for i in 0..<2_000 { _ = try net.cores["ep2"]!.subscribe("sensor.\(i).temp") }
+        print("subscribe x2000 (no pump): \(Date().timeIntervalSince(start))s")
+        net.pump()
+        print("pump: \(Date().timeIntervalSince(start))s")
+        let root = net.cores["root"]!
+        let viaA2 = root.linkIDs.first { root.links[$0]!.peerName == "a2" }!
+        XCTAssertEqual(root.interest(via: viaA2).count, 2_000)
     }
 }
