@@ -159,8 +159,8 @@ extension ConfigOption {
     public static func int(_ key: String, _ path: WritableKeyPath<Target, Int>, min: Int, max: Int,
                            flag: String? = nil, help: String) -> Self {
         let range = Double(min)...Double(max)
-        func set(_ t: inout Target, _ v: Int, _ src: String) throws {
-            guard v >= min && v <= max else { throw ConfigError(outOfRange(src, "\(v)", min: "\(min)", max: "\(max)")) }
+        func set(_ t: inout Target, _ v: Int, _ src: OptionContext) throws {
+            guard v >= min && v <= max else { throw ConfigError(outOfRange(src.label, "\(v)", min: "\(min)", max: "\(max)")) }
             t[keyPath: path] = v
         }
         return Self(key: key, flag: pick(flag, key), type: .int, range: range, choices: [], help: help, aliases: [], repeatable: false,
@@ -191,9 +191,9 @@ extension ConfigOption {
     public static func optionalDouble(_ key: String, _ path: WritableKeyPath<Target, Double?>, min: Double, max: Double,
                                       seconds: Bool = true, flag: String? = nil, default dflt: String? = nil, help: String) -> Self {
         let unit = seconds ? " seconds" : ""
-        func set(_ t: inout Target, _ v: Double, _ src: String) throws {
+        func set(_ t: inout Target, _ v: Double, _ src: OptionContext) throws {
             guard v.isFinite && v >= min && v <= max else {
-                throw ConfigError(outOfRange(src, "\(v)", min: format(min), max: format(max), unit: unit))
+                throw ConfigError(outOfRange(src.label, "\(v)", min: format(min), max: format(max), unit: unit))
             }
             t[keyPath: path] = v
         }
