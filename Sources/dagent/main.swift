@@ -18,8 +18,7 @@ struct DAgentCommand: ParsableCommand {
         Brother p2p:     dagent request --via msgq:///tmp/a1.q --to l1 hello
         """,
         subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
-                      TreeCommand.self, ReloadCommand.self, StateCommandGroup.self,
-                      ConfigCommandGroup.self]
+                      TreeCommand.self, ReloadCommand.self, StateCommandGroup.self]
     )
 }
 

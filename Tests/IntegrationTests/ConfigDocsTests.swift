@@ -13,15 +13,15 @@ final class ConfigDocsTests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func testDocsTableIsTheRegistry() throws {
-        let table = c.run(["config", "options", "--markdown"])
+        let table = c.run(["options", "--markdown"])
         XCTAssertEqual(table.status, 0, table.err)
         let docs = try String(contentsOf: Self.repo.appendingPathComponent("docs/config.md"), encoding: .utf8)
         let expected = try XCTUnwrap(OptionDocs.replacingTable(in: docs, with: table.out), "docs/config.md lacks the OPTIONS markers")
-        XCTAssertEqual(docs, expected, "docs/config.md's table differs from `dagent config options --markdown`: run scripts/gen-docs")
+        XCTAssertEqual(docs, expected, "docs/config.md's table differs from `dagent options --markdown`: run scripts/gen-docs")
     }
 
     func testEveryOptionIsAFlagOfRunAndAKeyOfTheFile() throws {
-        let json = c.run(["config", "options", "--json"])
+        let json = c.run(["options", "--json"])
         XCTAssertEqual(json.status, 0, json.err)
         let rows = try JSONDecoder().decode([OptionDoc].self, from: Data(json.out.utf8))
         XCTAssertGreaterThan(rows.count, 25)
