@@ -32,14 +32,42 @@ struct RunCommand: ParsableCommand {
     @Option(help: "YAML config file (docs/config.md lists its options).") var config: String?
     @Option(help: "Root-group cluster JSON (DCF style): run as a Raft replica serving @state.") var raft: String?
     @Option(help: "This replica's node_id in the --raft cluster JSON.") var nodeId: UInt64?
+    @Option(help: "Topology file (see docs/deploy.md): configure this node as its --agent NAME or --root ID.") var topology: String?
+    @Option(help: "With --topology: run as this agent, supervising its processes.") var agent: String?
+    @Option(help: "With --topology: run as the root replica with this id.") var root: UInt64?
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The node and plugin options as flags (listed below).", valueName: "options"))
     var options: [String] = []
 
-    /// The data directory given as a flag (the --raft metadata lives there too).
-    var dataFlag: String? {
-        var probe = NodeConfig(name: "")
-        _ = try? NodeOptions.table.apply(flags: options, to: &probe)
-        return probe.dataDir
+    // The registry flags that `dagent run` itself reads or fills in (--raft, --topology).
+    var name: String? { get { flag("name") } set { setFlag("name", newValue) } }
+    var data: String? { get { flag("data") } set { setFlag("data", newValue) } }
+    var secret: String? { get { flag("secret") } set { setFlag("secret", newValue) } }
+    var logLevel: String? { get { flag("log-level") } set { setFlag("log-level", newValue) } }
+
+    /// The last value given for `--NAME` (`--NAME V` or `--NAME=V`).
+    func flag(_ name: String) -> String? {
+        var value: String?
+        var i = 0
+        while i < options.count {
+            if options[i] == "--\(name)", i + 1 < options.count { value = options[i + 1]; i += 1 }
+            else if options[i].hasPrefix("--\(name)=") { value = String(options[i].dropFirst(name.count + 3)) }
+            i += 1
+        }
+        return value
+    }
+
+    /// Sets `--NAME V` unless nil (a value given before is replaced).
+    mutating func setFlag(_ name: String, _ value: String?) {
+        guard let value else { return }
+        var kept: [String] = []
+        var i = 0
+        while i < options.count {
+            if options[i] == "--\(name)", i + 1 < options.count { i += 2; continue }
+            if options[i].hasPrefix("--\(name)=") { i += 1; continue }
+            kept.append(options[i])
+            i += 1
+        }
+        options = kept + ["--\(name)", value]
     }
 
     func buildConfig(defaultName: String = "", listen replicaListen: Endpoint? = nil) throws -> NodeConfig {
@@ -66,13 +94,14 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let resolved = resolvedFromTopology() { return try resolved.run() }
         var config: NodeConfig
         var group: RaftGroupSetup?
         let pluginSettings: PluginSettings
         do {
             if let raft {
                 guard let nodeId else { throw ConfigError("--raft needs --node-id N") }
-                group = try RaftGroupSetup.load(jsonPath: raft, nodeID: nodeId, dataDir: dataFlag)
+                group = try RaftGroupSetup.load(jsonPath: raft, nodeID: nodeId, dataDir: data)
                 config = try buildConfig(defaultName: "r\(nodeId)", listen: group!.listen)
             } else {
                 config = try buildConfig()
@@ -110,6 +139,7 @@ struct RunCommand: ParsableCommand {
         let done = DispatchSemaphore(value: 0)
         var exitCode: Int32 = 0
         node.onEvent = { event in
+            if case .registered = event { DeployRunHooks.registered() }
             if case .registrationFailed(let error) = event {
                 node.logger.error("stopping: \(error)")
                 exitCode = 2
@@ -163,7 +193,9 @@ struct RunCommand: ParsableCommand {
             }
         }
         node.logger.notice("node '\(config.name)' started (role \(TreeRender.roleName(config.effectiveRole)))")
+        DeployRunHooks.nodeStarted(node)
         done.wait()
+        DeployRunHooks.stopping()
         replica?.stop()
         host?.stop()
         try? node.shutdown()
