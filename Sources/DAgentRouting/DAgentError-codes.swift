@@ -17,6 +17,8 @@ extension DAgentError {
         case 8: return "bad frame"   // badFrame
         case 9: return "refused"   // refused
         case 10: return "unknown kind"   // unknownKind
+        case 20: return "bad topic"   // badTopic
+        case 21: return "too many subscriptions"   // tooManySubscriptions
         case 100: return "invalid argument"   // invalidArgument
         case 101: return "invalid state"   // invalidState
         default: return "error \(code.rawValue)"

@@ -77,6 +77,16 @@ class UnknownKind(DAgentError):
     code, code_name = 10, "unknown kind"
 
 
+class BadTopic(DAgentError):
+    """A topic or pattern breaks a rule (empty token, wildcard in a topic, too long...)."""
+    code, code_name = 20, "bad topic"
+
+
+class TooManySubscriptions(DAgentError):
+    """Max_subscriptions or max_link_interest reached."""
+    code, code_name = 21, "too many subscriptions"
+
+
 class InvalidArgument(DAgentError):
     """C API: a bad name, address or argument."""
     code, code_name = 100, "invalid argument"
@@ -87,7 +97,7 @@ class InvalidState(DAgentError):
     code, code_name = 101, "invalid state"
 
 
-CODE_CLASSES = (NoRoute, NameTaken, TooLarge, HopLimit, NotReady, QueueFull, Timeout, BadFrame, Refused, UnknownKind, InvalidArgument, InvalidState)
+CODE_CLASSES = (NoRoute, NameTaken, TooLarge, HopLimit, NotReady, QueueFull, Timeout, BadFrame, Refused, UnknownKind, BadTopic, TooManySubscriptions, InvalidArgument, InvalidState)
 
 
 # END ERROR CODES

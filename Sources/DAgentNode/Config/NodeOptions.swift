@@ -66,5 +66,14 @@ public enum NodeOptions {
              help: "byte limit an agent sets on its queues with `msgctl(IPC_SET)`; above `kernel.msgmnb` that needs `CAP_SYS_RESOURCE`, else the kernel's limit stays (logged once)"),
         .optionalDouble("msgq_send_timeout", \.msgqSendTimeoutOverride, min: 0.001, max: 3600, default: "2 (a leaf: its agent's)",
                         help: "how long a message waits for room in a full queue before it fails with `queue full`; an agent publishes its value to its leaves, a leaf's own setting wins"),
+        .int("max_topic_bytes", \.pubsub.topic.maxTopicBytes, min: 1, max: 65_536, help: "longest pub/sub topic or pattern, in bytes; longer ones get `bad topic`"),
+        .int("max_topic_tokens", \.pubsub.topic.maxTopicTokens, min: 1, max: 1024, help: "most dot-separated tokens in a topic or pattern"),
+        .int("max_subscriptions", \.pubsub.maxSubscriptions, min: 0, max: 100_000_000,
+             help: "subscriptions this node itself may hold; past it `too many subscriptions`"),
+        .int("max_link_interest", \.pubsub.maxLinkInterest, min: 0, max: 100_000_000,
+             help: "distinct interest entries (pattern, queue group) accepted from one link; entries past it are refused and counted"),
+        .int("interest_cache_topics", \.pubsub.interestCacheTopics, min: 1, max: 10_000_000, help: "topics whose match is cached"),
+        .int("slow_subscriber_bytes", \.slowSubscriberBytes, min: 4096, max: 1 << 40,
+             help: "publishes for a link with more unsent bytes than this are dropped (and counted); the link stays until `slow_consumer_bytes`"),
     ])
 }
