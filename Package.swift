@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "DAgentNode",
             dependencies: [
-                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire",
+                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire", "DAgentHTTP",
                 nioCore, nioLocks, nioPosix, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -143,8 +143,8 @@ let package = Package(
         .target(
             name: "DAgentPython",
             dependencies: [
-                "CPyHost", "DAgentNode", "DAgentWire",
-                nioCore, nioLocks, logging,
+                "CPyHost", "DAgentNode", "DAgentWire", "DAgentHTTP",
+                nioCore, nioLocks, nioHTTP1, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"]
