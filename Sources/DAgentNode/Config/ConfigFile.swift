@@ -123,11 +123,8 @@ public enum ConfigFile {
         if let v = try str("msgq") { c.listen.append(.msgq(path: v.hasPrefix("msgq://") ? String(v.dropFirst(7)) : v)) }
         if let v = try int("msgq_queue_bytes") { c.msgqQueueBytes = v }
         if let v = try num("msgq_send_timeout") { c.msgqSendTimeoutOverride = v }
-<<<<<<< HEAD
         try parseHTTP(map, source: source, into: &c)
-=======
         try PubSubOptions.apply(map, source: source, to: &c)
->>>>>>> main
         return c
     }
 }
