@@ -53,6 +53,8 @@ public final class Node: @unchecked Sendable {
     /// Called on the event loop for lifecycle events.
     public var onEvent: ((NodeEvent) -> Void)?
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
+    /// Handlers of this node's subscriptions, by subscription id (Node-pubsub.swift).
+    var subscriptionHandlers: [UInt64: (Dagent_Envelope) -> Void] = [:]
     /// Called on the event loop to add what a layer above the routing core
     /// knows (the plugin host) to this node's `dagent tree` reply. Must not block.
     public var treeExtension: ((inout Dagent_TreeReply) -> Void)?
@@ -101,6 +103,7 @@ public final class Node: @unchecked Sendable {
     /// Completes when the listeners are bound (not when registered: see `ready()`).
     public func start() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
+            self.installCongestionCheck()
             self.core.start(nowNs: self.nowNs)
             self.loadDurableQueue()
             self.perform()
