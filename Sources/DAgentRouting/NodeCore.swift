@@ -361,10 +361,6 @@ public final class NodeCore {
             refuseLink(id, .refused, "PeerHello on a link that is already a tree link")
             return
         }
-        guard let authority else {
-            refuseLink(id, .refused, "PeerHello from node \(hello.nodeID) to node '\(config.name)', which is not a root-group replica")
-            return
-        }
         if !config.secret.isEmpty && hello.secret != config.secret {
             refuseLink(id, .refused, "wrong or missing cluster secret in PeerHello from node \(hello.nodeID)")
             return
@@ -372,7 +368,7 @@ public final class NodeCore {
         links[id]!.isPeer = true
         links[id]!.registered = true
         links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name
-        authority.peerUp(id, hello: hello)
+        authority?.peerUp(id, hello: hello)
         interestLinkReady(id)
     }
 

@@ -5,8 +5,8 @@ import DAgentWire
 /// it; the core calls it (on the driver's event loop) once its own state is
 /// consistent, so an implementation may call back into the node.
 ///
-/// Without an authority a top node confirms names itself, refuses peer links,
-/// and answers unknown names with `no route`.
+/// Without an authority a top node confirms names itself and answers unknown
+/// names with `no route`; peer links still carry pub/sub interest.
 public protocol TopOfTreeAuthority: AnyObject {
     /// Names registered through the child `agent` must be confirmed by the
     /// directory. Answer with `NodeCore.namesConfirmed(requestID:refused:)`,

@@ -114,16 +114,6 @@ final class AuthorityTests: XCTestCase {
         XCTAssertEqual(directory.downs, [link])
     }
 
-    func testWithoutAnAuthorityPeerLinksAreRefused() {
-        let net = CoreNetwork()
-        net.add("root", role: .root, hasParent: false)
-        let (_, link) = net.rawLink(to: "root")
-        var hello = Dagent_Frame()
-        hello.peerHello.nodeID = 2
-        deliver(hello, to: net, link: link)
-        XCTAssertTrue(net.rawOut.contains { $0.linkError.reason.contains("not a root-group replica") })
-    }
-
     func deliver(_ frame: Dagent_Frame, to net: CoreNetwork, link: LinkID) {
         net.cores["root"]!.receive(frameBody: ByteBuffer(bytes: try! frame.serializedBytes() as [UInt8]), from: link, nowNs: net.nowNs)
         net.pump()
