@@ -11,7 +11,9 @@ final class OptionRegistryTests: XCTestCase {
         case .seconds, .number: let v = (o.range!.lowerBound + o.range!.upperBound) / 2; return ("\(v)", "\(v)")
         case .bool: return ("true", nil)
         case .choice: return (o.choices[1], o.choices[1])
-        case .address: return ("pull:tcp://127.0.0.1:7001", "pull:tcp://127.0.0.1:7001")
+        case .address:
+            let v = o.key == "addr" ? "pull:tcp://127.0.0.1:7001" : "tcp://127.0.0.1:7001"
+            return (v, v)
         case .addresses: return ("[tcp://127.0.0.1:7002, tcp://127.0.0.1:7003]", "tcp://127.0.0.1:7002,tcp://127.0.0.1:7003")
         case .path: return ("/tmp/dagent-x", "/tmp/dagent-x")
         case .string, .mapping: return ("node-x", "node-x")

@@ -4,6 +4,7 @@ import Yams
 import DAgentRouting
 import DAgentLink
 import DAgentMsgq
+import DAgentHTTP
 
 /// Everything needed to run one node. Built from YAML (`--config FILE`),
 /// from the address shorthand, or from command-line flags (flags win).
@@ -53,6 +54,12 @@ public struct NodeConfig: Sendable {
     /// The send timeout an agent uses and publishes to its leaves.
     public var msgqSendTimeout: Double { msgqSendTimeoutOverride ?? 2.0 }
 
+    /// `http: tcp://HOST:PORT`: the node's HTTP listener (`/healthz`, `/metrics`, plugin routes).
+    public var http: Endpoint?
+    /// `http_max_header_bytes`, `http_max_body_bytes`, `http_max_connections`,
+    /// `http_idle_timeout`, `http_handler_timeout`.
+    public var httpLimits = HTTPLimits()
+
     public init(name: String) { self.name = name }
 
     /// True for a leaf whose parents are all `msgq://` and that listens on
@@ -94,6 +101,7 @@ public struct NodeConfig: Sendable {
         if reconnectMaxBackoff < reconnectInitialBackoff {
             throw ConfigError("reconnect_max_backoff=\(reconnectMaxBackoff) must be >= reconnect_initial_backoff=\(reconnectInitialBackoff)")
         }
+        try validateHTTP()
     }
 
     /// The routing core's view of this config.

@@ -66,6 +66,18 @@ public enum NodeOptions {
              help: "byte limit an agent sets on its queues with `msgctl(IPC_SET)`; above `kernel.msgmnb` that needs `CAP_SYS_RESOURCE`, else the kernel's limit stays (logged once)"),
         .optionalDouble("msgq_send_timeout", \.msgqSendTimeoutOverride, min: 0.001, max: 3600, default: "2 (a leaf: its agent's)",
                         help: "how long a message waits for room in a full queue before it fails with `queue full`; an agent publishes its value to its leaves, a leaf's own setting wins"),
+        .custom("http", type: .address, current: { $0.http?.description },
+                help: "serve HTTP (`/healthz`, `/metrics`, plugin routes and static directories) on `tcp://HOST:PORT`") { c, v, _ in
+            c.http = try NodeConfig.parseHTTPAddress(v)
+        },
+        .int("http_max_header_bytes", \.httpLimits.maxHeaderBytes, min: 1024, max: 80 * 1024,
+             help: "largest request head (request line and headers); larger ones get 431"),
+        .int("http_max_body_bytes", \.httpLimits.maxBodyBytes, min: 0, max: 1 << 30, help: "largest request body; larger ones get 413"),
+        .int("http_max_connections", \.httpLimits.maxConnections, min: 1, max: 1_000_000,
+             help: "open HTTP connections at once; more get 503 and are closed"),
+        .double("http_idle_timeout", \.httpLimits.idleTimeout, min: 0.001, max: 86_400, help: "an HTTP connection idle this long is closed"),
+        .double("http_handler_timeout", \.httpLimits.handlerTimeout, min: 0.001, max: 3600,
+                help: "a plugin route that has not answered within this gets 504"),
         .int("max_topic_bytes", \.pubsub.topic.maxTopicBytes, min: 1, max: 65_536, help: "longest pub/sub topic or pattern, in bytes; longer ones get `bad topic`"),
         .int("max_topic_tokens", \.pubsub.topic.maxTopicTokens, min: 1, max: 1024, help: "most dot-separated tokens in a topic or pattern"),
         .int("max_subscriptions", \.pubsub.maxSubscriptions, min: 0, max: 100_000_000,
