@@ -96,6 +96,7 @@ extension NodeCore {
             let end = min(sorted.count, start + Self.interestEntriesPerFrame)
             var update = Dagent_InterestUpdate()
             update.initial = initial && start == 0
+            update.complete = initial && end == sorted.count
             update.entries = sorted[start..<end].map { key, count in
                 var e = Dagent_InterestEntry()
                 e.pattern = key.pattern
@@ -153,6 +154,7 @@ extension NodeCore {
                 pubsub.interest.setReceived(key, count: count, from: id)
             }
         }
+        if update.complete { pubsub.interest.known.insert(id) }
         if overLimit > 0 {
             reportInterestProblem(id, .tooManySubscriptions,
                 "\(overLimit) interest entr\(overLimit == 1 ? "y" : "ies") from \(describe(id)) refused: the link already has max_link_interest=\(limit) distinct entries at node '\(config.name)'")

@@ -334,15 +334,14 @@ final class PubSubTests: XCTestCase {
 }
 
 extension PubSubTests {
-    func testTenThousandSubscriptionsPropagate() throws {
+    func testTenThousandSubscriptionsPropagateAsOneEntryEach() throws {
         let net = CoreNetwork.standardTree()
-        let start = Date()
-        for i in 0..<2_000 { _ = try net.cores["ep2"]!.subscribe("sensor.\(i).temp") }
-        print("subscribe x2000 (no pump): \(Date().timeIntervalSince(start))s")
+        for i in 0..<10_000 { _ = try net.cores["ep2"]!.subscribe("sensor.\(i).temp") }
         net.pump()
-        print("pump: \(Date().timeIntervalSince(start))s")
         let root = net.cores["root"]!
         let viaA2 = root.linkIDs.first { root.links[$0]!.peerName == "a2" }!
-        XCTAssertEqual(root.interest(via: viaA2).count, 2_000)
+        XCTAssertEqual(root.interest(via: viaA2).count, 10_000)
+        try net.publish("ep1", "sensor.4321.temp", "v")
+        XCTAssertEqual(net.received("ep2"), ["v"])
     }
 }
