@@ -88,6 +88,25 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
+        // The pure core of the push gateway: topics, client frames, send queues with
+        // conflation, per-topic numbering and history, fan-out. No I/O.
+        .target(
+            name: "DAgentPush",
+            dependencies: [nioCore],
+            exclude: ["README.md"],
+            swiftSettings: fastRelease
+        ),
+        // The push gateway's NIO driver: WebSocket clients (NIOWebSocket) over the node's
+        // HTTP listener, the plugin's decisions through node messages, pub/sub through a broker.
+        .target(
+            name: "DAgentPushGateway",
+            dependencies: [
+                "DAgentPush", "DAgentNode", "DAgentRouting", "DAgentWire", nioCore, logging,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            exclude: ["README.md"]
+        ),
         // Deterministic Raft core (etcd-io/raft style): no I/O, no dependencies.
         .target(
             name: "DAgentRaft",
@@ -186,6 +205,7 @@ let package = Package(
             exclude: ["testdata"]
         ),
         .testTarget(name: "DAgentStateTests", dependencies: ["DAgentState"]),
+        .testTarget(name: "DAgentPushTests", dependencies: ["DAgentPush", nioCore]),
         .testTarget(name: "DAgentRootTests", dependencies: ["DAgentRoot", "DAgentRaft", "DAgentTestSupport"]),
         // Starts real `dagent` processes on loopback.
         .testTarget(
