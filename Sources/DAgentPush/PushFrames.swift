@@ -117,7 +117,7 @@ public enum PushFrames {
             for i in 0..<bytes.count {
                 let c = bytes[i]
                 if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") { continue }
-                if i > start { b.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<i])) }
+                if i > start { b.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<i]))) }
                 switch c {
                 case UInt8(ascii: "\""): b.writeStaticString("\\\"")
                 case UInt8(ascii: "\\"): b.writeStaticString("\\\\")
@@ -131,7 +131,7 @@ public enum PushFrames {
                 }
                 start = i + 1
             }
-            if bytes.count > start { b.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<bytes.count])) }
+            if bytes.count > start { b.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))) }
         }
         b.writeInteger(UInt8(ascii: "\""))
     }

@@ -89,7 +89,7 @@ extension PushRequest {
             if let s = obj["since"], !(s is NSNull) {
                 switch parseSince(s) {
                 case .success(let v): since = v
-                case .failure(let reason): return fail(reason, topic: topic)
+                case .failure(let e): return fail(e.reason, topic: topic)
                 }
             }
             return .success(.sub(ref: ref, pattern: topic, since: since))
@@ -114,9 +114,9 @@ extension PushRequest {
         }
     }
 
-    static func parseSince(_ value: Any) -> Result<PushSince, String> {
+    static func parseSince(_ value: Any) -> Result<PushSince, SinceError> {
         guard let s = value as? [String: Any] else {
-            return .failure("\"since\" must be an object {\"epoch\":E,\"seq\":S}")
+            return .failure(SinceError(reason: "\"since\" must be an object {\"epoch\":E,\"seq\":S}"))
         }
         let epoch: String
         if let e = s["epoch"] as? String {
@@ -124,7 +124,7 @@ extension PushRequest {
         } else if let n = s["epoch"] as? NSNumber, !(s["epoch"] is Bool) {
             epoch = n.stringValue
         } else {
-            return .failure("\"since\" needs an \"epoch\" (string)")
+            return .failure(SinceError(reason: "\"since\" needs an \"epoch\" (string)"))
         }
         func seqValue(_ v: Any?) -> UInt64?? {
             guard let v else { return .some(nil) }
@@ -132,17 +132,22 @@ extension PushRequest {
                   let u = UInt64(exactly: n.doubleValue) else { return nil }
             return .some(u)
         }
-        guard let seq = seqValue(s["seq"]) else { return .failure("\"since.seq\" must be a non-negative integer") }
+        guard let seq = seqValue(s["seq"]) else { return .failure(SinceError(reason: "\"since.seq\" must be a non-negative integer")) }
         var seqs: [String: UInt64] = [:]
         if let m = s["seqs"] {
             guard let dict = m as? [String: Any], dict.count <= 10_000 else {
-                return .failure("\"since.seqs\" must be an object {topic: seq} of at most 10000 topics")
+                return .failure(SinceError(reason: "\"since.seqs\" must be an object {topic: seq} of at most 10000 topics"))
             }
             for (k, v) in dict {
-                guard let u = seqValue(v), let u else { return .failure("\"since.seqs\" values must be non-negative integers (topic '\(k.prefix(64))')") }
+                guard let u = seqValue(v), let u else { return .failure(SinceError(reason: "\"since.seqs\" values must be non-negative integers (topic '\(k.prefix(64))')")) }
                 seqs[k] = u
             }
         }
         return .success(PushSince(epoch: epoch, seq: seq, seqs: seqs))
     }
+}
+
+/// Why a `since` object was refused.
+struct SinceError: Error {
+    var reason: String
 }

@@ -39,10 +39,10 @@ public struct PushSendQueue {
     /// Holds `frame` for later; with `conflateKey`, replaces the frame of that key.
     public mutating func push(_ frame: ByteBuffer, conflateKey: String? = nil) -> Outcome {
         let size = frame.readableBytes
-        if let key = conflateKey, let at = keyed[key], let old = entries[at - head] {
+        if let key = conflateKey, let at = keyed[key], let old = entries[offset: at - head] {
             let after = bytes - old.frame.readableBytes + size
             if after > limitBytes { return .overLimit(wouldBe: after) }
-            entries[at - head] = Entry(frame: frame, key: key)
+            entries[offset: at - head] = Entry(frame: frame, key: key)
             bytes = after
             return .replaced
         }

@@ -101,7 +101,7 @@ final class PushClientHandler: ChannelInboundHandler {
         let channel = context.channel
         gateway.onLoop { [self] in
             if let id {
-                gateway.close(id, code: code, reason: reason)
+                gateway.disconnect(id, code: code, reason: reason)
             } else {
                 gateway.sendClose(channel, code: code, reason: reason)
             }

@@ -69,7 +69,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
         let timeout = hub.limits.pluginTimeout
         let timer = loop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) { [weak self] in
             guard let self, self.channels[id] != nil, !self.hub.isAuthorized(id) else { return }
-            self.close(id, code: PushCodes.tryAgainLater, reason: "the push service did not answer the connect within plugin_timeout=\(timeout)s")
+            self.disconnect(id, code: PushCodes.tryAgainLater, reason: "the push service did not answer the connect within plugin_timeout=\(timeout)s")
         }
         service.connect(client: id, token: token, remote: remote) { [weak self] decision in
             self?.onLoop {
@@ -88,7 +88,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
             for frame in early.removeValue(forKey: id) ?? [] { received(id, frame) }
         case .deny(let code, let reason):
             logger.info("push client \(id) refused: \(reason)")
-            close(id, code: UInt16(clamping: code), reason: reason)
+            disconnect(id, code: UInt16(clamping: code), reason: reason)
         }
     }
 
@@ -180,7 +180,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     }
 
     /// Closes a client with a close code (counted) and forgets it.
-    public func close(_ id: PushClientID, code: UInt16, reason: String) {
+    public func disconnect(_ id: PushClientID, code: UInt16, reason: String) {
         onLoop { self.hub.close(id, code: code, reason: reason) }
     }
 

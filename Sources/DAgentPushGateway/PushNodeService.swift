@@ -106,7 +106,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
         case "close":
             guard let id = (obj["client"] as? NSNumber)?.uint64Value else { refuse("close needs \"client\""); return }
             let code = (obj["code"] as? NSNumber)?.uint16Value ?? 1000
-            gateway.close(id, code: code, reason: obj["reason"] as? String ?? "closed by the push service")
+            gateway.disconnect(id, code: code, reason: obj["reason"] as? String ?? "closed by the push service")
             answer(["ok": true])
         case "stats":
             let s = gateway.hub.stats
@@ -154,7 +154,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
 
     // MARK: gateway → plugin
 
-    func ask(_ obj: [String: Any], completion: @escaping @Sendable (Result<[String: Any], String>) -> Void) {
+    func ask(_ obj: [String: Any], completion: @escaping @Sendable (Result<[String: Any], PushServiceFailure>) -> Void) {
         let payload = (try? JSONSerialization.data(withJSONObject: obj)) ?? Data()
         node.request(to: node.config.name, type: PushTypes.event, payload: payload, timeout: gateway.hub.limits.pluginTimeout)
             .whenComplete { result in
@@ -163,20 +163,21 @@ public final class PushNodeService: PushService, @unchecked Sendable {
                     if let reply = (try? JSONSerialization.jsonObject(with: e.payload)) as? [String: Any] {
                         completion(.success(reply))
                     } else {
-                        completion(.failure("the push plugin answered with something that is not a JSON object"))
+                        completion(.failure(PushServiceFailure(reason: "the push plugin answered with something that is not a JSON object")))
                     }
                 case .failure(let error):
-                    completion(.failure("the push service failed: \(error)"))
+                    completion(.failure(PushServiceFailure(reason: "the push service failed: \(error)")))
                 }
             }
     }
 
-    static func decision(_ r: Result<[String: Any], String>, denyCode: Int) -> PushDecision {
+    static func decision(_ r: Result<[String: Any], PushServiceFailure>, denyCode: Int) -> PushDecision {
         switch r {
         case .success(let obj):
             if obj["ok"] as? Bool == true { return .allow(user: obj["user"] as? String ?? "") }
             return .deny(code: (obj["code"] as? NSNumber)?.intValue ?? denyCode, reason: obj["reason"] as? String ?? "denied by the push service")
-        case .failure(let why):
+        case .failure(let f):
+            let why = f.reason
             return .deny(code: denyCode == Int(PushCodes.unauthorized) ? Int(PushCodes.tryAgainLater) : PushCodes.unavailable, reason: why)
         }
     }
@@ -200,8 +201,8 @@ public final class PushNodeService: PushService, @unchecked Sendable {
                 completion(.allow(topic: finalTopic, data: finalData))
             case .success(let obj):
                 completion(.deny(code: (obj["code"] as? NSNumber)?.intValue ?? PushCodes.forbidden, reason: obj["reason"] as? String ?? "denied by the push service"))
-            case .failure(let why):
-                completion(.deny(code: PushCodes.unavailable, reason: why))
+            case .failure(let f):
+                completion(.deny(code: PushCodes.unavailable, reason: f.reason))
             }
         }
     }
@@ -210,4 +211,9 @@ public final class PushNodeService: PushService, @unchecked Sendable {
         let payload = (try? JSONSerialization.data(withJSONObject: ["op": "disconnect", "client": client])) ?? Data()
         _ = node.send(to: node.config.name, type: PushTypes.event, payload: payload)
     }
+}
+
+/// Why the push plugin gave no usable answer.
+public struct PushServiceFailure: Error, Sendable {
+    public var reason: String
 }
