@@ -40,7 +40,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
         hub = PushHub(limits: limits, bootID: boot, sink: placeholder)
         hub.sink = self
         broker.deliver = { [unowned self] topic, payload, via in
-            self.hub.deliver(topic: topic, payload: payload.readableBytesView, via: via, nowNs: self.clock())
+            self.hub.deliver(topic: topic, payload: payload, via: via, nowNs: self.clock())
         }
     }
 
@@ -159,9 +159,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
                     self.hub.endOp(id)
                     switch decision {
                     case let .allow(finalTopic, finalData):
-                        var buf = ByteBufferAllocator().buffer(capacity: finalData.count)
-                        buf.writeBytes(finalData)
-                        if let problem = self.broker.publish(topic: finalTopic, payload: buf) {
+                        if let problem = self.publish(topic: finalTopic, payload: Data(finalData)) {
                             self.hub.fail(id, PushRequestError(PushCodes.unavailable, problem, ref: ref, topic: topic))
                         } else {
                             self.hub.reply(id, PushFrames.published(topic: finalTopic, ref: ref))
@@ -185,7 +183,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     }
 
     /// Publishes from the server side (the plugin's `push.publish`).
-    public func publish(topic: String, payload: ByteBuffer) -> String? {
+    public func publish(topic: String, payload: Data) -> String? {
         if let p = PushTopic.problem(topic: topic, maxBytes: hub.limits.maxTopicBytes) { return "bad topic: \(p)" }
         return broker.publish(topic: topic, payload: payload)
     }

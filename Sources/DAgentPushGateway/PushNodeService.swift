@@ -100,9 +100,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
                 refuse("publish needs \"topic\" and \"data\" (string) or \"data_b64\"")
                 return
             }
-            var buf = ByteBufferAllocator().buffer(capacity: data.count)
-            buf.writeBytes(data)
-            if let problem = gateway.publish(topic: topic, payload: buf) { refuse(problem) } else { answer(["ok": true]) }
+            if let problem = gateway.publish(topic: topic, payload: Data(data)) { refuse(problem) } else { answer(["ok": true]) }
         case "close":
             guard let id = (obj["client"] as? NSNumber)?.uint64Value else { refuse("close needs \"client\""); return }
             let code = (obj["code"] as? NSNumber)?.uint16Value ?? 1000

@@ -126,6 +126,7 @@ struct RunCommand: ParsableCommand {
                 h.reloadSettings = { try self.buildPluginSettings() }
                 h.install()
                 host = h
+                PushWiring.attach(node)
             }
             try node.start().wait()
         } catch {
@@ -199,6 +200,7 @@ struct RunCommand: ParsableCommand {
         DeployRunHooks.nodeStarted(node)
         done.wait()
         DeployRunHooks.stopping()
+        PushWiring.shutdown()
         replica?.stop()
         host?.stop()
         try? node.shutdown()

@@ -193,6 +193,7 @@ public enum TreeRender {
                 lines.append(line)
             }
         }
+        if reply.hasPushGateway { lines.append(contentsOf: pushText(reply.pushGateway)) }
         if reply.directOut != 0 || reply.directIn != 0 {
             lines.append("brother p2p: out=\(reply.directOut) in=\(reply.directIn)")
         }
@@ -247,7 +248,8 @@ public enum TreeRender {
         return "{\"name\":\(q(reply.name)),\"role\":\(q(roleName(reply.role))),\"level\":0,\"parent\":\(q(reply.parent)),\"parent_ready\":\(reply.parentReady),"
             + "\"names\":[\(names.joined(separator: ","))],\"links\":[\(links.joined(separator: ","))],"
             + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered),"
-            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)}"
+            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)"
+            + (reply.hasPushGateway ? ",\"push_gateway\":\(pushJSON(reply.pushGateway))" : "") + "}"
     }
 }
 
