@@ -32,7 +32,7 @@ class Tree:
         self.start("root", ["--listen", f"tcp://127.0.0.1:{self.root_port}"])
         self.http, self.listen = {}, {}
 
-    def start(self, name, args, config=None):
+    def start(self, name, args, config=None, env=None):
         cmd = [dagent_binary(), "run", "--name", name] + args
         if config:
             path = os.path.join(self.workdir, f"{name}.yaml")
@@ -40,7 +40,7 @@ class Tree:
                 f.write(config)
             cmd = [dagent_binary(), "run", "--config", path]
         log = open(os.path.join(self.workdir, f"{name}.log"), "w")
-        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.procs.append(p)
         return p
 
@@ -50,9 +50,9 @@ class Tree:
         section = {"secret_file": self.secret_file, "history": history or {}, "conflate": conflate or [],
                    "limits": limits or {}}
         config = (f"name: {name}\nrole: agent\nlisten: tcp://127.0.0.1:{listen}\n"
-                  f"parents: [tcp://127.0.0.1:{self.root_port}]\nhttp: tcp://127.0.0.1:{port}\n"
+                  f"parents: [tcp://127.0.0.1:{self.root_port}]\n"
                   f"plugins:\n  dirs: {json.dumps(dirs)}\n  config:\n    push: {json.dumps(section)}\n")
-        self.start(name, [], config=config)
+        self.start(name, [], config=config, env=dict(os.environ, DAGENT_PUSH_HTTP=f"tcp://127.0.0.1:{port}"))
         self.http[name] = port
         self.listen[name] = listen
         wait_for(f"{name}'s push gateway", lambda: self.gateway(name)["service"], timeout=60)
