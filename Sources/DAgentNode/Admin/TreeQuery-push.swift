@@ -2,7 +2,7 @@ import DAgentWire
 import Foundation
 
 /// The push gateway's part of `dagent tree` (text and JSON).
-extension TreeQuery {
+extension TreeRender {
     static func pushText(_ g: Dagent_PushGatewayInfo) -> [String] {
         let closes = g.closes.keys.sorted().map { "\($0)=\(g.closes[$0]!)" }.joined(separator: " ")
         let errors = g.errors.keys.sorted().map { "\($0)=\(g.errors[$0]!)" }.joined(separator: " ")

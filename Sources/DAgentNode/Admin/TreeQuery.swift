@@ -245,11 +245,11 @@ public enum TreeRender {
             "{\"path\":\(q($0.path)),\"leaves\":\($0.leaves),\"table_names\":\($0.tableNames),\"table_generation\":\($0.tableGeneration),"
                 + "\"up\":\(stat($0.up)),\"down\":\(stat($0.down)),\"purged\":\($0.purged),\"garbage\":\($0.garbage),\"msgmax\":\($0.msgmax)}"
         }
+        let push: String = reply.hasPushGateway ? ",\"push_gateway\":" + pushJSON(reply.pushGateway) : ""
         return "{\"name\":\(q(reply.name)),\"role\":\(q(roleName(reply.role))),\"level\":0,\"parent\":\(q(reply.parent)),\"parent_ready\":\(reply.parentReady),"
             + "\"names\":[\(names.joined(separator: ","))],\"links\":[\(links.joined(separator: ","))],"
             + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered),"
-            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)"
-            + (reply.hasPushGateway ? ",\"push_gateway\":\(pushJSON(reply.pushGateway))" : "") + "}"
+            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)\(push)}"
     }
 }
 
