@@ -61,7 +61,7 @@ extension PushRequest {
         if let id = obj["id"] {
             if let s = id as? String, s.utf8.count <= 128 {
                 ref = PushFrames.jsonString(s)
-            } else if let n = id as? NSNumber, !(id is Bool), let i = Int64(exactly: n.doubleValue) {
+            } else if let n = id as? NSNumber, !isJSONBool(id), let i = Int64(exactly: n.doubleValue) {
                 ref = String(i)
             } else {
                 return .failure(PushRequestError(PushCodes.badRequest, "\"id\" must be a string of at most 128 bytes or an integer"))
@@ -121,14 +121,14 @@ extension PushRequest {
         let epoch: String
         if let e = s["epoch"] as? String {
             epoch = e
-        } else if let n = s["epoch"] as? NSNumber, !(s["epoch"] is Bool) {
+        } else if let n = s["epoch"] as? NSNumber, !isJSONBool(s["epoch"]!) {
             epoch = n.stringValue
         } else {
             return .failure(SinceError(reason: "\"since\" needs an \"epoch\" (string)"))
         }
         func seqValue(_ v: Any?) -> UInt64?? {
             guard let v else { return .some(nil) }
-            guard let n = v as? NSNumber, !(v is Bool), n.doubleValue >= 0, n.doubleValue < 9.0e15,
+            guard let n = v as? NSNumber, !isJSONBool(v), n.doubleValue >= 0, n.doubleValue < 9.0e15,
                   let u = UInt64(exactly: n.doubleValue) else { return nil }
             return .some(u)
         }
@@ -150,4 +150,11 @@ extension PushRequest {
 /// Why a `since` object was refused.
 struct SinceError: Error {
     var reason: String
+}
+
+/// True for a JSON `true`/`false` (on Linux, JSONSerialization's numbers also
+/// answer `is Bool`; booleans are the NSNumbers of Objective-C type "c").
+func isJSONBool(_ v: Any) -> Bool {
+    if let n = v as? NSNumber { return String(cString: n.objCType) == "c" }
+    return v is Bool
 }

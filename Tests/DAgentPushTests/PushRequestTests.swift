@@ -18,6 +18,8 @@ final class PushRequestTests: XCTestCase {
         XCTAssertEqual(try parse(#"{"op":"sub","topic":"a.>","since":{"epoch":"e1","seqs":{"a.x":2}}}"#).get(),
                        .sub(ref: nil, pattern: "a.>", since: PushSince(epoch: "e1", seqs: ["a.x": 2])))
         XCTAssertEqual(try parse(#"{"op":"unsub","topic":"a.b","id":"x"}"#).get(), .unsub(ref: "\"x\"", pattern: "a.b"))
+        XCTAssertEqual(try parse(#"{"op":"unsub","topic":"a.b","id":1}"#).get(), .unsub(ref: "1", pattern: "a.b"))
+        XCTAssertEqual(error(#"{"op":"unsub","topic":"a.b","id":true}"#)?.code, PushCodes.badRequest)
         XCTAssertEqual(try parse(#"{"op":"pub","topic":"chat.1","data":"hi"}"#).get(), .pub(ref: nil, topic: "chat.1", data: Array("hi".utf8)))
         XCTAssertEqual(try parse(#"{"op":"pub","topic":"chat.1","data":{"a":1}}"#).get(), .pub(ref: nil, topic: "chat.1", data: Array(#"{"a":1}"#.utf8)))
         XCTAssertEqual(try parse(#"{"op":"pub","topic":"chat.1","data_b64":"AAH/"}"#).get(), .pub(ref: nil, topic: "chat.1", data: [0, 1, 255]))

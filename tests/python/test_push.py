@@ -269,19 +269,21 @@ def test_slow_client_cut_off_and_conflated_topic_kept_current(tree):
     async def main():
         pub = await connect(tree.url("a1", tok("pub", topics=[], pub=["bulk.x", "metrics.cpu"])))
         # A client that never reads: its socket fills, then its queue passes 64 KiB.
-        slow = await websockets.connect(tree.url("a1", tok("slow", topics=["bulk.>"])), max_queue=1, read_limit=1024)
+        import socket
+        small = socket.create_connection(("127.0.0.1", tree.http["a1"]))
+        small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow = await websockets.connect(tree.url("a1", tok("slow", topics=["bulk.>"])), sock=small, max_queue=1, read_limit=1024)
         await slow.send(json.dumps({"op": "sub", "topic": "bulk.>"}))
         conflated = await websockets.connect(tree.url("a1", tok("meter", topics=["metrics.>"])), max_queue=1, read_limit=1024)
         await recv_op(conflated, "connected")
         assert (await subscribe(conflated, "metrics.>"))["op"] == "subscribed"
         await asyncio.sleep(0)  # let both subscriptions land before publishing
-        blob = "x" * 2000
-        for i in range(3000):
+        blob = "x" * 3000
+        for i in range(4000):
             await pub.send(json.dumps({"op": "pub", "topic": "bulk.x", "data": blob}))
             await pub.send(json.dumps({"op": "pub", "topic": "metrics.cpu", "data": f"{blob}{i}"}))
             if i % 50 == 0:
                 await recv_op(pub, "published")
-        closes = {}
         wait_for("the slow client to be cut off", lambda: tree.gateway("a1")["closes"].get("slow_consumer", 0) >= 1)
         # The conflated client was not cut off, and once it reads it ends on the latest value.
         last = None
@@ -292,7 +294,7 @@ def test_slow_client_cut_off_and_conflated_topic_kept_current(tree):
                 break
             if frame["op"] == "msg":
                 last = frame
-        assert last is not None and last["data"] == f"{blob}2999", last and last["data"][-8:]
+        assert last is not None and last["data"] == f"{blob}3999", last and last["data"][-8:]
         g = tree.gateway("a1")
         assert g["conflated"] > 0
         try:
