@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "DAgentNode",
             dependencies: [
-                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire",
+                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire", "DAgentHTTP",
                 nioCore, nioLocks, nioPosix, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -162,8 +162,8 @@ let package = Package(
         .target(
             name: "DAgentPython",
             dependencies: [
-                "CPyHost", "DAgentNode", "DAgentWire",
-                nioCore, nioLocks, logging,
+                "CPyHost", "DAgentNode", "DAgentWire", "DAgentHTTP",
+                nioCore, nioLocks, nioHTTP1, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"]
@@ -198,7 +198,7 @@ let package = Package(
             name: "dagent",
             dependencies: [
                 "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState",
-                "DAgentWire", "DAgentPython", "DAgentPushGateway", "DAgentHTTP", "DAgentDeploy", "CDAgentProc",
+                "DAgentWire", "DAgentPython", "DAgentPushGateway", "DAgentDeploy", "CDAgentProc",
                 argumentParser, logging, nioCore, nioPosix,
             ]
         ),

@@ -82,8 +82,8 @@ def setup(config):
     body = _gateway_config(config)
     rt = _runtime.current()
     rt.push_system_cb(push.EVENT_TYPE, _on_event)
-    if push._forget_owner not in rt.on_owner_removed:
-        rt.on_owner_removed.append(push._forget_owner)
+    if push._forget_owner not in rt.remove_hooks:
+        rt.remove_hooks.append(push._forget_owner)
 
     async def attach():
         try:

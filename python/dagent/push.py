@@ -198,7 +198,8 @@ def on_publish(fn):
     return _register("publish", fn)
 
 
-def _forget_owner(slot):
+def _forget_owner(rt, slot, owner=None):
+    """A ``Runtime.remove_hooks`` entry: a plugin's push hooks go when it is unloaded."""
     for kind in _hooks:
         _hooks[kind] = [h for h in _hooks[kind] if h[1] != slot]
 

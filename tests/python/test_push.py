@@ -50,9 +50,9 @@ class Tree:
         section = {"secret_file": self.secret_file, "history": history or {}, "conflate": conflate or [],
                    "limits": limits or {}}
         config = (f"name: {name}\nrole: agent\nlisten: tcp://127.0.0.1:{listen}\n"
-                  f"parents: [tcp://127.0.0.1:{self.root_port}]\n"
+                  f"parents: [tcp://127.0.0.1:{self.root_port}]\nhttp: tcp://127.0.0.1:{port}\n"
                   f"plugins:\n  dirs: {json.dumps(dirs)}\n  config:\n    push: {json.dumps(section)}\n")
-        self.start(name, [], config=config, env=dict(os.environ, DAGENT_PUSH_HTTP=f"tcp://127.0.0.1:{port}"))
+        self.start(name, [], config=config)
         self.http[name] = port
         self.listen[name] = listen
         wait_for(f"{name}'s push gateway", lambda: self.gateway(name)["service"], timeout=60)
