@@ -44,13 +44,13 @@ class Tree:
         self.procs.append(p)
         return p
 
-    def agent(self, name, history=None, conflate=None, limits=None, hooks=True):
+    def agent(self, name, history=None, conflate=None, limits=None, hooks=True, extra=""):
         port, listen = free_port(), free_port()
         dirs = [os.path.join(ROOT, "plugins")] + ([HOOKS] if hooks else [])
         section = {"secret_file": self.secret_file, "history": history or {}, "conflate": conflate or [],
                    "limits": limits or {}}
         config = (f"name: {name}\nrole: agent\nlisten: tcp://127.0.0.1:{listen}\n"
-                  f"parents: [tcp://127.0.0.1:{self.root_port}]\nhttp: tcp://127.0.0.1:{port}\n"
+                  f"parents: [tcp://127.0.0.1:{self.root_port}]\nhttp: tcp://127.0.0.1:{port}\n{extra}"
                   f"plugins:\n  dirs: {json.dumps(dirs)}\n  config:\n    push: {json.dumps(section)}\n")
         self.start(name, [], config=config)
         self.http[name] = port
@@ -128,7 +128,7 @@ def tree(tmp_path_factory):
     try:
         t.agent("a1", history={"hist.>": {"size": 3}}, conflate=["metrics.>"],
                 limits={"send_queue_bytes": 65536, "max_subscriptions": 20, "max_frame_bytes": 4096})
-        t.agent("a2")
+        t.agent("a2", extra="http_max_connections: 4096\n")
         yield t
     finally:
         t.stop()
