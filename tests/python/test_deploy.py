@@ -168,6 +168,11 @@ def test_up_status_request_then_down_leaves_nothing(tree_factory):
     # The desired state is in the root group's store.
     got = json.loads(dagent("state", "get", "--via", t.root_addr, f"deploy/{t.name}/agents/a1").stdout)
     assert [p["name"] for p in json.loads(got["record"]["value"])["processes"]] == ["echo1", "worker"]
+    # Status reaches the root group: every agent's rows are in the store, readable without the file.
+    def stored():
+        r = dagent("status", "--via", t.root_addr, "--json", check=False)
+        return {row["name"]: row["state"] for row in json.loads(r.stdout)}
+    wait_for("the agents' status in the store", lambda: stored() == {"echo1": "running", "worker": "running", "echo2": "running"})
     keys = ipc_keys(t.msgq)
     assert ipc_present(keys) == keys
     pids = tree_pids(t.name, t.workdir)
