@@ -190,7 +190,7 @@ let package = Package(
             name: "dagent",
             dependencies: [
                 "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState",
-                "DAgentWire", "DAgentPython", "DAgentDeploy", "CDAgentProc",
+                "DAgentWire", "DAgentPython", "DAgentMetrics", "DAgentDeploy", "CDAgentProc",
                 argumentParser, logging, nioCore, nioPosix,
             ]
         ),

@@ -8,6 +8,7 @@ import Logging
 import DAgentNode
 import DAgentRouting
 import DAgentCLI
+import DAgentMetrics
 
 /// `dagent run`: one node in the foreground until SIGINT/SIGTERM.
 struct RunCommand: ParsableCommand {
@@ -34,6 +35,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Serve local leaves on System V message queues keyed from PATH (created if missing).") var msgq: String?
     @Option(help: "Role shown by `dagent tree` (leaf, agent, proxy, root); derived from the addresses by default.") var role: String?
     @Option(help: "Serve HTTP (/healthz, /metrics, plugin routes and static directories) on tcp://HOST:PORT (http).") var http: String?
+    @Option(help: "Send this node's metrics to the collector plugin on node NAME (metrics.report_to).") var reportTo: String?
+    @Option(help: "Seconds between metrics reports (metrics.report_interval).") var reportInterval: Double?
     @Flag(help: "Answer every request with its own payload.") var echo = false
     @Option(help: "Data directory: session file, durable queue dump.") var data: String?
     @Flag(help: "Dump send queues to DATA/queue.dump on shutdown and reload them on start.") var durable = false
@@ -98,11 +101,22 @@ struct RunCommand: ParsableCommand {
         return s
     }
 
+    /// The `metrics:` section of the config file plus the report flags.
+    func buildMetricsSettings() throws -> MetricsSettings {
+        var s = MetricsSettings()
+        if let path = config, let fromFile = try MetricsSettings.load(configFile: path) { s = fromFile }
+        if let reportTo { s.reportTo = reportTo }
+        if let reportInterval { s.reportInterval = reportInterval }
+        try s.validate()
+        return s
+    }
+
     func run() throws {
         if let resolved = resolvedFromTopology() { return try resolved.run() }
         var config: NodeConfig
         var group: RaftGroupSetup?
         let pluginSettings: PluginSettings
+        let metricsSettings: MetricsSettings
         do {
             if let raft {
                 guard let nodeId else { throw ConfigError("--raft needs --node-id N") }
@@ -112,13 +126,16 @@ struct RunCommand: ParsableCommand {
                 config = try buildConfig()
             }
             pluginSettings = try buildPluginSettings()
+            metricsSettings = try buildMetricsSettings()
         } catch { fail("\(error)", code: 2) }
         bootstrapLogging(level: config.logLevel)
         let node: Node
         var replica: RootReplica?
         var host: PluginHost?
+        let metrics: NodeMetrics
         do {
             node = try Node(config: config)
+            metrics = NodeMetrics(node: node, settings: metricsSettings)
             if let group {
                 replica = try group.makeReplica(node: node)
                 replica!.attach()
@@ -126,10 +143,13 @@ struct RunCommand: ParsableCommand {
             if pluginSettings.isEnabled {
                 let h = try PluginHost(node: node, settings: pluginSettings)
                 h.reloadSettings = { try self.buildPluginSettings() }
+                let registry = metrics.registry
+                h.onReport = { json in MetricsReport.apply(json: json, to: registry) }
                 h.install()
                 host = h
             }
             try node.start().wait()
+            try metrics.install()
         } catch {
             fail("\(error)", code: 2)
         }
@@ -202,6 +222,7 @@ struct RunCommand: ParsableCommand {
         done.wait()
         DeployRunHooks.stopping()
         replica?.stop()
+        metrics.stop()
         host?.stop()
         try? node.shutdown()
         node.logger.notice("node '\(config.name)' stopped")
