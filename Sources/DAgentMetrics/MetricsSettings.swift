@@ -75,3 +75,22 @@ public struct MetricsSettings: Sendable, Equatable {
         if maxFamilies < 1 { throw ConfigError("metrics.max_families must be >= 1 (got \(maxFamilies))") }
     }
 }
+
+extension MetricsSettings {
+    /// The flags of `dagent run` that this section reads (each takes a value).
+    public static let flags: Set<String> = ["--report-to", "--report-interval"]
+
+    /// `args` without the metrics flags and their values (`--report-to X`, `--report-to=X`).
+    public static func withoutFlags(_ args: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if flags.contains(a) { i += 2; continue }
+            if flags.contains(where: { a.hasPrefix($0 + "=") }) { i += 1; continue }
+            out.append(a)
+            i += 1
+        }
+        return out
+    }
+}
