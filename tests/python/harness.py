@@ -248,7 +248,7 @@ class RaftGroup:
 
     def status(self, i):
         """``dagent state status`` of replica i, or None."""
-        r = self.cluster.run("state", "status", "--via", self.addr(i), "--timeout", "2", timeout=15)
+        r = self.cluster.run("state", "status", "--json", "--via", self.addr(i), "--timeout", "2", timeout=15)
         return json.loads(r.stdout) if r.returncode == 0 else None
 
     def leader(self):
