@@ -46,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // Generated protobuf types, frame codec, batching, msgq codecs. No routing, no sockets.
@@ -113,6 +114,16 @@ let package = Package(
         .target(
             name: "DAgentHTTP",
             dependencies: [nioCore, nioPosix, nioLocks, nioHTTP1, logging],
+            exclude: ["README.md"]
+        ),
+        // One metrics registry per node (counters, gauges, histograms; swift-metrics factory),
+        // its Prometheus/OpenMetrics text, /metrics, the core's figures, the report_to reporter.
+        .target(
+            name: "DAgentMetrics",
+            dependencies: [
+                "DAgentNode", "DAgentHTTP", "DAgentWire", nioCore, nioLocks, logging,
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             exclude: ["README.md"]
         ),
         // Deterministic Raft core (etcd-io/raft style): no I/O, no dependencies.
@@ -198,7 +209,7 @@ let package = Package(
             name: "dagent",
             dependencies: [
                 "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState",
-                "DAgentWire", "DAgentPython", "DAgentPushGateway", "DAgentDeploy", "CDAgentProc",
+                "DAgentWire", "DAgentPython", "DAgentMetrics", "DAgentPushGateway", "DAgentDeploy", "CDAgentProc",
                 argumentParser, logging, nioCore, nioPosix,
             ]
         ),
@@ -212,10 +223,18 @@ let package = Package(
         ),
         // What several test targets share: temporary directories, disk helpers.
         .target(name: "DAgentTestSupport", path: "Tests/DAgentTestSupport"),
+        // The one harness that starts real `dagent` processes for integration tests (`Cluster`, `RawPeer`).
+        .target(
+            name: "DAgentClusterSupport",
+            dependencies: ["DAgentWire", "DAgentNode", "DAgentRouting", nioCore, nioPosix],
+            path: "Tests/DAgentClusterSupport",
+            exclude: ["README.md"]
+        ),
         .testTarget(name: "DAgentWireTests", dependencies: ["DAgentWire", nioCore, nioEmbedded]),
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
         .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire"]),
+        .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(
             name: "DAgentRaftTests",
@@ -231,7 +250,7 @@ let package = Package(
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["DAgentWire", "DAgentNode", "DAgentMsgq", nioCore, nioPosix]
+            dependencies: ["DAgentClusterSupport", "DAgentWire", "DAgentNode", "DAgentMsgq", nioCore, nioPosix]
         ),
     ],
     swiftLanguageModes: [.v5]
