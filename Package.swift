@@ -46,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // Generated protobuf types, frame codec, batching, msgq codecs. No routing, no sockets.
@@ -89,11 +90,40 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
+        // The pure core of the push gateway: topics, client frames, send queues with
+        // conflation, per-topic numbering and history, fan-out. No I/O.
+        .target(
+            name: "DAgentPush",
+            dependencies: [nioCore],
+            exclude: ["README.md"],
+            swiftSettings: fastRelease
+        ),
+        // The push gateway's NIO driver: WebSocket clients (NIOWebSocket) over the node's
+        // HTTP listener, the plugin's decisions through node messages, pub/sub through a broker.
+        .target(
+            name: "DAgentPushGateway",
+            dependencies: [
+                "DAgentPush", "DAgentNode", "DAgentRouting", "DAgentWire", nioCore, logging,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            exclude: ["README.md"]
+        ),
         // The node's HTTP/1.1 listener (NIOHTTP1): routes, static directories, named limits,
         // and upgraders other modules add (the push service's /ws). Knows nothing of the tree.
         .target(
             name: "DAgentHTTP",
             dependencies: [nioCore, nioPosix, nioLocks, nioHTTP1, logging],
+            exclude: ["README.md"]
+        ),
+        // One metrics registry per node (counters, gauges, histograms; swift-metrics factory),
+        // its Prometheus/OpenMetrics text, /metrics, the core's figures, the report_to reporter.
+        .target(
+            name: "DAgentMetrics",
+            dependencies: [
+                "DAgentNode", "DAgentHTTP", "DAgentWire", nioCore, nioLocks, logging,
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             exclude: ["README.md"]
         ),
         // Deterministic Raft core (etcd-io/raft style): no I/O, no dependencies.
@@ -179,7 +209,7 @@ let package = Package(
             name: "dagent",
             dependencies: [
                 "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState",
-                "DAgentWire", "DAgentPython", "DAgentDeploy", "CDAgentProc",
+                "DAgentWire", "DAgentPython", "DAgentMetrics", "DAgentPushGateway", "DAgentDeploy", "CDAgentProc",
                 argumentParser, logging, nioCore, nioPosix,
             ]
         ),
@@ -204,6 +234,7 @@ let package = Package(
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
         .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire"]),
+        .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(
             name: "DAgentRaftTests",
@@ -212,6 +243,7 @@ let package = Package(
             exclude: ["testdata"]
         ),
         .testTarget(name: "DAgentStateTests", dependencies: ["DAgentState"]),
+        .testTarget(name: "DAgentPushTests", dependencies: ["DAgentPush", nioCore]),
         .testTarget(name: "DAgentRootTests", dependencies: ["DAgentRoot", "DAgentRaft", "DAgentTestSupport"]),
         // The topology parser and the supervisor state machine (pure), spawner and logs (real processes).
         .testTarget(name: "DAgentDeployTests", dependencies: ["DAgentDeploy"]),
