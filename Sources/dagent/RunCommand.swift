@@ -43,6 +43,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String?
     @Option(help: "Root-group cluster JSON (DCF style): run as a Raft replica serving @state.") var raft: String?
     @Option(help: "This replica's node_id in the --raft cluster JSON.") var nodeId: UInt64?
+    @Flag(help: "With --raft: a new member of a running group (do not bootstrap; wait for `dagent state member add`).") var join = false
     @Option(name: .customLong("plugins"), help: "Python plugin directory (repeatable; adds to plugins.dirs).") var pluginDirs: [String] = []
     @Option(help: "Seconds a plugin handler may run before it is logged and interrupted (plugins.handler_budget).") var handlerBudget: Double?
     @Option(help: "Directory holding the dagent Python package (plugins.python_path; found automatically).") var pythonPath: String?
@@ -114,7 +115,7 @@ struct RunCommand: ParsableCommand {
         do {
             node = try Node(config: config)
             if let group {
-                replica = try group.makeReplica(node: node)
+                replica = try group.makeReplica(node: node, join: join)
                 replica!.attach()
             }
             if pluginSettings.isEnabled {
@@ -137,6 +138,11 @@ struct RunCommand: ParsableCommand {
         }
         let done = DispatchSemaphore(value: 0)
         var exitCode: Int32 = 0
+        replica?.onFatal = { reason in
+            node.logger.error("stopping: the raft replica stopped: \(reason)")
+            exitCode = 3
+            done.signal()
+        }
         node.onEvent = { event in
             if case .registrationFailed(let error) = event {
                 node.logger.error("stopping: \(error)")
