@@ -22,6 +22,8 @@ public enum StateRequest: Equatable {
             body = try StateCoding.decoder().decode(StateRequestBody.self, from: data)
         } catch DecodingError.keyNotFound(let key, _) where key.stringValue == "op" {
             throw StateProtocolError("request has no \"op\"")
+        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
+            throw StateProtocolError("request is not a JSON object of @state")
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw StateProtocolError("field \"\(path)\" has the wrong type (\(context.debugDescription))")

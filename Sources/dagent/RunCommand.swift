@@ -43,6 +43,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String?
     @Option(help: "Root-group cluster JSON (DCF style): run as a Raft replica serving @state.") var raft: String?
     @Option(help: "This replica's node_id in the --raft cluster JSON.") var nodeId: UInt64?
+    @Option(help: "With --raft: compact the raft log into a snapshot after this many applied entries (snapshot_entries).") var snapshotEntries: Int?
     @Flag(help: "With --raft: a new member of a running group (do not bootstrap; wait for `dagent state member add`).") var join = false
     @Option(name: .customLong("plugins"), help: "Python plugin directory (repeatable; adds to plugins.dirs).") var pluginDirs: [String] = []
     @Option(help: "Seconds a plugin handler may run before it is logged and interrupted (plugins.handler_budget).") var handlerBudget: Double?
@@ -116,6 +117,10 @@ struct RunCommand: ParsableCommand {
             node = try Node(config: config)
             if let group {
                 replica = try group.makeReplica(node: node, join: join)
+                if let snapshotEntries {
+                    guard snapshotEntries >= 1 else { throw ConfigError("--snapshot-entries must be >= 1 (got \(snapshotEntries))") }
+                    replica!.snapshotEvery = snapshotEntries
+                }
                 replica!.attach()
             }
             if pluginSettings.isEnabled {

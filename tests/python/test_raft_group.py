@@ -26,6 +26,7 @@ class Group:
             json.dump([{"stream_id": 1, "node_id": i + 1, "ip": "127.0.0.1", "port": p,
                         "role": "LEADER" if i == 0 else "FOLLOWER"} for i, p in enumerate(self.ports)], f)
         self.procs = {}
+        self.extra = []
 
     def addr(self, node_id):
         return f"tcp://127.0.0.1:{self.ports[node_id - 1]}"
@@ -34,7 +35,7 @@ class Group:
         log = open(os.path.join(self.workdir, f"r{node_id}.log"), "a")
         self.procs[node_id] = subprocess.Popen(
             [D, "run", "--raft", self.cluster, "--node-id", str(node_id),
-             "--data", os.path.join(self.workdir, f"data{node_id}")], stdout=log, stderr=log)
+             "--data", os.path.join(self.workdir, f"data{node_id}"), *self.extra], stdout=log, stderr=log)
 
     def kill9(self, node_id):
         p = self.procs.pop(node_id)
@@ -51,7 +52,7 @@ class Group:
                 p.kill()
 
     def status(self, node_id):
-        r = subprocess.run([D, "state", "status", "--via", self.addr(node_id), "--timeout", "2"],
+        r = subprocess.run([D, "state", "status", "--json", "--via", self.addr(node_id), "--timeout", "2"],
                            capture_output=True, text=True, timeout=15)
         return json.loads(r.stdout) if r.returncode == 0 else None
 
@@ -66,7 +67,7 @@ class Group:
 def state(args, via, timeout=4):
     """Runs `dagent state ...`; returns the JSON answer or None (unknown outcome)."""
     try:
-        r = subprocess.run([D, "state", *args, "--via", via, "--timeout", str(timeout)],
+        r = subprocess.run([D, "state", *args, "--json", "--via", via, "--timeout", str(timeout)],
                            capture_output=True, text=True, timeout=timeout + 10)
     except subprocess.TimeoutExpired:
         return None
@@ -133,7 +134,7 @@ def test_linearizable_under_leader_kill(workdir):
         watch_out = open(os.path.join(workdir, "watch.out"), "w")
         # From revision 1, through every replica (failover): no change can slip by.
         everyone = ",".join(g.addr(i) for i in (3, 1, 2))
-        watcher = subprocess.Popen([D, "state", "watch", "--via", everyone, "--from", "1", "k"], stdout=watch_out,
+        watcher = subprocess.Popen([D, "state", "watch", "--json", "--via", everyone, "--from", "1", "k"], stdout=watch_out,
                                    stderr=open(os.path.join(workdir, "watch.log"), "w"))
         history, lock = [], threading.Lock()
         alive = {1, 2, 3}
