@@ -69,8 +69,13 @@ extension RootReplica {
         case .removeNode:
             logger.notice("replica \(cc.nodeID) left the group")
             if cc.nodeID != selfID, let link = peers.removeValue(forKey: cc.nodeID) {
+                // The removed replica may never see the entry commit: tell it, then hang up.
+                var notice = Dagent_ServiceFrame()
+                notice.streamID = streamID
+                notice.removedNode = cc.nodeID
+                node.sendService(notice, on: link)
                 peerOf[link] = nil
-                node.closeLink(link)
+                node.eventLoop.scheduleTask(in: .milliseconds(300)) { self.node.closeLink(link) }
             }
         }
         if let i = pendingMemberChanges.firstIndex(where: { $0.node == cc.nodeID && $0.add == (cc.type == .addNode) }) {

@@ -17,7 +17,13 @@ extension RootReplica {
     }
 
     func reply(_ request: Dagent_Envelope, _ answer: StateAnswer) {
-        node.reply(to: request, payload: StateCoding.encode(answer))
+        let payload = StateCoding.encode(answer)
+        guard payload.count <= node.config.maxMessageBytes - 512 else {
+            let more = answer.records != nil ? "; read fewer keys with \"limit\" (dagent state range --limit N) and continue after the last key" : ""
+            reply(request, .failure("too large: the answer of \(payload.count) bytes exceeds max_message_bytes=\(node.config.maxMessageBytes)\(more)", code: "too_large"))
+            return
+        }
+        node.reply(to: request, payload: payload)
     }
 
     func notReady(_ request: Dagent_Envelope, _ error: Error) {

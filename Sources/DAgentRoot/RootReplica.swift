@@ -217,6 +217,12 @@ public final class RootReplica: @unchecked Sendable {
         case let .frame(link, frame):
             // Before start() there is no Raft node yet; Raft resends what is lost.
             guard frame.streamID == streamID, raft != nil, stoppedReason == nil, let from = peerOf[link] else { return }
+            if frame.removedNode != 0 {
+                if frame.removedNode == selfID && raft.membership.contains(from) {
+                    stopFatally("removed from the group (replica \(from) applied member remove \(selfID))")
+                }
+                return
+            }
             if frame.chunkTotal > 0 || frame.chunkAck > 0 {
                 snapshotChunk(frame, from: from)
                 return

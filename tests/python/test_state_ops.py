@@ -146,7 +146,9 @@ def test_backup_of_more_than_a_message_in_chunks_with_checksum(workdir):
         via = f"tcp://127.0.0.1:{port}"
         wait_for("the restored group", lambda: (state(["status"], via) or {}).get("leader") == 1)
         assert state(["get", "big/039"], via)["record"]["value"] == value
-        assert len(state(["range", "big/"], via)["records"]) == 40
+        assert len(state(["range", "big/", "--limit", "10"], via)["records"]) == 10
+        too_big = state(["range", "big/"], via)
+        assert too_big["code"] == "too_large" and "max_message_bytes" in too_big["error"] and "--limit" in too_big["error"]
     finally:
         p.terminate()
         p.wait(timeout=10)

@@ -813,6 +813,9 @@ public nonisolated struct Dagent_ServiceFrame: Sendable {
 
   public var chunkAck: UInt64 = 0
 
+  /// Tells a replica that the group removed it (it stops), sent by members applying the removal.
+  public var removedNode: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2103,7 +2106,7 @@ nonisolated extension Dagent_PeerHello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServiceFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}stream_id\0\u{1}body\0\u{4}r\u{7}chunk_id\0\u{3}chunk_offset\0\u{3}chunk_total\0\u{3}chunk_ack\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}stream_id\0\u{1}body\0\u{4}r\u{7}chunk_id\0\u{3}chunk_offset\0\u{3}chunk_total\0\u{3}chunk_ack\0\u{3}removed_node\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2117,6 +2120,7 @@ nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf.
       case 501: try { try decoder.decodeSingularUInt64Field(value: &self.chunkOffset) }()
       case 502: try { try decoder.decodeSingularUInt64Field(value: &self.chunkTotal) }()
       case 503: try { try decoder.decodeSingularUInt64Field(value: &self.chunkAck) }()
+      case 504: try { try decoder.decodeSingularUInt64Field(value: &self.removedNode) }()
       default: break
       }
     }
@@ -2141,6 +2145,9 @@ nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf.
     if self.chunkAck != 0 {
       try visitor.visitSingularUInt64Field(value: self.chunkAck, fieldNumber: 503)
     }
+    if self.removedNode != 0 {
+      try visitor.visitSingularUInt64Field(value: self.removedNode, fieldNumber: 504)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2151,6 +2158,7 @@ nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.chunkOffset != rhs.chunkOffset {return false}
     if lhs.chunkTotal != rhs.chunkTotal {return false}
     if lhs.chunkAck != rhs.chunkAck {return false}
+    if lhs.removedNode != rhs.removedNode {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
