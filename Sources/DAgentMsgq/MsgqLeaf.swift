@@ -201,7 +201,8 @@ package final class MsgqParentLinkIO: LinkIO {
     }
 
     package func append(_ envelope: Dagent_Envelope) {
-        if let box = out(for: envelope.dst) {
+        // Publishes name a topic, not a brother: they always go through the agent.
+        if envelope.kind != .publish, let box = out(for: envelope.dst) {
             directOut &+= 1
             markDirty(box)
             box.writer.append(envelope)
@@ -211,7 +212,8 @@ package final class MsgqParentLinkIO: LinkIO {
     }
 
     package func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
-        if let dst = try? EnvelopeCodec.header(raw).dst, let box = out(for: dst) {
+        if let header = try? EnvelopeCodec.header(raw), header.kind != Dagent_Kind.publish.rawValue,
+           let box = out(for: header.dst) {
             directOut &+= 1
             markDirty(box)
             box.writer.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
@@ -221,7 +223,8 @@ package final class MsgqParentLinkIO: LinkIO {
     }
 
     package func appendRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
-        if let (header, count) = try? BatchCodec.header(raw), let box = out(for: header.dst) {
+        if let (header, count) = try? BatchCodec.header(raw), header.kind != Dagent_Kind.publish.rawValue,
+           let box = out(for: header.dst) {
             directOut &+= UInt64(count)
             markDirty(box)
             box.writer.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)

@@ -20,6 +20,8 @@ public enum CoreAction: Equatable {
     case treeRequested(LinkID, requestID: UInt64)
     /// Hand an envelope addressed to this node to the local application.
     case deliver(Dagent_Envelope)
+    /// Hand a publish to these subscriptions of this node (`NodeCore.subscribe`).
+    case deliverPublish(Dagent_Envelope, subscriptions: [UInt64])
     /// Close the link after writing what was queued to it.
     case close(LinkID, reason: String)
     /// This node's own registration with its parent succeeded.

@@ -8,6 +8,10 @@ extension NodeCore {
             refuseLink(id, .refused, "message to '\(envelope.dst)' from a link that has not registered; send Register first")
             return
         }
+        if envelope.kind == .publish {
+            receivePublish(&envelope, from: id, nowNs: nowNs)
+            return
+        }
         if case .UNRECOGNIZED(let kind) = envelope.kind {
             fail(envelope, .unknownKind, "envelope kind \(kind) is not understood by node '\(config.name)'", nowNs: nowNs)
             return
@@ -106,6 +110,10 @@ extension NodeCore {
 
     /// Routes an envelope that is already validated and hop-counted.
     package func route(_ envelope: Dagent_Envelope, nowNs: UInt64) {
+        if envelope.kind == .publish {   // a queued publish, flushed once the route up is ready
+            routePublish(envelope, from: nil, picks: .all)
+            return
+        }
         switch nextHop(envelope.dst) {
         case .local:
             deliverLocal(envelope, nowNs: nowNs)
@@ -165,7 +173,7 @@ extension NodeCore {
     /// Reports a failed envelope to its sender as an ERROR envelope.
     /// Errors about errors are dropped (and counted), so a failure can never loop.
     package func fail(_ envelope: Dagent_Envelope, _ code: Dagent_ErrorCode, _ reason: String, nowNs: UInt64) {
-        if envelope.kind == .error || envelope.src.isEmpty {
+        if envelope.kind == .error || envelope.kind == .publish || envelope.src.isEmpty {
             stats.droppedErrors &+= 1
             log(.debug, "dropped undeliverable \(envelope.kind == .error ? "error" : "message") from '\(envelope.src)' to '\(envelope.dst)': \(reason)")
             return

@@ -121,6 +121,7 @@ extension NodeCore {
         result.refused = refused
         result.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
         sendFrame(id, .registerResult(result))
+        interestLinkReady(id)   // our side's interest follows the result
     }
 
     @discardableResult
@@ -284,6 +285,7 @@ extension NodeCore {
         }
         addedWhileRegistering = []
         withdrawnWhileRegistering = []
+        interestLinkReady(id)   // tell the parent our subtree's interest
         log(.info, "registered '\(config.name)' with '\(result.parentName)' (session \(hex(session)))")
         emit(.registered(session: session, parent: result.parentName))
         flushQueues(nowNs: nowNs)

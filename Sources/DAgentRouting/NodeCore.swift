@@ -46,6 +46,8 @@ public final class NodeCore {
     public var peerResolver: ((String) -> LinkID?)?
     /// The last destination that passed `NameRules` (streams send to one name).
     package var lastValidDestination: String?
+    /// Pub/sub: subscriptions, interest per link, the match table (NodeCore-pubsub.swift).
+    package lazy var pubsub = PubSubState(limits: config.pubsub)
 
     /// Pending actions; the driver takes them with `drainActions`.
     public package(set) var actions: [CoreAction] = []
@@ -137,11 +139,13 @@ public final class NodeCore {
         var h = hello
         h.secret = config.secret
         sendFrame(id, .peerHello(h))
+        interestLinkReady(id)
     }
 
     /// A link is gone (closed by either side, or failed).
     public func linkDown(_ id: LinkID, reason: String, nowNs: UInt64) {
         guard let link = links.removeValue(forKey: id) else { return }
+        interestLinkDown(id)
         if link.isPeer {
             log(stopping ? .debug : .info, "peer link \(link.address) down: \(reason)")
             emit(.peerDown(id))
@@ -178,11 +182,19 @@ public final class NodeCore {
             case let .envelope(raw, header):
                 links[id]!.lastHeardNs = nowNs
                 links[id]!.framesIn &+= 1
-                receiveRaw(raw, header: header, from: id, nowNs: nowNs)
+                if header.kind == Dagent_Kind.publish.rawValue {
+                    receivePublishRaw(raw, header: header, from: id, nowNs: nowNs)
+                } else {
+                    receiveRaw(raw, header: header, from: id, nowNs: nowNs)
+                }
             case let .batch(raw, header, count):
                 links[id]!.lastHeardNs = nowNs
                 links[id]!.framesIn &+= 1
-                receiveRawBatch(raw, header: header, count: count, from: id, nowNs: nowNs)
+                if header.kind == Dagent_Kind.publish.rawValue {
+                    receivePublishBatch(raw, header: header, count: count, from: id, nowNs: nowNs)
+                } else {
+                    receiveRawBatch(raw, header: header, count: count, from: id, nowNs: nowNs)
+                }
             case let .control(frame):
                 receive(frame, from: id, nowNs: nowNs)
             }
@@ -327,6 +339,8 @@ public final class NodeCore {
             } else {
                 refuseLink(id, .refused, "service frame on a link that did not say PeerHello")
             }
+        case .interest(let update)?:
+            handleInterest(update, from: id)
         case .treeReply?, nil:
             log(.debug, "ignoring unexpected frame from \(describe(id))")
         }
@@ -345,6 +359,7 @@ public final class NodeCore {
         links[id]!.registered = true
         links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name
         emit(.peerUp(id, hello))
+        interestLinkReady(id)
     }
 
     /// The driver's human-readable name for a link, for log lines.

@@ -27,6 +27,9 @@ public struct NodeCoreConfig: Sendable {
     public var secret: String = ""
     /// `max_children`: direct child links allowed to register.
     public var maxChildren: Int = 4096
+    /// Pub/sub limits: `max_topic_bytes`, `max_topic_tokens`, `max_subscriptions`,
+    /// `max_link_interest`, `interest_cache_topics`.
+    public var pubsub = PubSubLimits()
 
     public init(name: String, role: Dagent_NodeRole, hasParent: Bool) {
         self.name = name

@@ -132,6 +132,8 @@ final class CoreNetwork {
             rawBatchForwards += 1
         case let .deliver(envelope):
             delivered[name, default: []].append(envelope)
+        case let .deliverPublish(envelope, ids):
+            published[name, default: []].append((envelope, ids))
         case let .close(link, reason):
             closes.append((name, reason))
             flushWriters(of: name)
@@ -169,13 +171,58 @@ final class CoreNetwork {
         var reader = FrameReader(maxFrameBytes: 1 << 24)
         reader.append(bytes)
         while let body = try! reader.next() {
-            if case .batch? = try? InboundFrame.classify(body) { batchesSent += 1 }
+            switch try? InboundFrame.classify(body) {
+            case .batch(_, let header, let count)?:
+                batchesSent += 1
+                if header.kind == Dagent_Kind.publish.rawValue { publishFrames["\(name)->\(end.node)", default: 0] += count }
+            case .envelope(_, let header)? where header.kind == Dagent_Kind.publish.rawValue:
+                publishFrames["\(name)->\(end.node)", default: 0] += 1
+            default: break
+            }
             if end.node == "raw" {
                 rawOut.append(try! Dagent_Frame(serializedBytes: Array(body.readableBytesView)))
             } else {
                 inflight.append((end.node, end.link, body))
             }
         }
+    }
+
+    /// Publishes delivered to subscriptions, per node: the envelope and the subscription ids.
+    var published: [String: [(envelope: Dagent_Envelope, ids: [UInt64])]] = [:]
+    /// Publish envelopes seen on the wire per "from->to" (a batch counts its envelopes).
+    var publishFrames: [String: Int] = [:]
+
+    /// Connects two top nodes with a peer link (root replicas): `a` dials and says hello.
+    func connectPeers(_ a: String, _ b: String) {
+        let ca = nextLink, cb = nextLink + 1
+        nextLink += 2
+        peers[a, default: [:]][ca] = End(node: b, link: cb)
+        peers[b, default: [:]][cb] = End(node: a, link: ca)
+        cores[b]!.linkUp(cb, isParent: false, address: "mem:\(a)", nowNs: nowNs)
+        var hello = Dagent_PeerHello()
+        hello.service = "raft"
+        hello.name = a
+        cores[a]!.peerLinkUp(ca, address: "mem:\(b)", hello: hello, nowNs: nowNs)
+        pump()
+    }
+
+    func subscribe(_ node: String, _ pattern: String, queue: String = "") throws(DAgentError) -> UInt64 {
+        let id = try cores[node]!.subscribe(pattern, queue: queue)
+        pump()
+        return id
+    }
+
+    func publish(_ from: String, _ topic: String, _ text: String = "x") throws(DAgentError) {
+        var e = Dagent_Envelope()
+        e.dst = topic
+        e.payload = .init(text.utf8)
+        try cores[from]!.publish(e, nowNs: nowNs)
+        pump()
+    }
+
+    /// Payloads delivered to subscriptions of `node` (once per delivery to a subscription).
+    func received(_ node: String) -> [String] {
+        (published[node] ?? []).flatMap { item in item.ids.map { _ in String(decoding: item.envelope.payload, as: UTF8.self) } }
     }
 
     /// Frames the core sent to test-driven raw links.

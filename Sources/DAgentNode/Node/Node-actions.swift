@@ -36,6 +36,8 @@ extension Node {
                 answerTree(requestID: requestID, on: id)
             case let .deliver(envelope):
                 deliver(envelope)
+            case let .deliverPublish(envelope, ids):
+                deliverPublish(envelope, to: ids)
             case let .close(id, reason):
                 if let link = links[id], !link.closing {
                     logger.debug("closing link \(id): \(reason)")

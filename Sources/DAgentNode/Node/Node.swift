@@ -55,6 +55,8 @@ public final class Node: @unchecked Sendable {
     /// Called on the event loop for peer-link events (root-group replicas).
     public var onPeer: ((PeerEvent) -> Void)?
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
+    /// Handlers of this node's subscriptions, by subscription id (Node-pubsub.swift).
+    var subscriptionHandlers: [UInt64: (Dagent_Envelope) -> Void] = [:]
     var nameAuthority: ((NameAuthorityEvent) -> Void)?
     /// Called on the event loop to add what a layer above the routing core
     /// knows (the plugin host) to this node's `dagent tree` reply. Must not block.
@@ -100,6 +102,7 @@ public final class Node: @unchecked Sendable {
     /// Completes when the listeners are bound (not when registered: see `ready()`).
     public func start() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
+            self.installCongestionCheck()
             self.core.start(nowNs: self.nowNs)
             self.loadDurableQueue()
             self.perform()
