@@ -59,7 +59,7 @@ extension RootReplica {
         }
         let request: StateRequest
         do {
-            request = try StateRequest.parse(envelope.payload, nowMs: wallClockNs() / 1_000_000)
+            request = try StateRequest.parse(envelope.payload, nowMs: wallClockNs() / 1_000_000, servingStream: streamID)
         } catch {
             reply(envelope, .failure("bad request: \(error)", code: "bad_request"))
             return

@@ -16,7 +16,7 @@ public enum StateRequest: Equatable {
 
     /// Parses a JSON request body; every malformed request throws `StateProtocolError`
     /// naming the op and the field (it never traps).
-    public static func parse(_ data: Data, nowMs: UInt64) throws -> StateRequest {
+    public static func parse(_ data: Data, nowMs: UInt64, servingStream: UInt64 = 1) throws -> StateRequest {
         let body: StateRequestBody
         do {
             body = try StateCoding.decoder().decode(StateRequestBody.self, from: data)
@@ -29,6 +29,9 @@ public enum StateRequest: Equatable {
             throw StateProtocolError("field \"\(path)\" has the wrong type (\(context.debugDescription))")
         } catch {
             throw StateProtocolError("request is not a JSON object of @state")
+        }
+        if let stream = body.stream, stream != servingStream {
+            throw StateProtocolError("stream \(stream) is not served here: this group serves stream \(servingStream) (one stream per process for now)")
         }
         return try parse(body, nowMs: nowMs)
     }

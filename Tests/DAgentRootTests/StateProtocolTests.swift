@@ -25,6 +25,7 @@ final class StateProtocolTests: XCTestCase {
             (#"{"op":"lease_grant","ttl_ms":0}"#, "must be > 0"),
             (#"{"op":"member_add","node":4,"address":"h:1"}"#, "tcp://HOST:PORT"),
             (#"{"op":"frobnicate"}"#, "unknown op"),
+            (#"{"op":"get","key":"k","stream":2}"#, "stream 2 is not served here"),
         ]
         for (json, expected) in cases {
             XCTAssertThrowsError(try parse(json), json) { error in
