@@ -9,6 +9,7 @@ let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let nioLocks = Target.Dependency.product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let nioEmbedded = Target.Dependency.product(name: "NIOEmbedded", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
@@ -81,12 +82,19 @@ let package = Package(
         .target(
             name: "DAgentNode",
             dependencies: [
-                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire",
+                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire", "DAgentHTTP",
                 nioCore, nioLocks, nioPosix, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"],
             swiftSettings: fastRelease
+        ),
+        // The node's HTTP/1.1 listener (NIOHTTP1): routes, static directories, named limits,
+        // and upgraders other modules add (the push service's /ws). Knows nothing of the tree.
+        .target(
+            name: "DAgentHTTP",
+            dependencies: [nioCore, nioPosix, nioLocks, nioHTTP1, logging],
+            exclude: ["README.md"]
         ),
         // Deterministic Raft core (etcd-io/raft style): no I/O, no dependencies.
         .target(
@@ -135,8 +143,8 @@ let package = Package(
         .target(
             name: "DAgentPython",
             dependencies: [
-                "CPyHost", "DAgentNode", "DAgentWire",
-                nioCore, nioLocks, logging,
+                "CPyHost", "DAgentNode", "DAgentWire", "DAgentHTTP",
+                nioCore, nioLocks, nioHTTP1, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"]
@@ -189,6 +197,7 @@ let package = Package(
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
         .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire"]),
+        .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(
             name: "DAgentRaftTests",
             dependencies: ["DAgentRaft", "DAgentRaftStorage", "DAgentTestSupport"],

@@ -105,12 +105,12 @@ public final class RootReplica: @unchecked Sendable {
         self.logger = log
     }
 
-    /// Installs the `@state` service and the peer-link handler. Call before
+    /// Installs the `@state` service and plugs this replica in as the node's
+    /// `TopOfTreeAuthority` (directory, peer links). Call before
     /// `node.start()`, so that no peer hello can arrive before anyone listens.
     public func attach() {
         node.addService(StateTypes.serviceName) { [unowned self] envelope in self.handleRequest(envelope) }
-        node.onPeer = { [unowned self] event in self.peerEvent(event) }
-        installDirectory()
+        node.plugIn(authority: self)
     }
 
     /// Starts Raft on the node's event loop. Call after `attach()` and `node.start()`.
@@ -193,41 +193,6 @@ public final class RootReplica: @unchecked Sendable {
                     self.logger.info("peer link to replica \(id) up")
                 }
             }
-        }
-    }
-
-    func peerEvent(_ event: PeerEvent) {
-        switch event {
-        case let .up(link, hello):
-            guard stoppedReason == nil, hello.service == "raft", hello.streamID == streamID, acceptsPeer(hello.nodeID) else {
-                logger.warning("refusing peer hello from node \(hello.nodeID) stream \(hello.streamID): not a member of stream \(streamID)")
-                node.closeLink(link)
-                return
-            }
-            if let old = peers[hello.nodeID], old != link { node.closeLink(old) }
-            peers[hello.nodeID] = link
-            peerOf[link] = hello.nodeID
-            logger.info("peer link from replica \(hello.nodeID) up")
-        case let .down(link):
-            if let id = peerOf.removeValue(forKey: link), peers[id] == link {
-                peers[id] = nil
-                raft.reportUnreachable(id)
-                peerLinkLost(id)
-            }
-        case let .frame(link, frame):
-            // Before start() there is no Raft node yet; Raft resends what is lost.
-            guard frame.streamID == streamID, raft != nil, stoppedReason == nil, let from = peerOf[link] else { return }
-            if frame.removedNode != 0 {
-                if frame.removedNode == selfID && raft.membership.contains(from) {
-                    stopFatally("removed from the group (replica \(from) applied member remove \(selfID))")
-                }
-                return
-            }
-            if frame.chunkTotal > 0 || frame.chunkAck > 0 {
-                snapshotChunk(frame, from: from)
-                return
-            }
-            stepPeerMessage(Array(frame.body), from: from)
         }
     }
 

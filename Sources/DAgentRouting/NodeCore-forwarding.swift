@@ -32,20 +32,33 @@ extension NodeCore {
 
     /// Where a destination goes from here.
     package enum NextHop {
-        case local, link(LinkID), queue, noRoute
+        case local, link(Hop), queue, noRoute
     }
 
+    /// The routing decision: to me; down the child link a name sits behind;
+    /// at the top of a root group, to the replica the directory names; on a
+    /// leaf of a message queue, straight to the brother holding it; else up.
     @inline(__always)
     package func nextHop(_ dst: String) -> NextHop {
         if dst == config.name || (!localServices.isEmpty && localServices.contains(dst)) { return .local }
-        if let entry = routes[dst] { return .link(entry.link) }
+        if let entry = routes[dst] { return .link(Hop(link: entry.link)) }
         if !config.hasParent {
             // Top of a root group: the directory says which replica holds it.
-            if let resolver = peerResolver, let link = resolver(dst), links[link] != nil { return .link(link) }
+            if let authority, let link = authority.peerLink(holding: dst), links[link] != nil { return .link(Hop(link: link)) }
             return .noRoute
         }
-        if parentReady, let parent = parentLink { return .link(parent) }
+        if parentReady, let parent = parentLink {
+            return .link(Hop(link: parent, brother: brothers == nil ? 0 : brotherChannel(dst)))
+        }
         return .queue
+    }
+
+    /// Counts a message leaving on `hop`.
+    @inline(__always)
+    package func countOut(_ hop: Hop, messages: Int = 1) {
+        stats.routed &+= UInt64(messages)
+        if hop.isBrother { stats.directOut &+= UInt64(messages) }
+        links[hop.link]?.framesOut &+= 1
     }
 
     /// The fast path for an envelope arriving on a link: routed on its header
@@ -55,7 +68,7 @@ extension NodeCore {
         let link = links[id]!
         let known = (0...3).contains(header.kind)
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
-        let forward: LinkID?
+        let forward: Hop?
         if header.dst == config.name || !known || mayBeTooLarge || header.hopLimit <= 1 || !(link.registered || link.isParent) {
             forward = nil
         } else if case .link(let next) = nextHop(header.dst) {
@@ -64,8 +77,7 @@ extension NodeCore {
             forward = nil
         }
         if let next = forward {
-            stats.routed &+= 1
-            links[next]?.framesOut &+= 1
+            countOut(next)
             emit(.forwardRaw(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
             return
         }
@@ -86,8 +98,7 @@ extension NodeCore {
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         if header.dst != config.name && !mayBeTooLarge && header.hopLimit > 1 && (link.registered || link.isParent),
            case .link(let next) = nextHop(header.dst) {
-            stats.routed &+= UInt64(count)
-            links[next]?.framesOut &+= 1
+            countOut(next, messages: count)
             emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
             return
         }
@@ -118,8 +129,7 @@ extension NodeCore {
         case .local:
             deliverLocal(envelope, nowNs: nowNs)
         case .link(let next):
-            stats.routed &+= 1
-            links[next]?.framesOut &+= 1
+            countOut(next)
             emit(.forward(next, envelope))
         case .queue:
             do {
@@ -203,14 +213,13 @@ extension NodeCore {
 
     /// `sendLocal` for the driver's hot path. When the envelope leaves at once
     /// on a link and no earlier action is still pending (so order is kept),
-    /// returns that link with `envelope` stamped, for the driver to write
+    /// returns that hop with `envelope` stamped, for the driver to write
     /// itself: no `.forward` action is built. Otherwise it does what
     /// `sendLocal` does and returns nil.
-    public func sendLocalFast(_ envelope: inout Dagent_Envelope, nowNs: UInt64) throws(DAgentError) -> LinkID? {
+    public func sendLocalFast(_ envelope: inout Dagent_Envelope, nowNs: UInt64) throws(DAgentError) -> Hop? {
         try stampLocal(&envelope)
         if actions.isEmpty && !draining, routesNow(envelope.dst), case .link(let next) = nextHop(envelope.dst) {
-            stats.routed &+= 1
-            links[next]?.framesOut &+= 1
+            countOut(next)
             return next
         }
         try dispatchLocal(envelope, nowNs: nowNs)

@@ -177,12 +177,12 @@ extension NodeCore {
         for (link, groups) in plan.links where !dropForSlowLink(link) {
             var copy = e
             copy.queues = groups
-            emit(.forward(link, copy))
+            emit(.forward(Hop(link: link), copy))
         }
         if plan.blindParent, let p = parentLink, !dropForSlowLink(p) {
             var copy = e
             if case .all = picks { copy.pickQueues = true }
-            emit(.forward(p, copy))
+            emit(.forward(Hop(link: p), copy))
         }
     }
 
@@ -238,10 +238,10 @@ extension NodeCore {
             }
         }
         for (next, _) in plan.links where !dropForSlowLink(next) {
-            emit(.forwardRaw(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            emit(.forwardRaw(Hop(link: next), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
         }
         if plan.blindParent, let p = parentLink, !dropForSlowLink(p) {
-            emit(.forwardRaw(p, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            emit(.forwardRaw(Hop(link: p), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
         }
     }
 
@@ -288,10 +288,10 @@ extension NodeCore {
             }
         }
         for (next, _) in plan.links where !dropForSlowLink(next) {
-            emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            emit(.forwardRawBatch(Hop(link: next), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
         }
         if plan.blindParent, let p = parentLink, !dropForSlowLink(p) {
-            emit(.forwardRawBatch(p, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            emit(.forwardRawBatch(Hop(link: p), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
         }
     }
 

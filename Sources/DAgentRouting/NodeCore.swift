@@ -38,12 +38,14 @@ public final class NodeCore {
     package let newSession: () -> UInt64
     /// Names (besides our own) delivered here, e.g. "@state" on a root replica.
     public var localServices: Set<String> = []
-    /// At the top of a root group: names are confirmed by the group's directory
-    /// (`.confirmNames` → `namesConfirmed`) and released through it (`.releaseNames`).
-    public var nameAuthority = false
-    /// At the top of a root group: the peer link toward the replica that holds a
-    /// name this node does not know (from the replicated directory), if any.
-    public var peerResolver: ((String) -> LinkID?)?
+    /// At the top of a root group: the group's directory and peer links
+    /// (names are confirmed and released through it; unknown names are
+    /// routed to the replica it names). Nil elsewhere.
+    public weak var authority: (any TopOfTreeAuthority)?
+    /// What the parent link reaches directly (brother p2p), given with the parent link.
+    package var brothers: (any BrotherDirectory)?
+    package var brotherCache: [String: UInt64] = [:]
+    package var brotherGeneration: UInt64 = .max
     /// The last destination that passed `NameRules` (streams send to one name).
     package var lastValidDestination: String?
     /// Pub/sub: subscriptions, interest per link, the match table (NodeCore-pubsub.swift).
@@ -107,12 +109,18 @@ public final class NodeCore {
 
     // MARK: links
 
-    /// A link is connected. `isParent` links are dialed by this node.
-    public func linkUp(_ id: LinkID, isParent: Bool, address: String, nowNs: UInt64) {
+    /// A link is connected. `isParent` links are dialed by this node. A parent
+    /// link may come with the `brothers` its transport reaches directly (a
+    /// leaf's message-queue link): `nextHop` then sends to them straight.
+    public func linkUp(_ id: LinkID, isParent: Bool, address: String, brothers: (any BrotherDirectory)? = nil,
+                       nowNs: UInt64) {
         links[id] = LinkState(id: id, isParent: isParent, address: address, openedNs: nowNs,
                               lastHeardNs: nowNs, lastSentHeartbeatNs: nowNs)
         if isParent {
             parentLink = id
+            self.brothers = brothers
+            brotherCache.removeAll()
+            brotherGeneration = .max
             parentReady = false
             addedWhileRegistering = []
             withdrawnWhileRegistering = []
@@ -148,11 +156,13 @@ public final class NodeCore {
         interestLinkDown(id)
         if link.isPeer {
             log(stopping ? .debug : .info, "peer link \(link.address) down: \(reason)")
-            emit(.peerDown(id))
+            authority?.peerDown(id)
             return
         }
         if id == parentLink {
             parentLink = nil
+            brothers = nil
+            brotherCache.removeAll()
             let wasReady = parentReady
             parentReady = false
             acceptPendingProvisionally()
@@ -335,7 +345,7 @@ public final class NodeCore {
             handlePeerHello(hello, from: id)
         case .service(let frame)?:
             if links[id]!.isPeer {
-                emit(.service(id, frame))
+                authority?.serviceFrame(frame, on: id)
             } else {
                 refuseLink(id, .refused, "service frame on a link that did not say PeerHello")
             }
@@ -358,7 +368,7 @@ public final class NodeCore {
         links[id]!.isPeer = true
         links[id]!.registered = true
         links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name
-        emit(.peerUp(id, hello))
+        authority?.peerUp(id, hello: hello)
         interestLinkReady(id)
     }
 
@@ -411,6 +421,8 @@ public struct CoreStats: Equatable, Sendable {
     public var directIn: UInt64 = 0
     /// Frames from brothers that were dropped (malformed, or not envelopes).
     public var directDropped: UInt64 = 0
+    /// Envelopes this node put straight onto a brother's channel (brother p2p).
+    public var directOut: UInt64 = 0
 }
 
 /// An upward name registration waiting for the parent's NameAck.

@@ -33,6 +33,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Address shorthand (pull:/push:/proxy:); repeatable.") var addr: [String] = []
     @Option(help: "Serve local leaves on System V message queues keyed from PATH (created if missing).") var msgq: String?
     @Option(help: "Role shown by `dagent tree` (leaf, agent, proxy, root); derived from the addresses by default.") var role: String?
+    @Option(help: "Serve HTTP (/healthz, /metrics, plugin routes and static directories) on tcp://HOST:PORT (http).") var http: String?
     @Flag(help: "Answer every request with its own payload.") var echo = false
     @Option(help: "Data directory: session file, durable queue dump.") var data: String?
     @Flag(help: "Dump send queues to DATA/queue.dump on shutdown and reload them on start.") var durable = false
@@ -69,6 +70,7 @@ struct RunCommand: ParsableCommand {
             let parsed = try ConfigFile.parse(yaml: "role: \(role)", source: "--role")
             c.role = parsed.role
         }
+        if let http { c.http = try NodeConfig.parseHTTPAddress(http) }
         if echo { c.echo = true }
         if let data { c.dataDir = data }
         if durable { c.durable = true }

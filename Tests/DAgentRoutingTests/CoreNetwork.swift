@@ -121,14 +121,14 @@ final class CoreNetwork {
     private func handle(_ action: CoreAction, at name: String) {
         switch action {
         case let .send(link, frame):
-            try! writers[Key(node: name, link: link), default: FrameWriter()].append(frame)
-        case let .forward(link, envelope):
-            writers[Key(node: name, link: link), default: FrameWriter()].append(envelope)
-        case let .forwardRaw(link, raw, offset, hop):
-            writers[Key(node: name, link: link), default: FrameWriter()].appendRaw(raw, hopLimitOffset: offset, hopLimit: hop)
+            try! writers[Key(node: name, hop: Hop(link: link)), default: FrameWriter()].append(frame)
+        case let .forward(hop, envelope):
+            writers[Key(node: name, hop: hop), default: FrameWriter()].append(envelope)
+        case let .forwardRaw(hop, raw, offset, limit):
+            writers[Key(node: name, hop: hop), default: FrameWriter()].appendRaw(raw, hopLimitOffset: offset, hopLimit: limit)
             rawForwards += 1
-        case let .forwardRawBatch(link, raw, offset, hop):
-            writers[Key(node: name, link: link), default: FrameWriter()].appendRawBatch(raw, hopLimitOffset: offset, hopLimit: hop)
+        case let .forwardRawBatch(hop, raw, offset, limit):
+            writers[Key(node: name, hop: hop), default: FrameWriter()].appendRawBatch(raw, hopLimitOffset: offset, hopLimit: limit)
             rawBatchForwards += 1
         case let .deliver(envelope):
             delivered[name, default: []].append(envelope)
@@ -155,13 +155,62 @@ final class CoreNetwork {
     /// Batch frames seen on the wire, and envelopes inside them.
     var batchesSent = 0
 
-    struct Key: Hashable { var node: String; var link: LinkID }
+    struct Key: Hashable { var node: String; var hop: Hop }
     var writers: [Key: FrameWriter] = [:]
 
     private func flushWriters(of name: String) {
-        for key in writers.keys.filter({ $0.node == name }).sorted(by: { $0.link < $1.link }) {
+        let keys = writers.keys.filter { $0.node == name }
+            .sorted { ($0.hop.link, $0.hop.brother) < ($1.hop.link, $1.hop.brother) }
+        for key in keys {
             let bytes = writers[key]!.take(allocator: ByteBufferAllocator())
-            transmit(bytes, from: name, link: key.link)
+            if key.hop.isBrother {
+                transmitDirect(bytes, from: name, channel: key.hop.brother)
+            } else {
+                transmit(bytes, from: name, link: key.hop.link)
+            }
+        }
+    }
+
+    // MARK: brother p2p
+
+    /// A brother table as a leaf's message-queue link gives it: names → channels.
+    final class Brothers: BrotherDirectory {
+        var names: [String: UInt64] = [:]
+        var generation: UInt64 = 0
+        var lookups = 0
+        func channel(of name: String) -> UInt64? {
+            lookups += 1
+            return names[name]
+        }
+    }
+
+    /// Channel → (node, the parent link it receives brother frames on).
+    var channels: [UInt64: (node: String, link: LinkID)] = [:]
+    /// Frames put straight onto a brother's channel.
+    var directFrames = 0
+
+    /// Connects `child` to `parent` as a leaf on a message queue: its parent
+    /// link comes with `brothers`, and it owns `channel`.
+    @discardableResult
+    func connectLeaf(_ child: String, to parent: String, channel: UInt64, brothers: Brothers) -> (LinkID, LinkID) {
+        let c = nextLink, p = nextLink + 1
+        nextLink += 2
+        peers[child, default: [:]][c] = End(node: parent, link: p)
+        peers[parent, default: [:]][p] = End(node: child, link: c)
+        channels[channel] = (child, c)
+        cores[parent]!.linkUp(p, isParent: false, address: "mem:\(child)", nowNs: nowNs)
+        cores[child]!.linkUp(c, isParent: true, address: "mem:\(parent)", brothers: brothers, nowNs: nowNs)
+        pump()
+        return (c, p)
+    }
+
+    private func transmitDirect(_ bytes: ByteBuffer, from name: String, channel: UInt64) {
+        guard bytes.readableBytes > 0, !frozen.contains(name), let (node, link) = channels[channel], let core = cores[node] else { return }
+        var reader = FrameReader(maxFrameBytes: 1 << 24)
+        reader.append(bytes)
+        while let body = try! reader.next() {
+            directFrames += 1
+            core.receiveDirect(frameBody: body, via: link, sender: name, nowNs: nowNs)
         }
     }
 

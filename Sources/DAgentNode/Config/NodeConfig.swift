@@ -4,6 +4,7 @@ import Yams
 import DAgentRouting
 import DAgentLink
 import DAgentMsgq
+import DAgentHTTP
 
 /// Everything needed to run one node. Built from YAML (`--config FILE`),
 /// from the address shorthand, or from command-line flags (flags win).
@@ -53,6 +54,12 @@ public struct NodeConfig: Sendable {
     /// The send timeout an agent uses and publishes to its leaves.
     public var msgqSendTimeout: Double { msgqSendTimeoutOverride ?? 2.0 }
 
+    /// `http: tcp://HOST:PORT`: the node's HTTP listener (`/healthz`, `/metrics`, plugin routes).
+    public var http: Endpoint?
+    /// `http_max_header_bytes`, `http_max_body_bytes`, `http_max_connections`,
+    /// `http_idle_timeout`, `http_handler_timeout`.
+    public var httpLimits = HTTPLimits()
+
     public init(name: String) { self.name = name }
 
     /// True for a leaf whose parents are all `msgq://` and that listens on
@@ -98,6 +105,7 @@ public struct NodeConfig: Sendable {
         }
         if msgqQueueBytes < 1024 { throw ConfigError("msgq_queue_bytes must be >= 1024 (got \(msgqQueueBytes))") }
         if let t = msgqSendTimeoutOverride, t <= 0 { throw ConfigError("msgq_send_timeout must be > 0 (got \(t))") }
+        try validateHTTP()
         try PubSubOptions.validate(self)
     }
 
