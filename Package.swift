@@ -193,6 +193,13 @@ let package = Package(
         ),
         // What several test targets share: temporary directories, disk helpers.
         .target(name: "DAgentTestSupport", path: "Tests/DAgentTestSupport"),
+        // The one harness that starts real `dagent` processes for integration tests (`Cluster`, `RawPeer`).
+        .target(
+            name: "DAgentClusterSupport",
+            dependencies: ["DAgentWire", "DAgentNode", "DAgentRouting", nioCore, nioPosix],
+            path: "Tests/DAgentClusterSupport",
+            exclude: ["README.md"]
+        ),
         .testTarget(name: "DAgentWireTests", dependencies: ["DAgentWire", nioCore, nioEmbedded]),
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
@@ -211,7 +218,7 @@ let package = Package(
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["DAgentWire", "DAgentNode", "DAgentMsgq", nioCore, nioPosix]
+            dependencies: ["DAgentClusterSupport", "DAgentWire", "DAgentNode", "DAgentMsgq", nioCore, nioPosix]
         ),
     ],
     swiftLanguageModes: [.v5]

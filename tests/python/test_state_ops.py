@@ -10,8 +10,37 @@ import sys
 import threading
 import time
 
-from conftest import free_port, wait_for
-from test_raft_group import D, Group, state
+from harness import Cluster, dagent_binary, free_port, state, wait_for
+
+D = dagent_binary()
+
+
+class Group:
+    """A harness.RaftGroup with the few extras these tests use (extra flags, the processes)."""
+
+    def __init__(self, workdir, n=3):
+        self.c = Cluster(workdir)
+        self.rg = self.c.raft_group(n)
+        self.cluster = self.rg.file
+        self.extra = []
+
+    def start(self, i):
+        self.rg.start(i, *self.extra)
+
+    def addr(self, i):
+        return self.rg.addr(i)
+
+    def kill9(self, i):
+        self.rg.kill9(i)
+
+    def leader(self):
+        return self.rg.leader()
+
+    def proc(self, i):
+        return self.c.procs.get(f"r{i}")
+
+    def stop_all(self):
+        self.c.stop_all()
 
 
 def run(args, via, timeout=10, stdin=None, check=True):
@@ -197,8 +226,8 @@ def test_member_add_remove_under_load_and_transfer(workdir):
         leader = g.leader()
         follower = next(i for i in (1, 2, 3) if i != leader)
         run(["member", "remove", str(follower), "--json"], g.addr(leader), timeout=20)
-        wait_for("the removed replica to stop", lambda: g.procs[follower].poll() is not None, timeout=20)
-        g.procs.pop(follower)
+        wait_for("the removed replica to stop", lambda: not g.proc(follower).running(), timeout=20)
+        g.c.procs.pop(f"r{follower}")
         refused = run(["member", "remove", str(leader)], g.addr(leader), check=False)
         assert refused.returncode == 1 and "transfer" in refused.stderr
         moved = json.loads(run(["transfer", "--to", "4", "--json"], g.addr(leader), timeout=20).stdout)
@@ -212,7 +241,7 @@ def test_member_add_remove_under_load_and_transfer(workdir):
             t.join(timeout=60)
         assert not errors, errors
         # Nothing acknowledged was lost.
-        survivor = next(i for i in (1, 2, 3) if i in g.procs)
+        survivor = next(i for i in (1, 2, 3) if g.proc(i))
         for key, value in acked:
             got = state(["get", key], via4)
             assert got and got["ok"] and got["record"]["value"] == value, (key, got)
@@ -251,7 +280,7 @@ def test_a_snapshot_that_cannot_be_restored_stops_the_replica(workdir):
     g = one_replica(workdir)
     g.stop_all()
     # Corrupt the state-machine image inside the stored snapshot, keeping the file's own checksum valid.
-    data = os.path.join(workdir, "data1")
+    data = g.rg.data(1)
     r = subprocess.run([D, "state", "restore", "--from", "/dev/null", "--raft", g.cluster, "--node-id", "1", "--data", data],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0

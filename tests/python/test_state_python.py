@@ -4,8 +4,8 @@ import json
 import os
 import subprocess
 
-from conftest import wait_for
-from test_raft_group import Group, state
+from harness import state, wait_for
+from test_state_ops import Group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), "python")

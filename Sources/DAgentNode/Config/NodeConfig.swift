@@ -89,24 +89,19 @@ public struct NodeConfig: Sendable {
         if listen.isEmpty && parents.isEmpty {
             throw ConfigError("node '\(name)' has neither listen nor parent addresses; give --listen, --parent or --addr")
         }
-        if heartbeatInterval <= 0 { throw ConfigError("heartbeat_interval must be > 0 (got \(heartbeatInterval))") }
-        if heartbeatMisses < 1 { throw ConfigError("heartbeat_misses must be >= 1 (got \(heartbeatMisses))") }
-        if maxMessageBytes < 1 { throw ConfigError("max_message_bytes must be >= 1 (got \(maxMessageBytes))") }
+        do { try NodeOptions.table.validate(self) } catch let e as ConfigError { throw e } catch { throw ConfigError("\(error)") }
         if maxFrameBytes < maxMessageBytes + 1024 {
             throw ConfigError("max_frame_bytes=\(maxFrameBytes) must exceed max_message_bytes=\(maxMessageBytes) by at least 1024 bytes of header room")
         }
-        if sendQueueLength < 1 { throw ConfigError("send_queue_length must be >= 1 (got \(sendQueueLength))") }
-        if hopLimit < 1 || hopLimit > 255 { throw ConfigError("hop_limit must be in 1...255 (got \(hopLimit))") }
-        if slowConsumerBytes < 64 * 1024 { throw ConfigError("slow_consumer_bytes must be >= 65536 (got \(slowConsumerBytes))") }
         if durable && dataDir == nil { throw ConfigError("durable: true needs a data directory (data: DIR or --data DIR)") }
         let msgqListen = listen.filter { if case .msgq = $0 { return true } else { return false } }
         if msgqListen.count > 1 {
             throw ConfigError("a node serves at most one msgq:// path (got \(msgqListen.map(\.description).joined(separator: ", ")))")
         }
-        if msgqQueueBytes < 1024 { throw ConfigError("msgq_queue_bytes must be >= 1024 (got \(msgqQueueBytes))") }
-        if let t = msgqSendTimeoutOverride, t <= 0 { throw ConfigError("msgq_send_timeout must be > 0 (got \(t))") }
+        if reconnectMaxBackoff < reconnectInitialBackoff {
+            throw ConfigError("reconnect_max_backoff=\(reconnectMaxBackoff) must be >= reconnect_initial_backoff=\(reconnectInitialBackoff)")
+        }
         try validateHTTP()
-        try PubSubOptions.validate(self)
     }
 
     /// The routing core's view of this config.
