@@ -44,6 +44,8 @@ REPORT_TYPE = 0xFFFE0050
 MAX_SERIES = 1000
 #: Seconds between flushes of a plugin's updates to its agent.
 FLUSH_INTERVAL = 0.25
+#: Series per flush message to the agent (a large first flush goes in parts).
+FLUSH_CHUNK = 5000
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -229,10 +231,11 @@ class Registry:
         if not report["families"]:
             return
         if control is not None:
-            problems = control("report", json.dumps(report))
+            for part in _chunks(report, FLUSH_CHUNK):
+                problems = control("report", json.dumps(part))
+                if problems:
+                    rt.backend.log(30, rt.current_name(), f"dagent.report: the agent refused: {problems}")
             self.changes(ack=True)
-            if problems:
-                rt.backend.log(30, rt.current_name(), f"dagent.report: the agent refused: {problems}")
         elif self._target is not None:
             report["node"] = rt.backend.name()
             report["incarnation"] = self._incarnation
@@ -271,6 +274,22 @@ class Registry:
                 else:
                     out.append(f"{f.name}{{{lab}}} {cell[0]}" if lab else f"{f.name} {cell[0]}")
         return "\n".join(out) + "\n"
+
+
+def _chunks(report, n):
+    """Splits a change set into parts of at most ``n`` series."""
+    part, count = [], 0
+    for fam in report["families"]:
+        series = fam["series"]
+        for i in range(0, len(series), n):
+            piece = dict(fam, series=series[i:i + n])
+            if count + len(piece["series"]) > n and part:
+                yield {"v": 1, "families": part}
+                part, count = [], 0
+            part.append(piece)
+            count += len(piece["series"])
+    if part:
+        yield {"v": 1, "families": part}
 
 
 def _esc(v):
