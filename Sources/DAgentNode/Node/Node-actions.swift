@@ -139,6 +139,7 @@ extension Node {
         switch envelope.kind {
         case .response, .error:
             if envelope.cookie != 0, let pending = rpc.complete(cookie: envelope.cookie) {
+                onRPCDone?(Double(nowNs &- (pending.deadlineNs &- pending.timeoutNs)) / 1e9, envelope.kind == .response ? "ok" : "error")
                 if envelope.kind == .response {
                     pending.waiter.succeed(envelope)
                 } else {
