@@ -57,6 +57,7 @@ def get(url):
 
 
 def scrape_costs(binary, rounds, series=100_000):
+    """A node whose plugin holds `series` series: the time of GET /metrics (the Swift registry)."""
     work = tempfile.mkdtemp(prefix="dagent-bench-metrics.")
     plug = os.path.join(work, "plugins")
     os.makedirs(plug)
@@ -64,33 +65,29 @@ def scrape_costs(binary, rounds, series=100_000):
         f.write(f"""import dagent
 dagent.report.REGISTRY.max_series = {series}
 for i in range({series}):
-    dagent.report.inc("bench_series_total", i, id=str(i))
+    dagent.report.inc("bench_series_total", i + 1, id=str(i))
 """)
-    os.symlink(os.path.join(ROOT, "plugins", "collector"), os.path.join(plug, "collector"))
     port, http = free_port(), free_port()
     cfg = os.path.join(work, "node.yaml")
     with open(cfg, "w") as f:
-        f.write(f"name: col\nlisten: tcp://127.0.0.1:{port}\nhttp: tcp://127.0.0.1:{http}\n"
-                f"metrics: {{max_series: {series + 1000}, report_to: col, report_interval: 0.5}}\n"
-                f"plugins: {{dirs: [{plug}], config: {{collector: {{max_series: {series * 2}}}}}}}\n")
+        f.write(f"name: big\nlisten: tcp://127.0.0.1:{port}\nhttp: tcp://127.0.0.1:{http}\n"
+                f"metrics: {{max_series: {series + 1000}}}\nplugins: {{dirs: [{plug}], handler_budget: 60}}\n")
     p = subprocess.Popen([binary, "run", "--config", cfg], stderr=open(os.path.join(work, "node.log"), "w"))
     base = f"http://127.0.0.1:{http}"
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while time.time() < deadline:
             try:
-                _, body = get(base + "/metrics/tree")
+                _, body = get(base + "/metrics")
                 if body.count(b"bench_series_total{") >= series:
                     break
             except OSError:
                 pass
             time.sleep(0.5)
         else:
-            raise SystemExit("bench: the collector never held all the series; see " + work)
+            raise SystemExit("bench: the node never held all the series; see " + work)
         node = [get(base + "/metrics")[0] for _ in range(rounds)]
-        tree = [get(base + "/metrics/tree")[0] for _ in range(rounds)]
-        return {"node /metrics (Swift registry)": statistics.median(node),
-                "collector /metrics/tree (prometheus_client)": statistics.median(tree)}
+        return {"node /metrics (Swift registry)": statistics.median(node)}
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
