@@ -12,7 +12,7 @@ from a counter (``orders/seq``) advanced the same way. Every committed step is
 a change under ``orders/o/`` that any node can watch (``plugins/order_stats.py``
 counts them).
 
-Message type ``20`` carries text commands; the reply is the order as JSON:
+Message type ``120`` carries text commands; the reply is the order as JSON:
 
 =================  ==========================================================
 ``new ITEM [QTY]``  creates an order (QTY an integer in 1 .. ``max_qty``)
@@ -28,6 +28,11 @@ refused with a message that says why (``dagent: refused: order 3 is shipped:
 pay needs created``). Needs a root group (``dagent run --raft ...``) above the
 node; without one the commands are refused with the store's error.
 
+Metrics (``dagent.report``, on the node's ``/metrics`` and at a collector):
+``orders_commands_total{command}`` and ``orders_refused_total{command}``
+(command: new, pay, ship, cancel, get, list or other), and the histogram
+``orders_command_seconds`` of the commands that succeeded.
+
 Config (``plugins: config: orders:``):
 
 * ``max_qty`` (int, default 1000, >= 1): the largest quantity of one order.
@@ -36,11 +41,12 @@ Config (``plugins: config: orders:``):
 
 Try it::
 
-    dagent request --via tcp://127.0.0.1:7401 --to a1 --type 20 'new book 2'   # {"id": 1, ...}
-    dagent request --via tcp://127.0.0.1:7401 --to a1 --type 20 'pay 1'
+    dagent request --via tcp://127.0.0.1:7401 --to a1 --type 120 'new book 2'   # {"id": 1, ...}
+    dagent request --via tcp://127.0.0.1:7401 --to a1 --type 120 'pay 1'
 """
 
 import json
+import time
 
 import dagent
 
@@ -49,7 +55,7 @@ CONFIG = dagent.Config(
     retries=dagent.Option(int, default=20, min=1, help="compare-and-set attempts per step"),
 )
 
-COMMAND = 20
+COMMAND = 120
 PREFIX = "orders/o/"
 SEQ = "orders/seq"
 #: step -> (the statuses it starts from, the status it leaves)
@@ -147,11 +153,22 @@ async def execute(line, requester="?"):
     raise Refusal(f"unknown command {line.strip()!r} (new ITEM [QTY], pay ID, ship ID, cancel ID, get ID, list)")
 
 
+def command_name(line):
+    op = (line.split() or [""])[0].lower()
+    return op if op in ("new", "get", "list", *STEPS) else "other"
+
+
 @dagent.on(COMMAND)
 async def command(msg):
+    started, op = time.monotonic(), command_name(msg.text)
     try:
-        return json.dumps(await execute(msg.text, msg.src), sort_keys=True)
+        reply = json.dumps(await execute(msg.text, msg.src), sort_keys=True)
+        dagent.report.inc("orders_commands_total", command=op)
+        dagent.report.observe("orders_command_seconds", time.monotonic() - started)
+        return reply
     except Refusal as e:
+        dagent.report.inc("orders_refused_total", command=op)
         msg.refuse(str(e))
     except dagent.state.StateError as e:
+        dagent.report.inc("orders_refused_total", command=op)
         msg.refuse(f"the replicated store refused: {e}")

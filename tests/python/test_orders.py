@@ -4,6 +4,7 @@ agents, and the events counted on another agent."""
 import json
 import os
 import threading
+import urllib.request
 
 from harness import ROOT, state, wait_for
 
@@ -25,15 +26,22 @@ def ask(cluster, via, to, t, text):
 
 
 def order(cluster, via, to, text):
-    code, out = ask(cluster, via, to, 20, text)
+    code, out = ask(cluster, via, to, 120, text)
     assert code == 0, f"{text!r}: {out}"
     return json.loads(out)
 
 
 def refused(cluster, via, to, text):
-    code, out = ask(cluster, via, to, 20, text)
+    code, out = ask(cluster, via, to, 120, text)
     assert code != 0, f"{text!r} was accepted: {out}"
     return out
+
+
+def metrics(cluster, name):
+    """The samples of NAME's /metrics: {'series{labels}': value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.port(name + '-http')}/metrics", timeout=5) as r:
+        lines = r.read().decode().splitlines()
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))}
 
 
 def tree_of_two_agents(cluster):
@@ -42,10 +50,11 @@ def tree_of_two_agents(cluster):
     wait_for("leader", lambda: (state(["status"], root.addr(1)) or {}).get("leader") == 1)
     for name, plugins in (("a1", ("orders.py",)), ("a2", ("orders.py", "order_stats.py"))):
         cluster.start_node(name, "--role", "agent", "--listen", cluster.addr(name), "--parent", root.addr(1),
+                           "--http", cluster.addr(f"{name}-http"),
                            "--plugins", plugin_dir(cluster, f"{name}-plugins", *plugins))
     via = root.addr(1)
-    cluster.wait_for("a1's orders plugin", lambda: ask(cluster, via, "a1", 20, "list")[0] == 0)
-    cluster.wait_for("a2's watch", lambda: json.loads(ask(cluster, via, "a2", 21, "-")[1])["watching"])
+    cluster.wait_for("a1's orders plugin", lambda: ask(cluster, via, "a1", 120, "list")[0] == 0)
+    cluster.wait_for("a2's watch", lambda: json.loads(ask(cluster, via, "a2", 121, "-")[1])["watching"])
     return via
 
 
@@ -62,12 +71,21 @@ def test_an_order_moves_through_the_workflow_and_is_counted_elsewhere(cluster):
     assert record["status"] == "shipped", "the record is in the replicated store"
 
     def counted():
-        return json.loads(ask(cluster, via, "a2", 21, "-")[1])
+        return json.loads(ask(cluster, via, "a2", 121, "-")[1])
     cluster.wait_for("the events counted on a2", lambda: counted()["events"] == 5)
     assert counted() == {"events": 5, "by_status": {"cancelled": 1, "created": 2, "paid": 1, "shipped": 1},
                          "open_qty": {}, "watching": True}
     order(cluster, via, "a1", "new lamp 3")
     cluster.wait_for("an open order", lambda: counted()["open_qty"] == {"lamp": 3})
+
+    want = {'orders_events_total{status="created"}': 3, 'orders_events_total{status="paid"}': 1,
+            'orders_events_total{status="shipped"}': 1, 'orders_events_total{status="cancelled"}': 1,
+            "orders_open": 1, "orders_open_qty": 3}
+    cluster.wait_for("order_stats' metrics on a2's /metrics",
+                     lambda: all(metrics(cluster, "a2").get(k) == v for k, v in want.items()))
+    cluster.wait_for("the orders plugin's metrics on a1's /metrics",
+                     lambda: metrics(cluster, "a1").get('orders_commands_total{command="new"}') == 3
+                     and metrics(cluster, "a1").get('orders_commands_total{command="ship"}') == 1)
 
 
 def test_bad_commands_and_steps_are_refused_with_the_reason(cluster):
@@ -84,6 +102,8 @@ def test_bad_commands_and_steps_are_refused_with_the_reason(cluster):
     assert "unknown command 'fly 1'" in refused(cluster, via, "a1", "fly 1")
     assert "empty command" in refused(cluster, via, "a1", "")
     assert order(cluster, via, "a1", "get 1")["status"] == "paid", "nothing changed"
+    cluster.wait_for("the refusals counted", lambda: metrics(cluster, "a1").get('orders_refused_total{command="other"}') == 2
+                     and metrics(cluster, "a1").get('orders_refused_total{command="new"}') == 3)
 
 
 def test_concurrent_steps_from_two_agents_lose_nothing(cluster):
@@ -91,7 +111,7 @@ def test_concurrent_steps_from_two_agents_lose_nothing(cluster):
     results = []
 
     def run(agent, text):
-        results.append((agent, text, ask(cluster, via, agent, 20, text)))
+        results.append((agent, text, ask(cluster, via, agent, 120, text)))
     threads = [threading.Thread(target=run, args=("a1" if i % 2 else "a2", f"new item{i}")) for i in range(8)]
     for t in threads:
         t.start()
