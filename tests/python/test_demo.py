@@ -10,7 +10,7 @@ from harness import ROOT, dagent_binary
 
 
 def port_base():
-    """A base P with P, P+1, P+2 and P+10 free on loopback."""
+    """A base P with P, P+1, P+2, P+10 and P+11 free on loopback."""
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -18,7 +18,7 @@ def port_base():
         if base > 65000:
             continue
         try:
-            for off in (1, 2, 10):
+            for off in (1, 2, 10, 11):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", base + off))
             return base
@@ -46,6 +46,10 @@ def test_demo_runs_every_step_and_cleans_up():
     assert '"events": 4' in out, "order_stats counted the 4 committed steps"
     assert f"http://127.0.0.1:{base + 10}/healthz" in out and '"ready":true' in out
     assert "hello brother" in out and "p2p message 3" in out
+    assert re.search(r'orders_events_total\{status="created"\} 2(\.0)?$', out, re.M), "a1's /metrics has order_stats' series"
+    assert any('orders_commands_total{' in line and 'command="pay"' in line and 'node="a2"' in line
+               and re.search(r"\} 1(\.0)?$", line) for line in out.splitlines()), "the collector has a2's series"
+    assert f"http://127.0.0.1:{base + 11}/dashboard/" in out
     if "dagent sub 'orders.*.created'" in out:
         assert "orders.eu.created order 1 (eu)" in out and "orders.eu.shipped order 1 shipped" in out
     logs = re.search(r"Logs are in (\S+)", out).group(1)
