@@ -143,6 +143,7 @@ struct RunCommand: ParsableCommand {
                 h.onReport = { json in MetricsReport.apply(json: json, to: registry) }
                 h.install()
                 host = h
+                PushWiring.attach(node)
             }
             try node.start().wait()
             try metrics.install()
@@ -217,6 +218,7 @@ struct RunCommand: ParsableCommand {
         DeployRunHooks.nodeStarted(node)
         done.wait()
         DeployRunHooks.stopping()
+        PushWiring.shutdown()
         replica?.stop()
         metrics.stop()
         host?.stop()
