@@ -125,12 +125,15 @@ struct RunCommand: ParsableCommand {
             metricsSettings = try buildMetricsSettings()
         } catch { fail("\(error)", code: 2) }
         bootstrapLogging(level: config.logLevel)
+        let stopSignals = StopSignals()
+        let done = stopSignals.done
         let node: Node
         var replica: RootReplica?
         var host: PluginHost?
         let metrics: NodeMetrics
         do {
             node = try Node(config: config)
+            stopSignals.logger = node.logger
             metrics = NodeMetrics(node: node, settings: metricsSettings)
             if let group {
                 replica = try group.makeReplica(node: node)
@@ -158,7 +161,6 @@ struct RunCommand: ParsableCommand {
                 fail("cannot start the Python plugin host: \(error)", code: 2)
             }
         }
-        let done = DispatchSemaphore(value: 0)
         var exitCode: Int32 = 0
         node.onEvent = { event in
             if case .registered = event { DeployRunHooks.registered() }
@@ -180,16 +182,6 @@ struct RunCommand: ParsableCommand {
             }
         }
         var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                node.logger.notice("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"); stopping")
-                done.signal()
-            }
-            source.resume()
-            sources.append(source)
-        }
         signal(SIGHUP, SIG_IGN)
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         hup.setEventHandler {
@@ -225,6 +217,7 @@ struct RunCommand: ParsableCommand {
         try? node.shutdown()
         node.logger.notice("node '\(config.name)' stopped")
         _ = sources
+        _ = stopSignals
         Foundation.exit(exitCode)
     }
 }

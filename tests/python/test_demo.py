@@ -50,6 +50,8 @@ def test_demo_runs_every_step_and_cleans_up():
     assert any('orders_commands_total{' in line and 'command="pay"' in line and 'node="a2"' in line
                and re.search(r"\} 1(\.0)?$", line) for line in out.splitlines()), "the collector has a2's series"
     assert f"http://127.0.0.1:{base + 11}/dashboard/" in out
+    got = [line for line in out.splitlines() if line.strip().startswith("client 1 <-")]
+    assert got and '"topic": "orders.web"' in got[0] and "hello from a browser" in got[0], "the push gateway delivered"
     if "dagent sub 'orders.*.created'" in out:
         assert "orders.eu.created order 1 (eu)" in out and "orders.eu.shipped order 1 shipped" in out
     logs = re.search(r"Logs are in (\S+)", out).group(1)
