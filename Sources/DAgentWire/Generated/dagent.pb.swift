@@ -978,6 +978,20 @@ public nonisolated struct Dagent_ServiceFrame: Sendable {
 
   public var body: Data = Data()
 
+  /// State (500-599): a large body (an InstallSnapshot) travels in chunks. A chunk carries
+  /// chunk_id (one transfer), chunk_offset (of this piece in the whole body) and chunk_total
+  /// (the whole body's size); the receiver answers each with chunk_ack = bytes received.
+  public var chunkID: UInt64 = 0
+
+  public var chunkOffset: UInt64 = 0
+
+  public var chunkTotal: UInt64 = 0
+
+  public var chunkAck: UInt64 = 0
+
+  /// Tells a replica that the group removed it (it stops), sent by members applying the removal.
+  public var removedNode: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2534,7 +2548,7 @@ nonisolated extension Dagent_PeerHello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServiceFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}stream_id\0\u{1}body\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}stream_id\0\u{1}body\0\u{4}r\u{7}chunk_id\0\u{3}chunk_offset\0\u{3}chunk_total\0\u{3}chunk_ack\0\u{3}removed_node\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2544,6 +2558,11 @@ nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.streamID) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.body) }()
+      case 500: try { try decoder.decodeSingularUInt64Field(value: &self.chunkID) }()
+      case 501: try { try decoder.decodeSingularUInt64Field(value: &self.chunkOffset) }()
+      case 502: try { try decoder.decodeSingularUInt64Field(value: &self.chunkTotal) }()
+      case 503: try { try decoder.decodeSingularUInt64Field(value: &self.chunkAck) }()
+      case 504: try { try decoder.decodeSingularUInt64Field(value: &self.removedNode) }()
       default: break
       }
     }
@@ -2556,12 +2575,32 @@ nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.body.isEmpty {
       try visitor.visitSingularBytesField(value: self.body, fieldNumber: 2)
     }
+    if self.chunkID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunkID, fieldNumber: 500)
+    }
+    if self.chunkOffset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunkOffset, fieldNumber: 501)
+    }
+    if self.chunkTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunkTotal, fieldNumber: 502)
+    }
+    if self.chunkAck != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunkAck, fieldNumber: 503)
+    }
+    if self.removedNode != 0 {
+      try visitor.visitSingularUInt64Field(value: self.removedNode, fieldNumber: 504)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Dagent_ServiceFrame, rhs: Dagent_ServiceFrame) -> Bool {
     if lhs.streamID != rhs.streamID {return false}
     if lhs.body != rhs.body {return false}
+    if lhs.chunkID != rhs.chunkID {return false}
+    if lhs.chunkOffset != rhs.chunkOffset {return false}
+    if lhs.chunkTotal != rhs.chunkTotal {return false}
+    if lhs.chunkAck != rhs.chunkAck {return false}
+    if lhs.removedNode != rhs.removedNode {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
