@@ -209,7 +209,14 @@ def setup(config):
     _REGISTRY.register(STORE)
     dagent.every(config["history_step"], STORE.sample)
     dagent.every(min(1.0, config["down_after"] / 3), STORE.expire)
-    dagent.http.static("/dashboard/", os.path.join(HERE, "static"))
+    try:
+        dagent.http.static("/dashboard/", os.path.join(HERE, "static"))
+        dagent.http.route("/metrics/tree")(metrics_tree)
+        dagent.http.route("/api/collector/nodes")(nodes)
+        dagent.http.route("/api/collector/metrics")(metric_names)
+        dagent.http.route("/api/collector/series")(series)
+    except dagent.ConfigError as exc:
+        dagent.log.warning("collector: %s; /metrics/tree and the dashboard are off, reports are still collected", exc)
 
 
 @dagent.on(dagent.report.REPORT_TYPE)
@@ -225,14 +232,12 @@ def take_report(msg):
     return b"ok"
 
 
-@dagent.http.route("/metrics/tree")
 def metrics_tree(req):
     if "application/openmetrics-text" in req.headers.get("accept", ""):
         return 200, generate_openmetrics(_REGISTRY), {"Content-Type": "application/openmetrics-text; version=1.0.0; charset=utf-8"}
     return 200, generate_latest(_REGISTRY), {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 
 
-@dagent.http.route("/api/collector/nodes")
 def nodes(req):
     with STORE.lock:
         return [{"node": n.name, "up": n.up, "last_seen": n.last_seen, "reports": n.reports,
@@ -240,13 +245,11 @@ def nodes(req):
                 for n in sorted(STORE.nodes.values(), key=lambda n: n.name)]
 
 
-@dagent.http.route("/api/collector/metrics")
 def metric_names(req):
     with STORE.lock:
         return sorted(STORE.kinds.items())
 
 
-@dagent.http.route("/api/collector/series")
 def series(req):
     metric = req.query.get("metric", "")
     if not metric:

@@ -31,9 +31,14 @@ extension Node {
             service(m.envelope)
             return true
         }
+        if !typeHandlers.isEmpty, m.kind == .request, let handler = typeHandlers[m.type] {
+            handler(m.envelope)
+            return true
+        }
         switch m.kind {
         case .response, .error:
             if m.cookie != 0, let pending = rpc.complete(cookie: m.cookie) {
+                onRPCDone?(Double(nowNs &- (pending.deadlineNs &- pending.timeoutNs)) / 1e9, m.kind == .response ? "ok" : "error")
                 if m.kind == .response {
                     pending.waiter.succeed(m.envelope)
                 } else {
@@ -50,6 +55,17 @@ extension Node {
             return true
         default:
             return false
+        }
+    }
+
+    /// Takes requests of `type` (a reserved admin type) before the
+    /// application's handlers (`onMessages`/`onMessage`) see them; the handler
+    /// runs on the event loop. Callable from any thread.
+    public func handleRequests(ofType type: UInt32, _ handler: @escaping (Dagent_Envelope) -> Void) {
+        if eventLoop.inEventLoop {
+            typeHandlers[type] = handler
+        } else {
+            eventLoop.execute { self.typeHandlers[type] = handler }
         }
     }
 
