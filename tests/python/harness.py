@@ -137,9 +137,12 @@ class Cluster:
 
     # ---- addresses
     def port(self, key):
-        """A free port reserved for ``key`` (the same one on every call)."""
-        if key not in self.ports:
-            self.ports[key] = free_port()
+        """A free port reserved for ``key`` (the same one on every call; never one another key holds:
+        a port is released until its process binds it, and the kernel may hand it out again)."""
+        while key not in self.ports:
+            p = free_port()
+            if p not in self.ports.values():
+                self.ports[key] = p
         return self.ports[key]
 
     def addr(self, key):
