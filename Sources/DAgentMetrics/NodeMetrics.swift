@@ -25,6 +25,8 @@ public final class NodeMetrics: @unchecked Sendable {
     var counters: [String: CoreMetrics.Counter] = [:]
     var gauges: [String: CoreMetrics.Gauge] = [:]
     var reporter: MetricsReporter?
+    /// Guarded by `syncLock`: the supervised processes of the last snapshot (NodeMetrics-processes.swift).
+    var processNames: Set<String> = []
 
     public init(node: Node, settings: MetricsSettings = MetricsSettings()) {
         self.node = node
@@ -34,7 +36,7 @@ public final class NodeMetrics: @unchecked Sendable {
         var log = node.logger
         log[metadataKey: "component"] = "metrics"
         logger = log
-        for (name, help) in Self.help { registry.document(name, help: help) }
+        for (name, help) in Self.help + Self.processHelp { registry.document(name, help: help) }
     }
 
     static let help: [(String, String)] = [
@@ -155,6 +157,7 @@ public final class NodeMetrics: @unchecked Sendable {
             advance("dagent_http_requests_total", to: UInt64(max(0, http.stats.requests.now)))
             gauge("dagent_http_connections").record(http.stats.connections.now)
         }
+        applyProcesses(t)
         advance("dagent_metrics_refused_total", to: registry.refused)
         gauge("dagent_metrics_series").record(registry.seriesCount)
     }

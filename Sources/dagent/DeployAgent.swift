@@ -66,10 +66,14 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
     var lastDesiredJSON: String?
     var refreshTimer: DispatchSourceTimer?
     var stopped = false
+    /// The process rows of this agent's `dagent tree` reply (DeployAgent-tree.swift).
+    let treeRows: DeployTreeRows
+    var treeTimer: DispatchSourceTimer?
 
     init(node: Node, tree: String, dataDir: String, childAddress: String) {
         self.node = node
         self.tree = tree
+        treeRows = DeployTreeRows(tree: tree)
         let exe = DeployPaths.executable
         var env: [String: String] = [
             "DAGENT_TREE": tree, "DAGENT_AGENT": node.config.name, "DAGENT_VIA": childAddress, "DAGENT_BIN": exe,
@@ -97,12 +101,14 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
         t.setEventHandler { [weak self] in self?.refresh(timeout: 2) }
         t.resume()
         refreshTimer = t
+        installTreeRows()
     }
 
     /// Stops every process (dependents first) and waits for them, at most `timeout`.
     func stop(timeout: Double) {
         lock.withLock { stopped = true }
         refreshTimer?.cancel()
+        treeTimer?.cancel()
         let done = DispatchSemaphore(value: 0)
         supervisor.stopAll { done.signal() }
         if done.wait(timeout: .now() + timeout) == .timedOut {
@@ -183,6 +189,7 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
             reportScheduled = true
             return true
         }
+        work.async { [weak self] in self?.refreshTreeRows() }
         guard schedule else { return }
         work.asyncAfter(deadline: .now() + 1) { [weak self] in
             guard let self else { return }

@@ -72,6 +72,8 @@ extension RunCommand {
             y += "name: \(q(a.name))\nrole: agent\ndata: \(q(dir))\nlog_level: \(t.logLevel)\n"
             if let l = a.listen { y += "listen: \(q(l.description))\n" }
             if let m = a.msgq { y += "msgq: \(q(m))\n" }
+            if let h = a.http { y += "http: \(q(h.description))\n" }
+            if !a.metricsJSON.isEmpty { y += "metrics: \(a.metricsJSON)\n" }
             y += "parents: [\(t.rootAddresses.map { q($0.description) }.joined(separator: ", "))]\n"
             if let s = t.secret { y += "secret: \(q(s))\n" }
             if !a.plugins.isEmpty {

@@ -662,11 +662,64 @@ public nonisolated struct Dagent_TreeReply: @unchecked Sendable {
   /// Clears the value of `pubsub`. Subsequent reads from it will return its default value.
   public mutating func clearPubsub() {_uniqueStorage()._pubsub = nil}
 
+  /// Deploy (from 600): the processes this node supervises, when it is an
+  /// agent of a topology (`dagent run --topology FILE --agent NAME`).
+  public var processes: [Dagent_SupervisedProcess] {
+    get {_storage._processes}
+    set {_uniqueStorage()._processes = newValue}
+  }
+
+  /// the topology's name ("" when it supervises nothing)
+  public var deployTree: String {
+    get {_storage._deployTree}
+    set {_uniqueStorage()._deployTree = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// One process an agent supervises (`dagent tree`, the agent's /metrics).
+public nonisolated struct Dagent_SupervisedProcess: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// waiting, running, backoff, crash-loop, stopping, stopped, exited, failed
+  public var state: String = String()
+
+  /// 0 when it does not run
+  public var pid: UInt32 = 0
+
+  /// times it was started again
+  public var restarts: UInt32 = 0
+
+  /// seconds of the current run (0 when it does not run)
+  public var uptime: Double = 0
+
+  /// how the last run ended ("" if it never ended)
+  public var lastExit: String = String()
+
+  /// its name answered in the tree during this run
+  public var registered: Bool = false
+
+  /// found running when the agent started (not its child)
+  public var adopted: Bool = false
+
+  /// seconds until the next start (backoff, crash-loop)
+  public var nextStartIn: Double = 0
+
+  /// names it waits for (waiting)
+  public var waitingFor: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Publish counters of one node (`dagent tree`).
@@ -1756,7 +1809,7 @@ nonisolated extension Dagent_QueueInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0\u{2}N\u{1}subscriptions\0\u{3}subscription_count\0\u{1}pubsub\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0\u{2}N\u{1}subscriptions\0\u{3}subscription_count\0\u{1}pubsub\0\u{2}r\u{7}processes\0\u{3}deploy_tree\0")
 
   fileprivate class _StorageClass {
     var _requestID: UInt64 = 0
@@ -1776,6 +1829,8 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _subscriptions: [Dagent_InterestEntry] = []
     var _subscriptionCount: UInt32 = 0
     var _pubsub: Dagent_PubSubStats? = nil
+    var _processes: [Dagent_SupervisedProcess] = []
+    var _deployTree: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1803,6 +1858,8 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       _subscriptions = source._subscriptions
       _subscriptionCount = source._subscriptionCount
       _pubsub = source._pubsub
+      _processes = source._processes
+      _deployTree = source._deployTree
     }
   }
 
@@ -1838,6 +1895,8 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 100: try { try decoder.decodeRepeatedMessageField(value: &_storage._subscriptions) }()
         case 101: try { try decoder.decodeSingularUInt32Field(value: &_storage._subscriptionCount) }()
         case 102: try { try decoder.decodeSingularMessageField(value: &_storage._pubsub) }()
+        case 600: try { try decoder.decodeRepeatedMessageField(value: &_storage._processes) }()
+        case 601: try { try decoder.decodeSingularStringField(value: &_storage._deployTree) }()
         default: break
         }
       }
@@ -1901,6 +1960,12 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       try { if let v = _storage._pubsub {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 102)
       } }()
+      if !_storage._processes.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._processes, fieldNumber: 600)
+      }
+      if !_storage._deployTree.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._deployTree, fieldNumber: 601)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1927,10 +1992,87 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._subscriptions != rhs_storage._subscriptions {return false}
         if _storage._subscriptionCount != rhs_storage._subscriptionCount {return false}
         if _storage._pubsub != rhs_storage._pubsub {return false}
+        if _storage._processes != rhs_storage._processes {return false}
+        if _storage._deployTree != rhs_storage._deployTree {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_SupervisedProcess: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SupervisedProcess"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}state\0\u{1}pid\0\u{1}restarts\0\u{1}uptime\0\u{3}last_exit\0\u{1}registered\0\u{1}adopted\0\u{3}next_start_in\0\u{3}waiting_for\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.pid) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.restarts) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.uptime) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.lastExit) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.registered) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.adopted) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self.nextStartIn) }()
+      case 10: try { try decoder.decodeRepeatedStringField(value: &self.waitingFor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 2)
+    }
+    if self.pid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pid, fieldNumber: 3)
+    }
+    if self.restarts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.restarts, fieldNumber: 4)
+    }
+    if self.uptime.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.uptime, fieldNumber: 5)
+    }
+    if !self.lastExit.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastExit, fieldNumber: 6)
+    }
+    if self.registered != false {
+      try visitor.visitSingularBoolField(value: self.registered, fieldNumber: 7)
+    }
+    if self.adopted != false {
+      try visitor.visitSingularBoolField(value: self.adopted, fieldNumber: 8)
+    }
+    if self.nextStartIn.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.nextStartIn, fieldNumber: 9)
+    }
+    if !self.waitingFor.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.waitingFor, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_SupervisedProcess, rhs: Dagent_SupervisedProcess) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.pid != rhs.pid {return false}
+    if lhs.restarts != rhs.restarts {return false}
+    if lhs.uptime != rhs.uptime {return false}
+    if lhs.lastExit != rhs.lastExit {return false}
+    if lhs.registered != rhs.registered {return false}
+    if lhs.adopted != rhs.adopted {return false}
+    if lhs.nextStartIn != rhs.nextStartIn {return false}
+    if lhs.waitingFor != rhs.waitingFor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
