@@ -136,7 +136,8 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
     }
 
     func report() -> AgentReport {
-        AgentReport(agent: node.config.name, tree: tree, hasDesired: supervisor.hasDesired, processes: supervisor.snapshot())
+        AgentReport(agent: node.config.name, tree: tree, hasDesired: supervisor.hasDesired, processes: supervisor.snapshot(),
+                    reportedAt: Date().timeIntervalSince1970)
     }
 
     func handleAdmin(_ e: Dagent_Envelope) {

@@ -1,4 +1,5 @@
 import DAgentDeploy
+import DAgentRoot
 import DAgentCLI
 import DAgentNode
 import DAgentRouting
@@ -113,7 +114,8 @@ enum DeployRunHooks {
     nonisolated(unsafe) static var notified = false
 
     /// After the node started: an agent of a topology starts supervising.
-    static func nodeStarted(_ node: Node) {
+    static func nodeStarted(_ node: Node, replica: RootReplica?) {
+        if let replica { DeployRootTree.install(node: node, replica: replica) }
         guard let ctx = DeployRunContext.current else { return }
         if let a = ctx.agent {
             let s = DeployAgentService(node: node, tree: ctx.topology.name, dataDir: ctx.topology.dataDir(agent: a.name), childAddress: a.childAddress)

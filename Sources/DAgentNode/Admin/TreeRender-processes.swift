@@ -30,12 +30,14 @@ extension TreeRender {
     /// `,"deploy_tree":...,"processes":[...]`, or "" when the node supervises nothing.
     static func processJSON(_ reply: Dagent_TreeReply, quote q: (String) -> String) -> String {
         guard !reply.processes.isEmpty || !reply.deployTree.isEmpty else { return "" }
-        let list = reply.processes.map { p in
-            "{\"name\":\(q(p.name)),\"state\":\(q(p.state)),\"pid\":\(p.pid == 0 ? "null" : String(p.pid)),\"restarts\":\(p.restarts),"
-                + "\"uptime\":\(number(p.uptime)),\"last_exit\":\(q(p.lastExit)),\"registered\":\(p.registered),\"adopted\":\(p.adopted),"
-                + "\"next_start_in\":\(number(p.nextStartIn)),\"waiting_for\":[\(p.waitingFor.map(q).joined(separator: ","))]}"
-        }
+        let list = reply.processes.map { processObject($0, quote: q) }
         return ",\"deploy_tree\":\(q(reply.deployTree)),\"processes\":[\(list.joined(separator: ","))]"
+    }
+
+    static func processObject(_ p: Dagent_SupervisedProcess, quote q: (String) -> String) -> String {
+        "{\"name\":\(q(p.name)),\"state\":\(q(p.state)),\"pid\":\(p.pid == 0 ? "null" : String(p.pid)),\"restarts\":\(p.restarts),"
+            + "\"uptime\":\(number(p.uptime)),\"last_exit\":\(q(p.lastExit)),\"registered\":\(p.registered),\"adopted\":\(p.adopted),"
+            + "\"next_start_in\":\(number(p.nextStartIn)),\"waiting_for\":[\(p.waitingFor.map(q).joined(separator: ","))]}"
     }
 
     /// A finite JSON number with millisecond precision.
@@ -52,5 +54,42 @@ extension TreeRender {
         if t < 60 { return "\(t)s" }
         if t < 3600 { return "\(t / 60)m" + (t % 60 < 10 ? "0" : "") + "\(t % 60)s" }
         return "\(t / 3600)h" + ((t % 3600) / 60 < 10 ? "0" : "") + "\((t % 3600) / 60)m"
+    }
+}
+
+/// On a root replica: the agents' processes from the root group's store.
+extension TreeRender {
+    /// Every process the reply knows by name: its own, then the agents' reports.
+    static func processesByName(_ reply: Dagent_TreeReply) -> [String: Dagent_SupervisedProcess] {
+        var out: [String: Dagent_SupervisedProcess] = [:]
+        for a in reply.agentProcesses { for p in a.processes where out[p.name] == nil { out[p.name] = p } }
+        for p in reply.processes { out[p.name] = p }
+        return out
+    }
+
+    /// `agents' processes (from the root group's store):`, then per agent its report's age and rows.
+    static func agentProcessLines(_ reply: Dagent_TreeReply, now: Double) -> [String] {
+        guard !reply.agentProcesses.isEmpty || reply.agentProcessesOmitted > 0 else { return [] }
+        var lines = ["agents' processes (from the root group's store, deploy/TREE/status/AGENT):"]
+        let width = reply.agentProcesses.flatMap { $0.processes.map(\.name.count) }.max() ?? 0
+        for a in reply.agentProcesses {
+            let age = a.reportedAt > 0 ? ", reported \(seconds(max(0, now - a.reportedAt))) ago" : ""
+            lines.append("  \(a.agent) (tree \(a.tree)\(age)): \(a.processes.count)")
+            for p in a.processes {
+                lines.append("    " + p.name + String(repeating: " ", count: width - p.name.count) + "  " + processSummary(p))
+            }
+        }
+        if reply.agentProcessesOmitted > 0 { lines.append("  (\(reply.agentProcessesOmitted) more agents not shown: dagent status --via ADDR lists them)") }
+        return lines
+    }
+
+    /// `,"agent_processes":[...]`, or "".
+    static func agentProcessJSON(_ reply: Dagent_TreeReply, quote q: (String) -> String) -> String {
+        guard !reply.agentProcesses.isEmpty || reply.agentProcessesOmitted > 0 else { return "" }
+        let list = reply.agentProcesses.map { a in
+            "{\"tree\":\(q(a.tree)),\"agent\":\(q(a.agent)),\"reported_at\":\(number(a.reportedAt)),"
+                + "\"processes\":[\(a.processes.map { processObject($0, quote: q) }.joined(separator: ","))]}"
+        }
+        return ",\"agent_processes\":[\(list.joined(separator: ","))],\"agent_processes_omitted\":\(reply.agentProcessesOmitted)"
     }
 }

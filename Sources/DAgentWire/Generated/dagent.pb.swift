@@ -675,11 +675,44 @@ public nonisolated struct Dagent_TreeReply: @unchecked Sendable {
     set {_uniqueStorage()._deployTree = newValue}
   }
 
+  /// On a root replica: what the agents of deployed trees last wrote to the
+  /// root group's store (deploy/TREE/status/AGENT), from its own copy.
+  public var agentProcesses: [Dagent_AgentProcesses] {
+    get {_storage._agentProcesses}
+    set {_uniqueStorage()._agentProcesses = newValue}
+  }
+
+  /// status records left out (more than the reply carries)
+  public var agentProcessesOmitted: UInt32 {
+    get {_storage._agentProcessesOmitted}
+    set {_uniqueStorage()._agentProcessesOmitted = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// The processes of one agent as it last reported them to the root group's store.
+public nonisolated struct Dagent_AgentProcesses: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tree: String = String()
+
+  public var agent: String = String()
+
+  public var processes: [Dagent_SupervisedProcess] = []
+
+  /// Unix time of the report (0 if the agent did not say)
+  public var reportedAt: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// One process an agent supervises (`dagent tree`, the agent's /metrics).
@@ -1809,7 +1842,7 @@ nonisolated extension Dagent_QueueInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0\u{2}N\u{1}subscriptions\0\u{3}subscription_count\0\u{1}pubsub\0\u{2}r\u{7}processes\0\u{3}deploy_tree\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0\u{2}N\u{1}subscriptions\0\u{3}subscription_count\0\u{1}pubsub\0\u{2}r\u{7}processes\0\u{3}deploy_tree\0\u{3}agent_processes\0\u{3}agent_processes_omitted\0")
 
   fileprivate class _StorageClass {
     var _requestID: UInt64 = 0
@@ -1831,6 +1864,8 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _pubsub: Dagent_PubSubStats? = nil
     var _processes: [Dagent_SupervisedProcess] = []
     var _deployTree: String = String()
+    var _agentProcesses: [Dagent_AgentProcesses] = []
+    var _agentProcessesOmitted: UInt32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1860,6 +1895,8 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       _pubsub = source._pubsub
       _processes = source._processes
       _deployTree = source._deployTree
+      _agentProcesses = source._agentProcesses
+      _agentProcessesOmitted = source._agentProcessesOmitted
     }
   }
 
@@ -1897,6 +1934,8 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 102: try { try decoder.decodeSingularMessageField(value: &_storage._pubsub) }()
         case 600: try { try decoder.decodeRepeatedMessageField(value: &_storage._processes) }()
         case 601: try { try decoder.decodeSingularStringField(value: &_storage._deployTree) }()
+        case 602: try { try decoder.decodeRepeatedMessageField(value: &_storage._agentProcesses) }()
+        case 603: try { try decoder.decodeSingularUInt32Field(value: &_storage._agentProcessesOmitted) }()
         default: break
         }
       }
@@ -1966,6 +2005,12 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       if !_storage._deployTree.isEmpty {
         try visitor.visitSingularStringField(value: _storage._deployTree, fieldNumber: 601)
       }
+      if !_storage._agentProcesses.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._agentProcesses, fieldNumber: 602)
+      }
+      if _storage._agentProcessesOmitted != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._agentProcessesOmitted, fieldNumber: 603)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1994,10 +2039,57 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._pubsub != rhs_storage._pubsub {return false}
         if _storage._processes != rhs_storage._processes {return false}
         if _storage._deployTree != rhs_storage._deployTree {return false}
+        if _storage._agentProcesses != rhs_storage._agentProcesses {return false}
+        if _storage._agentProcessesOmitted != rhs_storage._agentProcessesOmitted {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_AgentProcesses: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AgentProcesses"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tree\0\u{1}agent\0\u{1}processes\0\u{3}reported_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tree) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.processes) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.reportedAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tree.isEmpty {
+      try visitor.visitSingularStringField(value: self.tree, fieldNumber: 1)
+    }
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 2)
+    }
+    if !self.processes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.processes, fieldNumber: 3)
+    }
+    if self.reportedAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.reportedAt, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_AgentProcesses, rhs: Dagent_AgentProcesses) -> Bool {
+    if lhs.tree != rhs.tree {return false}
+    if lhs.agent != rhs.agent {return false}
+    if lhs.processes != rhs.processes {return false}
+    if lhs.reportedAt != rhs.reportedAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
