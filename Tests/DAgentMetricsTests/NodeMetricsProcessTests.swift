@@ -16,7 +16,11 @@ final class NodeMetricsProcessTests: XCTestCase {
     }
 
     func testStatesUpRestartsAndRemoval() throws {
-        let node = try Node(config: NodeConfig(name: "a1"))
+        var config = NodeConfig(name: "a1")
+        config.listen = [.tcp(host: "127.0.0.1", port: 0)]
+        let node = try Node(config: config)
+        try node.start().wait()
+        defer { try? node.shutdown() }
         let m = NodeMetrics(node: node)
         var t = Dagent_TreeReply()
         t.processes = [process("echo1", "running", pid: 10, restarts: 0, uptime: 2.5), process("bad", "crash-loop", pid: 0, restarts: 4)]
