@@ -21,7 +21,7 @@ public enum TreeQuery {
             queue: attachment.down, mtype: Int(channel), senderIsMtype: false, msgmax: attachment.limits.msgmax,
             maxFrameBytes: WireConstants.defaultMaxFrameBytes, eventLoop: loop, label: "msgq://\(path) tree query",
             deliver: { batch in
-                for case let .inbound(.frames(sender, inc, bodies)) in batch where sender == MsgqWire.agentChannel && inc == incarnation {
+                for case let .frames(sender, inc, bodies) in batch where sender == MsgqWire.agentChannel && inc == incarnation {
                     for body in bodies {
                         if let frame = try? Dagent_Frame(serializedBytes: Array(body.readableBytesView)), case .treeReply(let reply)? = frame.body {
                             promise.succeed(reply)
@@ -193,6 +193,7 @@ public enum TreeRender {
                 lines.append(line)
             }
         }
+        if reply.hasPushGateway { lines.append(contentsOf: pushText(reply.pushGateway)) }
         if reply.directOut != 0 || reply.directIn != 0 {
             lines.append("brother p2p: out=\(reply.directOut) in=\(reply.directIn)")
         }
@@ -244,10 +245,11 @@ public enum TreeRender {
             "{\"path\":\(q($0.path)),\"leaves\":\($0.leaves),\"table_names\":\($0.tableNames),\"table_generation\":\($0.tableGeneration),"
                 + "\"up\":\(stat($0.up)),\"down\":\(stat($0.down)),\"purged\":\($0.purged),\"garbage\":\($0.garbage),\"msgmax\":\($0.msgmax)}"
         }
+        let push: String = reply.hasPushGateway ? ",\"push_gateway\":" + pushJSON(reply.pushGateway) : ""
         return "{\"name\":\(q(reply.name)),\"role\":\(q(roleName(reply.role))),\"level\":0,\"parent\":\(q(reply.parent)),\"parent_ready\":\(reply.parentReady),"
             + "\"names\":[\(names.joined(separator: ","))],\"links\":[\(links.joined(separator: ","))],"
             + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered),"
-            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)\(processJSON(reply, quote: q))\(agentProcessJSON(reply, quote: q))}"
+            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)\(push)\(processJSON(reply, quote: q))\(agentProcessJSON(reply, quote: q))}"
     }
 }
 

@@ -51,9 +51,20 @@ public final class Node: @unchecked Sendable {
     /// Called on the event loop for every DATA or REQUEST addressed to this
     /// node, and for ERROR/RESPONSE envelopes that match no pending request.
     public var onMessage: ((Dagent_Envelope) -> Void)?
+    /// Called on the event loop with each batch of messages addressed to this
+    /// node (DATA, REQUEST, and RESPONSE/ERROR that match no pending
+    /// request), in order: headers parsed once, payloads slices of the bytes
+    /// read (no copy). When set, `onMessage` is not called for them.
+    public var onMessages: (([DataMessage]) -> Void)?
+    /// The inbox batch being delivered and the one kept for the next swap.
+    var delivering: [DataMessage] = []
+    var toHandlers: [DataMessage] = []
+    var deliveringInbox = false
     /// Called on the event loop for lifecycle events.
     public var onEvent: ((NodeEvent) -> Void)?
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
+    /// Requests of reserved types taken before the application's handlers (`handleRequests(ofType:)`).
+    var typeHandlers: [UInt32: (Dagent_Envelope) -> Void] = [:]
     /// Handlers of this node's subscriptions, by subscription id (Node-pubsub.swift).
     var subscriptionHandlers: [UInt64: (Dagent_Envelope) -> Void] = [:]
     /// Called on the event loop to add what a layer above the routing core
