@@ -85,7 +85,7 @@ def start_dagent(binary, procs):
         f.write(SECRET)
     root, listen, http = free_port(), free_port(), free_port()
     procs.start("dagent-root", [binary, "run", "--name", "root", "--listen", f"tcp://127.0.0.1:{root}"])
-    section = {"secret_file": secret_file, "limits": {"max_clients": 20000}}
+    section = {"secret_file": secret_file, "limits": {"max_clients": 20000, "max_pending_ops": 1024}}
     cfg = os.path.join(procs.logdir, "a1.yaml")
     with open(cfg, "w") as f:
         f.write(f"name: a1\nrole: agent\nlisten: tcp://127.0.0.1:{listen}\nparents: [tcp://127.0.0.1:{root}]\n"
@@ -170,6 +170,8 @@ async def open_sub(system, info, topics):
 
         def parse(frame):
             f = json.loads(frame)
+            if f["op"] == "error":
+                raise RuntimeError(f"dagent: {f}")
             return [f["data"]] if f["op"] == "msg" else []
         return ws, parse
     if system == "nats":
@@ -202,6 +204,8 @@ async def _worker(system, info, topics, expected, ready, results, stop):
             async for frame in ws:
                 now = time.monotonic_ns()
                 for data in parse(frame):
+                    if data[0] == "w":
+                        continue   # warm-up
                     state["lat"].append(now - int(data.split(" ", 2)[1]))
                     state["n"] += 1
                     state["last"] = now
@@ -226,10 +230,16 @@ async def _worker(system, info, topics, expected, ready, results, stop):
                   "wall": wall, "closed": state.get("closed", [])})
 
 
+async def _until(cond, event):
+    while not cond():
+        event.clear()
+        await event.wait()
+
+
 async def publish(system, info, topics, count, window):
     """Publishes `count` messages round-robin over `topics`, at most `window` unseen by the probe."""
     payload_pad = "x" * PAYLOAD
-    seen, sent = 0, 0
+    seen, sent, measuring = 0, 0, False
     more = asyncio.Event()
     if system == "tornado":
         import redis.asyncio as aioredis
@@ -246,9 +256,23 @@ async def publish(system, info, topics, count, window):
     async def read():
         nonlocal seen
         async for frame in probe:
-            seen += len(parse(frame))
+            seen += sum(1 for d in parse(frame) if d[0] != "w" or not measuring)
             more.set()
     reader = asyncio.ensure_future(read())
+    # Warm-up: one message per topic until the probe sees them all, so every
+    # subscription is live through the whole path before the measured messages.
+    deadline = time.monotonic() + 30
+    while seen < len(topics):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {system}: warm-up messages not seen within 30 s")
+        seen = 0
+        for t in topics:
+            await send(t, "w 0 " + payload_pad)
+        try:
+            await asyncio.wait_for(asyncio.shield(_until(lambda: seen >= len(topics), more)), 2)
+        except asyncio.TimeoutError:
+            pass
+    seen, measuring = 0, True
     t0 = time.monotonic_ns()
     while sent < count:
         while sent - seen >= window:
