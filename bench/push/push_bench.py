@@ -91,7 +91,8 @@ def start_dagent(binary, procs):
         f.write(f"name: a1\nrole: agent\nlisten: tcp://127.0.0.1:{listen}\nparents: [tcp://127.0.0.1:{root}]\n"
                 f"http: tcp://127.0.0.1:{http}\nhttp_max_connections: 20000\n"
                 f"plugins:\n  dirs: [{json.dumps(os.path.join(ROOT, 'plugins'))}]\n  config:\n    push: {json.dumps(section)}\n")
-    procs.start("dagent-a1", [binary, "run", "--config", cfg])
+    procs.start("dagent-a1", [binary, "run", "--config", cfg],
+                env={**os.environ, "DAGENT_PYTHON_PATH": os.path.join(ROOT, "python")})
 
     def up():
         out = subprocess.run([binary, "tree", "--via", f"tcp://127.0.0.1:{listen}", "--json"],
