@@ -38,6 +38,15 @@ public final class PushNodeService: PushService, @unchecked Sendable {
                 previous?(envelope)
             }
         }
+        // The plugin host takes the node's messages in batches.
+        if let previousBatch = node.onMessages {
+            node.onMessages = { [unowned self] batch in
+                guard batch.contains(where: { $0.type == PushTypes.control }) else { return previousBatch(batch) }
+                for m in batch where m.type == PushTypes.control { self.control(m.envelope) }
+                let rest = batch.filter { $0.type != PushTypes.control }
+                if !rest.isEmpty { previousBatch(rest) }
+            }
+        }
         let previousTree = node.treeExtension
         node.treeExtension = { [unowned self] reply in
             previousTree?(&reply)
