@@ -42,23 +42,28 @@ public enum StateRequest: Equatable {
             guard let s = obj[k] as? String else { throw StateProtocolError("\(op): \"\(k)\" (a string) is required") }
             return Array(s.utf8)
         }
-        func int(_ k: String) -> Int64? { (obj[k] as? NSNumber)?.int64Value }
+        func int(_ k: String) throws -> Int64? { try StateRequest.integer(obj[k], key: k, op: op) }
         func uint(_ k: String) throws -> UInt64 {
-            guard let v = int(k), v >= 0 else { throw StateProtocolError("\(op): \"\(k)\" (a non-negative integer) is required") }
+            guard let v = try int(k), v >= 0 else { throw StateProtocolError("\(op): \"\(k)\" (a non-negative integer) is required") }
             return UInt64(v)
         }
-        let lease = int("lease").flatMap { $0 > 0 ? UInt64($0) : nil }
+        func optionalUInt(_ k: String) throws -> UInt64? {
+            guard let v = try int(k) else { return nil }
+            guard v >= 0 else { throw StateProtocolError("\(op): \"\(k)\" must be a non-negative integer (got \(v))") }
+            return UInt64(v)
+        }
+        let lease = try optionalUInt("lease").flatMap { $0 > 0 ? $0 : nil }
         switch op {
         case "put": return .write(.put(key: try str("key"), value: try str("value"), lease: lease))
         case "get": return .read(.get(key: try str("key")))
-        case "range": return .read(.range(prefix: try str("prefix"), limit: Int(int("limit") ?? 0)))
+        case "range": return .read(.range(prefix: try str("prefix"), limit: Int(try optionalUInt("limit") ?? 0)))
         case "del": return .write(.delete(key: try str("key")))
         case "delprefix": return .write(.deleteRange(prefix: try str("prefix")))
         case "cas":
             let expected: KVExpectation
             if let v = obj["expect_value"] as? String {
                 expected = .value(Array(v.utf8))
-            } else if let m = int("expect_mod") {
+            } else if let m = try int("expect_mod") {
                 expected = .modRevision(m)
             } else if obj["expect_absent"] as? Bool == true {
                 expected = .absent
@@ -66,7 +71,12 @@ public enum StateRequest: Equatable {
                 throw StateProtocolError("cas: one of expect_value, expect_mod, expect_absent is required")
             }
             return .write(.compareAndSet(key: try str("key"), expected: expected, value: try str("value"), lease: lease))
-        case "lease_grant": return .write(.leaseGrant(id: UInt64(int("id") ?? 0), ttlMs: try uint("ttl_ms"), now: nowMs))
+        case "lease_grant":
+            let ttl = try uint("ttl_ms")
+            guard ttl <= StateRequest.maxTTLMs else {
+                throw StateProtocolError("lease_grant: \"ttl_ms\" \(ttl) exceeds the maximum \(StateRequest.maxTTLMs) (one year)")
+            }
+            return .write(.leaseGrant(id: try optionalUInt("id") ?? 0, ttlMs: ttl, now: nowMs))
         case "lease_keepalive": return .write(.leaseKeepAlive(id: try uint("id"), now: nowMs))
         case "lease_revoke": return .write(.leaseRevoke(id: try uint("id")))
         case "lock":
@@ -79,12 +89,44 @@ public enum StateRequest: Equatable {
                 throw StateProtocolError("unlock: \"name\" and \"owner\" are required")
             }
             return .write(.unlock(name: name, owner: owner))
-        case "watch": return .watch(prefix: try str("prefix"), from: int("from") ?? 0, clientID: try uint("id"))
+        case "watch": return .watch(prefix: try str("prefix"), from: try int("from") ?? 0, clientID: try uint("id"))
         case "unwatch": return .unwatch(clientID: try uint("id"))
         case "status": return .status
         case "backup": return .backup
         default: throw StateProtocolError("unknown op \"\(op)\"; see `dagent state --help`")
         }
+    }
+}
+
+extension StateRequest {
+    /// The longest lease: one year in milliseconds (keeps `now + ttl` far from overflow).
+    public static let maxTTLMs: UInt64 = 366 * 24 * 3600 * 1000
+
+    /// A JSON integer, strictly: a number with no fraction that fits in Int64.
+    /// Anything else (a string, 1.5, 1e30) is refused with the key's
+    /// name; nothing here can trap.
+    static func integer(_ value: Any?, key: String, op: String) throws -> Int64? {
+        guard let value, !(value is NSNull) else { return nil }
+        if let i = value as? Int { return Int64(i) }
+        if let i = value as? Int64 { return i }
+        if let u = value as? UInt64 {
+            guard u <= UInt64(Int64.max) else { throw StateProtocolError("\(op): \"\(key)\" \(u) is out of range") }
+            return Int64(u)
+        }
+        if let d = value as? Double {
+            guard d.isFinite, d == d.rounded(), d >= -9.2e18, d <= 9.2e18 else {
+                throw StateProtocolError("\(op): \"\(key)\" must be an integer (got \(d))")
+            }
+            return Int64(d)
+        }
+        if let n = value as? NSNumber {
+            let d = n.doubleValue
+            guard d.isFinite, d == d.rounded(), d >= -9.2e18, d <= 9.2e18 else {
+                throw StateProtocolError("\(op): \"\(key)\" must be an integer (got \(n))")
+            }
+            return n.int64Value
+        }
+        throw StateProtocolError("\(op): \"\(key)\" must be an integer (got \(type(of: value)))")
     }
 }
 

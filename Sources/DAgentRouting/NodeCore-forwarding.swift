@@ -8,6 +8,10 @@ extension NodeCore {
             refuseLink(id, .refused, "message to '\(envelope.dst)' from a link that has not registered; send Register first")
             return
         }
+        if let why = sourceProblem(envelope.src, from: id) {
+            dropForged(envelope, why)
+            return
+        }
         if case .UNRECOGNIZED(let kind) = envelope.kind {
             fail(envelope, .unknownKind, "envelope kind \(kind) is not understood by node '\(config.name)'", nowNs: nowNs)
             return
@@ -52,7 +56,8 @@ extension NodeCore {
         let known = (0...3).contains(header.kind)
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         let forward: LinkID?
-        if header.dst == config.name || !known || mayBeTooLarge || header.hopLimit <= 1 || !(link.registered || link.isParent) {
+        if header.dst == config.name || !known || mayBeTooLarge || header.hopLimit <= 1 || !(link.registered || link.isParent)
+            || !rawSourceAllowed(raw, batch: false, link: link) {
             forward = nil
         } else if case .link(let next) = nextHop(header.dst) {
             forward = next
@@ -81,7 +86,7 @@ extension NodeCore {
         let link = links[id]!
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         if header.dst != config.name && !mayBeTooLarge && header.hopLimit > 1 && (link.registered || link.isParent),
-           case .link(let next) = nextHop(header.dst) {
+           case .link(let next) = nextHop(header.dst), rawSourceAllowed(raw, batch: true, link: link) {
             stats.routed &+= UInt64(count)
             links[next]?.framesOut &+= 1
             emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
@@ -220,7 +225,7 @@ extension NodeCore {
         if envelope.payload.count > config.maxMessageBytes {
             throw DAgentError(.tooLarge, "message of \(envelope.payload.count) bytes exceeds max_message_bytes=\(config.maxMessageBytes)")
         }
-        envelope.src = config.name
+        if envelope.src.isEmpty || !localServices.contains(envelope.src) { envelope.src = config.name }
         envelope.id = nextMessageID
         nextMessageID &+= 1
         envelope.hopLimit = config.hopLimit

@@ -44,6 +44,9 @@ public final class NodeCore {
     /// At the top of a root group: the peer link toward the replica that holds a
     /// name this node does not know (from the replicated directory), if any.
     public var peerResolver: ((String) -> LinkID?)?
+    /// Registrations accepted per second (`registration_rate`).
+    package lazy var registrationBucket = TokenBucket(ratePerSecond: config.limits.registrationRate,
+                                                      burst: config.limits.registrationBurst)
     /// The last destination that passed `NameRules` (streams send to one name).
     package var lastValidDestination: String?
 
@@ -123,6 +126,8 @@ public final class NodeCore {
             reg.secret = config.secret
             reg.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
             sendFrame(id, .register(reg))
+        } else {
+            admitUnregistered(id)
         }
     }
 
@@ -305,7 +310,7 @@ public final class NodeCore {
         case .heartbeat?:
             break
         case .register(let reg)?:
-            handleChildRegister(reg, from: id)
+            handleChildRegister(reg, from: id, nowNs: nowNs)
         case .registerResult(let result)?:
             handleRegisterResult(result, from: id, nowNs: nowNs)
         case .nameAdded(let added)?:
@@ -396,6 +401,8 @@ public struct CoreStats: Equatable, Sendable {
     public var directIn: UInt64 = 0
     /// Frames from brothers that were dropped (malformed, or not envelopes).
     public var directDropped: UInt64 = 0
+    /// Envelopes from children whose `src` was not in their subtree (dropped).
+    public var forgedSources: UInt64 = 0
 }
 
 /// An upward name registration waiting for the parent's NameAck.

@@ -27,6 +27,8 @@ public struct NodeCoreConfig: Sendable {
     public var secret: String = ""
     /// `max_children`: direct child links allowed to register.
     public var maxChildren: Int = 4096
+    /// What one peer may consume here (names, connections, registrations).
+    public var limits = CoreLimits()
 
     public init(name: String, role: Dagent_NodeRole, hasParent: Bool) {
         self.name = name

@@ -23,13 +23,13 @@ public enum ConfigFile {
     /// Keys this version understands; sections owned by other layers are
     /// accepted and ignored here (`plugins` is read by DAgentPython's
     /// `PluginSettings`; `raft` and `metrics` by later layers).
-    static let scalarKeys: Set<String> = [
+    static let scalarKeys: Set<String> = ([
         "name", "role", "listen", "parents", "parent", "addr", "heartbeat_interval", "heartbeat_misses",
         "register_timeout", "max_message_bytes", "max_frame_bytes", "send_queue_length",
         "max_queued_destinations", "queue_timeout", "hop_limit", "max_children", "slow_consumer_bytes",
         "reconnect_initial_backoff", "reconnect_max_backoff", "connect_timeout", "durable", "data",
         "secret", "echo", "log_level", "msgq", "msgq_queue_bytes", "msgq_send_timeout",
-    ]
+    ] as Set<String>).union(securityKeys)
     static let sectionKeys: Set<String> = ["plugins", "raft", "metrics"]
 
     public static func load(path: String, into base: NodeConfig? = nil) throws -> NodeConfig {
@@ -123,6 +123,7 @@ public enum ConfigFile {
         if let v = try str("msgq") { c.listen.append(.msgq(path: v.hasPrefix("msgq://") ? String(v.dropFirst(7)) : v)) }
         if let v = try int("msgq_queue_bytes") { c.msgqQueueBytes = v }
         if let v = try num("msgq_send_timeout") { c.msgqSendTimeoutOverride = v }
+        try parseSecurity(map, source: source, into: &c, int: int, num: num, str: str)
         return c
     }
 }

@@ -46,6 +46,14 @@ public struct NodeConfig: Sendable {
     public var msgqSendTimeoutOverride: Double?
     /// The send timeout an agent uses and publishes to its leaves.
     public var msgqSendTimeout: Double { msgqSendTimeoutOverride ?? 2.0 }
+    /// Limits on what one peer may consume (see docs/security.md).
+    public var limits = CoreLimits()
+    /// `max_pending_requests`: requests this node may have waiting for an answer.
+    public var maxPendingRequests: Int = 100_000
+    /// `max_watches_per_client`: `@state` watches one client name may hold (root replicas).
+    public var maxWatchesPerClient: Int = 1024
+    /// `auth_timeout`: a new link must finish authenticating within this.
+    public var authTimeout: Double = 5.0
 
     public init(name: String) { self.name = name }
 
@@ -72,7 +80,8 @@ public struct NodeConfig: Sendable {
 
     /// Checks the combination of options; the message names the option.
     public func validate() throws(ConfigError) {
-        if let problem = NameRules.problem(with: name) { throw ConfigError("name: \(problem)") }
+        if let problem = NameRules.registrationProblem(name) { throw ConfigError("name: \(problem)") }
+        try validateNumbers()
         if listen.isEmpty && parents.isEmpty {
             throw ConfigError("node '\(name)' has neither listen nor parent addresses; give --listen, --parent or --addr")
         }
@@ -107,6 +116,7 @@ public struct NodeConfig: Sendable {
         c.hopLimit = UInt32(hopLimit)
         c.secret = secret
         c.maxChildren = maxChildren
+        c.limits = limits
         return c
     }
 }

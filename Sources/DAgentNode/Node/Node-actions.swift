@@ -114,7 +114,7 @@ extension Node {
         }
         switch envelope.kind {
         case .response, .error:
-            if envelope.cookie != 0, let pending = rpc.complete(cookie: envelope.cookie) {
+            if envelope.cookie != 0, let pending = rpc.complete(answer: envelope) {
                 if envelope.kind == .response {
                     pending.waiter.succeed(envelope)
                 } else {
