@@ -23,32 +23,54 @@ extension NodeCore {
     /// Why an envelope with `src` may not come in on link `id`, or nil. On a
     /// child link the source must be a name routed through that link (the
     /// child itself or a node below it); the parent and peer replicas are trusted.
-    package func sourceProblem(_ src: String, from id: LinkID) -> String? {
+    ///
+    /// A name this node knows nowhere (a sender that has left since, e.g. the
+    /// source of a message reloaded from a durable queue) is let through only
+    /// on its way up: every ancestor checks it again against what it knows,
+    /// up to the top, which knows every live name. Into this node's own
+    /// subtree, where nobody above checks, the source must be known.
+    package func sourceProblem(_ src: String, dst: String, from id: LinkID) -> String? {
         guard let link = links[id], !link.isParent, !link.isPeer else { return nil }
-        if !src.isEmpty, let entry = routes[src], entry.link == id {
-            links[id]!.lastSource = src
-            links[id]!.lastSourceVersion = routes.version
+        if let entry = routes[src] {
+            if entry.link == id {
+                links[id]!.lastSource = src
+                links[id]!.lastSourceVersion = routes.version
+                return nil
+            }
+        } else if !src.isEmpty && src != config.name && !localServices.contains(src) && NameRules.reservedProblem(src) == nil
+                    && (config.hasParent || peerResolver?(src) == nil) && goesUp(dst) {
             return nil
         }
         return "an envelope from child '\(link.peerName)' claims src '\(src)', which is not in its subtree (a child may only send from names it registered)"
+    }
+
+    /// True if an envelope for `dst` leaves this node upward (or waits for the
+    /// route up), or this node is the top: someone who knows more checks it.
+    package func goesUp(_ dst: String) -> Bool {
+        if !config.hasParent { return true }   // the top knows every live name
+        switch nextHop(dst) {
+        case .queue: return true
+        case .link(let next): return next == parentLink || links[next]?.isPeer == true
+        case .local, .noRoute: return false
+        }
     }
 
     /// The fast path's source check on undecoded bytes: true if every `src`
     /// equals the source last validated on this link and no route changed
     /// since. False sends the envelope to the slow path, which checks it.
     @inline(__always)
-    package func rawSourceAllowed(_ raw: ByteBuffer, batch: Bool, link: LinkState) -> Bool {
+    package func rawSourceAllowed(_ raw: ByteBuffer, dst: String, batch: Bool, link: LinkState) -> Bool {
         if link.isParent || link.isPeer { return true }
         if link.lastSourceVersion == routes.version && !link.lastSource.isEmpty {
             if batch { if (try? BatchCodec.sources(of: raw, are: link.lastSource)) == true { return true } }
             else if (try? EnvelopeCodec.source(of: raw, is: link.lastSource)) == true { return true }
         }
-        return revalidateSource(raw, batch: batch, link: link.id)
+        return revalidateSource(raw, dst: dst, batch: batch, link: link.id)
     }
 
     /// A source not in the cache: read it (the first envelope's, for a batch),
     /// check it and cache it; a batch then passes only if all its sources match.
-    package func revalidateSource(_ raw: ByteBuffer, batch: Bool, link id: LinkID) -> Bool {
+    package func revalidateSource(_ raw: ByteBuffer, dst: String, batch: Bool, link id: LinkID) -> Bool {
         let first: ByteBuffer
         if batch {
             guard let slice = (try? BatchCodec.envelopes(raw))?.first else { return false }
@@ -56,7 +78,7 @@ extension NodeCore {
         } else {
             first = raw
         }
-        guard let src = try? EnvelopeCodec.source(of: first), sourceProblem(src, from: id) == nil else { return false }
+        guard let src = try? EnvelopeCodec.source(of: first), sourceProblem(src, dst: dst, from: id) == nil else { return false }
         if batch { return (try? BatchCodec.sources(of: raw, are: src)) == true }
         return true
     }

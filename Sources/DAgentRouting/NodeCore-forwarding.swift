@@ -8,7 +8,7 @@ extension NodeCore {
             refuseLink(id, .refused, "message to '\(envelope.dst)' from a link that has not registered; send Register first")
             return
         }
-        if let why = sourceProblem(envelope.src, from: id) {
+        if let why = sourceProblem(envelope.src, dst: envelope.dst, from: id) {
             dropForged(envelope, why)
             return
         }
@@ -57,7 +57,7 @@ extension NodeCore {
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         let forward: LinkID?
         if header.dst == config.name || !known || mayBeTooLarge || header.hopLimit <= 1 || !(link.registered || link.isParent)
-            || !rawSourceAllowed(raw, batch: false, link: link) {
+            || !rawSourceAllowed(raw, dst: header.dst, batch: false, link: link) {
             forward = nil
         } else if case .link(let next) = nextHop(header.dst) {
             forward = next
@@ -86,7 +86,7 @@ extension NodeCore {
         let link = links[id]!
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         if header.dst != config.name && !mayBeTooLarge && header.hopLimit > 1 && (link.registered || link.isParent),
-           case .link(let next) = nextHop(header.dst), rawSourceAllowed(raw, batch: true, link: link) {
+           case .link(let next) = nextHop(header.dst), rawSourceAllowed(raw, dst: header.dst, batch: true, link: link) {
             stats.routed &+= UInt64(count)
             links[next]?.framesOut &+= 1
             emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))

@@ -63,12 +63,21 @@ final class AuthorizationTests: XCTestCase {
         net.cores["a1"]!.receive(frameBody: body(register("evil")), from: link, nowNs: net.nowNs)
         net.pump()
         XCTAssertNotNil(net.cores["a1"]!.routes["evil"])
-        // A forged reply claiming to come from ep2 is dropped at evil's parent, unanswered.
+        // A forged reply claiming to come from ep1 (a1 knows it) is dropped at evil's parent, unanswered.
+        net.cores["a1"]!.receive(frameBody: body(envelope(src: "ep1", dst: "ep2", kind: .response)), from: link, nowNs: net.nowNs)
+        net.pump()
+        XCTAssertTrue(net.inbox("ep2").isEmpty, "\(net.inbox("ep2"))")
+        XCTAssertEqual(net.cores["a1"]!.stats.forgedSources, 1)
+        XCTAssertTrue(net.logs["a1"]!.contains { $0.contains("claims src 'ep1'") })
+        // One claiming ep2 (in another subtree, unknown to a1) to a1's own subtree: a1 cannot vouch for it.
         net.cores["a1"]!.receive(frameBody: body(envelope(src: "ep2", dst: "ep1", kind: .response)), from: link, nowNs: net.nowNs)
         net.pump()
         XCTAssertTrue(net.inbox("ep1").isEmpty, "\(net.inbox("ep1"))")
-        XCTAssertEqual(net.cores["a1"]!.stats.forgedSources, 1)
-        XCTAssertTrue(net.logs["a1"]!.contains { $0.contains("claims src 'ep2'") })
+        XCTAssertEqual(net.cores["a1"]!.stats.forgedSources, 2)
+        // Going up, a name a1 does not know is checked by the root, which knows ep1 is under a1's other link.
+        net.cores["a1"]!.receive(frameBody: body(envelope(src: "ep2", dst: "a2", kind: .response)), from: link, nowNs: net.nowNs)
+        net.pump()
+        XCTAssertEqual(net.cores["root"]!.stats.forgedSources, 1)
         // Its own name goes through (fast path, then the cached check).
         for i in 0..<3 {
             net.cores["a1"]!.receive(frameBody: body(envelope(src: "evil", dst: "ep2", "ok\(i)")), from: link, nowNs: net.nowNs)
@@ -79,7 +88,12 @@ final class AuthorizationTests: XCTestCase {
         net.cores["a1"]!.receive(frameBody: body(envelope(src: "root", dst: "ep2", "nope")), from: link, nowNs: net.nowNs)
         net.pump()
         XCTAssertEqual(net.texts("ep2"), ["ok0", "ok1", "ok2"])
-        XCTAssertEqual(net.cores["a1"]!.stats.forgedSources, 2)
+        XCTAssertEqual(net.cores["root"]!.stats.forgedSources, 2)
+        XCTAssertTrue(net.logs["root"]!.contains { $0.contains("claims src 'root'") })
+        // A sender that left is known nowhere: its late messages still go through.
+        net.cores["a1"]!.receive(frameBody: body(envelope(src: "gone", dst: "ep2", "late")), from: link, nowNs: net.nowNs)
+        net.pump()
+        XCTAssertEqual(net.texts("ep2"), ["ok0", "ok1", "ok2", "late"])
     }
 
     func testDuplicatedSourceFieldCannotSmuggleAForgedName() throws {
@@ -95,8 +109,8 @@ final class AuthorizationTests: XCTestCase {
         e.hopLimit = 16
         e.payload = Data("smuggled".utf8)
         var bytes: [UInt8] = try e.serializedBytes()
-        bytes += [0x0A, 3] + Array("ep1".utf8)
-        XCTAssertEqual(try Dagent_Envelope(serializedBytes: bytes).src, "ep1")
+        bytes += [0x0A, 4] + Array("root".utf8)
+        XCTAssertEqual(try Dagent_Envelope(serializedBytes: bytes).src, "root")
         var frame = ByteBuffer()
         frame.writeInteger(UInt8(0x0A))
         frame.writeInteger(UInt8(bytes.count))
@@ -104,7 +118,7 @@ final class AuthorizationTests: XCTestCase {
         net.cores["a1"]!.receive(frameBody: frame, from: link, nowNs: net.nowNs)
         net.pump()
         XCTAssertEqual(net.texts("ep2"), ["warm"])
-        XCTAssertEqual(net.cores["a1"]!.stats.forgedSources, 1)
+        XCTAssertEqual(net.cores["root"]!.stats.forgedSources, 1)
     }
 
     func testNamesPerChildAreLimited() {
