@@ -156,12 +156,22 @@ let package = Package(
             name: "DAgentCLI",
             dependencies: ["DAgentNode", "DAgentWire", argumentParser, logging, nioCore, nioPosix]
         ),
+        // Process helpers in C for the deploy supervisor: posix_spawn with file/signal actions, prctl.
+        .target(name: "CDAgentProc"),
+        // Deploying trees: the topology file (parser, validation), the pure supervisor state
+        // machine (restart policies, backoff, crash loops), and its thin process/log I/O layer.
+        // No routing, no NIO: the CLI wires it to a node.
+        .target(
+            name: "DAgentDeploy",
+            dependencies: ["CDAgentProc", .product(name: "Yams", package: "Yams")],
+            exclude: ["README.md"]
+        ),
         // The `dagent` command-line tool.
         .executableTarget(
             name: "dagent",
             dependencies: [
                 "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState",
-                "DAgentWire", "DAgentPython",
+                "DAgentWire", "DAgentPython", "DAgentDeploy", "CDAgentProc",
                 argumentParser, logging, nioCore, nioPosix,
             ]
         ),
@@ -187,6 +197,8 @@ let package = Package(
         ),
         .testTarget(name: "DAgentStateTests", dependencies: ["DAgentState"]),
         .testTarget(name: "DAgentRootTests", dependencies: ["DAgentRoot", "DAgentRaft", "DAgentTestSupport"]),
+        // The topology parser and the supervisor state machine (pure), spawner and logs (real processes).
+        .testTarget(name: "DAgentDeployTests", dependencies: ["DAgentDeploy"]),
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",

@@ -62,14 +62,32 @@ package struct MsgqAttachment {
     package func detach() { shmdt(shm) }
 }
 
-/// A leaf's link to its agent over the message queues, with brother p2p.
+/// The agent's name table as one leaf's routing core sees it: the
+/// `BrotherDirectory` of its parent link. Names behind this very leaf (its own
+/// channel) are never brothers: a message never loops back to ourselves.
+package final class MsgqBrotherTable: BrotherDirectory {
+    package let table: NameTableReader
+    package let ownChannel: UInt64
+
+    package init(table: NameTableReader, ownChannel: UInt64) {
+        self.table = table
+        self.ownChannel = ownChannel
+    }
+
+    @inline(__always) package var generation: UInt64 { table.generation }
+
+    package func channel(of name: String) -> UInt64? {
+        guard let c = table.lookup(name).channel, c != ownChannel else { return nil }
+        return c
+    }
+}
+
+/// A leaf's link to its agent over the message queues: a plain pipe.
 ///
 /// Frames for the agent go onto the up queue (message type: this leaf's
-/// channel). An envelope for a name the agent's table maps to a brother's
-/// channel goes straight onto the down queue with the brother's channel as
-/// the message type: the agent is not a hop. Routes are cached per name and
-/// dropped whenever the table's generation moves. Names not in the table
-/// (elsewhere in the tree, or unknown) go via the agent as usual.
+/// channel). A message the routing core sent to a brother (a `Hop` with a
+/// brother channel, decided from `brothers`) goes straight onto the down queue
+/// with the brother's channel as the message type: the agent is not a hop.
 package final class MsgqParentLinkIO: LinkIO {
     package unowned let node: any MsgqHost
     package let attachment: MsgqAttachment
@@ -81,6 +99,8 @@ package final class MsgqParentLinkIO: LinkIO {
     package let packer: MsgqPacker
     package let upSender: MsgqSender
     package let downSender: MsgqSender
+    /// What this link reaches directly, for the routing core (`NodeCore.linkUp(brothers:)`).
+    package let brothers: MsgqBrotherTable
     /// Reads this leaf's channel: a thread of its own, or the node's loop itself.
     package var receiver: MsgqChannelReader!
     package var closing = false
@@ -97,15 +117,10 @@ package final class MsgqParentLinkIO: LinkIO {
             writer = FrameWriter(maxBatchBytes: maxBatchBytes)
         }
     }
-    package var brothers: [UInt64: BrotherOut] = [:]
+    package var brotherOut: [UInt64: BrotherOut] = [:]
     package var dirtyBrothers: [BrotherOut] = []
-    package var routeCache: [String: UInt64] = [:]
-    package var cacheGeneration: UInt64 = .max
-    /// The last destination appended and where it went (streams send to one name).
-    package var lastDst = ""
+    /// The brother written to last (streams write to one).
     package var lastOut: BrotherOut?
-    /// Envelopes put straight onto a brother's channel.
-    package var directOut: UInt64 = 0
     package let allocator = ByteBufferAllocator()
 
     package init(node: any MsgqHost, attachment: MsgqAttachment, link: LinkID, session: UInt64) {
@@ -116,6 +131,7 @@ package final class MsgqParentLinkIO: LinkIO {
         incarnation = UInt32.random(in: 1...UInt32.max)
         packer = MsgqPacker(maxText: attachment.limits.msgmax)
         agentWriter = FrameWriter(maxBatchBytes: packer.maxBatchBytes)
+        brothers = MsgqBrotherTable(table: attachment.table, ownChannel: channel)
         upSender = MsgqSender(queue: attachment.up, label: "msgq://\(attachment.path) up")
         downSender = MsgqSender(queue: attachment.down, label: "msgq://\(attachment.path) down")
         let deliver: ([MsgqDelivery]) -> Void = { [weak self] batch in self?.received(batch) }
@@ -152,42 +168,17 @@ package final class MsgqParentLinkIO: LinkIO {
         return UInt64(ms == 0 ? 2000 : ms) * 1_000_000
     }
 
-    // MARK: routing
+    // MARK: appending
 
-    /// The brother channel for `dst`, or nil: via the agent.
+    /// The writer of brother channel `b`.
     @inline(__always)
-    package func brother(_ dst: String) -> UInt64? {
-        let generation = attachment.table.generation
-        if generation != cacheGeneration {
-            routeCache.removeAll(keepingCapacity: true)
-            cacheGeneration = generation
-            lastDst = ""
-            lastOut = nil
-        }
-        if let c = routeCache[dst] { return c == 0 ? nil : c }
-        var found = attachment.table.lookup(dst).channel ?? 0
-        if found == channel { found = 0 }   // a name behind this very leaf: never loop back to ourselves
-        routeCache[dst] = found
-        return found == 0 ? nil : found
-    }
-
-    /// True if `name` is reached directly (it is a brother's).
-    package func isBrother(_ name: String) -> Bool { brother(name) != nil }
-
-    /// Where an envelope to `dst` is written: a brother's writer, or nil for the agent.
-    @inline(__always)
-    package func out(for dst: String) -> BrotherOut? {
-        if let last = lastOut, dst == lastDst, attachment.table.generation == cacheGeneration { return last }
-        guard let b = brother(dst) else {
-            lastOut = nil
-            return nil
-        }
+    package func out(brother b: UInt64) -> BrotherOut {
+        if let last = lastOut, last.channel == b { return last }
         let box: BrotherOut
-        if let existing = brothers[b] { box = existing } else {
+        if let existing = brotherOut[b] { box = existing } else {
             box = BrotherOut(channel: b, maxBatchBytes: packer.maxBatchBytes)
-            brothers[b] = box
+            brotherOut[b] = box
         }
-        lastDst = dst
         lastOut = box
         return box
     }
@@ -200,37 +191,36 @@ package final class MsgqParentLinkIO: LinkIO {
         }
     }
 
-    package func append(_ envelope: Dagent_Envelope) {
-        if let box = out(for: envelope.dst) {
-            directOut &+= 1
-            markDirty(box)
-            box.writer.append(envelope)
-        } else {
-            agentWriter.append(envelope)
-        }
-    }
+    package func append(_ envelope: Dagent_Envelope) { agentWriter.append(envelope) }
 
     package func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
-        if let dst = try? EnvelopeCodec.header(raw).dst, let box = out(for: dst) {
-            directOut &+= 1
-            markDirty(box)
-            box.writer.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
-        } else {
-            agentWriter.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
-        }
+        agentWriter.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
     }
 
     package func appendRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
-        if let (header, count) = try? BatchCodec.header(raw), let box = out(for: header.dst) {
-            directOut &+= UInt64(count)
-            markDirty(box)
-            box.writer.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
-        } else {
-            agentWriter.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
-        }
+        agentWriter.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
     }
 
     package func append(_ frame: Dagent_Frame) throws { try agentWriter.append(frame) }
+
+    /// An envelope for brother channel `brother` (the core's hop).
+    package func append(_ envelope: Dagent_Envelope, brother: UInt64) {
+        let box = out(brother: brother)
+        markDirty(box)
+        box.writer.append(envelope)
+    }
+
+    package func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32, brother: UInt64) {
+        let box = out(brother: brother)
+        markDirty(box)
+        box.writer.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
+    }
+
+    package func appendRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32, brother: UInt64) {
+        let box = out(brother: brother)
+        markDirty(box)
+        box.writer.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
+    }
 
     // MARK: writing
 
@@ -280,7 +270,7 @@ package final class MsgqParentLinkIO: LinkIO {
     package func fullReason(channel b: UInt64, toAgent: Bool, why: String) -> String {
         let queue = toAgent ? attachment.up : attachment.down
         let state = queue.stat().map { "\($0.bytes) of \($0.limit) bytes in \($0.messages) messages" } ?? "gone"
-        let who = toAgent ? "the agent" : (routeCache.first { $0.value == b }.map { "brother '\($0.key)'" } ?? "brother channel \(hex(b))")
+        let who = toAgent ? "the agent" : (node.core.brotherName(channel: b).map { "brother '\($0)'" } ?? "brother channel \(hex(b))")
         let which = toAgent ? "up" : "down"
         switch why {
         case "stuck":

@@ -20,24 +20,6 @@ extension RootReplica {
         var proposedAtNs: UInt64 = 0
     }
 
-    func installDirectory() {
-        node.enableNameAuthority(resolver: { [unowned self] name in
-            guard let entry = self.machine.directory.lookup(name), entry.replica != self.selfID else { return nil }
-            return self.peers[entry.replica]
-        }, handler: { [unowned self] event in
-            switch event {
-            case let .confirm(requestID, agent, records):
-                self.waitingConfirmations.append(NameConfirmation(requestID: requestID, records: records, agent: agent, remaining: records.count))
-                self.proposeConfirmations()
-            case let .release(names):
-                for name in names {
-                    guard let e = self.machine.directory.lookup(name), e.replica == self.selfID else { continue }
-                    self.proposeDirectory(.releaseName(name: name, session: e.session), tag: 0)
-                }
-            }
-        })
-    }
-
     /// Proposes a directory command; `tag` (non-zero) comes back in `directoryApplied`.
     @discardableResult
     func proposeDirectory(_ command: StateCommand, tag: UInt64) -> Bool {

@@ -77,12 +77,12 @@ public final class RootReplica: @unchecked Sendable {
         self.logger = log
     }
 
-    /// Installs the `@state` service and the peer-link handler. Call before
+    /// Installs the `@state` service and plugs this replica in as the node's
+    /// `TopOfTreeAuthority` (directory, peer links). Call before
     /// `node.start()`, so that no peer hello can arrive before anyone listens.
     public func attach() {
         node.addService(StateTypes.serviceName) { [unowned self] envelope in self.handleRequest(envelope) }
-        node.onPeer = { [unowned self] event in self.peerEvent(event) }
-        installDirectory()
+        node.plugIn(authority: self)
     }
 
     /// Starts Raft on the node's event loop. Call after `attach()` and `node.start()`.
@@ -140,36 +140,6 @@ public final class RootReplica: @unchecked Sendable {
                     self.peerOf[link] = id
                     self.logger.info("peer link to replica \(id) up")
                 }
-            }
-        }
-    }
-
-    func peerEvent(_ event: PeerEvent) {
-        switch event {
-        case let .up(link, hello):
-            guard hello.service == "raft", hello.streamID == streamID,
-                  members.contains(where: { $0.nodeID == hello.nodeID }) else {
-                logger.warning("refusing peer hello from node \(hello.nodeID) stream \(hello.streamID): not a member of stream \(streamID)")
-                node.closeLink(link)
-                return
-            }
-            if let old = peers[hello.nodeID], old != link { node.closeLink(old) }
-            peers[hello.nodeID] = link
-            peerOf[link] = hello.nodeID
-            logger.info("peer link from replica \(hello.nodeID) up")
-        case let .down(link):
-            if let id = peerOf.removeValue(forKey: link), peers[id] == link {
-                peers[id] = nil
-                raft.reportUnreachable(id)
-            }
-        case let .frame(_, frame):
-            // Before start() there is no Raft node yet; Raft resends what is lost.
-            guard frame.streamID == streamID, raft != nil else { return }
-            do {
-                raft.step(try Message(bytes: Array(frame.body)))
-                scheduleReady()
-            } catch {
-                logger.warning("dropping malformed raft message: \(error)")
             }
         }
     }

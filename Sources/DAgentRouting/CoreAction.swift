@@ -3,23 +3,26 @@ import NIOCore
 
 /// What the routing core asks its driver to do. The core never touches a
 /// socket: it appends actions, and the driver (the `Node`, or a test)
-/// performs them in order.
+/// performs them in order. What the root group needs goes through its
+/// `TopOfTreeAuthority`, not through actions.
 public enum CoreAction: Equatable {
     /// Write this frame to the link. `flush` marks the end of a burst.
     case send(LinkID, Dagent_Frame)
-    /// Write this envelope to the link (a message that starts here).
-    case forward(LinkID, Dagent_Envelope)
+    /// Write this envelope to the hop (a message that starts here).
+    case forward(Hop, Dagent_Envelope)
     /// Relay envelope bytes as they came in, with the hop limit at
     /// `hopLimitOffset` patched to `hopLimit` (the forwarding fast path:
     /// the envelope is never decoded).
-    case forwardRaw(LinkID, ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32)
+    case forwardRaw(Hop, ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32)
     /// Relay a batch's bytes unopened, hop limit patched (see `Batch`).
-    case forwardRawBatch(LinkID, ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32)
+    case forwardRawBatch(Hop, ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32)
     /// The peer on this link asked what we see (`dagent tree`); the driver
     /// answers with `treeReply(requestID:)` plus its socket buffer depths.
     case treeRequested(LinkID, requestID: UInt64)
     /// Hand an envelope addressed to this node to the local application.
     case deliver(Dagent_Envelope)
+    /// Hand a publish to these subscriptions of this node (`NodeCore.subscribe`).
+    case deliverPublish(Dagent_Envelope, subscriptions: [UInt64])
     /// Close the link after writing what was queued to it.
     case close(LinkID, reason: String)
     /// This node's own registration with its parent succeeded.
@@ -30,17 +33,6 @@ public enum CoreAction: Equatable {
     case parentReady
     /// The parent link is unusable; the driver should dial another parent.
     case parentLost(reason: String)
-    /// A peer link (root-group replica) said hello; frames on it go to the service.
-    case peerUp(LinkID, Dagent_PeerHello)
-    /// A peer link is gone.
-    case peerDown(LinkID)
-    /// A service frame arrived on a peer link.
-    case service(LinkID, Dagent_ServiceFrame)
-    /// Top of a root group: have the group's directory confirm these names
-    /// (registered by `agent`, the child they came through); answer with `namesConfirmed`.
-    case confirmNames(requestID: UInt64, agent: String, [Dagent_NameRecord])
-    /// Top of a root group: these names left this replica's subtree.
-    case releaseNames([String])
     /// Something worth a log line.
     case log(LogLevel, String)
 }

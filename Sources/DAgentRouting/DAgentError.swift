@@ -29,6 +29,8 @@ public struct DAgentError: Error, Equatable, CustomStringConvertible, Sendable {
         case .badFrame: return "bad frame"
         case .refused: return "refused"
         case .unknownKind: return "unknown kind"
+        case .badTopic: return "bad topic"
+        case .tooManySubscriptions: return "too many subscriptions"
         case .UNRECOGNIZED(let n): return "error \(n)"
         }
     }

@@ -15,15 +15,8 @@ public struct CoreLimits: Sendable, Equatable {
     public var registrationRate: Double = 200
     /// `registration_burst`: registrations accepted at once before the rate applies.
     public var registrationBurst: Int = 400
-    /// `max_subscriptions_per_child`: pub/sub patterns one child link may hold.
-    /// Enforced by the interest table through `allowsSubscription` (the hook
-    /// for the pub/sub code, which lands separately).
-    public var maxSubscriptionsPerChild: Int = 100_000
-
+    /// Subscriptions per child are `max_link_interest` (`PubSubLimits`).
     public init() {}
-
-    /// True if a child link holding `held` patterns may add one more.
-    public func allowsSubscription(held: Int) -> Bool { held < maxSubscriptionsPerChild }
 }
 
 /// A token bucket on the core's clock (pure: the caller passes the time).

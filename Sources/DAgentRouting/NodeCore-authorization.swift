@@ -28,8 +28,9 @@ extension NodeCore {
     /// source of a message reloaded from a durable queue) is let through only
     /// on its way up: every ancestor checks it again against what it knows,
     /// up to the top, which knows every live name. Into this node's own
-    /// subtree, where nobody above checks, the source must be known.
-    package func sourceProblem(_ src: String, dst: String, from id: LinkID) -> String? {
+    /// subtree, where nobody above checks, the source must be known; so must
+    /// a publish's (`dst` nil), which travels wherever interest is.
+    package func sourceProblem(_ src: String, dst: String?, from id: LinkID) -> String? {
         guard let link = links[id], !link.isParent, !link.isPeer else { return nil }
         if let entry = routes[src] {
             if entry.link == id {
@@ -38,7 +39,7 @@ extension NodeCore {
                 return nil
             }
         } else if !src.isEmpty && src != config.name && !localServices.contains(src) && NameRules.reservedProblem(src) == nil
-                    && (config.hasParent || peerResolver?(src) == nil) && goesUp(dst) {
+                    && (config.hasParent || authority?.peerLink(holding: src) == nil) && dst.map(goesUp) == true {
             return nil
         }
         return "an envelope from child '\(link.peerName)' claims src '\(src)', which is not in its subtree (a child may only send from names it registered)"
@@ -50,7 +51,7 @@ extension NodeCore {
         if !config.hasParent { return true }   // the top knows every live name
         switch nextHop(dst) {
         case .queue: return true
-        case .link(let next): return next == parentLink || links[next]?.isPeer == true
+        case .link(let next): return next.link == parentLink || links[next.link]?.isPeer == true
         case .local, .noRoute: return false
         }
     }

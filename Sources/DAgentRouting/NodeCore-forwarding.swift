@@ -8,8 +8,12 @@ extension NodeCore {
             refuseLink(id, .refused, "message to '\(envelope.dst)' from a link that has not registered; send Register first")
             return
         }
-        if let why = sourceProblem(envelope.src, dst: envelope.dst, from: id) {
+        if let why = sourceProblem(envelope.src, dst: envelope.kind == .publish ? nil : envelope.dst, from: id) {
             dropForged(envelope, why)
+            return
+        }
+        if envelope.kind == .publish {
+            receivePublish(&envelope, from: id, nowNs: nowNs)
             return
         }
         if case .UNRECOGNIZED(let kind) = envelope.kind {
@@ -32,20 +36,33 @@ extension NodeCore {
 
     /// Where a destination goes from here.
     package enum NextHop {
-        case local, link(LinkID), queue, noRoute
+        case local, link(Hop), queue, noRoute
     }
 
+    /// The routing decision: to me; down the child link a name sits behind;
+    /// at the top of a root group, to the replica the directory names; on a
+    /// leaf of a message queue, straight to the brother holding it; else up.
     @inline(__always)
     package func nextHop(_ dst: String) -> NextHop {
         if dst == config.name || (!localServices.isEmpty && localServices.contains(dst)) { return .local }
-        if let entry = routes[dst] { return .link(entry.link) }
+        if let entry = routes[dst] { return .link(Hop(link: entry.link)) }
         if !config.hasParent {
             // Top of a root group: the directory says which replica holds it.
-            if let resolver = peerResolver, let link = resolver(dst), links[link] != nil { return .link(link) }
+            if let authority, let link = authority.peerLink(holding: dst), links[link] != nil { return .link(Hop(link: link)) }
             return .noRoute
         }
-        if parentReady, let parent = parentLink { return .link(parent) }
+        if parentReady, let parent = parentLink {
+            return .link(Hop(link: parent, brother: brothers == nil ? 0 : brotherChannel(dst)))
+        }
         return .queue
+    }
+
+    /// Counts a message leaving on `hop`.
+    @inline(__always)
+    package func countOut(_ hop: Hop, messages: Int = 1) {
+        stats.routed &+= UInt64(messages)
+        if hop.isBrother { stats.directOut &+= UInt64(messages) }
+        links[hop.link]?.framesOut &+= 1
     }
 
     /// The fast path for an envelope arriving on a link: routed on its header
@@ -55,7 +72,7 @@ extension NodeCore {
         let link = links[id]!
         let known = (0...3).contains(header.kind)
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
-        let forward: LinkID?
+        let forward: Hop?
         if header.dst == config.name || !known || mayBeTooLarge || header.hopLimit <= 1 || !(link.registered || link.isParent)
             || !rawSourceAllowed(raw, dst: header.dst, batch: false, link: link) {
             forward = nil
@@ -65,8 +82,7 @@ extension NodeCore {
             forward = nil
         }
         if let next = forward {
-            stats.routed &+= 1
-            links[next]?.framesOut &+= 1
+            countOut(next)
             emit(.forwardRaw(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
             return
         }
@@ -87,8 +103,7 @@ extension NodeCore {
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         if header.dst != config.name && !mayBeTooLarge && header.hopLimit > 1 && (link.registered || link.isParent),
            case .link(let next) = nextHop(header.dst), rawSourceAllowed(raw, dst: header.dst, batch: true, link: link) {
-            stats.routed &+= UInt64(count)
-            links[next]?.framesOut &+= 1
+            countOut(next, messages: count)
             emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
             return
         }
@@ -111,12 +126,15 @@ extension NodeCore {
 
     /// Routes an envelope that is already validated and hop-counted.
     package func route(_ envelope: Dagent_Envelope, nowNs: UInt64) {
+        if envelope.kind == .publish {   // a queued publish, flushed once the route up is ready
+            routePublish(envelope, from: nil, picks: .all)
+            return
+        }
         switch nextHop(envelope.dst) {
         case .local:
             deliverLocal(envelope, nowNs: nowNs)
         case .link(let next):
-            stats.routed &+= 1
-            links[next]?.framesOut &+= 1
+            countOut(next)
             emit(.forward(next, envelope))
         case .queue:
             do {
@@ -170,7 +188,7 @@ extension NodeCore {
     /// Reports a failed envelope to its sender as an ERROR envelope.
     /// Errors about errors are dropped (and counted), so a failure can never loop.
     package func fail(_ envelope: Dagent_Envelope, _ code: Dagent_ErrorCode, _ reason: String, nowNs: UInt64) {
-        if envelope.kind == .error || envelope.src.isEmpty {
+        if envelope.kind == .error || envelope.kind == .publish || envelope.src.isEmpty {
             stats.droppedErrors &+= 1
             log(.debug, "dropped undeliverable \(envelope.kind == .error ? "error" : "message") from '\(envelope.src)' to '\(envelope.dst)': \(reason)")
             return
@@ -200,14 +218,13 @@ extension NodeCore {
 
     /// `sendLocal` for the driver's hot path. When the envelope leaves at once
     /// on a link and no earlier action is still pending (so order is kept),
-    /// returns that link with `envelope` stamped, for the driver to write
+    /// returns that hop with `envelope` stamped, for the driver to write
     /// itself: no `.forward` action is built. Otherwise it does what
     /// `sendLocal` does and returns nil.
-    public func sendLocalFast(_ envelope: inout Dagent_Envelope, nowNs: UInt64) throws(DAgentError) -> LinkID? {
+    public func sendLocalFast(_ envelope: inout Dagent_Envelope, nowNs: UInt64) throws(DAgentError) -> Hop? {
         try stampLocal(&envelope)
         if actions.isEmpty && !draining, routesNow(envelope.dst), case .link(let next) = nextHop(envelope.dst) {
-            stats.routed &+= 1
-            links[next]?.framesOut &+= 1
+            countOut(next)
             return next
         }
         try dispatchLocal(envelope, nowNs: nowNs)

@@ -99,9 +99,8 @@ extension NodeCore {
         if parentReady, let parent = parentLink {
             let requestID = sendNameAdded(accepted, to: parent)
             pendingUp[requestID] = .childRegister(link: id, name: reg.name, session: session, refusedHere: refused)
-        } else if nameAuthority {
-            let requestID = askAuthority(accepted, via: id)
-            pendingUp[requestID] = .childRegister(link: id, name: reg.name, session: session, refusedHere: refused)
+        } else if let authority {
+            askAuthority(authority, accepted, via: id, .childRegister(link: id, name: reg.name, session: session, refusedHere: refused))
         } else {
             answerRegistration(id, session: session, refused: refused)
         }
@@ -125,6 +124,7 @@ extension NodeCore {
         result.refused = refused
         result.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
         sendFrame(id, .registerResult(result))
+        interestLinkReady(id)   // our side's interest follows the result
     }
 
     @discardableResult
@@ -159,9 +159,8 @@ extension NodeCore {
         if parentReady, let parent = parentLink, !accepted.isEmpty {
             let requestID = sendNameAdded(accepted, to: parent)
             pendingUp[requestID] = .childNames(link: id, requestID: added.requestID, refusedHere: refused)
-        } else if nameAuthority && !accepted.isEmpty {
-            let requestID = askAuthority(accepted, via: id)
-            pendingUp[requestID] = .childNames(link: id, requestID: added.requestID, refusedHere: refused)
+        } else if let authority, !accepted.isEmpty {
+            askAuthority(authority, accepted, via: id, .childNames(link: id, requestID: added.requestID, refusedHere: refused))
         } else {
             sendNameAck(id, requestID: added.requestID, refused: refused)
         }
@@ -175,16 +174,18 @@ extension NodeCore {
     }
 
     /// Top of a root group: the names must be confirmed by the group's directory.
-    package func askAuthority(_ records: [Dagent_NameRecord], via id: LinkID) -> UInt64 {
+    /// `pending` is recorded first, so the authority may answer at once.
+    package func askAuthority(_ authority: any TopOfTreeAuthority, _ records: [Dagent_NameRecord], via id: LinkID,
+                              _ pending: PendingUp) {
         let requestID = nextRequestID
         nextRequestID += 1
         var confirmed = records
         for i in confirmed.indices where confirmed[i].parent.isEmpty { confirmed[i].parent = config.name }
-        emit(.confirmNames(requestID: requestID, agent: links[id]?.peerName ?? "", confirmed))
-        return requestID
+        pendingUp[requestID] = pending
+        authority.confirmNames(requestID: requestID, agent: links[id]?.peerName ?? "", confirmed)
     }
 
-    /// The name authority (the root group) answered `.confirmNames`.
+    /// The name authority (the root group) answered `confirmNames`.
     public func namesConfirmed(requestID: UInt64, refused: [Dagent_NameRefusal]) {
         var ack = Dagent_NameAck()
         ack.requestID = requestID
@@ -289,6 +290,7 @@ extension NodeCore {
         }
         addedWhileRegistering = []
         withdrawnWhileRegistering = []
+        interestLinkReady(id)   // tell the parent our subtree's interest
         log(.info, "registered '\(config.name)' with '\(result.parentName)' (session \(hex(session)))")
         emit(.registered(session: session, parent: result.parentName))
         flushQueues(nowNs: nowNs)
@@ -320,8 +322,8 @@ extension NodeCore {
 
     package func propagateWithdrawn(_ names: [String], reason: String) {
         guard !names.isEmpty else { return }
-        if nameAuthority && !config.hasParent {
-            emit(.releaseNames(names))
+        if let authority, !config.hasParent {
+            authority.releaseNames(names)
         } else if parentReady, let parent = parentLink {
             var w = Dagent_NameWithdrawn()
             w.names = names

@@ -70,6 +70,7 @@ extension NodeCore {
         }
         reply.messagesRouted = stats.routed
         reply.messagesDelivered = stats.delivered
+        addPubSub(to: &reply)
         return reply
     }
 }

@@ -38,17 +38,21 @@ public final class NodeCore {
     package let newSession: () -> UInt64
     /// Names (besides our own) delivered here, e.g. "@state" on a root replica.
     public var localServices: Set<String> = []
-    /// At the top of a root group: names are confirmed by the group's directory
-    /// (`.confirmNames` → `namesConfirmed`) and released through it (`.releaseNames`).
-    public var nameAuthority = false
-    /// At the top of a root group: the peer link toward the replica that holds a
-    /// name this node does not know (from the replicated directory), if any.
-    public var peerResolver: ((String) -> LinkID?)?
+    /// At the top of a root group: the group's directory and peer links
+    /// (names are confirmed and released through it; unknown names are
+    /// routed to the replica it names). Nil elsewhere.
+    public weak var authority: (any TopOfTreeAuthority)?
+    /// What the parent link reaches directly (brother p2p), given with the parent link.
+    package var brothers: (any BrotherDirectory)?
+    package var brotherCache: [String: UInt64] = [:]
+    package var brotherGeneration: UInt64 = .max
     /// Registrations accepted per second (`registration_rate`).
     package lazy var registrationBucket = TokenBucket(ratePerSecond: config.limits.registrationRate,
                                                       burst: config.limits.registrationBurst)
     /// The last destination that passed `NameRules` (streams send to one name).
     package var lastValidDestination: String?
+    /// Pub/sub: subscriptions, interest per link, the match table (NodeCore-pubsub.swift).
+    package lazy var pubsub = PubSubState(limits: config.pubsub)
 
     /// Pending actions; the driver takes them with `drainActions`.
     public package(set) var actions: [CoreAction] = []
@@ -108,12 +112,18 @@ public final class NodeCore {
 
     // MARK: links
 
-    /// A link is connected. `isParent` links are dialed by this node.
-    public func linkUp(_ id: LinkID, isParent: Bool, address: String, nowNs: UInt64) {
+    /// A link is connected. `isParent` links are dialed by this node. A parent
+    /// link may come with the `brothers` its transport reaches directly (a
+    /// leaf's message-queue link): `nextHop` then sends to them straight.
+    public func linkUp(_ id: LinkID, isParent: Bool, address: String, brothers: (any BrotherDirectory)? = nil,
+                       nowNs: UInt64) {
         links[id] = LinkState(id: id, isParent: isParent, address: address, openedNs: nowNs,
                               lastHeardNs: nowNs, lastSentHeartbeatNs: nowNs)
         if isParent {
             parentLink = id
+            self.brothers = brothers
+            brotherCache.removeAll()
+            brotherGeneration = .max
             parentReady = false
             addedWhileRegistering = []
             withdrawnWhileRegistering = []
@@ -142,18 +152,22 @@ public final class NodeCore {
         var h = hello
         h.secret = config.secret
         sendFrame(id, .peerHello(h))
+        interestLinkReady(id)
     }
 
     /// A link is gone (closed by either side, or failed).
     public func linkDown(_ id: LinkID, reason: String, nowNs: UInt64) {
         guard let link = links.removeValue(forKey: id) else { return }
+        interestLinkDown(id)
         if link.isPeer {
             log(stopping ? .debug : .info, "peer link \(link.address) down: \(reason)")
-            emit(.peerDown(id))
+            authority?.peerDown(id)
             return
         }
         if id == parentLink {
             parentLink = nil
+            brothers = nil
+            brotherCache.removeAll()
             let wasReady = parentReady
             parentReady = false
             acceptPendingProvisionally()
@@ -183,11 +197,19 @@ public final class NodeCore {
             case let .envelope(raw, header):
                 links[id]!.lastHeardNs = nowNs
                 links[id]!.framesIn &+= 1
-                receiveRaw(raw, header: header, from: id, nowNs: nowNs)
+                if header.kind == Dagent_Kind.publish.rawValue {
+                    receivePublishRaw(raw, header: header, from: id, nowNs: nowNs)
+                } else {
+                    receiveRaw(raw, header: header, from: id, nowNs: nowNs)
+                }
             case let .batch(raw, header, count):
                 links[id]!.lastHeardNs = nowNs
                 links[id]!.framesIn &+= 1
-                receiveRawBatch(raw, header: header, count: count, from: id, nowNs: nowNs)
+                if header.kind == Dagent_Kind.publish.rawValue {
+                    receivePublishBatch(raw, header: header, count: count, from: id, nowNs: nowNs)
+                } else {
+                    receiveRawBatch(raw, header: header, count: count, from: id, nowNs: nowNs)
+                }
             case let .control(frame):
                 receive(frame, from: id, nowNs: nowNs)
             }
@@ -328,10 +350,12 @@ public final class NodeCore {
             handlePeerHello(hello, from: id)
         case .service(let frame)?:
             if links[id]!.isPeer {
-                emit(.service(id, frame))
+                authority?.serviceFrame(frame, on: id)
             } else {
                 refuseLink(id, .refused, "service frame on a link that did not say PeerHello")
             }
+        case .interest(let update)?:
+            handleInterest(update, from: id)
         case .treeReply?, nil:
             log(.debug, "ignoring unexpected frame from \(describe(id))")
         }
@@ -349,7 +373,8 @@ public final class NodeCore {
         links[id]!.isPeer = true
         links[id]!.registered = true
         links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name
-        emit(.peerUp(id, hello))
+        authority?.peerUp(id, hello: hello)
+        interestLinkReady(id)
     }
 
     /// The driver's human-readable name for a link, for log lines.
@@ -403,6 +428,8 @@ public struct CoreStats: Equatable, Sendable {
     public var directDropped: UInt64 = 0
     /// Envelopes from children whose `src` was not in their subtree (dropped).
     public var forgedSources: UInt64 = 0
+    /// Envelopes this node put straight onto a brother's channel (brother p2p).
+    public var directOut: UInt64 = 0
 }
 
 /// An upward name registration waiting for the parent's NameAck.

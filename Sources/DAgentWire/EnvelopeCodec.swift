@@ -11,6 +11,9 @@ public struct EnvelopeHeader: Equatable, Sendable {
     public var hopLimit: UInt32
     /// Offset of the 4 hop-limit bytes inside the envelope bytes (-1 if absent).
     public var hopLimitOffset: Int
+    /// A PUBLISH that carries queue-group picks (`queues` or `pick_queues`):
+    /// it cannot be relayed unopened, each link gets its own picks.
+    public var hasQueuePicks = false
 }
 
 /// A hand-written codec for `Dagent_Envelope`, byte-for-byte what
@@ -59,6 +62,10 @@ public enum EnvelopeCodec {
         if e.sendTimeNs != 0 { n += 9 }
         if e.error.rawValue != 0 { n += 1 + varintSize(UInt64(bitPattern: Int64(e.error.rawValue))) }
         if reason > 0 { n += 1 + varintSize(UInt64(reason)) + reason }
+        if !e.queues.isEmpty {
+            for q in e.queues { let c = q.utf8.count; n += 2 + varintSize(UInt64(c)) + c }
+        }
+        if e.pickQueues { n += 3 }
         return n
     }
 
@@ -86,6 +93,17 @@ public enum EnvelopeCodec {
             if e.sendTimeNs != 0 { w.byte(tTime); w.fixed64(e.sendTimeNs) }
             if e.error.rawValue != 0 { w.byte(tError); w.varint(UInt64(bitPattern: Int64(e.error.rawValue))) }
             w.string(tReason, e.reason)
+            if !e.queues.isEmpty {
+                for q in e.queues {
+                    var q = q
+                    q.withUTF8 { u in
+                        w.byte(0xA2); w.byte(0x06)   // field 100, length-delimited
+                        w.varint(UInt64(u.count))
+                        w.bytes(UnsafeRawBufferPointer(u))
+                    }
+                }
+            }
+            if e.pickQueues { w.byte(0xA8); w.byte(0x06); w.byte(1) }   // field 101, varint
             precondition(w.offset == n, "envelope size mismatch: wrote \(w.offset), computed \(n)")
             return n
         }
@@ -200,6 +218,8 @@ public enum EnvelopeCodec {
                     case (2, 2): h.dst = try string(p, try readLength(p, &i))
                     case (7, 0): h.kind = Int(Int32(truncatingIfNeeded: try readVarint(p, &i)))
                     case (8, 5): h.hopLimitOffset = i; h.hopLimit = try fixed32(p, &i)
+                    case (100, 2): _ = try readLength(p, &i); h.hasQueuePicks = true
+                    case (101, 0): if try readVarint(p, &i) != 0 { h.hasQueuePicks = true }
                     default: try skip(wireType: wireType, p, &i)
                     }
                 }
@@ -253,6 +273,8 @@ public enum EnvelopeCodec {
                     case (9, 1): e.sendTimeNs = try fixed64(p, &i)
                     case (10, 0): e.error = Dagent_ErrorCode(rawValue: Int(Int32(truncatingIfNeeded: try readVarint(p, &i)))) ?? .ok
                     case (11, 2): e.reason = try string(p, try readLength(p, &i))
+                    case (100, 2): e.queues.append(try string(p, try readLength(p, &i)))
+                    case (101, 0): e.pickQueues = try readVarint(p, &i) != 0
                     default: try skip(wireType: wireType, p, &i)
                     }
                 }

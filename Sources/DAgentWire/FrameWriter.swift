@@ -21,6 +21,7 @@ public struct FrameWriter {
     private var batch: ByteBuffer        // entries: 0x0A varint(len) envelope
     private var batchDst = ""
     private var batchHop: UInt32 = 0
+    private var batchKind = 0
     private var batchCount = 0
     private var single: Dagent_Envelope?  // the first envelope, kept until a second one joins
     private var singleSize = 0
@@ -40,8 +41,12 @@ public struct FrameWriter {
     /// Appends an envelope that starts at this node; it may join the open batch.
     public mutating func append(_ envelope: Dagent_Envelope) {
         let size = EnvelopeCodec.size(of: envelope)
-        if batchCount > 0 && envelope.dst == batchDst && envelope.hopLimit == batchHop
-            && batchCount < maxBatchCount
+        let kind = envelope.kind.rawValue
+        // Publishes with queue-group picks never join a batch: a relay opens
+        // them to give each link its own picks, and batches travel unopened.
+        let batchable = envelope.queues.isEmpty && !envelope.pickQueues
+        if batchable && batchCount > 0 && envelope.dst == batchDst && envelope.hopLimit == batchHop
+            && kind == batchKind && batchCount < maxBatchCount
             && batch.readableBytes + (single == nil ? 0 : singleSize + 6) + size + 6 <= maxBatchBytes {
             if let first = single {
                 appendEntry(first, size: singleSize)
@@ -52,10 +57,15 @@ public struct FrameWriter {
             return
         }
         closeBatch()
+        if !batchable {
+            EnvelopeCodec.encodeFrame(envelope, into: &out)
+            return
+        }
         single = envelope
         singleSize = size
         batchDst = envelope.dst
         batchHop = envelope.hopLimit
+        batchKind = kind
         batchCount = 1
     }
 
@@ -90,7 +100,7 @@ public struct FrameWriter {
             EnvelopeCodec.encodeFrame(first, into: &out)
             single = nil
         } else {
-            BatchCodec.encodeFrame(dst: batchDst, hopLimit: batchHop, entries: batch, into: &out)
+            BatchCodec.encodeFrame(dst: batchDst, hopLimit: batchHop, kind: batchKind, entries: batch, into: &out)
             batch.clear()
         }
         batchCount = 0
@@ -105,17 +115,18 @@ public struct FrameWriter {
     }
 }
 
-/// The batch frame's layout: `[len][0x5A varint(n)][0x12 dst][0x1D hop][entries...]`.
+/// The batch frame's layout: `[len][0x5A varint(n)][0x12 dst][0x1D hop]([0xA0 0x06 kind])[entries...]`
+/// (the kind only for non-DATA batches: publishes).
 public enum BatchCodec {
     static let frameTag: UInt8 = 0x5A   // Frame field 11, length-delimited
 
-    static func headerSize(dst: String) -> Int {
+    static func headerSize(dst: String, kind: Int = 0) -> Int {
         let d = dst.utf8.count
-        return 1 + EnvelopeCodec.varintSize(UInt64(d)) + d + 5
+        return 1 + EnvelopeCodec.varintSize(UInt64(d)) + d + 5 + (kind == 0 ? 0 : 2 + EnvelopeCodec.varintSize(UInt64(kind)))
     }
 
-    static func encodeFrame(dst: String, hopLimit: UInt32, entries: ByteBuffer, into out: inout ByteBuffer) {
-        let body = headerSize(dst: dst) + entries.readableBytes
+    static func encodeFrame(dst: String, hopLimit: UInt32, kind: Int = 0, entries: ByteBuffer, into out: inout ByteBuffer) {
+        let body = headerSize(dst: dst, kind: kind) + entries.readableBytes
         let header = 1 + EnvelopeCodec.varintSize(UInt64(body))
         out.reserveCapacity(minimumWritableBytes: 4 + header + body)
         out.writeInteger(UInt32(header + body))
@@ -126,6 +137,11 @@ public enum BatchCodec {
         out.writeString(dst)
         out.writeInteger(UInt8(0x1D))
         out.writeInteger(hopLimit, endianness: .little)
+        if kind != 0 {
+            out.writeInteger(UInt8(0xA0))   // field 100, varint
+            out.writeInteger(UInt8(0x06))
+            EnvelopeCodec.writeVarint(UInt64(kind), &out)
+        }
         out.writeImmutableBuffer(entries)
     }
 
@@ -140,7 +156,7 @@ public enum BatchCodec {
     }
 
     /// The routing header of batch bytes: dst, hop limit (and its offset),
-    /// and the number of envelopes. Kind is always 0.
+    /// and the number of envelopes. Kind is the batch's `kind` (0 unless publishes).
     public static func header(_ raw: ByteBuffer) throws(FrameError) -> (EnvelopeHeader, count: Int) {
         try raw.withUnsafeReadableBytes { p throws(FrameError) -> (EnvelopeHeader, count: Int) in
             var h = EnvelopeHeader(dst: "", kind: 0, hopLimit: 0, hopLimitOffset: -1)
@@ -153,6 +169,7 @@ public enum BatchCodec {
                 case (1, 2): _ = try EnvelopeCodec.readLength(p, &i); count += 1
                 case (2, 2): h.dst = try EnvelopeCodec.string(p, try EnvelopeCodec.readLength(p, &i))
                 case (3, 5): h.hopLimitOffset = i; h.hopLimit = try EnvelopeCodec.fixed32(p, &i)
+                case (100, 0): h.kind = Int(Int32(truncatingIfNeeded: try EnvelopeCodec.readVarint(p, &i)))
                 default: try EnvelopeCodec.skip(wireType: wireType, p, &i)
                 }
             }

@@ -46,6 +46,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("plugins"), help: "Python plugin directory (repeatable; adds to plugins.dirs).") var pluginDirs: [String] = []
     @Option(help: "Seconds a plugin handler may run before it is logged and interrupted (plugins.handler_budget).") var handlerBudget: Double?
     @Option(help: "Directory holding the dagent Python package (plugins.python_path; found automatically).") var pythonPath: String?
+    @Option(help: "Topology file (see docs/deploy.md): configure this node as its --agent NAME or --root ID.") var topology: String?
+    @Option(help: "With --topology: run as this agent, supervising its processes.") var agent: String?
+    @Option(help: "With --topology: run as the root replica with this id.") var root: UInt64?
 
     func buildConfig(defaultName: String = "", listen replicaListen: Endpoint? = nil) throws -> NodeConfig {
         var c = NodeConfig(name: defaultName)
@@ -94,6 +97,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let resolved = resolvedFromTopology() { return try resolved.run() }
         var config: NodeConfig
         var group: RaftGroupSetup?
         let pluginSettings: PluginSettings
@@ -138,6 +142,7 @@ struct RunCommand: ParsableCommand {
         let done = DispatchSemaphore(value: 0)
         var exitCode: Int32 = 0
         node.onEvent = { event in
+            if case .registered = event { DeployRunHooks.registered() }
             if case .registrationFailed(let error) = event {
                 node.logger.error("stopping: \(error)")
                 exitCode = 2
@@ -191,7 +196,9 @@ struct RunCommand: ParsableCommand {
             }
         }
         node.logger.notice("node '\(config.name)' started (role \(TreeRender.roleName(config.effectiveRole)))")
+        DeployRunHooks.nodeStarted(node)
         done.wait()
+        DeployRunHooks.stopping()
         replica?.stop()
         host?.stop()
         try? node.shutdown()

@@ -16,9 +16,12 @@ struct DAgentCommand: ParsableCommand {
         Local agent:     dagent run --name a1 --msgq /tmp/a1.q --parent tcp://127.0.0.1:7000
         Local leaf:      dagent run --name l1 --parent msgq:///tmp/a1.q --echo
         Brother p2p:     dagent request --via msgq:///tmp/a1.q --to l1 hello
+        Deploy a tree:   dagent up -f tree.yaml; dagent status -f tree.yaml; dagent down -f tree.yaml
         """,
         subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
-                      TreeCommand.self, ReloadCommand.self, StateCommandGroup.self]
+                      TreeCommand.self, ReloadCommand.self, StateCommandGroup.self,
+                      UpCommand.self, DownCommand.self, StatusCommand.self, LogsCommand.self, RestartCommand.self,
+                      DeployConfigCommand.self, SystemdCommand.self, SuperviseCommand.self]
     )
 }
 

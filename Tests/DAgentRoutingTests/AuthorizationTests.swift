@@ -11,6 +11,12 @@ final class AuthorizationTests: XCTestCase {
         return ByteBuffer(bytes: try! frame.serializedBytes() as [UInt8])
     }
 
+    func lastResult(_ net: CoreNetwork) -> Dagent_RegisterResult? {
+        let r = net.rawOut.reversed().compactMap { if case .registerResult(let r)? = $0.body { return r } else { return nil } }.first
+        net.rawOut = []
+        return r
+    }
+
     func register(_ name: String, subtree: [String] = []) -> Dagent_Frame.OneOf_Body {
         var reg = Dagent_Register()
         reg.name = name
@@ -53,7 +59,7 @@ final class AuthorizationTests: XCTestCase {
         net.pump()
         XCTAssertNil(net.cores["a1"]!.routes["@state"])
         XCTAssertNotNil(net.cores["a1"]!.routes["fine"])
-        guard case .registerResult(let result)? = net.rawOut.last?.body else { return XCTFail("no RegisterResult") }
+        guard let result = lastResult(net) else { return XCTFail("no RegisterResult") }
         XCTAssertEqual(result.refused.map(\.name), ["@state"])
     }
 
@@ -127,7 +133,7 @@ final class AuthorizationTests: XCTestCase {
         let (_, link) = net.rawLink(to: "root")
         net.cores["root"]!.receive(frameBody: body(register("big", subtree: ["a", "b", "c"])), from: link, nowNs: net.nowNs)
         net.pump()
-        guard case .registerResult(let r)? = net.rawOut.last?.body else { return XCTFail() }
+        guard let r = lastResult(net) else { return XCTFail() }
         XCTAssertEqual(r.error, .refused)
         XCTAssertTrue(r.reason.contains("max_names_per_child=3"), r.reason)
 
@@ -138,7 +144,7 @@ final class AuthorizationTests: XCTestCase {
         added.names = ["y", "z"].map { n in var r = Dagent_NameRecord(); r.name = n; return r }
         net.cores["root"]!.receive(frameBody: body(.nameAdded(added)), from: link2, nowNs: net.nowNs)
         net.pump()
-        guard case .nameAck(let ack)? = net.rawOut.last?.body else { return XCTFail("\(net.rawOut)") }
+        guard let ack = net.rawOut.reversed().compactMap({ if case .nameAck(let a)? = $0.body { return a } else { return nil } }).first else { return XCTFail("\(net.rawOut)") }
         XCTAssertEqual(ack.refused.map(\.name), ["z"])
         XCTAssertTrue(ack.refused[0].reason.contains("max_names_per_child=3"))
         XCTAssertNil(net.cores["root"]!.routes["z"])
@@ -166,7 +172,7 @@ final class AuthorizationTests: XCTestCase {
             let (_, link) = net.rawLink(to: "root")
             net.cores["root"]!.receive(frameBody: body(register("n\(i)")), from: link, nowNs: net.nowNs)
             net.pump()
-            if case .registerResult(let r)? = net.rawOut.last?.body { results.append(r) }
+            if let r = lastResult(net) { results.append(r) }
         }
         XCTAssertEqual(results.map(\.error), [.ok, .ok, .refused])
         XCTAssertTrue(results[2].reason.contains("registration_rate=1.0/s"), results[2].reason)
@@ -174,7 +180,7 @@ final class AuthorizationTests: XCTestCase {
         let (_, link) = net.rawLink(to: "root")
         net.cores["root"]!.receive(frameBody: body(register("later")), from: link, nowNs: net.nowNs)
         net.pump()
-        guard case .registerResult(let r)? = net.rawOut.last?.body else { return XCTFail() }
+        guard let r = lastResult(net) else { return XCTFail() }
         XCTAssertEqual(r.error, .ok)
     }
 

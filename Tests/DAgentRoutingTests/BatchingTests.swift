@@ -129,8 +129,8 @@ final class SendLocalFastTests: XCTestCase {
         let core = net.cores["ep1"]!
         XCTAssertTrue(core.actions.isEmpty)
         var e = envelope("ep2", "fast")
-        let link = try core.sendLocalFast(&e, nowNs: net.nowNs)
-        XCTAssertEqual(link, core.parentLink, "up to a1, written by the driver")
+        let hop = try core.sendLocalFast(&e, nowNs: net.nowNs)
+        XCTAssertEqual(hop, Hop(link: core.parentLink!), "up to a1, written by the driver")
         XCTAssertEqual(e.src, "ep1", "stamped: source, id, hop limit")
         XCTAssertEqual(e.hopLimit, WireConstants.defaultHopLimit)
         XCTAssertTrue(core.actions.isEmpty, "no .forward action built")

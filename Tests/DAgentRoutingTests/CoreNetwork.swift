@@ -121,17 +121,19 @@ final class CoreNetwork {
     private func handle(_ action: CoreAction, at name: String) {
         switch action {
         case let .send(link, frame):
-            try! writers[Key(node: name, link: link), default: FrameWriter()].append(frame)
-        case let .forward(link, envelope):
-            writers[Key(node: name, link: link), default: FrameWriter()].append(envelope)
-        case let .forwardRaw(link, raw, offset, hop):
-            writers[Key(node: name, link: link), default: FrameWriter()].appendRaw(raw, hopLimitOffset: offset, hopLimit: hop)
+            try! writers[Key(node: name, hop: Hop(link: link)), default: FrameWriter()].append(frame)
+        case let .forward(hop, envelope):
+            writers[Key(node: name, hop: hop), default: FrameWriter()].append(envelope)
+        case let .forwardRaw(hop, raw, offset, limit):
+            writers[Key(node: name, hop: hop), default: FrameWriter()].appendRaw(raw, hopLimitOffset: offset, hopLimit: limit)
             rawForwards += 1
-        case let .forwardRawBatch(link, raw, offset, hop):
-            writers[Key(node: name, link: link), default: FrameWriter()].appendRawBatch(raw, hopLimitOffset: offset, hopLimit: hop)
+        case let .forwardRawBatch(hop, raw, offset, limit):
+            writers[Key(node: name, hop: hop), default: FrameWriter()].appendRawBatch(raw, hopLimitOffset: offset, hopLimit: limit)
             rawBatchForwards += 1
         case let .deliver(envelope):
             delivered[name, default: []].append(envelope)
+        case let .deliverPublish(envelope, ids):
+            published[name, default: []].append((envelope, ids))
         case let .close(link, reason):
             closes.append((name, reason))
             flushWriters(of: name)
@@ -153,13 +155,62 @@ final class CoreNetwork {
     /// Batch frames seen on the wire, and envelopes inside them.
     var batchesSent = 0
 
-    struct Key: Hashable { var node: String; var link: LinkID }
+    struct Key: Hashable { var node: String; var hop: Hop }
     var writers: [Key: FrameWriter] = [:]
 
     private func flushWriters(of name: String) {
-        for key in writers.keys.filter({ $0.node == name }).sorted(by: { $0.link < $1.link }) {
+        let keys = writers.keys.filter { $0.node == name }
+            .sorted { ($0.hop.link, $0.hop.brother) < ($1.hop.link, $1.hop.brother) }
+        for key in keys {
             let bytes = writers[key]!.take(allocator: ByteBufferAllocator())
-            transmit(bytes, from: name, link: key.link)
+            if key.hop.isBrother {
+                transmitDirect(bytes, from: name, channel: key.hop.brother)
+            } else {
+                transmit(bytes, from: name, link: key.hop.link)
+            }
+        }
+    }
+
+    // MARK: brother p2p
+
+    /// A brother table as a leaf's message-queue link gives it: names → channels.
+    final class Brothers: BrotherDirectory {
+        var names: [String: UInt64] = [:]
+        var generation: UInt64 = 0
+        var lookups = 0
+        func channel(of name: String) -> UInt64? {
+            lookups += 1
+            return names[name]
+        }
+    }
+
+    /// Channel → (node, the parent link it receives brother frames on).
+    var channels: [UInt64: (node: String, link: LinkID)] = [:]
+    /// Frames put straight onto a brother's channel.
+    var directFrames = 0
+
+    /// Connects `child` to `parent` as a leaf on a message queue: its parent
+    /// link comes with `brothers`, and it owns `channel`.
+    @discardableResult
+    func connectLeaf(_ child: String, to parent: String, channel: UInt64, brothers: Brothers) -> (LinkID, LinkID) {
+        let c = nextLink, p = nextLink + 1
+        nextLink += 2
+        peers[child, default: [:]][c] = End(node: parent, link: p)
+        peers[parent, default: [:]][p] = End(node: child, link: c)
+        channels[channel] = (child, c)
+        cores[parent]!.linkUp(p, isParent: false, address: "mem:\(child)", nowNs: nowNs)
+        cores[child]!.linkUp(c, isParent: true, address: "mem:\(parent)", brothers: brothers, nowNs: nowNs)
+        pump()
+        return (c, p)
+    }
+
+    private func transmitDirect(_ bytes: ByteBuffer, from name: String, channel: UInt64) {
+        guard bytes.readableBytes > 0, !frozen.contains(name), let (node, link) = channels[channel], let core = cores[node] else { return }
+        var reader = FrameReader(maxFrameBytes: 1 << 24)
+        reader.append(bytes)
+        while let body = try! reader.next() {
+            directFrames += 1
+            core.receiveDirect(frameBody: body, via: link, sender: name, nowNs: nowNs)
         }
     }
 
@@ -169,13 +220,58 @@ final class CoreNetwork {
         var reader = FrameReader(maxFrameBytes: 1 << 24)
         reader.append(bytes)
         while let body = try! reader.next() {
-            if case .batch? = try? InboundFrame.classify(body) { batchesSent += 1 }
+            switch try? InboundFrame.classify(body) {
+            case .batch(_, let header, let count)?:
+                batchesSent += 1
+                if header.kind == Dagent_Kind.publish.rawValue { publishFrames["\(name)->\(end.node)", default: 0] += count }
+            case .envelope(_, let header)? where header.kind == Dagent_Kind.publish.rawValue:
+                publishFrames["\(name)->\(end.node)", default: 0] += 1
+            default: break
+            }
             if end.node == "raw" {
                 rawOut.append(try! Dagent_Frame(serializedBytes: Array(body.readableBytesView)))
             } else {
                 inflight.append((end.node, end.link, body))
             }
         }
+    }
+
+    /// Publishes delivered to subscriptions, per node: the envelope and the subscription ids.
+    var published: [String: [(envelope: Dagent_Envelope, ids: [UInt64])]] = [:]
+    /// Publish envelopes seen on the wire per "from->to" (a batch counts its envelopes).
+    var publishFrames: [String: Int] = [:]
+
+    /// Connects two top nodes with a peer link (root replicas): `a` dials and says hello.
+    func connectPeers(_ a: String, _ b: String) {
+        let ca = nextLink, cb = nextLink + 1
+        nextLink += 2
+        peers[a, default: [:]][ca] = End(node: b, link: cb)
+        peers[b, default: [:]][cb] = End(node: a, link: ca)
+        cores[b]!.linkUp(cb, isParent: false, address: "mem:\(a)", nowNs: nowNs)
+        var hello = Dagent_PeerHello()
+        hello.service = "raft"
+        hello.name = a
+        cores[a]!.peerLinkUp(ca, address: "mem:\(b)", hello: hello, nowNs: nowNs)
+        pump()
+    }
+
+    func subscribe(_ node: String, _ pattern: String, queue: String = "") throws(DAgentError) -> UInt64 {
+        let id = try cores[node]!.subscribe(pattern, queue: queue)
+        pump()
+        return id
+    }
+
+    func publish(_ from: String, _ topic: String, _ text: String = "x") throws(DAgentError) {
+        var e = Dagent_Envelope()
+        e.dst = topic
+        e.payload = .init(text.utf8)
+        try cores[from]!.publish(e, nowNs: nowNs)
+        pump()
+    }
+
+    /// Payloads delivered to subscriptions of `node` (once per delivery to a subscription).
+    func received(_ node: String) -> [String] {
+        (published[node] ?? []).flatMap { item in item.ids.map { _ in String(decoding: item.envelope.payload, as: UTF8.self) } }
     }
 
     /// Frames the core sent to test-driven raw links.

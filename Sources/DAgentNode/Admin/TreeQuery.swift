@@ -65,17 +65,13 @@ public enum TreeQuery {
             return loop.makeFailedFuture(ConfigError("dagent tree needs a tcp:// or msgq:// address (got \(endpoint))"))
         }
         let promise = loop.makePromise(of: Dagent_TreeReply.self)
-        let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(.nanoseconds(Int64(timeout * 1e9)))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
-                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-                    try sync.addHandler(ReplyHandler(promise: promise))
-                }
-            }
-        bootstrap.connect(host: host, port: port).whenComplete { result in
+        let connecting = LinkBootstrap.connect(host: host, port: port, on: loop, connectTimeout: timeout, link: nil) { channel in
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
+            try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+            try sync.addHandler(ReplyHandler(promise: promise))
+        }
+        connecting.whenComplete { result in
             switch result {
             case .failure(let error):
                 promise.fail(DAgentError(.refused, "cannot connect to \(endpoint): \(error)"))

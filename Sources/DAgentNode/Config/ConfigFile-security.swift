@@ -4,7 +4,7 @@ import DAgentRouting
 extension ConfigFile {
     static let securityKeys: Set<String> = [
         "max_names_per_child", "max_unregistered_links", "registration_rate", "registration_burst",
-        "max_subscriptions_per_child", "max_pending_requests", "max_watches_per_client", "auth_timeout",
+        "max_pending_requests", "max_watches_per_client",
     ]
 
     static func parseSecurity(_ map: [String: Any], source: String, into c: inout NodeConfig,
@@ -14,9 +14,8 @@ extension ConfigFile {
         if let v = try int("max_unregistered_links") { c.limits.maxUnregisteredLinks = v }
         if let v = try num("registration_rate") { c.limits.registrationRate = v }
         if let v = try int("registration_burst") { c.limits.registrationBurst = v }
-        if let v = try int("max_subscriptions_per_child") { c.limits.maxSubscriptionsPerChild = v }
         if let v = try int("max_pending_requests") { c.maxPendingRequests = v }
         if let v = try int("max_watches_per_client") { c.maxWatchesPerClient = v }
-        if let v = try num("auth_timeout") { c.authTimeout = v }
     }
 }
+

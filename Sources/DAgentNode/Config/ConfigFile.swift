@@ -47,7 +47,7 @@ public enum ConfigFile {
         guard let map = loaded as? [String: Any] else {
             throw ConfigError("\(source): expected a mapping of options at the top level")
         }
-        for key in map.keys where !scalarKeys.contains(key) && !sectionKeys.contains(key) {
+        for key in map.keys where !scalarKeys.contains(key) && !sectionKeys.contains(key) && !PubSubOptions.keys.contains(key) {
             throw ConfigError("\(source): unknown option '\(key)' (see the README's options table)")
         }
         var c = base ?? NodeConfig(name: "")
@@ -124,6 +124,7 @@ public enum ConfigFile {
         if let v = try int("msgq_queue_bytes") { c.msgqQueueBytes = v }
         if let v = try num("msgq_send_timeout") { c.msgqSendTimeoutOverride = v }
         try parseSecurity(map, source: source, into: &c, int: int, num: num, str: str)
+        try PubSubOptions.apply(map, source: source, to: &c)
         return c
     }
 }

@@ -28,10 +28,8 @@ extension NodeConfig {
             ("max_unregistered_links", Double(limits.maxUnregisteredLinks), 1, 1_000_000),
             ("registration_rate", limits.registrationRate, 0.001, 1_000_000),
             ("registration_burst", Double(limits.registrationBurst), 1, 1_000_000),
-            ("max_subscriptions_per_child", Double(limits.maxSubscriptionsPerChild), 1, 100_000_000),
             ("max_pending_requests", Double(maxPendingRequests), 1, 100_000_000),
             ("max_watches_per_client", Double(maxWatchesPerClient), 1, 1_000_000),
-            ("auth_timeout", authTimeout, 0.001, 3600),
         ]
         if let t = msgqSendTimeoutOverride { out.append(("msgq_send_timeout", t, 0.001, 3600)) }
         return out
@@ -55,3 +53,4 @@ extension NodeConfig {
         return "\(v)"
     }
 }
+

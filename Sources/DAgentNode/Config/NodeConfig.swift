@@ -25,6 +25,12 @@ public struct NodeConfig: Sendable {
     public var maxChildren: Int = 4096
     /// `slow_consumer_bytes`: a link whose unsent bytes exceed this is cut off.
     public var slowConsumerBytes: Int = 64 * 1024 * 1024
+    /// `slow_subscriber_bytes`: publishes for a link whose unsent bytes exceed
+    /// this are dropped (and counted); the link stays until `slow_consumer_bytes`.
+    public var slowSubscriberBytes: Int = 8 * 1024 * 1024
+    /// Pub/sub limits (`max_topic_bytes`, `max_topic_tokens`, `max_subscriptions`,
+    /// `max_link_interest`, `interest_cache_topics`).
+    public var pubsub = PubSubLimits()
     public var reconnectInitialBackoff: Double = 0.1
     public var reconnectMaxBackoff: Double = 5.0
     public var connectTimeout: Double = 2.0
@@ -52,8 +58,6 @@ public struct NodeConfig: Sendable {
     public var maxPendingRequests: Int = 100_000
     /// `max_watches_per_client`: `@state` watches one client name may hold (root replicas).
     public var maxWatchesPerClient: Int = 1024
-    /// `auth_timeout`: a new link must finish authenticating within this.
-    public var authTimeout: Double = 5.0
 
     public init(name: String) { self.name = name }
 
@@ -101,6 +105,7 @@ public struct NodeConfig: Sendable {
         }
         if msgqQueueBytes < 1024 { throw ConfigError("msgq_queue_bytes must be >= 1024 (got \(msgqQueueBytes))") }
         if let t = msgqSendTimeoutOverride, t <= 0 { throw ConfigError("msgq_send_timeout must be > 0 (got \(t))") }
+        try PubSubOptions.validate(self)
     }
 
     /// The routing core's view of this config.
@@ -117,6 +122,7 @@ public struct NodeConfig: Sendable {
         c.secret = secret
         c.maxChildren = maxChildren
         c.limits = limits
+        c.pubsub = pubsub
         return c
     }
 }

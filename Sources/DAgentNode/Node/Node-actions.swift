@@ -12,18 +12,12 @@ extension Node {
     package func perform() {
         core.drainActions { action in
             switch action {
-            case let .forwardRaw(id, raw, offset, hopLimit):
-                guard let link = links[id] else { break }
-                link.appendRaw(raw, hopLimitOffset: offset, hopLimit: hopLimit)
-                markDirty(id)
-            case let .forwardRawBatch(id, raw, offset, hopLimit):
-                guard let link = links[id] else { break }
-                link.appendRawBatch(raw, hopLimitOffset: offset, hopLimit: hopLimit)
-                markDirty(id)
-            case let .forward(id, envelope):
-                guard let link = links[id] else { break }
-                link.append(envelope)
-                markDirty(id)
+            case let .forwardRaw(hop, raw, offset, hopLimit):
+                writeRaw(raw, hopLimitOffset: offset, hopLimit: hopLimit, to: hop)
+            case let .forwardRawBatch(hop, raw, offset, hopLimit):
+                writeRawBatch(raw, hopLimitOffset: offset, hopLimit: hopLimit, to: hop)
+            case let .forward(hop, envelope):
+                write(envelope, to: hop)
             case let .send(id, frame):
                 guard let link = links[id] else { break }
                 do {
@@ -36,6 +30,8 @@ extension Node {
                 answerTree(requestID: requestID, on: id)
             case let .deliver(envelope):
                 deliver(envelope)
+            case let .deliverPublish(envelope, ids):
+                deliverPublish(envelope, to: ids)
             case let .close(id, reason):
                 if let link = links[id], !link.closing {
                     logger.debug("closing link \(id): \(reason)")
@@ -60,16 +56,6 @@ extension Node {
                 onEvent?(.registrationFailed(error))
             case .parentReady:
                 break
-            case let .confirmNames(requestID, agent, records):
-                nameAuthority?(.confirm(requestID: requestID, agent: agent, records))
-            case let .releaseNames(names):
-                nameAuthority?(.release(names))
-            case let .peerUp(id, hello):
-                onPeer?(.up(id, hello))
-            case let .peerDown(id):
-                onPeer?(.down(id))
-            case let .service(id, frame):
-                onPeer?(.frame(id, frame))
             case let .parentLost(reason):
                 onEvent?(.parentLost(reason: reason))
             case let .log(level, message):
@@ -82,6 +68,44 @@ extension Node {
                 }
             }
         }
+    }
+
+    /// Writes an envelope where the core said: a link, or a brother's
+    /// channel through the msgq parent link.
+    @inline(__always)
+    func write(_ envelope: Dagent_Envelope, to hop: Hop) {
+        if hop.isBrother {
+            guard let leaf = msgqLeaf, leaf.link == hop.link else { return }
+            leaf.append(envelope, brother: hop.brother)
+        } else {
+            guard let link = links[hop.link] else { return }
+            link.append(envelope)
+        }
+        markDirty(hop.link)
+    }
+
+    @inline(__always)
+    func writeRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32, to hop: Hop) {
+        if hop.isBrother {
+            guard let leaf = msgqLeaf, leaf.link == hop.link else { return }
+            leaf.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit, brother: hop.brother)
+        } else {
+            guard let link = links[hop.link] else { return }
+            link.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
+        }
+        markDirty(hop.link)
+    }
+
+    @inline(__always)
+    func writeRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32, to hop: Hop) {
+        if hop.isBrother {
+            guard let leaf = msgqLeaf, leaf.link == hop.link else { return }
+            leaf.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit, brother: hop.brother)
+        } else {
+            guard let link = links[hop.link] else { return }
+            link.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
+        }
+        markDirty(hop.link)
     }
 
     @inline(__always)
@@ -141,14 +165,14 @@ extension Node {
             if let link = links[linkID] { reply.links[i].bytesPending = UInt64(link.bytesPending) }
         }
         reply.directIn = core.stats.directIn
-        reply.directOut = directOut
+        reply.directOut = core.stats.directOut
         if let agent = msgqAgent { reply.msgq = [agent.info()] }
         treeExtension?(&reply)
         return reply
     }
 
     /// Envelopes this node put straight onto brothers' channels (all msgq parent links so far).
-    public var directOut: UInt64 { retiredDirectOut + (msgqLeaf?.directOut ?? 0) }
+    public var directOut: UInt64 { core.stats.directOut }
 
     /// Answers a `TreeRequest` from the link's peer with what this node sees.
     func answerTree(requestID: UInt64, on id: LinkID) {

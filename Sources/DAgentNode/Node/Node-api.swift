@@ -59,11 +59,8 @@ extension Node {
     /// are performed. The write is flushed at the end of the loop turn.
     func sendFromHere(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
         var e = envelope
-        if let id = try core.sendLocalFast(&e, nowNs: nowNs) {
-            if let link = links[id] {
-                link.append(e)
-                markDirty(id)
-            }
+        if let hop = try core.sendLocalFast(&e, nowNs: nowNs) {
+            write(e, to: hop)
         } else {
             perform()
         }
@@ -167,7 +164,7 @@ extension Node {
     /// channel (this node is a leaf on `msgq://` and the agent's name table
     /// maps the name to a brother). On the event loop.
     public func isDirectRoute(to name: String) -> Bool {
-        msgqLeaf?.isBrother(name) ?? false
+        core.isBrother(name)
     }
 
     /// Counters of the routing core.

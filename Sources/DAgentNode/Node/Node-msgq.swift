@@ -49,8 +49,6 @@ extension Node {
 
     /// A msgq parent link was released; keep it until its receiver thread ends.
     package func msgqLeafReleased(_ io: MsgqParentLinkIO) {
-        retiredDirectOut &+= io.directOut
-        io.directOut = 0
         retiredLeafLinks.append(io)
     }
 

@@ -1,11 +1,5 @@
 import DAgentMsgq
 
-/// The node drives its message-queue links through `MsgqHost`.
-extension Node: MsgqHost {
-    package var msgqOptions: MsgqOptions {
-        MsgqOptions(maxFrameBytes: config.maxFrameBytes, slowConsumerBytes: config.slowConsumerBytes,
-                    heartbeatInterval: config.heartbeatInterval, maxChildren: config.maxChildren,
-                    msgqQueueBytes: config.msgqQueueBytes, msgqSendTimeout: config.msgqSendTimeout,
-                    msgqSendTimeoutOverride: config.msgqSendTimeoutOverride)
-    }
-}
+/// The node drives its message-queue links through `MsgqHost` (its
+/// `msgqOptions` are taken from the config once, in `init`).
+extension Node: MsgqHost {}

@@ -5,21 +5,6 @@ import DAgentRouting
 import DAgentLink
 import DAgentMsgq
 
-/// Events on peer links (links between root-group replicas).
-public enum PeerEvent {
-    case up(LinkID, Dagent_PeerHello)
-    case down(LinkID)
-    case frame(LinkID, Dagent_ServiceFrame)
-}
-
-/// What a top node asks of its name authority (the root group's directory).
-public enum NameAuthorityEvent {
-    /// Confirm these names (registered through child `agent`); answer with `namesConfirmed`.
-    case confirm(requestID: UInt64, agent: String, [Dagent_NameRecord])
-    /// These names left this node's subtree.
-    case release([String])
-}
-
 /// Services and peer links: what a root-group replica plugs into a node.
 /// Call these on the event loop (or before `start`).
 extension Node {
@@ -37,21 +22,12 @@ extension Node {
         guard case let .tcp(host, port) = endpoint else {
             return eventLoop.makeFailedFuture(ConfigError("peer address \(endpoint) must be tcp://"))
         }
-        let highWater = config.slowConsumerBytes
-        let id = nextLinkID
-        nextLinkID += 1
-        return ClientBootstrap(group: eventLoop)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
-            .connectTimeout(.nanoseconds(Int64(config.connectTimeout * 1e9)))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        LinkHandler(node: self, linkID: id, isParent: false, parentIndex: nil,
-                                    maxFrameBytes: self.config.maxFrameBytes, peerHello: hello))
-                }
-            }
-            .connect(host: host, port: port)
+        let id = allocateLinkID()
+        return connectLink(host: host, port: port) { channel in
+            try channel.pipeline.syncOperations.addHandler(
+                LinkHandler(node: self, linkID: id, isParent: false, parentIndex: nil,
+                            maxFrameBytes: self.config.maxFrameBytes, peerHello: hello))
+        }
             .map { _ in id }   // the link announces itself (channelActive) on its own schedule
     }
 
@@ -62,17 +38,15 @@ extension Node {
         flushDirty()
     }
 
-    /// Makes this top node defer name registrations to an authority (the root
-    /// group's replicated directory), and route unknown names to the peer link
-    /// `resolver` returns. Call before `start`.
-    public func enableNameAuthority(resolver: @escaping (String) -> LinkID?,
-                                    handler: @escaping (NameAuthorityEvent) -> Void) {
-        core.nameAuthority = true
-        core.peerResolver = resolver
-        nameAuthority = handler
+    /// Plugs the root group into this top node: names are confirmed and
+    /// released through `authority`, unknown names routed to the replica it
+    /// names, and peer links reported to it. The node holds it weakly. Call
+    /// before `start`, on the event loop or before the node runs.
+    public func plugIn(authority: any TopOfTreeAuthority) {
+        core.authority = authority
     }
 
-    /// The authority's answer to `.confirm(requestID:...)`: the names it refused.
+    /// The authority's answer to `confirmNames(requestID:...)`: the names it refused.
     public func namesConfirmed(requestID: UInt64, refused: [Dagent_NameRefusal]) {
         core.namesConfirmed(requestID: requestID, refused: refused)
         perform()

@@ -18,6 +18,8 @@ public final class Node: @unchecked Sendable {
     public let eventLoop: EventLoop
     public let logger: Logger
     package let core: NodeCore
+    /// What the message-queue links read from the config (taken once).
+    package let msgqOptions: MsgqOptions
     let ownedGroup: EventLoopGroup?
 
     var links: [LinkID: any LinkIO] = [:]
@@ -44,18 +46,15 @@ public final class Node: @unchecked Sendable {
     var retiredLeafLinks: [MsgqParentLinkIO] = []
     /// Why the last attempt to reach a parent failed ("" once one succeeded). On the event loop.
     public internal(set) var lastDialError = ""
-    /// Brother p2p envelopes sent over msgq parent links that are gone.
-    var retiredDirectOut: UInt64 = 0
 
     /// Called on the event loop for every DATA or REQUEST addressed to this
     /// node, and for ERROR/RESPONSE envelopes that match no pending request.
     public var onMessage: ((Dagent_Envelope) -> Void)?
     /// Called on the event loop for lifecycle events.
     public var onEvent: ((NodeEvent) -> Void)?
-    /// Called on the event loop for peer-link events (root-group replicas).
-    public var onPeer: ((PeerEvent) -> Void)?
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
-    var nameAuthority: ((NameAuthorityEvent) -> Void)?
+    /// Handlers of this node's subscriptions, by subscription id (Node-pubsub.swift).
+    var subscriptionHandlers: [UInt64: (Dagent_Envelope) -> Void] = [:]
     /// Called on the event loop to add what a layer above the routing core
     /// knows (the plugin host) to this node's `dagent tree` reply. Must not block.
     public var treeExtension: ((inout Dagent_TreeReply) -> Void)?
@@ -84,6 +83,10 @@ public final class Node: @unchecked Sendable {
         var session: UInt64 = 0
         if let dir = config.dataDir { session = SessionFile.load(dir: dir) ?? 0 }
         core = NodeCore(config: config.coreConfig, session: session)
+        msgqOptions = MsgqOptions(maxFrameBytes: config.maxFrameBytes, slowConsumerBytes: config.slowConsumerBytes,
+                                  heartbeatInterval: config.heartbeatInterval, maxChildren: config.maxChildren,
+                                  msgqQueueBytes: config.msgqQueueBytes, msgqSendTimeout: config.msgqSendTimeout,
+                                  msgqSendTimeoutOverride: config.msgqSendTimeoutOverride)
         readyPromise = eventLoop.makePromise(of: Void.self)
     }
 
@@ -100,6 +103,7 @@ public final class Node: @unchecked Sendable {
     /// Completes when the listeners are bound (not when registered: see `ready()`).
     public func start() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
+            self.installCongestionCheck()
             self.core.start(nowNs: self.nowNs)
             self.loadDurableQueue()
             self.perform()
@@ -208,19 +212,9 @@ public final class Node: @unchecked Sendable {
         guard case let .tcp(host, port) = endpoint else {
             return eventLoop.makeFailedFuture(ConfigError("\(endpoint): not a listen address"))
         }
-        let highWater = config.slowConsumerBytes
-        let bootstrap = ServerBootstrap(group: eventLoop)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(ChannelOptions.backlog, value: 256)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
-            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try self.installHandlers(channel, isParent: false, parentIndex: nil)
-                }
-            }
-        return bootstrap.bind(host: host, port: port).map { channel in
+        return LinkBootstrap.listen(host: host, port: port, on: eventLoop, slowConsumerBytes: config.slowConsumerBytes) { channel in
+            try self.installHandlers(channel, isParent: false, parentIndex: nil)
+        }.map { channel in
             self.servers.append(channel)
             self.logger.info("listening on \(endpoint) (bound \(channel.localAddress?.description ?? "?"))")
         }.flatMapErrorThrowing { error in
@@ -249,33 +243,30 @@ public final class Node: @unchecked Sendable {
                 self.dialing = false
                 return
             }
-            let highWater = self.config.slowConsumerBytes
-            ClientBootstrap(group: self.eventLoop)
-                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: highWater / 2, high: highWater))
-                .channelOption(ChannelOptions.maxMessagesPerRead, value: 16)
-                .connectTimeout(.nanoseconds(Int64(self.config.connectTimeout * 1e9)))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try self.installHandlers(channel, isParent: true, parentIndex: index)
-                    }
+            self.connectLink(host: host, port: port) { channel in
+                try self.installHandlers(channel, isParent: true, parentIndex: index)
+            }.whenComplete { result in
+                self.dialing = false
+                switch result {
+                case .success(let channel):
+                    self.lastDialError = ""
+                    if self.stopping { channel.close(promise: nil) }
+                case .failure(let error):
+                    self.parentSelector?.markDown(index, nowNs: self.nowNs)
+                    let next = self.parentSelector.map { self.config.parents[$0.next(nowNs: self.nowNs).index].description } ?? "?"
+                    self.logger.warning("parent \(address) unreachable: \(error); next try: \(next)")
+                    self.lastDialError = "parent \(address) unreachable: \(error)"
+                    self.dialParent()
                 }
-                .connect(host: host, port: port)
-                .whenComplete { result in
-                    self.dialing = false
-                    switch result {
-                    case .success(let channel):
-                        self.lastDialError = ""
-                        if self.stopping { channel.close(promise: nil) }
-                    case .failure(let error):
-                        self.parentSelector?.markDown(index, nowNs: self.nowNs)
-                        let next = self.parentSelector.map { self.config.parents[$0.next(nowNs: self.nowNs).index].description } ?? "?"
-                        self.logger.warning("parent \(address) unreachable: \(error); next try: \(next)")
-                        self.lastDialError = "parent \(address) unreachable: \(error)"
-                        self.dialParent()
-                    }
-                }
+            }
         }
+    }
+
+    /// Dials a tree or peer link with this node's link options.
+    func connectLink(host: String, port: Int, install: @escaping @Sendable (Channel) throws -> Void) -> EventLoopFuture<Channel> {
+        LinkBootstrap.connect(host: host, port: port, on: eventLoop, connectTimeout: config.connectTimeout,
+                              link: .init(slowConsumerBytes: config.slowConsumerBytes),
+                              install: install)
     }
 
     /// A batch must fit in the peer's max_frame_bytes (assumed to be ours).
@@ -293,7 +284,7 @@ public final class Node: @unchecked Sendable {
             self.parentIndex = parentIndex
             logger.info("connected to parent \(config.parents[parentIndex ?? 0]); registering '\(config.name)'")
         }
-        core.linkUp(id, isParent: isParent, address: address, nowNs: nowNs)
+        core.linkUp(id, isParent: isParent, address: address, brothers: (io as? MsgqParentLinkIO)?.brothers, nowNs: nowNs)
         perform()
         flushDirty()
     }

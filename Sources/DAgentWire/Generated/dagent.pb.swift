@@ -49,6 +49,10 @@ public nonisolated enum Dagent_Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// a failure reported back to `dst` (the original sender)
   case error // = 3
+
+  /// Pub/sub (20-29): a message published on the topic in `dst`. Routed by
+  /// interest (see InterestUpdate), delivered at most once, never answered.
+  case publish // = 20
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -61,6 +65,7 @@ public nonisolated enum Dagent_Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 1: self = .request
     case 2: self = .response
     case 3: self = .error
+    case 20: self = .publish
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -71,6 +76,7 @@ public nonisolated enum Dagent_Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .request: return 1
     case .response: return 2
     case .error: return 3
+    case .publish: return 20
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -81,6 +87,7 @@ public nonisolated enum Dagent_Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
     .request,
     .response,
     .error,
+    .publish,
   ]
 
 }
@@ -122,6 +129,12 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
 
   /// envelope kind this node does not understand
   case unknownKind // = 10
+
+  /// Pub/sub (20-29).
+  case badTopic // = 20
+
+  /// max_subscriptions or max_link_interest reached
+  case tooManySubscriptions // = 21
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -141,6 +154,8 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
     case 8: self = .badFrame
     case 9: self = .refused
     case 10: self = .unknownKind
+    case 20: self = .badTopic
+    case 21: self = .tooManySubscriptions
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -158,6 +173,8 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
     case .badFrame: return 8
     case .refused: return 9
     case .unknownKind: return 10
+    case .badTopic: return 20
+    case .tooManySubscriptions: return 21
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -175,6 +192,8 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
     .badFrame,
     .refused,
     .unknownKind,
+    .badTopic,
+    .tooManySubscriptions,
   ]
 
 }
@@ -259,6 +278,15 @@ public nonisolated struct Dagent_Envelope: Sendable {
 
   /// ERROR only: human-readable detail
   public var reason: String = String()
+
+  /// PUBLISH only (pub/sub fields from 100): the queue groups whose one
+  /// member the receiving node picks (in its side of the tree); groups not
+  /// listed were picked elsewhere.
+  public var queues: [String] = []
+
+  /// PUBLISH only: the sender knew no interest beyond itself (its parent had
+  /// not told it yet); the receiver picks every queue group.
+  public var pickQueues: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -479,6 +507,18 @@ public nonisolated struct Dagent_LinkInfo: Sendable {
   /// queued in the socket's outbound buffer
   public var bytesPending: UInt64 = 0
 
+  /// Pub/sub (from 100): the interest reachable through this link (what its
+  /// peer told us; at most 256 entries listed), the number of distinct
+  /// entries, publishes sent on it and publishes dropped for it
+  /// (slow_subscriber_bytes).
+  public var interest: [Dagent_InterestEntry] = []
+
+  public var interestEntries: UInt32 = 0
+
+  public var publishesOut: UInt64 = 0
+
+  public var publishDrops: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -585,11 +625,67 @@ public nonisolated struct Dagent_TreeReply: @unchecked Sendable {
     set {_uniqueStorage()._msgq = newValue}
   }
 
+  /// Pub/sub (from 100): this node's own subscriptions (at most 256 listed)
+  /// and its publish counters.
+  public var subscriptions: [Dagent_InterestEntry] {
+    get {_storage._subscriptions}
+    set {_uniqueStorage()._subscriptions = newValue}
+  }
+
+  public var subscriptionCount: UInt32 {
+    get {_storage._subscriptionCount}
+    set {_uniqueStorage()._subscriptionCount = newValue}
+  }
+
+  public var pubsub: Dagent_PubSubStats {
+    get {_storage._pubsub ?? Dagent_PubSubStats()}
+    set {_uniqueStorage()._pubsub = newValue}
+  }
+  /// Returns true if `pubsub` has been explicitly set.
+  public var hasPubsub: Bool {_storage._pubsub != nil}
+  /// Clears the value of `pubsub`. Subsequent reads from it will return its default value.
+  public mutating func clearPubsub() {_uniqueStorage()._pubsub = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Publish counters of one node (`dagent tree`).
+public nonisolated struct Dagent_PubSubStats: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// publishes that started here
+  public var published: UInt64 = 0
+
+  /// deliveries to subscriptions of this node
+  public var delivered: UInt64 = 0
+
+  /// copies sent on links
+  public var forwarded: UInt64 = 0
+
+  /// publishes that stopped here: no interest anywhere
+  public var unwanted: UInt64 = 0
+
+  /// copies dropped for slow_subscriber_bytes
+  public var droppedSlow: UInt64 = 0
+
+  /// dropped: bad topic, too large, hop limit
+  public var droppedBad: UInt64 = 0
+
+  /// interest entries refused (bad pattern, max_link_interest)
+  public var interestRefused: UInt64 = 0
+
+  /// InterestUpdate frames received
+  public var interestUpdates: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// One Python plugin of a node's plugin host (`dagent tree --json`).
@@ -764,6 +860,10 @@ public nonisolated struct Dagent_Batch: Sendable {
 
   public var hopLimit: UInt32 = 0
 
+  /// Pub/sub: PUBLISH when the envelopes are publishes on topic `dst`
+  /// (written right after hop_limit; absent means DATA-style routing by name).
+  public var kind: Dagent_Kind = .data
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -919,6 +1019,15 @@ public nonisolated struct Dagent_Frame: Sendable {
     set {body = .service(newValue)}
   }
 
+  /// Pub/sub (20-29).
+  public var interest: Dagent_InterestUpdate {
+    get {
+      if case .interest(let v)? = body {return v}
+      return Dagent_InterestUpdate()
+    }
+    set {body = .interest(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -935,8 +1044,47 @@ public nonisolated struct Dagent_Frame: Sendable {
     case batch(Dagent_Batch)
     case peerHello(Dagent_PeerHello)
     case service(Dagent_ServiceFrame)
+    /// Pub/sub (20-29).
+    case interest(Dagent_InterestUpdate)
 
   }
+
+  public init() {}
+}
+
+/// Pub/sub interest: one pattern (with its queue group, "" for none) and
+/// how many subscriptions want it on the sender's side of the link.
+public nonisolated struct Dagent_InterestEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pattern: String = String()
+
+  public var queue: String = String()
+
+  /// 0 withdraws the entry
+  public var count: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Sent both ways on tree links (and between root replicas): changes in the
+/// interest the sender's side of the link holds. `initial` replaces whatever
+/// the receiver knew from this link (sent once the link is registered, even
+/// when empty: then the receiver knows there is no interest).
+public nonisolated struct Dagent_InterestUpdate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var entries: [Dagent_InterestEntry] = []
+
+  public var initial: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -959,11 +1107,11 @@ public nonisolated struct Dagent_QueueDump: Sendable {
 fileprivate nonisolated let _protobuf_package = "dagent"
 
 nonisolated extension Dagent_Kind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DATA\0\u{1}REQUEST\0\u{1}RESPONSE\0\u{1}ERROR\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DATA\0\u{1}REQUEST\0\u{1}RESPONSE\0\u{1}ERROR\0\u{2}\u{11}PUBLISH\0")
 }
 
 nonisolated extension Dagent_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NO_ROUTE\0\u{1}NAME_TAKEN\0\u{1}TOO_LARGE\0\u{1}HOP_LIMIT\0\u{1}NOT_READY\0\u{1}QUEUE_FULL\0\u{1}TIMEOUT\0\u{1}BAD_FRAME\0\u{1}REFUSED\0\u{1}UNKNOWN_KIND\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NO_ROUTE\0\u{1}NAME_TAKEN\0\u{1}TOO_LARGE\0\u{1}HOP_LIMIT\0\u{1}NOT_READY\0\u{1}QUEUE_FULL\0\u{1}TIMEOUT\0\u{1}BAD_FRAME\0\u{1}REFUSED\0\u{1}UNKNOWN_KIND\0\u{2}\u{a}BAD_TOPIC\0\u{1}TOO_MANY_SUBSCRIPTIONS\0")
 }
 
 nonisolated extension Dagent_NodeRole: SwiftProtobuf._ProtoNameProviding {
@@ -972,7 +1120,7 @@ nonisolated extension Dagent_NodeRole: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Dagent_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}src\0\u{1}dst\0\u{1}type\0\u{1}payload\0\u{1}id\0\u{1}cookie\0\u{1}kind\0\u{3}hop_limit\0\u{3}send_time_ns\0\u{1}error\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}src\0\u{1}dst\0\u{1}type\0\u{1}payload\0\u{1}id\0\u{1}cookie\0\u{1}kind\0\u{3}hop_limit\0\u{3}send_time_ns\0\u{1}error\0\u{1}reason\0\u{2}Y\u{1}queues\0\u{3}pick_queues\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -991,6 +1139,8 @@ nonisolated extension Dagent_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 9: try { try decoder.decodeSingularFixed64Field(value: &self.sendTimeNs) }()
       case 10: try { try decoder.decodeSingularEnumField(value: &self.error) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 100: try { try decoder.decodeRepeatedStringField(value: &self.queues) }()
+      case 101: try { try decoder.decodeSingularBoolField(value: &self.pickQueues) }()
       default: break
       }
     }
@@ -1030,6 +1180,12 @@ nonisolated extension Dagent_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 11)
     }
+    if !self.queues.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.queues, fieldNumber: 100)
+    }
+    if self.pickQueues != false {
+      try visitor.visitSingularBoolField(value: self.pickQueues, fieldNumber: 101)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1045,6 +1201,8 @@ nonisolated extension Dagent_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.sendTimeNs != rhs.sendTimeNs {return false}
     if lhs.error != rhs.error {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.queues != rhs.queues {return false}
+    if lhs.pickQueues != rhs.pickQueues {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1467,7 +1625,7 @@ nonisolated extension Dagent_TreeRequest: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Dagent_LinkInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LinkInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peer\0\u{1}address\0\u{3}is_parent\0\u{1}ready\0\u{3}frames_in\0\u{3}frames_out\0\u{3}bytes_pending\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peer\0\u{1}address\0\u{3}is_parent\0\u{1}ready\0\u{3}frames_in\0\u{3}frames_out\0\u{3}bytes_pending\0\u{2}]\u{1}interest\0\u{3}interest_entries\0\u{3}publishes_out\0\u{3}publish_drops\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1482,6 +1640,10 @@ nonisolated extension Dagent_LinkInfo: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.framesIn) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.framesOut) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.bytesPending) }()
+      case 100: try { try decoder.decodeRepeatedMessageField(value: &self.interest) }()
+      case 101: try { try decoder.decodeSingularUInt32Field(value: &self.interestEntries) }()
+      case 102: try { try decoder.decodeSingularUInt64Field(value: &self.publishesOut) }()
+      case 103: try { try decoder.decodeSingularUInt64Field(value: &self.publishDrops) }()
       default: break
       }
     }
@@ -1509,6 +1671,18 @@ nonisolated extension Dagent_LinkInfo: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.bytesPending != 0 {
       try visitor.visitSingularUInt64Field(value: self.bytesPending, fieldNumber: 7)
     }
+    if !self.interest.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.interest, fieldNumber: 100)
+    }
+    if self.interestEntries != 0 {
+      try visitor.visitSingularUInt32Field(value: self.interestEntries, fieldNumber: 101)
+    }
+    if self.publishesOut != 0 {
+      try visitor.visitSingularUInt64Field(value: self.publishesOut, fieldNumber: 102)
+    }
+    if self.publishDrops != 0 {
+      try visitor.visitSingularUInt64Field(value: self.publishDrops, fieldNumber: 103)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1520,6 +1694,10 @@ nonisolated extension Dagent_LinkInfo: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.framesIn != rhs.framesIn {return false}
     if lhs.framesOut != rhs.framesOut {return false}
     if lhs.bytesPending != rhs.bytesPending {return false}
+    if lhs.interest != rhs.interest {return false}
+    if lhs.interestEntries != rhs.interestEntries {return false}
+    if lhs.publishesOut != rhs.publishesOut {return false}
+    if lhs.publishDrops != rhs.publishDrops {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1562,7 +1740,7 @@ nonisolated extension Dagent_QueueInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0\u{2}N\u{1}subscriptions\0\u{3}subscription_count\0\u{1}pubsub\0")
 
   fileprivate class _StorageClass {
     var _requestID: UInt64 = 0
@@ -1579,6 +1757,9 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _directOut: UInt64 = 0
     var _directIn: UInt64 = 0
     var _msgq: [Dagent_MsgqInfo] = []
+    var _subscriptions: [Dagent_InterestEntry] = []
+    var _subscriptionCount: UInt32 = 0
+    var _pubsub: Dagent_PubSubStats? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1603,6 +1784,9 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       _directOut = source._directOut
       _directIn = source._directIn
       _msgq = source._msgq
+      _subscriptions = source._subscriptions
+      _subscriptionCount = source._subscriptionCount
+      _pubsub = source._pubsub
     }
   }
 
@@ -1635,6 +1819,9 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._directOut) }()
         case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._directIn) }()
         case 22: try { try decoder.decodeRepeatedMessageField(value: &_storage._msgq) }()
+        case 100: try { try decoder.decodeRepeatedMessageField(value: &_storage._subscriptions) }()
+        case 101: try { try decoder.decodeSingularUInt32Field(value: &_storage._subscriptionCount) }()
+        case 102: try { try decoder.decodeSingularMessageField(value: &_storage._pubsub) }()
         default: break
         }
       }
@@ -1689,6 +1876,15 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       if !_storage._msgq.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._msgq, fieldNumber: 22)
       }
+      if !_storage._subscriptions.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._subscriptions, fieldNumber: 100)
+      }
+      if _storage._subscriptionCount != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._subscriptionCount, fieldNumber: 101)
+      }
+      try { if let v = _storage._pubsub {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 102)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1712,10 +1908,78 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._directOut != rhs_storage._directOut {return false}
         if _storage._directIn != rhs_storage._directIn {return false}
         if _storage._msgq != rhs_storage._msgq {return false}
+        if _storage._subscriptions != rhs_storage._subscriptions {return false}
+        if _storage._subscriptionCount != rhs_storage._subscriptionCount {return false}
+        if _storage._pubsub != rhs_storage._pubsub {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_PubSubStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PubSubStats"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}published\0\u{1}delivered\0\u{1}forwarded\0\u{1}unwanted\0\u{3}dropped_slow\0\u{3}dropped_bad\0\u{3}interest_refused\0\u{3}interest_updates\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.published) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.delivered) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.forwarded) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.unwanted) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.droppedSlow) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.droppedBad) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.interestRefused) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.interestUpdates) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.published != 0 {
+      try visitor.visitSingularUInt64Field(value: self.published, fieldNumber: 1)
+    }
+    if self.delivered != 0 {
+      try visitor.visitSingularUInt64Field(value: self.delivered, fieldNumber: 2)
+    }
+    if self.forwarded != 0 {
+      try visitor.visitSingularUInt64Field(value: self.forwarded, fieldNumber: 3)
+    }
+    if self.unwanted != 0 {
+      try visitor.visitSingularUInt64Field(value: self.unwanted, fieldNumber: 4)
+    }
+    if self.droppedSlow != 0 {
+      try visitor.visitSingularUInt64Field(value: self.droppedSlow, fieldNumber: 5)
+    }
+    if self.droppedBad != 0 {
+      try visitor.visitSingularUInt64Field(value: self.droppedBad, fieldNumber: 6)
+    }
+    if self.interestRefused != 0 {
+      try visitor.visitSingularUInt64Field(value: self.interestRefused, fieldNumber: 7)
+    }
+    if self.interestUpdates != 0 {
+      try visitor.visitSingularUInt64Field(value: self.interestUpdates, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_PubSubStats, rhs: Dagent_PubSubStats) -> Bool {
+    if lhs.published != rhs.published {return false}
+    if lhs.delivered != rhs.delivered {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
+    if lhs.unwanted != rhs.unwanted {return false}
+    if lhs.droppedSlow != rhs.droppedSlow {return false}
+    if lhs.droppedBad != rhs.droppedBad {return false}
+    if lhs.interestRefused != rhs.interestRefused {return false}
+    if lhs.interestUpdates != rhs.interestUpdates {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2002,7 +2266,7 @@ nonisolated extension Dagent_QueueStat: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_Batch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Batch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelopes\0\u{1}dst\0\u{3}hop_limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelopes\0\u{1}dst\0\u{3}hop_limit\0\u{2}a\u{1}kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2013,6 +2277,7 @@ nonisolated extension Dagent_Batch: SwiftProtobuf.Message, SwiftProtobuf._Messag
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.envelopes) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.dst) }()
       case 3: try { try decoder.decodeSingularFixed32Field(value: &self.hopLimit) }()
+      case 100: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
       default: break
       }
     }
@@ -2028,6 +2293,9 @@ nonisolated extension Dagent_Batch: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if self.hopLimit != 0 {
       try visitor.visitSingularFixed32Field(value: self.hopLimit, fieldNumber: 3)
     }
+    if self.kind != .data {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 100)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2035,6 +2303,7 @@ nonisolated extension Dagent_Batch: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if lhs.envelopes != rhs.envelopes {return false}
     if lhs.dst != rhs.dst {return false}
     if lhs.hopLimit != rhs.hopLimit {return false}
+    if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2127,7 +2396,7 @@ nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelope\0\u{1}register\0\u{3}register_result\0\u{3}name_added\0\u{3}name_ack\0\u{3}name_withdrawn\0\u{1}heartbeat\0\u{3}link_error\0\u{3}tree_request\0\u{3}tree_reply\0\u{1}batch\0\u{3}peer_hello\0\u{1}service\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelope\0\u{1}register\0\u{3}register_result\0\u{3}name_added\0\u{3}name_ack\0\u{3}name_withdrawn\0\u{1}heartbeat\0\u{3}link_error\0\u{3}tree_request\0\u{3}tree_reply\0\u{1}batch\0\u{3}peer_hello\0\u{1}service\0\u{2}\u{7}interest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2304,6 +2573,19 @@ nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._Messag
           self.body = .service(v)
         }
       }()
+      case 20: try {
+        var v: Dagent_InterestUpdate?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .interest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .interest(v)
+        }
+      }()
       default: break
       }
     }
@@ -2367,6 +2649,10 @@ nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._Messag
       guard case .service(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
+    case .interest?: try {
+      guard case .interest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2374,6 +2660,81 @@ nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._Messag
 
   public static func ==(lhs: Dagent_Frame, rhs: Dagent_Frame) -> Bool {
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_InterestEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InterestEntry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pattern\0\u{1}queue\0\u{1}count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.pattern) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.queue) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.pattern.isEmpty {
+      try visitor.visitSingularStringField(value: self.pattern, fieldNumber: 1)
+    }
+    if !self.queue.isEmpty {
+      try visitor.visitSingularStringField(value: self.queue, fieldNumber: 2)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt32Field(value: self.count, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_InterestEntry, rhs: Dagent_InterestEntry) -> Bool {
+    if lhs.pattern != rhs.pattern {return false}
+    if lhs.queue != rhs.queue {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_InterestUpdate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InterestUpdate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{1}initial\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.initial) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 1)
+    }
+    if self.initial != false {
+      try visitor.visitSingularBoolField(value: self.initial, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_InterestUpdate, rhs: Dagent_InterestUpdate) -> Bool {
+    if lhs.entries != rhs.entries {return false}
+    if lhs.initial != rhs.initial {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

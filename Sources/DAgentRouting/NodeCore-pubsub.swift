@@ -1,0 +1,312 @@
+import DAgentWire
+import NIOCore
+
+/// Publish routing: a PUBLISH envelope (topic in `dst`) goes to the
+/// subscriptions of this node and into every link whose interest matches,
+/// never back where it came from. Queue groups get one member per message:
+/// the node where the publish starts picks (weighted round robin over the
+/// members it sees), and tells each link which groups it picked there
+/// (`Envelope.queues`). Publishes without picks are relayed unopened.
+extension NodeCore {
+    /// Which queue groups this node picks a member for.
+    package enum GroupPicks {
+        /// Every group (the publish starts here, or its sender knew no interest).
+        case all
+        /// None: the publish was relayed unopened, every group was picked elsewhere.
+        case none
+        /// These groups (from `Envelope.queues`).
+        case some([String])
+    }
+
+    /// Where one publish goes from this node.
+    package struct PublishPlan {
+        var locals: [UInt64] = []
+        /// Links in order, each with the groups picked behind it.
+        var links: [(LinkID, [String])] = []
+        /// The parent gets a copy though its interest is not known yet; with
+        /// `.all` picks, it picks every group (`pick_queues`).
+        var blindParent = false
+        var isEmpty: Bool { locals.isEmpty && links.isEmpty && !blindParent }
+    }
+
+    /// Publishes `payload` on `topic` from this node. Bad topics and
+    /// oversized payloads are thrown; delivery is at most once (a publish
+    /// nobody wants is dropped here and counted as `unwanted`).
+    public func publish(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
+        var e = envelope
+        try stampPublish(&e)
+        if config.hasParent && !parentReady {
+            // The route up is not ready: hold it with the other queued messages, in order.
+            do {
+                try queues.enqueue(e, nowNs: nowNs)
+                stats.queued &+= 1
+            } catch {
+                throw DAgentError(.queueFull, queueFullReason(e.dst, error))
+            }
+            return
+        }
+        routePublish(e, from: nil, picks: .all)
+    }
+
+    /// Checks a publish that starts here and fills in kind, source, id and hop limit.
+    package func stampPublish(_ e: inout Dagent_Envelope) throws(DAgentError) {
+        if e.dst != pubsub.lastValidTopic {
+            do { try TopicRules.checkTopic(e.dst, limits: config.pubsub.topic) } catch { throw error.asDAgentError }
+            pubsub.lastValidTopic = e.dst
+        }
+        if e.payload.count > config.maxMessageBytes {
+            throw DAgentError(.tooLarge, "message of \(e.payload.count) bytes on topic '\(e.dst)' exceeds max_message_bytes=\(config.maxMessageBytes)")
+        }
+        e.kind = .publish
+        e.src = config.name
+        e.id = nextMessageID
+        nextMessageID &+= 1
+        e.hopLimit = config.hopLimit
+        e.cookie = 0
+        e.queues = []
+        e.pickQueues = false
+        pubsub.counters.published &+= 1
+    }
+
+    /// Works out where a publish on `topic` goes. `from` is the link it came
+    /// on (nil: it starts here). Nil if the topic is not valid (a relayed
+    /// publish from a peer that does not check).
+    package func planPublish(_ topic: String, from: LinkID?, picks: GroupPicks) -> PublishPlan? {
+        let fromPeer = from.map { links[$0]?.isPeer ?? false } ?? false
+        if from != nil, topic != pubsub.lastValidTopic, !pubsub.interest.sublist.isCached(topic) {
+            // Topics from links are checked when their match is not cached yet.
+            do { try TopicRules.checkTopic(topic, limits: config.pubsub.topic) } catch { return nil }
+        }
+        var match = pubsub.interest.sublist.match(topic)
+        var plan = PublishPlan()
+        var linkPicks: [LinkID: [String]] = [:]
+        var order: [LinkID] = []
+        func allowed(_ link: LinkID) -> Bool {
+            if link == from { return false }
+            if fromPeer, links[link]?.isPeer == true { return false }   // peers never relay for each other
+            return links[link] != nil
+        }
+        for target in match.plain {
+            switch target {
+            case .local(let id): plan.locals.append(id)
+            case .link(let link) where allowed(link):
+                if linkPicks[link] == nil { linkPicks[link] = []; order.append(link) }
+            default: break
+            }
+        }
+        let parentUnknown = config.hasParent && parentReady && parentLink != nil && from != parentLink
+            && !pubsub.interest.known.contains(parentLink!)
+        if !match.groups.isEmpty {
+            let mine: Set<String>?
+            switch picks {
+            case .all: mine = nil
+            case .none: mine = []
+            case .some(let names): mine = Set(names)
+            }
+            if mine?.isEmpty != true {
+                for i in match.groups.indices {
+                    let group = match.groups[i]
+                    if let mine, !mine.contains(group.name) { continue }
+                    // A publish that starts here with the parent's interest unknown:
+                    // the parent picks every group (pick_queues), so none here.
+                    if from == nil && parentUnknown { continue }
+                    match.groups[i].members.removeAll {
+                        if case .link(let l) = $0.target { return !allowed(l) }
+                        return false
+                    }
+                    guard let chosen = pickMember(match.groups[i]) else { continue }
+                    switch chosen {
+                    case .local(let id): if !plan.locals.contains(id) { plan.locals.append(id) }
+                    case .link(let link):
+                        if linkPicks[link] == nil { linkPicks[link] = []; order.append(link) }
+                        linkPicks[link]!.append(group.name)
+                    }
+                }
+            }
+        }
+        plan.links = order.map { ($0, linkPicks[$0]!) }
+        if parentUnknown, let p = parentLink, linkPicks[p] == nil { plan.blindParent = true }
+        return plan
+    }
+
+    /// Weighted round robin over a group's members.
+    package func pickMember(_ group: SublistMatch<SubTarget>.Group) -> SubTarget? {
+        let total = group.totalWeight
+        guard total > 0 else { return nil }
+        let cursor = pubsub.cursors[group.name, default: 0]
+        pubsub.cursors[group.name] = cursor &+ 1
+        var slot = cursor % total
+        for member in group.members {
+            if slot < UInt64(member.weight) { return member.target }
+            slot -= UInt64(member.weight)
+        }
+        return group.members.last?.target
+    }
+
+    /// True (and counted) if a publish copy for `link` must be dropped: the link is congested.
+    @inline(__always)
+    package func dropForSlowLink(_ link: LinkID) -> Bool {
+        if let check = pubsub.congested, check(link) {
+            pubsub.counters.droppedSlow &+= 1
+            pubsub.links[link, default: LinkPubSubCounters()].drops &+= 1
+            return true
+        }
+        pubsub.counters.forwarded &+= 1
+        pubsub.links[link, default: LinkPubSubCounters()].out &+= 1
+        links[link]?.framesOut &+= 1
+        return false
+    }
+
+    /// Routes a decoded, hop-counted publish.
+    package func routePublish(_ envelope: Dagent_Envelope, from: LinkID?, picks: GroupPicks) {
+        guard let plan = planPublish(envelope.dst, from: from, picks: picks) else {
+            dropBadPublish(envelope.dst, from: from, "the topic breaks the topic rules")
+            return
+        }
+        if plan.isEmpty {
+            pubsub.counters.unwanted &+= 1
+            return
+        }
+        var e = envelope
+        e.queues = []
+        e.pickQueues = false
+        if !plan.locals.isEmpty {
+            pubsub.counters.delivered &+= UInt64(plan.locals.count)
+            emit(.deliverPublish(e, subscriptions: plan.locals))
+        }
+        for (link, groups) in plan.links where !dropForSlowLink(link) {
+            var copy = e
+            copy.queues = groups
+            emit(.forward(Hop(link: link), copy))
+        }
+        if plan.blindParent, let p = parentLink, !dropForSlowLink(p) {
+            var copy = e
+            if case .all = picks { copy.pickQueues = true }
+            emit(.forward(Hop(link: p), copy))
+        }
+    }
+
+    package func dropBadPublish(_ topic: String, from: LinkID?, _ why: String) {
+        pubsub.counters.droppedBad &+= 1
+        log(.debug, "dropped a publish on '\(topic.prefix(80))' from \(from.map { describe($0) } ?? "here"): \(why)")
+    }
+
+    // MARK: publishes arriving on links
+
+    /// The fast path for a PUBLISH envelope read off a link: routed on its
+    /// header; relayed as raw bytes unless it carries queue-group picks.
+    package func receivePublishRaw(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, nowNs: UInt64) {
+        let link = links[id]!
+        guard link.registered || link.isParent else {
+            refuseLink(id, .refused, "publish on '\(header.dst)' from a link that has not registered; send Register first")
+            return
+        }
+        if raw.readableBytes > config.maxMessageBytes + 4096 || header.hopLimit <= 1 {
+            dropBadPublish(header.dst, from: id, header.hopLimit <= 1 ? "hop limit reached" : "over max_message_bytes=\(config.maxMessageBytes)")
+            return
+        }
+        if header.hasQueuePicks {
+            do {
+                var envelope = try EnvelopeCodec.decode(raw)
+                receivePublish(&envelope, from: id, nowNs: nowNs)
+            } catch {
+                badFrame(id, error)
+            }
+            return
+        }
+        guard let plan = planPublish(header.dst, from: id, picks: .none) else {
+            dropBadPublish(header.dst, from: id, "the topic breaks the topic rules")
+            return
+        }
+        if plan.isEmpty {
+            pubsub.counters.unwanted &+= 1
+            return
+        }
+        if !plan.locals.isEmpty {
+            do {
+                var envelope = try EnvelopeCodec.decode(raw)
+                if envelope.payload.count > config.maxMessageBytes {
+                    dropBadPublish(header.dst, from: id, "payload of \(envelope.payload.count) bytes over max_message_bytes=\(config.maxMessageBytes)")
+                    return
+                }
+                envelope.hopLimit = header.hopLimit - 1
+                pubsub.counters.delivered &+= UInt64(plan.locals.count)
+                emit(.deliverPublish(envelope, subscriptions: plan.locals))
+            } catch {
+                badFrame(id, error)
+                return
+            }
+        }
+        for (next, _) in plan.links where !dropForSlowLink(next) {
+            emit(.forwardRaw(Hop(link: next), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+        }
+        if plan.blindParent, let p = parentLink, !dropForSlowLink(p) {
+            emit(.forwardRaw(Hop(link: p), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+        }
+    }
+
+    /// A batch of publishes on one topic (never carrying picks): relayed unopened.
+    package func receivePublishBatch(_ raw: ByteBuffer, header: EnvelopeHeader, count: Int, from id: LinkID, nowNs: UInt64) {
+        let link = links[id]!
+        guard link.registered || link.isParent else {
+            refuseLink(id, .refused, "publishes on '\(header.dst)' from a link that has not registered; send Register first")
+            return
+        }
+        if header.hopLimit <= 1 {
+            pubsub.counters.droppedBad &+= UInt64(count)
+            return
+        }
+        guard let plan = planPublish(header.dst, from: id, picks: .none) else {
+            pubsub.counters.droppedBad &+= UInt64(count)
+            log(.debug, "dropped \(count) publishes on '\(header.dst.prefix(80))' from \(describe(id)): the topic breaks the topic rules")
+            return
+        }
+        if plan.isEmpty {
+            pubsub.counters.unwanted &+= UInt64(count)
+            return
+        }
+        if !plan.locals.isEmpty {
+            do {
+                var cache = EnvelopeCodec.StringCache()
+                cache.dst = header.dst
+                for slice in try BatchCodec.envelopes(raw) {
+                    var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
+                    guard envelope.dst == header.dst, envelope.kind == .publish,
+                          envelope.payload.count <= config.maxMessageBytes else {
+                        dropBadPublish(envelope.dst, from: id, "inside a batch of publishes on '\(header.dst)', not a publish on that topic or over max_message_bytes")
+                        continue
+                    }
+                    envelope.hopLimit = header.hopLimit - 1
+                    envelope.queues = []
+                    envelope.pickQueues = false
+                    pubsub.counters.delivered &+= UInt64(plan.locals.count)
+                    emit(.deliverPublish(envelope, subscriptions: plan.locals))
+                }
+            } catch {
+                badFrame(id, error)
+                return
+            }
+        }
+        for (next, _) in plan.links where !dropForSlowLink(next) {
+            emit(.forwardRawBatch(Hop(link: next), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+        }
+        if plan.blindParent, let p = parentLink, !dropForSlowLink(p) {
+            emit(.forwardRawBatch(Hop(link: p), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+        }
+    }
+
+    /// A decoded publish from a link (the slow path: picks, or a batch opened).
+    package func receivePublish(_ envelope: inout Dagent_Envelope, from id: LinkID, nowNs: UInt64) {
+        if envelope.payload.count > config.maxMessageBytes {
+            dropBadPublish(envelope.dst, from: id, "payload of \(envelope.payload.count) bytes over max_message_bytes=\(config.maxMessageBytes)")
+            return
+        }
+        if envelope.hopLimit <= 1 {
+            dropBadPublish(envelope.dst, from: id, "hop limit reached")
+            return
+        }
+        envelope.hopLimit -= 1
+        let picks: GroupPicks = envelope.pickQueues ? .all : (envelope.queues.isEmpty ? .none : .some(envelope.queues))
+        routePublish(envelope, from: id, picks: picks)
+    }
+}
