@@ -202,7 +202,7 @@ let package = Package(
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["DAgentWire", "DAgentNode", "DAgentMsgq", nioCore, nioPosix]
+            dependencies: ["DAgentWire", "DAgentNode", "DAgentMsgq", "DAgentRaft", nioCore, nioPosix]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -31,7 +31,11 @@ extension RootReplica: TopOfTreeAuthority {
             node.closeLink(link)
             return
         }
-        if let old = peers[hello.nodeID], old != link { node.closeLink(old) }
+        if let why = peerHelloProblem(hello, on: link) {
+            logger.warning("refusing peer hello from node \(hello.nodeID): \(why)")
+            node.closeLink(link)
+            return
+        }
         peers[hello.nodeID] = link
         peerOf[link] = hello.nodeID
         logger.info("peer link from replica \(hello.nodeID) up")
@@ -48,7 +52,12 @@ extension RootReplica: TopOfTreeAuthority {
         // Before start() there is no Raft node yet; Raft resends what is lost.
         guard frame.streamID == streamID, raft != nil else { return }
         do {
-            raft.step(try Message(bytes: Array(frame.body)))
+            let message = try Message(bytes: Array(frame.body))
+            guard let peer = peerOf[link], message.from == peer else {
+                logger.warning("dropping a raft message claiming to come from node \(message.from) on the link of \(peerOf[link].map { "node \($0)" } ?? "no member"): a peer speaks only for itself")
+                return
+            }
+            raft.step(message)
             scheduleReady()
         } catch {
             logger.warning("dropping malformed raft message: \(error)")

@@ -1,3 +1,4 @@
+import DAgentRaft
 import DAgentWire
 import Foundation
 import XCTest
@@ -109,5 +110,66 @@ final class AttackTests: XCTestCase {
         let thief = try RawPeer(port: root)
         XCTAssertTrue(thief.register("l1"))
         XCTAssertEqual(thief.read { if case .registerResult? = $0.body { return true } else { return false } }?.registerResult.error, .nameTaken)
+    }
+}
+
+/// Raft peer links: a `PeerHello` claiming a member's id replaced the real
+/// member's link, and the frames that followed were fed to Raft unchecked.
+final class RaftPeerAttackTests: XCTestCase {
+    var c: Cluster!
+
+    override func setUpWithError() throws { c = try Cluster(name) }
+    override func tearDown() { c.shutdown() }
+
+    func startGroup(_ ports: [Int], running ids: [Int]) throws {
+        let cluster = c.dir.appendingPathComponent("cluster.json")
+        let members = ports.enumerated().map { i, p in
+            #"{"stream_id":1,"node_id":\#(i + 1),"ip":"127.0.0.1","port":\#(p),"role":"\#(i == 0 ? "LEADER" : "FOLLOWER")"}"#
+        }
+        try "[\(members.joined(separator: ","))]".write(to: cluster, atomically: true, encoding: .utf8)
+        for id in ids {
+            try c.start("r\(id)", ["run", "--raft", cluster.path, "--node-id", "\(id)", "--data", c.dir.appendingPathComponent("d\(id)").path])
+        }
+    }
+
+    func hello(_ nodeID: UInt64) -> Dagent_Frame {
+        var frame = Dagent_Frame()
+        frame.peerHello.service = "raft"
+        frame.peerHello.streamID = 1
+        frame.peerHello.nodeID = nodeID
+        frame.peerHello.name = "impostor"
+        return frame
+    }
+
+    func testAPeerHelloCannotReplaceALiveMembersLink() throws {
+        let ports = [Cluster.freePort(), Cluster.freePort()]
+        try startGroup(ports, running: [1, 2])
+        c.waitFor("the group answers") { c.run(["state", "put", "--via", c.addr(ports[1]), "k", "v1", "--timeout", "1"]).status == 0 }
+        let impostor = try RawPeer(port: ports[1])
+        XCTAssertTrue(impostor.write(hello(1)))
+        XCTAssertTrue(impostor.closedByPeer())
+        c.waitFor("r2 says why") { c.log("r2").contains("refusing peer hello from node 1: node 1 already has a live peer link here") }
+        // The real link is untouched: the group still commits through both replicas.
+        XCTAssertEqual(c.run(["state", "put", "--via", c.addr(ports[1]), "k", "v2", "--timeout", "3"]).status, 0)
+        XCTAssertEqual(c.log("r2").components(separatedBy: "peer link from replica 1 up").count, 2, "the real link was replaced")
+    }
+
+    func testRaftMessagesMustComeFromTheLinksPeer() throws {
+        let ports = [Cluster.freePort(), Cluster.freePort(), Cluster.freePort()]
+        try startGroup(ports, running: [3])   // 1 and 2 are down
+        c.waitFor("r3 listens") { (try? RawPeer(port: ports[2])) != nil }
+        let peer = try RawPeer(port: ports[2])
+        XCTAssertTrue(peer.write(hello(1)))
+        c.waitFor("r3 took the hello") { c.log("r3").contains("peer link from replica 1 up") }
+        // On the link of node 1, a vote request claiming to be node 2.
+        var vote = DAgentRaft.Message(type: .vote, from: 2, to: 3, term: 99)
+        vote.logTerm = 0
+        var frame = Dagent_Frame()
+        frame.service.streamID = 1
+        frame.service.body = Data(vote.serialize())
+        XCTAssertTrue(peer.write(frame))
+        c.waitFor("r3 drops it") {
+            c.log("r3").contains("dropping a raft message claiming to come from node 2 on the link of node 1: a peer speaks only for itself")
+        }
     }
 }
