@@ -9,6 +9,7 @@ let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let nioLocks = Target.Dependency.product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let nioEmbedded = Target.Dependency.product(name: "NIOEmbedded", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
@@ -81,12 +82,19 @@ let package = Package(
         .target(
             name: "DAgentNode",
             dependencies: [
-                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire",
+                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire", "DAgentHTTP",
                 nioCore, nioLocks, nioPosix, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"],
             swiftSettings: fastRelease
+        ),
+        // The node's HTTP/1.1 listener (NIOHTTP1): routes, static directories, named limits,
+        // and upgraders other modules add (the push service's /ws). Knows nothing of the tree.
+        .target(
+            name: "DAgentHTTP",
+            dependencies: [nioCore, nioPosix, nioLocks, nioHTTP1, logging],
+            exclude: ["README.md"]
         ),
         // Deterministic Raft core (etcd-io/raft style): no I/O, no dependencies.
         .target(
@@ -135,8 +143,8 @@ let package = Package(
         .target(
             name: "DAgentPython",
             dependencies: [
-                "CPyHost", "DAgentNode", "DAgentWire",
-                nioCore, nioLocks, logging,
+                "CPyHost", "DAgentNode", "DAgentWire", "DAgentHTTP",
+                nioCore, nioLocks, nioHTTP1, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"]
@@ -185,10 +193,18 @@ let package = Package(
         ),
         // What several test targets share: temporary directories, disk helpers.
         .target(name: "DAgentTestSupport", path: "Tests/DAgentTestSupport"),
+        // The one harness that starts real `dagent` processes for integration tests (`Cluster`, `RawPeer`).
+        .target(
+            name: "DAgentClusterSupport",
+            dependencies: ["DAgentWire", "DAgentNode", "DAgentRouting", nioCore, nioPosix],
+            path: "Tests/DAgentClusterSupport",
+            exclude: ["README.md"]
+        ),
         .testTarget(name: "DAgentWireTests", dependencies: ["DAgentWire", nioCore, nioEmbedded]),
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
         .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire"]),
+        .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(
             name: "DAgentRaftTests",
             dependencies: ["DAgentRaft", "DAgentRaftStorage", "DAgentTestSupport"],
@@ -202,7 +218,7 @@ let package = Package(
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["DAgentWire", "DAgentNode", "DAgentMsgq", "DAgentRaft", nioCore, nioPosix]
+            dependencies: ["DAgentClusterSupport", "DAgentWire", "DAgentNode", "DAgentMsgq", "DAgentRaft", nioCore, nioPosix]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -153,6 +153,8 @@ enum Bridge {
             h.finishStart(.success(obj?["summary"] as? String ?? ""))
         case "command_done":
             h.commandDone(json: body)
+        case let op where op.hasPrefix("http_"):
+            return strdup(h.httpControl(op, body))
         default:
             break
         }

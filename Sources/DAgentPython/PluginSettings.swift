@@ -36,8 +36,6 @@ public struct PluginSettings: Sendable, Equatable {
     /// True if there is anything to host.
     public var isEnabled: Bool { !dirs.isEmpty }
 
-    static let keys: Set<String> = ["dirs", "config", "handler_budget", "interrupt_handlers", "queue_length", "python_path"]
-
     /// Reads the `plugins` section of a node config file (nil if it has none).
     public static func load(configFile path: String) throws -> PluginSettings? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -54,68 +52,25 @@ public struct PluginSettings: Sendable, Equatable {
             throw ConfigError("\(source): not valid YAML: \(error)")
         }
         guard let top = loaded as? [String: Any], let section = top["plugins"] else { return nil }
-        return try parse(section: section, source: "\(source): plugins", baseDir: baseDir)
+        return try parse(section: section, source: source, baseDir: baseDir)
     }
 
     static func parse(section: Any, source: String, baseDir: String) throws -> PluginSettings {
         var s = PluginSettings()
-        func dirList(_ v: Any, _ what: String) throws -> [String] {
-            if let one = v as? String { return [absolute(one, baseDir)] }
-            if let list = v as? [Any] {
-                return try list.map { item in
-                    guard let d = item as? String else { throw ConfigError("\(source)\(what): entries must be directory paths (got \(item))") }
-                    return absolute(d, baseDir)
-                }
-            }
-            throw ConfigError("\(source)\(what): expected a directory or a list of directories (got \(v))")
-        }
         if section is String || section is [Any] {
-            s.dirs = try dirList(section, "")
+            try PluginOptions.table.apply(yaml: ["dirs": section], to: &s, source: source, baseDir: baseDir)
             return s
         }
         guard let map = section as? [String: Any] else {
             throw ConfigError("\(source): expected a mapping (dirs, config, handler_budget, ...) or a list of directories")
         }
-        for key in map.keys where !keys.contains(key) {
-            throw ConfigError("\(source): unknown option '\(key)' (known: \(keys.sorted().joined(separator: ", ")))")
-        }
-        if let v = map["dirs"] { s.dirs = try dirList(v, ".dirs") }
-        if let v = map["handler_budget"] {
-            guard let d = (v as? Double) ?? (v as? Int).map(Double.init) else {
-                throw ConfigError("\(source).handler_budget must be a number of seconds (got \(v))")
-            }
-            s.handlerBudget = d
-        }
-        if let v = map["interrupt_handlers"] {
-            guard let b = v as? Bool else { throw ConfigError("\(source).interrupt_handlers must be true or false (got \(v))") }
-            s.interruptHandlers = b
-        }
-        if let v = map["queue_length"] {
-            guard let i = v as? Int else { throw ConfigError("\(source).queue_length must be an integer (got \(v))") }
-            s.queueLength = i
-        }
-        if let v = map["python_path"] {
-            guard let p = v as? String else { throw ConfigError("\(source).python_path must be a directory (got \(v))") }
-            s.pythonPath = absolute(p, baseDir)
-        }
-        if let v = map["config"] {
-            guard let sections = v as? [String: Any] else {
-                throw ConfigError("\(source).config must map plugin names to their sections (got \(v))")
-            }
-            let clean = sections.mapValues(jsonSafe)
-            guard JSONSerialization.isValidJSONObject(clean),
-                  let data = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys]) else {
-                throw ConfigError("\(source).config: cannot represent the plugin sections as JSON")
-            }
-            s.configJSON = String(decoding: data, as: UTF8.self)
-        }
+        try PluginOptions.table.apply(yaml: map, to: &s, source: source, baseDir: baseDir)
         return s
     }
 
     /// Checks the values; the message names the option.
     public func validate() throws {
-        if !(handlerBudget > 0) { throw ConfigError("plugins.handler_budget must be > 0 seconds (got \(handlerBudget))") }
-        if queueLength < 1 { throw ConfigError("plugins.queue_length must be >= 1 (got \(queueLength))") }
+        try PluginOptions.table.validate(self)
         var isDir: ObjCBool = false
         for d in dirs where !(FileManager.default.fileExists(atPath: d, isDirectory: &isDir) && isDir.boolValue) {
             throw ConfigError("plugin directory '\(d)' does not exist (--plugins / plugins.dirs)")
@@ -132,12 +87,6 @@ public struct PluginSettings: Sendable, Equatable {
         let data = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
-}
-
-func absolute(_ path: String, _ base: String) -> String {
-    let expanded = (path as NSString).expandingTildeInPath
-    let url = expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded) : URL(fileURLWithPath: base).appendingPathComponent(expanded)
-    return url.standardizedFileURL.path
 }
 
 /// YAML values as JSON-compatible values (dates and other scalars become strings).

@@ -15,25 +15,7 @@ public struct DAgentError: Error, Equatable, CustomStringConvertible, Sendable {
     public var codeName: String { Self.name(of: code) }
 
     public var description: String { "\(codeName): \(reason)" }
-
-    public static func name(of code: Dagent_ErrorCode) -> String {
-        switch code {
-        case .ok: return "ok"
-        case .noRoute: return "no route"
-        case .nameTaken: return "name taken"
-        case .tooLarge: return "too large"
-        case .hopLimit: return "hop limit"
-        case .notReady: return "not ready"
-        case .queueFull: return "queue full"
-        case .timeout: return "timeout"
-        case .badFrame: return "bad frame"
-        case .refused: return "refused"
-        case .unknownKind: return "unknown kind"
-        case .badTopic: return "bad topic"
-        case .tooManySubscriptions: return "too many subscriptions"
-        case .UNRECOGNIZED(let n): return "error \(n)"
-        }
-    }
+    // `name(of:)` is generated from the proto: DAgentError-codes.swift (scripts/gen-errors).
 }
 
 /// A configuration mistake, with a message that names the offending value.

@@ -1,7 +1,7 @@
 import DAgentWire
 
 /// The knobs of the routing core. Every limit here is a named option in the
-/// YAML config and the README's options table.
+/// YAML config and the options table of docs/config.md.
 public struct NodeCoreConfig: Sendable {
     public var name: String
     public var role: Dagent_NodeRole

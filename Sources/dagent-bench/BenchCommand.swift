@@ -237,6 +237,7 @@ struct Mesh: ParsableCommand {
         """
     )
     @OptionGroup var join: JoinOptions
+    @Flag(help: "Print JSON (the only output of this command).") var json = false
     @Option(help: "Comma-separated names of every member (this one may be included).") var peers: String
     @Option(help: "Requests to send to each peer.") var count: Int = 10
     @Option(help: "Payload size in bytes.") var size: Int = 64

@@ -9,9 +9,9 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show the processes of a deployed tree: process, agent, state, pid, restarts, uptime, last exit.",
         discussion: """
-        This machine's root replicas and agents come from its `dagent supervise` (agent column
-        "supervise"); each agent of the file is asked for its processes through the tree (joined
-        through the root replicas, or --via). A process in crash-loop or failed is followed by
+        This machine's root replicas and agents come from its `dagent supervise` (agent column \
+        "supervise"); each agent of the file is asked for its processes through the tree (joined \
+        through the root replicas, or --via). A process in crash-loop or failed is followed by \
         the end of its log. Exit status 1 if an agent did not answer or a process is not running.
         """
     )
@@ -64,10 +64,10 @@ struct LogsCommand: ParsableCommand {
         commandName: "logs",
         abstract: "Print the captured stdout+stderr of a process (or of a root replica or agent).",
         discussion: """
-        Logs live in DATA/agents/AGENT/supervisor/logs/NAME.log (processes) and
+        Logs live in DATA/agents/AGENT/supervisor/logs/NAME.log (processes) and \
         DATA/supervise/logs/NAME.log (root replicas and agents), rotated at logs.max_bytes into
-        NAME.log.1 ... NAME.log.KEEP. When the file is on this machine it is read directly
-        (--follow keeps printing what is appended, across rotations); otherwise the agent is asked
+        NAME.log.1 ... NAME.log.KEEP. When the file is on this machine it is read directly \
+        (--follow keeps printing what is appended, across rotations); otherwise the agent is asked \
         through the tree for the last --tail lines (no --follow).
         """
     )
@@ -268,9 +268,9 @@ struct SystemdCommand: ParsableCommand {
         abstract: "Print the systemd unit of one agent or root replica of a topology (Type=notify).",
         discussion: """
         dagent systemd -f /etc/dagent/shop.yaml --agent a1 > /etc/systemd/system/dagent-shop-a1.service
-        The unit runs `dagent run --topology FILE --agent a1`; the node tells systemd it is ready
-        (sd_notify READY=1) once it is registered in the tree. KillMode=process: when the agent
-        crashes, its processes keep running and the restarted agent adopts them; when it is
+        The unit runs `dagent run --topology FILE --agent a1`; the node tells systemd it is ready \
+        (sd_notify READY=1) once it is registered in the tree. KillMode=process: when the agent \
+        crashes, its processes keep running and the restarted agent adopts them; when it is \
         stopped, it stops them itself. Then, from any machine: dagent up -f FILE --via ADDR.
         """
     )

@@ -13,12 +13,12 @@ struct SuperviseCommand: ParsableCommand {
         commandName: "supervise",
         abstract: "Run and restart this machine's root replicas and agents of a topology (started by `dagent up`).",
         discussion: """
-        Runs in the foreground and logs to stderr; `dagent up` starts it detached, with its log in
+        Runs in the foreground and logs to stderr; `dagent up` starts it detached, with its log in \
         DATA/supervise/supervise.log. Each node runs as `dagent run --topology FILE --agent NAME`
-        (or --root ID) with its output in DATA/supervise/logs/NAME.log, and is restarted with
-        backoff when it ends. It is the reaper of orphaned processes (a subreaper), so the
-        processes of a crashed agent are still watched until the restarted agent adopts them.
-        SIGHUP: re-read the file (started, changed and removed nodes). SIGTERM/SIGINT: stop the
+        (or --root ID) with its output in DATA/supervise/logs/NAME.log, and is restarted with \
+        backoff when it ends. It is the reaper of orphaned processes (a subreaper), so the \
+        processes of a crashed agent are still watched until the restarted agent adopts them. \
+        SIGHUP: re-read the file (started, changed and removed nodes). SIGTERM/SIGINT: stop the \
         agents (they stop their processes), then the root replicas, and exit.
         """
     )

@@ -9,14 +9,14 @@ struct UpCommand: ParsableCommand {
         commandName: "up",
         abstract: "Bring up, or update, what a topology file describes; returns once every process runs or failed with a reason.",
         discussion: """
-        On this machine `up` starts (or, when it runs, tells to re-read the file) the per-machine
-        supervisor `dagent supervise`, which runs the root replicas and agents whose host: is this
-        machine. Then it stores each agent's processes in the root group's store and tells the agent,
-        and waits until each process is running (or in crash-loop / failed, with the reason).
-        Idempotent: a second `up` after an edit restarts only the processes whose command, env or
-        cwd changed, starts the added ones and stops the removed ones.
-        With --via ADDR the agents are already running (under systemd, on their machines): `up`
-        starts nothing locally and hands each agent its processes through the tree.
+        On this machine `up` starts (or, when it runs, tells to re-read the file) the per-machine \
+        supervisor `dagent supervise`, which runs the root replicas and agents whose host: is this \
+        machine. Then it stores each agent's processes in the root group's store and tells the agent, \
+        and waits until each process is running (or in crash-loop / failed, with the reason). \
+        Idempotent: a second `up` after an edit restarts only the processes whose command, env or \
+        cwd changed, starts the added ones and stops the removed ones. \
+        With --via ADDR the agents are already running (under systemd, on their machines): `up` \
+        starts nothing locally and hands each agent its processes through the tree. \
         Exit status: 0 all running, 1 a process failed or did not settle within --timeout, 2 a bad file.
         """
     )
@@ -55,10 +55,10 @@ struct DownCommand: ParsableCommand {
         commandName: "down",
         abstract: "Stop every process of a topology in reverse dependency order, then this machine's agents and root replicas.",
         discussion: """
-        Processes are stopped level by level across all agents (what depends on a name stops before
-        it), each with its stop_signal and, after stop_timeout, SIGKILL. Their desired state is
-        removed from the root group's store. Then the per-machine supervisor stops the agents (which
-        remove their message queues and name tables) and the root replicas. With --via, only the
+        Processes are stopped level by level across all agents (what depends on a name stops before \
+        it), each with its stop_signal and, after stop_timeout, SIGKILL. Their desired state is \
+        removed from the root group's store. Then the per-machine supervisor stops the agents (which \
+        remove their message queues and name tables) and the root replicas. With --via, only the \
         processes are stopped; the agents keep running.
         """
     )

@@ -22,59 +22,63 @@ struct RunCommand: ParsableCommand {
         serves leaves on System V message queues keyed from PATH; a leaf joins with
         --parent msgq://PATH (or --addr push:msgq://PATH).
         Flags override the YAML --config file. --plugins DIR (repeatable) loads the Python
-        plugins in DIR (see the README's "Python plugins"); SIGHUP reloads changed plugins.
+        plugins in DIR (see docs/plugins.md); SIGHUP reloads changed plugins.
+
+        Every option of docs/config.md is also a flag (YAML key with - for _):
+        \(OptionDocs.helpText(NodeOptions.table.docs + PluginOptions.table.docs))
         """
     )
 
-    @Option(help: "Unique name of this node in the tree.") var name: String?
-    @Option(help: "YAML config file (see the README's options table).") var config: String?
-    @Option(help: "Listen for children on tcp://HOST:PORT.") var listen: String?
-    @Option(help: "Parent address(es): tcp://HOST:PORT[,tcp://HOST:PORT...], or msgq://PATH (the local agent).") var parent: String?
-    @Option(help: "Address shorthand (pull:/push:/proxy:); repeatable.") var addr: [String] = []
-    @Option(help: "Serve local leaves on System V message queues keyed from PATH (created if missing).") var msgq: String?
-    @Option(help: "Role shown by `dagent tree` (leaf, agent, proxy, root); derived from the addresses by default.") var role: String?
-    @Flag(help: "Answer every request with its own payload.") var echo = false
-    @Option(help: "Data directory: session file, durable queue dump.") var data: String?
-    @Flag(help: "Dump send queues to DATA/queue.dump on shutdown and reload them on start.") var durable = false
-    @Option(help: "Seconds between heartbeats (heartbeat_interval).") var heartbeatInterval: Double?
-    @Option(help: "Missed heartbeats before a peer expires (heartbeat_misses).") var heartbeatMisses: Int?
-    @Option(help: "Largest payload accepted, in bytes (max_message_bytes).") var maxMessageBytes: Int?
-    @Option(help: "Cluster secret children must present.") var secret: String?
-    @Option(help: "trace, debug, info, notice, warning, error.") var logLevel: String?
+    @Option(help: "YAML config file (docs/config.md lists its options).") var config: String?
     @Option(help: "Root-group cluster JSON (DCF style): run as a Raft replica serving @state.") var raft: String?
     @Option(help: "This replica's node_id in the --raft cluster JSON.") var nodeId: UInt64?
-    @Option(name: .customLong("plugins"), help: "Python plugin directory (repeatable; adds to plugins.dirs).") var pluginDirs: [String] = []
-    @Option(help: "Seconds a plugin handler may run before it is logged and interrupted (plugins.handler_budget).") var handlerBudget: Double?
-    @Option(help: "Directory holding the dagent Python package (plugins.python_path; found automatically).") var pythonPath: String?
     @Option(help: "Topology file (see docs/deploy.md): configure this node as its --agent NAME or --root ID.") var topology: String?
     @Option(help: "With --topology: run as this agent, supervising its processes.") var agent: String?
     @Option(help: "With --topology: run as the root replica with this id.") var root: UInt64?
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("The node and plugin options as flags (listed below).", valueName: "options"))
+    var options: [String] = []
+
+    // The registry flags that `dagent run` itself reads or fills in (--raft, --topology).
+    var name: String? { get { flag("name") } set { setFlag("name", newValue) } }
+    var data: String? { get { flag("data") } set { setFlag("data", newValue) } }
+    var secret: String? { get { flag("secret") } set { setFlag("secret", newValue) } }
+    var logLevel: String? { get { flag("log-level") } set { setFlag("log-level", newValue) } }
+
+    /// The last value given for `--NAME` (`--NAME V` or `--NAME=V`).
+    func flag(_ name: String) -> String? {
+        var value: String?
+        var i = 0
+        while i < options.count {
+            if options[i] == "--\(name)", i + 1 < options.count { value = options[i + 1]; i += 1 }
+            else if options[i].hasPrefix("--\(name)=") { value = String(options[i].dropFirst(name.count + 3)) }
+            i += 1
+        }
+        return value
+    }
+
+    /// Sets `--NAME V` unless nil (a value given before is replaced).
+    mutating func setFlag(_ name: String, _ value: String?) {
+        guard let value else { return }
+        var kept: [String] = []
+        var i = 0
+        while i < options.count {
+            if options[i] == "--\(name)", i + 1 < options.count { i += 2; continue }
+            if options[i].hasPrefix("--\(name)=") { i += 1; continue }
+            kept.append(options[i])
+            i += 1
+        }
+        options = kept + ["--\(name)", value]
+    }
 
     func buildConfig(defaultName: String = "", listen replicaListen: Endpoint? = nil) throws -> NodeConfig {
         var c = NodeConfig(name: defaultName)
         if let replicaListen { c.listen = [replicaListen] }
-        if let path = config { c = try ConfigFile.load(path: path) }
-        if let name { c.name = name }
-        for a in addr {
-            let sh = try Shorthand.parse(a)
-            c.listen += sh.listen
-            c.parents += sh.parents
+        if let path = config { c = try ConfigFile.load(path: path, into: c) }
+        var plugins = PluginSettings()   // the plugin flags are applied by buildPluginSettings
+        let rest = try PluginOptions.table.apply(flags: try NodeOptions.table.apply(flags: options, to: &c), to: &plugins)
+        if let unknown = rest.first {
+            throw ConfigError("unknown option '\(unknown)' (dagent run --help lists the flags; docs/config.md the options)")
         }
-        if let listen { c.listen = try Shorthand.parseList(listen) }
-        if let parent { c.parents = try Shorthand.parseList(parent) }
-        if let msgq { c.listen.append(.msgq(path: msgq.hasPrefix("msgq://") ? String(msgq.dropFirst(7)) : msgq)) }
-        if let role {
-            let parsed = try ConfigFile.parse(yaml: "role: \(role)", source: "--role")
-            c.role = parsed.role
-        }
-        if echo { c.echo = true }
-        if let data { c.dataDir = data }
-        if durable { c.durable = true }
-        if let heartbeatInterval { c.heartbeatInterval = heartbeatInterval }
-        if let heartbeatMisses { c.heartbeatMisses = heartbeatMisses }
-        if let maxMessageBytes { c.maxMessageBytes = maxMessageBytes }
-        if let secret { c.secret = secret }
-        if let logLevel { c.logLevel = logLevel }
         if c.name.isEmpty { throw ConfigError("a node needs a name: --name NAME or name: in the config file") }
         try c.validate()
         return c
@@ -84,14 +88,7 @@ struct RunCommand: ParsableCommand {
     func buildPluginSettings() throws -> PluginSettings {
         var s = PluginSettings()
         if let path = config, let fromFile = try PluginSettings.load(configFile: path) { s = fromFile }
-        let cwd = FileManager.default.currentDirectoryPath
-        for d in pluginDirs {
-            let url = d.hasPrefix("/") ? URL(fileURLWithPath: d) : URL(fileURLWithPath: cwd).appendingPathComponent(d)
-            let path = url.standardizedFileURL.path
-            if !s.dirs.contains(path) { s.dirs.append(path) }
-        }
-        if let handlerBudget { s.handlerBudget = handlerBudget }
-        if let pythonPath { s.pythonPath = URL(fileURLWithPath: pythonPath, relativeTo: URL(fileURLWithPath: cwd + "/")).standardizedFileURL.path }
+        _ = try PluginOptions.table.apply(flags: options, to: &s)
         try s.validate()
         return s
     }

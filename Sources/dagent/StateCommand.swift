@@ -54,7 +54,7 @@ struct StateCommandGroup: ParsableCommand {
 
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Read one key (linearizable).")
-        @OptionGroup var join: JoinOptions
+        @OptionGroup var join: StateJoinOptions
         @Option(help: "Seconds to wait.") var timeout: Double = 5
         @Argument var key: String
         func run() throws { StateCommandGroup.printAndExit(StateCommandGroup.call(join, ["op": "get", "key": key], timeout: timeout)) }
@@ -62,7 +62,7 @@ struct StateCommandGroup: ParsableCommand {
 
     struct Put: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write a key.")
-        @OptionGroup var join: JoinOptions
+        @OptionGroup var join: StateJoinOptions
         @Option(help: "Seconds to wait.") var timeout: Double = 5
         @Option(help: "Attach the key to this lease.") var lease: UInt64?
         @Argument var key: String
@@ -76,7 +76,7 @@ struct StateCommandGroup: ParsableCommand {
 
     struct Del: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a key (or every key under --prefix).")
-        @OptionGroup var join: JoinOptions
+        @OptionGroup var join: StateJoinOptions
         @Option(help: "Seconds to wait.") var timeout: Double = 5
         @Flag(help: "Treat KEY as a prefix.") var prefix = false
         @Argument var key: String
@@ -88,7 +88,7 @@ struct StateCommandGroup: ParsableCommand {
 
     struct Cas: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Compare-and-set: write VALUE only if the key holds --expect (or is absent with --absent, or has --mod-revision).")
-        @OptionGroup var join: JoinOptions
+        @OptionGroup var join: StateJoinOptions
         @Option(help: "Seconds to wait.") var timeout: Double = 5
         @Option(help: "Expected current value.") var expect: String?
         @Option(help: "Expected mod revision.") var modRevision: Int64?
@@ -106,7 +106,7 @@ struct StateCommandGroup: ParsableCommand {
 
     struct Range: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List keys under a prefix (linearizable).")
-        @OptionGroup var join: JoinOptions
+        @OptionGroup var join: StateJoinOptions
         @Option(help: "Seconds to wait.") var timeout: Double = 5
         @Option(help: "At most this many keys (0: all).") var limit: Int = 0
         @Argument var prefix: String
@@ -115,7 +115,7 @@ struct StateCommandGroup: ParsableCommand {
 
     struct Lease: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "grant TTL_MS | keepalive ID | revoke ID")
-        @OptionGroup var join: JoinOptions
+        @OptionGroup var join: StateJoinOptions
         @Option(help: "Seconds to wait.") var timeout: Double = 5
         @Argument(help: "grant, keepalive or revoke") var action: String
         @Argument(help: "TTL in ms (grant) or lease id") var value: UInt64
@@ -133,7 +133,7 @@ struct StateCommandGroup: ParsableCommand {
 
     struct Lock: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Take (or with --release, release) lock NAME for --owner, kept alive by --lease.")
-        @OptionGroup var join: JoinOptions
+        @OptionGroup var join: StateJoinOptions
         @Option(help: "Seconds to wait.") var timeout: Double = 5
         @Option(help: "Owner name (default: this one-shot node's name).") var owner: String?
         @Option(help: "Lease that keeps the lock (grant one with `dagent state lease grant`).") var lease: UInt64 = 0
@@ -148,7 +148,7 @@ struct StateCommandGroup: ParsableCommand {
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Leader, term, commit index and members, as the serving replica sees them.")
-        @OptionGroup var join: JoinOptions
+        @OptionGroup var join: StateJoinOptions
         @Option(help: "Seconds to wait.") var timeout: Double = 5
         func run() throws { StateCommandGroup.printAndExit(StateCommandGroup.call(join, ["op": "status"], timeout: timeout)) }
     }
@@ -187,7 +187,7 @@ struct StateCommandGroup: ParsableCommand {
 
     struct Watch: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print every change under PREFIX as JSON lines, from --from (default: now). Resumes after reconnects from the last revision seen.")
-        @OptionGroup var join: JoinOptions
+        @OptionGroup var join: StateJoinOptions
         @Option(help: "First revision to deliver (0: only new changes).") var from: Int64 = 0
         @Option(help: "Exit after this many events.") var count: Int?
         @Argument var prefix: String

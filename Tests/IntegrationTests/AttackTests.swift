@@ -1,3 +1,4 @@
+import DAgentClusterSupport
 import DAgentRaft
 import DAgentWire
 import Foundation

@@ -1,3 +1,4 @@
+import DAgentClusterSupport
 import DAgentWire
 import Foundation
 import XCTest

@@ -34,7 +34,7 @@ from ._runtime import (MAX_TYPE, Timer, after, arequest, cancel, every, loop, na
                        push_cb, ready, request, send)
 from ._standalone import Node, destroy, init, tree, update
 
-from . import state
+from . import http, state
 
 __version__ = "0.4.0"
 
@@ -45,7 +45,7 @@ __all__ = [
     "on", "push_cb", "pop_cb", "Message", "send", "request", "arequest", "every", "after", "cancel",
     "Timer", "Node", "init", "update", "destroy", "tree", "name", "ready", "log", "loop", "plugin_name", "Config", "Option", "PluginConfig", "REQUIRED",
     "DAgentError", "NoRoute", "Timeout", "Refused", "TooLarge", "QueueFull", "NotReady", "HopLimit",
-    "NameTaken", "BadFrame", "UnknownKind", "HandlerTimeout", "ConfigError", "MAX_TYPE", "state",
+    "NameTaken", "BadFrame", "UnknownKind", "HandlerTimeout", "ConfigError", "MAX_TYPE", "state", "http",
 ]
 
 # Parts of the API that later issues bring. They are deliberately absent, not

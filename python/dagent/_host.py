@@ -31,6 +31,7 @@ import traceback
 import types
 
 from . import _runtime
+from . import http as _http
 from .config import Config, PluginConfig
 from .errors import ConfigError
 
@@ -254,6 +255,11 @@ class Host:
                     self.rt.budget = self.settings.get("handler_budget")
                     self._setup_logging()
                 ok, summary = self.reload(cmd.get("plugin"), force=bool(cmd.get("force")))
+            elif op == "http":
+                def done(answer, token=token):
+                    self._control("command_done", json.dumps({"token": token, "ok": True, "text": answer}))
+                _http.handle(self.rt, cmd, done)
+                return
             elif op == "stop":
                 self.stopping = True
                 self.loop.stop()

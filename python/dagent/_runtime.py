@@ -149,6 +149,7 @@ class Runtime:
         self.budget = None          # handler_budget (seconds), for messages
         self.on_command = None      # host hook: (token, text)
         self.on_change = None       # host hook: counters or handlers changed
+        self.remove_hooks = []      # fn(runtime, slot, owner) when a plugin's things are removed (http routes)
         backend.bind(Message, self, error_for, HandlerTimeout)
 
     # ---- owners --------------------------------------------------------------
@@ -185,6 +186,8 @@ class Runtime:
         for t in list(self._stacks):
             self._stacks[t] = [e for e in self._stacks[t] if e[1] != slot]
             self._refresh(t)
+        for hook in self.remove_hooks:
+            hook(self, slot, o)
         self._changed()
 
     def _changed(self):

@@ -5,16 +5,14 @@ Needs the extension built in place: (cd python && DAGENT_SWIFT_CONFIG=debug pyth
 """
 
 import os
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
-from conftest import ROOT, dagent_binary, free_port, wait_for
+from harness import PYTHON_DIR, ROOT, wait_for
 
-PYTHON_DIR = os.path.join(ROOT, "python")
 sys.path.insert(0, PYTHON_DIR)
 
 import dagent  # noqa: E402
@@ -28,45 +26,13 @@ except ImportError as exc:  # fail loudly: a skipped suite would hide a broken b
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standalone_peer.py")
 
 
-class Proc:
-    def __init__(self, args, workdir, label, env=None):
-        self.log_path = os.path.join(workdir, f"{label}.log")
-        self.log = open(self.log_path, "w")
-        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                  env={**os.environ, **(env or {})})
-        self.lines = []
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.append(line.strip())
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.log.close()
-
-    def stderr(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-
 @pytest.fixture
-def tree(workdir):
-    """A root and an --echo node; yields the root's address."""
-    port = free_port()
-    addr = f"tcp://127.0.0.1:{port}"
-    procs = [Proc([dagent_binary(), "run", "--name", "root", "--listen", addr], workdir, "root")]
-    procs.append(Proc([dagent_binary(), "run", "--name", "echo1", "--parent", addr, "--echo"], workdir, "echo1"))
-    yield addr, procs, workdir
-    for p in procs:
-        p.stop()
+def tree(cluster):
+    """A root and an --echo node; yields the root's address and the cluster."""
+    addr = cluster.addr("root")
+    cluster.start_node("root", "--listen", addr)
+    cluster.start_node("echo1", "--parent", addr, "--echo")
+    return addr, cluster
 
 
 def ready_node(name, addr, **kw):
@@ -84,9 +50,8 @@ def ready_node(name, addr, **kw):
 
 
 def peer(tree, name, style="node"):
-    addr, procs, workdir = tree
-    p = Proc([sys.executable, PEER, name, addr, style], workdir, name, env={"DAGENT_PYTHON_PATH": PYTHON_DIR})
-    procs.append(p)
+    addr, cluster = tree
+    p = cluster.start_python(name, PEER, name, addr, style)
     wait_for(f"{name} ready", lambda: "ready" in p.lines or p.p.poll() is not None)
     assert p.p.poll() is None, p.stderr()
     return p
@@ -255,9 +220,8 @@ def test_many_messages_leave_rss_flat(tree):
 
 def test_request_to_a_plugin(tree):
     """A standalone Python node asks a node running the shipped plugins (embedded CPython)."""
-    addr, procs, workdir = tree
-    procs.append(Proc([dagent_binary(), "run", "--name", "plug1", "--parent", addr,
-                       "--plugins", os.path.join(ROOT, "plugins")], workdir, "plug1"))
+    addr, cluster = tree
+    cluster.start_node("plug1", "--parent", addr, "--plugins", os.path.join(ROOT, "plugins"))
     with ready_node("py-plug", addr) as node:
         def pong():
             try:

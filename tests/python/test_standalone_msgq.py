@@ -16,8 +16,8 @@ import threading
 
 import pytest
 
-from conftest import ROOT, dagent_binary, free_port, wait_for
-from test_standalone import PEER, PYTHON_DIR, Proc, ready_node
+from harness import PYTHON_DIR, ROOT, dagent_binary, free_port, wait_for
+from test_standalone import PEER, ready_node
 
 import dagent  # noqa: E402  (test_standalone put python/ on sys.path)
 
@@ -73,15 +73,14 @@ def python_m_dagent(*args, timeout=30):
 
 
 @pytest.fixture
-def qtree(workdir):
+def qtree(cluster):
     """An agent on msgq://PATH (and TCP) with plugins, and the Swift leaf echo1 on the queue."""
-    path = os.path.join(workdir, "agent.q")
+    path = cluster.path("agent.q")
     via = f"msgq://{path}"
-    tcp = f"tcp://127.0.0.1:{free_port()}"
-    procs = [Proc([dagent_binary(), "run", "--name", "agent", "--msgq", path, "--listen", tcp,
-                   "--plugins", os.path.join(ROOT, "plugins"), "--plugins", os.path.join(HERE, "caller_plugin")],
-                  workdir, "agent")]
-    procs.append(Proc([dagent_binary(), "run", "--name", "echo1", "--parent", via, "--echo"], workdir, "echo1"))
+    tcp = cluster.addr("agent")
+    cluster.start_node("agent", "--msgq", path, "--listen", tcp,
+                       "--plugins", os.path.join(ROOT, "plugins"), "--plugins", os.path.join(HERE, "caller_plugin"))
+    cluster.start_node("echo1", "--parent", via, "--echo")
 
     def ready():
         got = dagent.tree(via, json=True, timeout=1)
@@ -91,15 +90,13 @@ def qtree(workdir):
 
     # the agent starts its plugin host after it serves the queue: wait for both
     wait_for("echo1 registered on the queue and the agent's plugins loaded", ready)
-    yield {"via": via, "path": path, "tcp": tcp, "procs": procs, "workdir": workdir}
-    for p in reversed(procs):
-        p.stop()
+    yield {"via": via, "path": path, "tcp": tcp, "cluster": cluster}
+    cluster.stop_all()
     remove_ipc(path)
 
 
 def peer(q, name):
-    p = Proc([sys.executable, PEER, name, q["via"]], q["workdir"], name, env={"DAGENT_PYTHON_PATH": PYTHON_DIR})
-    q["procs"].append(p)
+    p = q["cluster"].start_python(name, PEER, name, q["via"])
     wait_for(f"{name} ready", lambda: "ready" in p.lines or p.p.poll() is not None)
     assert p.p.poll() is None, p.stderr()
     return p
@@ -166,9 +163,9 @@ def test_python_nodes_over_msgq_talk_brother_to_brother(qtree):
     assert {k for k in after if k[1] in keys.values()} == ours
 
     # a clean stop of echo1 and the agent removes the agent's objects too
-    for proc in reversed(qtree["procs"][:2]):
-        proc.stop()
-        assert proc.p.returncode == 0, proc.stderr()
+    for key in ("echo1", "agent"):
+        proc = qtree["cluster"].procs[key]
+        assert qtree["cluster"].stop(key) == 0, proc.stderr()
     gone = ipc_objects()
     assert {k for k in gone if k[1] in keys.values()} == set(), "the agent's queues and table were not removed"
 

@@ -4,6 +4,7 @@ import Yams
 import DAgentRouting
 import DAgentLink
 import DAgentMsgq
+import DAgentHTTP
 
 /// Everything needed to run one node. Built from YAML (`--config FILE`),
 /// from the address shorthand, or from command-line flags (flags win).
@@ -59,6 +60,12 @@ public struct NodeConfig: Sendable {
     /// `max_watches_per_client`: `@state` watches one client name may hold (root replicas).
     public var maxWatchesPerClient: Int = 1024
 
+    /// `http: tcp://HOST:PORT`: the node's HTTP listener (`/healthz`, `/metrics`, plugin routes).
+    public var http: Endpoint?
+    /// `http_max_header_bytes`, `http_max_body_bytes`, `http_max_connections`,
+    /// `http_idle_timeout`, `http_handler_timeout`.
+    public var httpLimits = HTTPLimits()
+
     public init(name: String) { self.name = name }
 
     /// True for a leaf whose parents are all `msgq://` and that listens on
@@ -85,27 +92,22 @@ public struct NodeConfig: Sendable {
     /// Checks the combination of options; the message names the option.
     public func validate() throws(ConfigError) {
         if let problem = NameRules.registrationProblem(name) { throw ConfigError("name: \(problem)") }
-        try validateNumbers()
         if listen.isEmpty && parents.isEmpty {
             throw ConfigError("node '\(name)' has neither listen nor parent addresses; give --listen, --parent or --addr")
         }
-        if heartbeatInterval <= 0 { throw ConfigError("heartbeat_interval must be > 0 (got \(heartbeatInterval))") }
-        if heartbeatMisses < 1 { throw ConfigError("heartbeat_misses must be >= 1 (got \(heartbeatMisses))") }
-        if maxMessageBytes < 1 { throw ConfigError("max_message_bytes must be >= 1 (got \(maxMessageBytes))") }
+        do { try NodeOptions.table.validate(self) } catch let e as ConfigError { throw e } catch { throw ConfigError("\(error)") }
         if maxFrameBytes < maxMessageBytes + 1024 {
             throw ConfigError("max_frame_bytes=\(maxFrameBytes) must exceed max_message_bytes=\(maxMessageBytes) by at least 1024 bytes of header room")
         }
-        if sendQueueLength < 1 { throw ConfigError("send_queue_length must be >= 1 (got \(sendQueueLength))") }
-        if hopLimit < 1 || hopLimit > 255 { throw ConfigError("hop_limit must be in 1...255 (got \(hopLimit))") }
-        if slowConsumerBytes < 64 * 1024 { throw ConfigError("slow_consumer_bytes must be >= 65536 (got \(slowConsumerBytes))") }
         if durable && dataDir == nil { throw ConfigError("durable: true needs a data directory (data: DIR or --data DIR)") }
         let msgqListen = listen.filter { if case .msgq = $0 { return true } else { return false } }
         if msgqListen.count > 1 {
             throw ConfigError("a node serves at most one msgq:// path (got \(msgqListen.map(\.description).joined(separator: ", ")))")
         }
-        if msgqQueueBytes < 1024 { throw ConfigError("msgq_queue_bytes must be >= 1024 (got \(msgqQueueBytes))") }
-        if let t = msgqSendTimeoutOverride, t <= 0 { throw ConfigError("msgq_send_timeout must be > 0 (got \(t))") }
-        try PubSubOptions.validate(self)
+        if reconnectMaxBackoff < reconnectInitialBackoff {
+            throw ConfigError("reconnect_max_backoff=\(reconnectMaxBackoff) must be >= reconnect_initial_backoff=\(reconnectInitialBackoff)")
+        }
+        try validateHTTP()
     }
 
     /// The routing core's view of this config.

@@ -6,6 +6,7 @@ import NIOPosix
 import DAgentRouting
 import DAgentLink
 import DAgentMsgq
+import DAgentHTTP
 
 /// One dagent node: the routing core (`NodeCore`) driven by its links — TCP
 /// connections and System V message-queue channels — on a single NIO event loop.
@@ -58,6 +59,9 @@ public final class Node: @unchecked Sendable {
     /// Called on the event loop to add what a layer above the routing core
     /// knows (the plugin host) to this node's `dagent tree` reply. Must not block.
     public var treeExtension: ((inout Dagent_TreeReply) -> Void)?
+    /// The HTTP listener when `http:` is configured (bound in `start()`); layers
+    /// above add routes and upgraders to it (see `Sources/DAgentHTTP/README.md`).
+    public let http: HTTPServer?
 
     /// Creates a node. With no `group`, the node owns its event loop: a
     /// `MsgqEventLoop` when its only links are message queues to its agent
@@ -83,6 +87,7 @@ public final class Node: @unchecked Sendable {
         var session: UInt64 = 0
         if let dir = config.dataDir { session = SessionFile.load(dir: dir) ?? 0 }
         core = NodeCore(config: config.coreConfig, session: session)
+        http = config.http == nil ? nil : HTTPServer(limits: config.httpLimits, logger: log)
         msgqOptions = MsgqOptions(maxFrameBytes: config.maxFrameBytes, slowConsumerBytes: config.slowConsumerBytes,
                                   heartbeatInterval: config.heartbeatInterval, maxChildren: config.maxChildren,
                                   msgqQueueBytes: config.msgqQueueBytes, msgqSendTimeout: config.msgqSendTimeout,
@@ -118,7 +123,7 @@ public final class Node: @unchecked Sendable {
                     maxBackoffNs: UInt64(self.config.reconnectMaxBackoff * 1e9))
                 self.dialParent()
             }
-            let binds = self.config.listen.map { self.bind($0) }
+            let binds = self.config.listen.map { self.bind($0) } + [self.startHTTP()]
             return EventLoopFuture.andAllSucceed(binds, on: self.eventLoop)
         }
     }
@@ -177,7 +182,7 @@ public final class Node: @unchecked Sendable {
     /// Closes every link and listener; removes the queues this node serves.
     func closeEverything() -> EventLoopFuture<Void> {
         for link in links.values { link.flush() }
-        var closes = servers.map { channel in channel.close().recover { _ in } }
+        var closes = servers.map { channel in channel.close().recover { _ in } } + [stopHTTP()]
         for (_, link) in links {
             if let closing = link.closeForShutdown() { closes.append(closing) }
         }

@@ -94,6 +94,9 @@ public nonisolated enum Dagent_Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
 
 /// Why something failed. Carried by ERROR envelopes, refused registrations
 /// and link-level `LinkError` frames.
+/// The one list of error codes: scripts/gen-errors generates the Swift names, the C
+/// header's DAGENT_E_* values and Python's exception classes from it (a comment per value
+/// is its documentation; `[c: NAME]` keeps an older C name).
 public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
 
@@ -106,35 +109,42 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
   /// a live node already holds the name
   case nameTaken // = 2
 
-  /// message or frame over the configured limit
+  /// the message or frame is over its configured limit (max_message_bytes, max_frame_bytes)
   case tooLarge // = 3
 
-  /// hop limit reached (a routing loop or a very deep tree)
+  /// the hop limit ran out (a routing loop or a very deep tree)
   case hopLimit // = 4
 
-  /// the route did not become ready before the queue timeout
+  /// the route did not become ready before queue_timeout
   case notReady // = 5
 
-  /// the per-destination send queue is full
+  /// a bounded queue (send queue, message queue, plugin queue) is full
   case queueFull // = 6
 
-  /// an RPC got no answer in time
+  /// a request got no answer within its timeout
   case timeout // = 7
 
   /// malformed, truncated or unknown input on a link
   case badFrame // = 8
 
-  /// the peer refused (bad name, not allowed, shutting down)
+  /// the destination refused (no handler, a handler error, not allowed, shutting down)
   case refused // = 9
 
-  /// envelope kind this node does not understand
+  /// an envelope kind the destination does not understand
   case unknownKind // = 10
 
+  /// 20-89: one range per feature (see the numbering ranges); 100+: the C API's own.
   /// Pub/sub (20-29).
   case badTopic // = 20
 
   /// max_subscriptions or max_link_interest reached
   case tooManySubscriptions // = 21
+
+  /// C API: a bad name, address or argument [c: CONFIG]
+  case invalidArgument // = 100
+
+  /// C API: the node was destroyed, or a call was made where it cannot be [c: STATE]
+  case invalidState // = 101
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -156,6 +166,8 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
     case 10: self = .unknownKind
     case 20: self = .badTopic
     case 21: self = .tooManySubscriptions
+    case 100: self = .invalidArgument
+    case 101: self = .invalidState
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -175,6 +187,8 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
     case .unknownKind: return 10
     case .badTopic: return 20
     case .tooManySubscriptions: return 21
+    case .invalidArgument: return 100
+    case .invalidState: return 101
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -194,6 +208,8 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
     .unknownKind,
     .badTopic,
     .tooManySubscriptions,
+    .invalidArgument,
+    .invalidState,
   ]
 
 }
@@ -1111,7 +1127,7 @@ nonisolated extension Dagent_Kind: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Dagent_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NO_ROUTE\0\u{1}NAME_TAKEN\0\u{1}TOO_LARGE\0\u{1}HOP_LIMIT\0\u{1}NOT_READY\0\u{1}QUEUE_FULL\0\u{1}TIMEOUT\0\u{1}BAD_FRAME\0\u{1}REFUSED\0\u{1}UNKNOWN_KIND\0\u{2}\u{a}BAD_TOPIC\0\u{1}TOO_MANY_SUBSCRIPTIONS\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NO_ROUTE\0\u{1}NAME_TAKEN\0\u{1}TOO_LARGE\0\u{1}HOP_LIMIT\0\u{1}NOT_READY\0\u{1}QUEUE_FULL\0\u{1}TIMEOUT\0\u{1}BAD_FRAME\0\u{1}REFUSED\0\u{1}UNKNOWN_KIND\0\u{2}\u{a}BAD_TOPIC\0\u{1}TOO_MANY_SUBSCRIPTIONS\0\u{2}O\u{1}INVALID_ARGUMENT\0\u{1}INVALID_STATE\0")
 }
 
 nonisolated extension Dagent_NodeRole: SwiftProtobuf._ProtoNameProviding {

@@ -7,23 +7,35 @@ import DAgentNode
 import DAgentRouting
 import DAgentMsgq
 
-/// Real `dagent` processes on loopback for integration tests. Each test gets
-/// its own temporary directory for logs and data; everything is killed in
-/// `shutdown()`. Waiting is always for a condition with a deadline.
-final class Cluster {
-    let dir: URL
-    let binary: String
-    var processes: [String: Process] = [:]
-    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+/// The one harness that starts real `dagent` processes on loopback for the Swift
+/// integration tests (Tests/DAgentClusterSupport/README.md shows its use).
+///
+/// Each cluster owns a temporary directory (`dir`) for logs and data; a process
+/// started as `key` logs stderr to `key.log` and stdout to `key.out` there, and
+/// `shutdown()` kills what is left and removes the directory (kept when
+/// `DAGENT_KEEP_TEST_LOGS` is set). Waiting is always for a condition with a
+/// deadline (`waitFor`), never a fixed sleep; a timed-out wait fails the test and
+/// prints every log.
+public final class Cluster {
+    /// This cluster's temporary directory.
+    public let dir: URL
+    /// The `dagent` executable under test (`DAGENT_BIN`, or the one built next to the tests).
+    public let binary: String
+    /// The running processes, by key.
+    public private(set) var processes: [String: Process] = [:]
+    /// An event loop for in-process queries (`tree(at:)`, `names(at:)`).
+    public static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    init(_ name: String) throws {
-        dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("dagent-it-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    /// A cluster for the test `name` (use the test's `name`, so that logs are easy to find).
+    public init(_ name: String) throws {
+        let safe = String(name.map { $0.isLetter || $0.isNumber ? $0 : "-" })
+        dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("dagent-it-\(safe)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         binary = Cluster.findBinary()
     }
 
     /// `.build/<triple>/debug/dagent`, next to the test bundle.
-    static func findBinary() -> String {
+    public static func findBinary() -> String {
         if let env = ProcessInfo.processInfo.environment["DAGENT_BIN"] { return env }
         // On Linux the test runner is `.build/<triple>/debug/<pkg>PackageTests.xctest`.
         var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -36,7 +48,7 @@ final class Cluster {
     }
 
     /// A free loopback port (bound then released).
-    static func freePort() -> Int {
+    public static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -54,14 +66,16 @@ final class Cluster {
     }
 
     /// `dagent-bench`, built next to `dagent`.
-    var benchBinary: String { (binary as NSString).deletingLastPathComponent + "/dagent-bench" }
+    public var benchBinary: String { (binary as NSString).deletingLastPathComponent + "/dagent-bench" }
 
-    /// Starts a long-running `dagent` process (or `executable`) named `key`; stderr goes to `key.log`.
+    /// Starts a long-running `dagent ARGS` (or `executable ARGS`) as `key`; stderr goes to
+    /// `key.log`, stdout to `key.out`. `env` adds to this process's environment.
     @discardableResult
-    func start(_ key: String, _ args: [String], executable: String? = nil) throws -> Process {
+    public func start(_ key: String, _ args: [String], executable: String? = nil, env: [String: String] = [:]) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable ?? binary)
         p.arguments = args
+        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new } }
         let log = dir.appendingPathComponent("\(key).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
@@ -75,11 +89,19 @@ final class Cluster {
         return p
     }
 
-    /// Runs a one-shot `dagent` command to completion.
-    func run(_ args: [String], timeout: Double = 20) -> (status: Int32, out: String, err: String) {
+    /// `dagent run --name NAME ARGS` as `name`: the usual way to start a node.
+    @discardableResult
+    public func startNode(_ name: String, _ args: [String]) throws -> Process {
+        try start(name, ["run", "--name", name] + args)
+    }
+
+    /// Runs a one-shot `dagent ARGS` (or `executable ARGS`) to completion; killed after `timeout`.
+    public func run(_ args: [String], timeout: Double = 20, executable: String? = nil,
+                    env: [String: String] = [:]) -> (status: Int32, out: String, err: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
+        p.executableURL = URL(fileURLWithPath: executable ?? binary)
         p.arguments = args
+        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { _, new in new } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -99,21 +121,21 @@ final class Cluster {
         return (p.terminationStatus, String(decoding: outSink.data, as: UTF8.self), String(decoding: errSink.data, as: UTF8.self))
     }
 
-    func log(_ key: String) -> String {
+    public func log(_ key: String) -> String {
         (try? String(contentsOf: dir.appendingPathComponent("\(key).log"), encoding: .utf8)) ?? ""
     }
 
     /// What the process printed on stdout.
-    func output(_ key: String) -> String {
+    public func output(_ key: String) -> String {
         (try? String(contentsOf: dir.appendingPathComponent("\(key).out"), encoding: .utf8)) ?? ""
     }
 
-    func signal(_ key: String, _ sig: Int32) {
+    public func signal(_ key: String, _ sig: Int32) {
         if let p = processes[key] { kill(p.processIdentifier, sig) }
     }
 
     /// kill -9 and reap.
-    func kill9(_ key: String) {
+    public func kill9(_ key: String) {
         guard let p = processes.removeValue(forKey: key) else { return }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
@@ -121,7 +143,7 @@ final class Cluster {
 
     /// SIGTERM and wait for a clean exit; returns the exit status.
     @discardableResult
-    func stop(_ key: String, timeout: Double = 10) -> Int32 {
+    public func stop(_ key: String, timeout: Double = 10) -> Int32 {
         guard let p = processes.removeValue(forKey: key) else { return -1 }
         kill(p.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(timeout)
@@ -131,7 +153,7 @@ final class Cluster {
         return p.terminationStatus
     }
 
-    func waitForExit(_ key: String, timeout: Double = 10) -> Int32? {
+    public func waitForExit(_ key: String, timeout: Double = 10) -> Int32? {
         guard let p = processes[key] else { return nil }
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { usleep(10_000) }
@@ -140,7 +162,7 @@ final class Cluster {
         return p.terminationStatus
     }
 
-    func shutdown() {
+    public func shutdown() {
         for (_, p) in processes where p.isRunning {
             kill(p.processIdentifier, SIGCONT)
             kill(p.processIdentifier, SIGKILL)
@@ -153,19 +175,19 @@ final class Cluster {
     }
 
     /// The names the node at `port` sees in its subtree (nil if it does not answer).
-    func names(at port: Int) -> Set<String>? {
+    public func names(at port: Int) -> Set<String>? {
         guard let reply = try? TreeQuery.fetch(.tcp(host: "127.0.0.1", port: port), timeout: 1, group: Cluster.group).wait() else {
             return nil
         }
         return Set(reply.names.map(\.name))
     }
 
-    func tree(at port: Int) -> Dagent_TreeReply? {
+    public func tree(at port: Int) -> Dagent_TreeReply? {
         try? TreeQuery.fetch(.tcp(host: "127.0.0.1", port: port), timeout: 1, group: Cluster.group).wait()
     }
 
     /// Polls `condition` until it holds or `timeout` passes.
-    func waitFor(_ what: String, timeout: Double = 15, file: StaticString = #filePath, line: UInt = #line,
+    public func waitFor(_ what: String, timeout: Double = 15, file: StaticString = #filePath, line: UInt = #line,
                  _ condition: () -> Bool) {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -175,85 +197,27 @@ final class Cluster {
         XCTFail("timed out after \(timeout)s waiting for: \(what)\nlogs in \(dir.path):\n\(allLogs())", file: file, line: line)
     }
 
-    func allLogs() -> String {
+    public func allLogs() -> String {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         return files.filter { $0.hasSuffix(".log") }.sorted().map { "--- \($0)\n" + String(log(String($0.dropLast(4))).suffix(3000)) }.joined(separator: "\n")
     }
 
-    func addr(_ port: Int) -> String { "tcp://127.0.0.1:\(port)" }
-}
+    public func addr(_ port: Int) -> String { "tcp://127.0.0.1:\(port)" }
 
-/// A hand-driven TCP peer for bad-input tests: blocking socket, raw bytes.
-final class RawPeer {
-    let fd: Int32
-
-    init(port: Int, receiveBuffer: Int? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        if var size = receiveBuffer.map(Int32.init) {
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    /// Writes a DCF-style cluster JSON for a root group on `ports` (node ids 1...n, the first
+    /// marked LEADER) and returns its path; start replica `id` with `startReplica`.
+    public func writeRaftCluster(ports: [Int], file: String = "cluster.json") throws -> String {
+        let members = ports.enumerated().map { i, port in
+            "{\"stream_id\":1,\"node_id\":\(i + 1),\"ip\":\"127.0.0.1\",\"port\":\(port),\"role\":\"\(i == 0 ? "LEADER" : "FOLLOWER")\"}"
         }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port).bigEndian
-        let rc = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw ConfigError("connect to \(port) failed: errno \(errno)") }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let path = dir.appendingPathComponent(file).path
+        try Data("[\(members.joined(separator: ","))]".utf8).write(to: URL(fileURLWithPath: path))
+        return path
     }
 
-    deinit { close(fd) }
-
+    /// `dagent run --raft CLUSTER --node-id ID --data DIR/rID ARGS` as `rID`.
     @discardableResult
-    func write(_ bytes: [UInt8]) -> Bool {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return false }
-            off += n
-        }
-        return true
-    }
-
-    func write(_ frame: Dagent_Frame) -> Bool {
-        var buffer = ByteBufferAllocator().buffer(capacity: 64)
-        try! FrameCodec.encode(frame, into: &buffer)
-        return write(buffer.readBytes(length: buffer.readableBytes)!)
-    }
-
-    func register(_ name: String) -> Bool {
-        var frame = Dagent_Frame()
-        frame.register.name = name
-        frame.register.protocolVersion = WireConstants.protocolVersion
-        frame.register.role = .leaf
-        return write(frame)
-    }
-
-    /// Reads frames until `match` accepts one or the connection ends / times out.
-    func read(until match: (Dagent_Frame) -> Bool) -> Dagent_Frame? {
-        var buffer = ByteBufferAllocator().buffer(capacity: 4096)
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            while let frame = try? FrameCodec.decode(&buffer, maxFrameBytes: 1 << 24) {
-                if match(frame) { return frame }
-            }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { return nil }
-            buffer.writeBytes(chunk[0..<n])
-        }
-    }
-
-    /// True once the peer closed the connection (reads drain until EOF).
-    func closedByPeer(timeout: Double = 10) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while Date() < deadline {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n == 0 { return true }
-            if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK { return true }
-        }
-        return false
+    public func startReplica(_ id: Int, cluster: String, _ args: [String] = []) throws -> Process {
+        try start("r\(id)", ["run", "--raft", cluster, "--node-id", "\(id)", "--data", dir.appendingPathComponent("r\(id)").path] + args)
     }
 }
