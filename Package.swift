@@ -46,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // Generated protobuf types, frame codec, batching, msgq codecs. No routing, no sockets.
@@ -94,6 +95,16 @@ let package = Package(
         .target(
             name: "DAgentHTTP",
             dependencies: [nioCore, nioPosix, nioLocks, nioHTTP1, logging],
+            exclude: ["README.md"]
+        ),
+        // One metrics registry per node (counters, gauges, histograms; swift-metrics factory),
+        // its Prometheus/OpenMetrics text, /metrics, the core's figures, the report_to reporter.
+        .target(
+            name: "DAgentMetrics",
+            dependencies: [
+                "DAgentNode", "DAgentHTTP", "DAgentWire", nioCore, nioLocks, logging,
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             exclude: ["README.md"]
         ),
         // Deterministic Raft core (etcd-io/raft style): no I/O, no dependencies.
@@ -179,7 +190,7 @@ let package = Package(
             name: "dagent",
             dependencies: [
                 "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState",
-                "DAgentWire", "DAgentPython", "DAgentDeploy", "CDAgentProc",
+                "DAgentWire", "DAgentPython", "DAgentMetrics", "DAgentDeploy", "CDAgentProc",
                 argumentParser, logging, nioCore, nioPosix,
             ]
         ),
@@ -204,6 +215,7 @@ let package = Package(
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
         .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire"]),
+        .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(
             name: "DAgentRaftTests",

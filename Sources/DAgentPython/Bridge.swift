@@ -153,6 +153,11 @@ enum Bridge {
             h.finishStart(.success(obj?["summary"] as? String ?? ""))
         case "command_done":
             h.commandDone(json: body)
+        case "report":
+            guard let sink = h.onReport else {
+                return strdup("this node keeps no metrics registry")
+            }
+            return strdup(sink(Data(body.utf8)).joined(separator: "\n"))
         case let op where op.hasPrefix("http_"):
             return strdup(h.httpControl(op, body))
         default:

@@ -58,6 +58,9 @@ public final class PluginHost: @unchecked Sendable {
 
     /// Re-reads the settings on reload (SIGHUP, `dagent reload`); nil keeps them.
     public var reloadSettings: (@Sendable () throws -> PluginSettings)?
+    /// Applies a metrics report from `dagent.report` (JSON, see DAgentMetrics' `MetricsReport`)
+    /// to the node's registry; returns the refusals. Called on the plugin thread.
+    public var onReport: (@Sendable (Data) -> [String])?
     /// Called on the plugin thread after each batch with the total handled so far (benchmarks).
     public var onHandled: (@Sendable (UInt64) -> Void)?
     /// Messages handed to plugin handlers so far.

@@ -8,7 +8,7 @@ import Foundation
 /// Options every deploy command shares.
 struct DeployOptions: ParsableArguments {
     @Option(name: [.customShort("f"), .customLong("file")], help: "The topology file (see docs/deploy.md).")
-    var file: String
+    var file: String?
 
     @Option(help: "Join the tree through this address (tcp://HOST:PORT or msgq://PATH) instead of the file's root replicas; with `up`/`down`, also: leave this machine's nodes alone (they run under systemd or elsewhere).")
     var via: String?
@@ -19,8 +19,13 @@ struct DeployOptions: ParsableArguments {
     @Option(help: "Log level of this command's own one-shot node.")
     var logLevel: String = "error"
 
-    var topologyPath: String { DeployTopologyFile.absolute(file) }
-    func load() -> Topology { DeployTopologyFile.load(file) }
+    var topologyPath: String { DeployTopologyFile.absolute(path) }
+    func load() -> Topology { DeployTopologyFile.load(path) }
+    /// The file; exits with a usage error when -f is missing.
+    var path: String {
+        guard let file else { fail("say which topology: -f FILE", code: 2) }
+        return file
+    }
 }
 
 import ArgumentParser

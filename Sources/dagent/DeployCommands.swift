@@ -1,6 +1,7 @@
 import ArgumentParser
 import DAgentCLI
 import DAgentDeploy
+import DAgentNode
 import Foundation
 
 /// `dagent status -f FILE`: every node and process of a deployed tree.
@@ -9,6 +10,8 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show the processes of a deployed tree: process, agent, state, pid, restarts, uptime, last exit.",
         discussion: """
+        With --via ADDR and no -f: what every agent of every tree last reported to the root group's \
+        store (written by the agent on each change). \
         This machine's root replicas and agents come from its `dagent supervise` (agent column \
         "supervise"); each agent of the file is asked for its processes through the tree (joined \
         through the root replicas, or --via). A process in crash-loop or failed is followed by \
@@ -21,6 +24,7 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Seconds to wait for the tree.") var timeout: Double = 5
 
     func run() throws {
+        if options.file == nil, let via = options.via { statusFromStore(via: via) }
         let t = options.load()
         var rows = LocalSupervise.report(t)?.processes ?? []
         var problems: [String] = []
@@ -58,6 +62,31 @@ struct StatusCommand: ParsableCommand {
     }
 }
 
+extension StatusCommand {
+    /// `dagent status --via ADDR` without a file: what every agent last reported to the root
+    /// group's store (`deploy/TREE/status/AGENT`), for every tree.
+    func statusFromStore(via: String) -> Never {
+        bootstrapLoggingOnce(level: options.logLevel)
+        var config = NodeConfig(name: "dagent-status-\(getpid())")
+        do { config.parents = try Shorthand.parseList(via) } catch { fail("\(error)", code: 2) }
+        let node = joinOrExit(config, timeout: timeout)
+        var rows: [ProcessStatus] = []
+        do {
+            let r = try DeployState.call(node, ["op": "range", "prefix": "deploy/", "limit": 0], timeout: timeout)
+            for rec in r["records"] as? [[String: Any]] ?? [] {
+                guard let key = rec["key"] as? String, key.contains("/status/"), let value = rec["value"] as? String,
+                      let report = try? JSONDecoder().decode(AgentReport.self, from: Data(value.utf8)) else { continue }
+                rows += report.processes
+            }
+        } catch {
+            fail("\(error)")
+        }
+        try? node.shutdown()
+        DeployStatusPrinter.print(rows, json: json)
+        Foundation.exit(rows.allSatisfy { $0.state == .running } ? 0 : 1)
+    }
+}
+
 /// `dagent logs -f FILE NAME`: a process's captured output.
 struct LogsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -85,7 +114,7 @@ struct LogsCommand: ParsableCommand {
         } else if t.agent(named: name) != nil || t.roots.contains(where: { $0.name == name }) {
             path = t.superviseDir + "/logs/\(name).log"
         } else {
-            fail("no process, agent or root replica '\(name)' in \(options.file)", code: 2)
+            fail("no process, agent or root replica '\(name)' in \(options.path)", code: 2)
         }
         if FileManager.default.fileExists(atPath: path) {
             var offset: UInt64 = 0
@@ -165,13 +194,13 @@ struct RestartCommand: ParsableCommand {
                     }
                     usleep(50_000)
                 }
-                fail("\(name) is not running again after \(timeout)s; see dagent logs -f \(options.file) \(name)")
+                fail("\(name) is not running again after \(timeout)s; see dagent logs -f \(options.path) \(name)")
             } catch {
                 fail("\(error)")
             }
         }
         guard t.agent(named: name) != nil || t.roots.contains(where: { $0.name == name }) else {
-            fail("no process, agent or root replica '\(name)' in \(options.file)", code: 2)
+            fail("no process, agent or root replica '\(name)' in \(options.path)", code: 2)
         }
         guard let row = LocalSupervise.report(t)?.processes.first(where: { $0.name == name }), let pid = row.pid else {
             fail("\(name) does not run under this machine's `dagent supervise`")

@@ -8,6 +8,7 @@ import Logging
 import DAgentNode
 import DAgentRouting
 import DAgentCLI
+import DAgentMetrics
 
 /// `dagent run`: one node in the foreground until SIGINT/SIGTERM.
 struct RunCommand: ParsableCommand {
@@ -76,7 +77,7 @@ struct RunCommand: ParsableCommand {
         if let path = config { c = try ConfigFile.load(path: path, into: c) }
         var plugins = PluginSettings()   // the plugin flags are applied by buildPluginSettings
         let rest = try PluginOptions.table.apply(flags: try NodeOptions.table.apply(flags: options, to: &c), to: &plugins)
-        if let unknown = rest.first {
+        if let unknown = MetricsSettings.withoutFlags(rest).first {
             throw ConfigError("unknown option '\(unknown)' (dagent run --help lists the flags; docs/config.md the options)")
         }
         if c.name.isEmpty { throw ConfigError("a node needs a name: --name NAME or name: in the config file") }
@@ -85,6 +86,19 @@ struct RunCommand: ParsableCommand {
     }
 
     /// The `plugins:` section of the config file plus the plugin flags.
+    /// The `metrics:` section of the config file plus --report-to / --report-interval.
+    func buildMetricsSettings() throws -> MetricsSettings {
+        var s = MetricsSettings()
+        if let path = config, let fromFile = try MetricsSettings.load(configFile: path) { s = fromFile }
+        if let v = flag("report-to") { s.reportTo = v }
+        if let v = flag("report-interval") {
+            guard let d = Double(v) else { throw ConfigError("--report-interval must be a number of seconds (got '\(v)')") }
+            s.reportInterval = d
+        }
+        try s.validate()
+        return s
+    }
+
     func buildPluginSettings() throws -> PluginSettings {
         var s = PluginSettings()
         if let path = config, let fromFile = try PluginSettings.load(configFile: path) { s = fromFile }
@@ -98,6 +112,7 @@ struct RunCommand: ParsableCommand {
         var config: NodeConfig
         var group: RaftGroupSetup?
         let pluginSettings: PluginSettings
+        let metricsSettings: MetricsSettings
         do {
             if let raft {
                 guard let nodeId else { throw ConfigError("--raft needs --node-id N") }
@@ -107,13 +122,16 @@ struct RunCommand: ParsableCommand {
                 config = try buildConfig()
             }
             pluginSettings = try buildPluginSettings()
+            metricsSettings = try buildMetricsSettings()
         } catch { fail("\(error)", code: 2) }
         bootstrapLogging(level: config.logLevel)
         let node: Node
         var replica: RootReplica?
         var host: PluginHost?
+        let metrics: NodeMetrics
         do {
             node = try Node(config: config)
+            metrics = NodeMetrics(node: node, settings: metricsSettings)
             if let group {
                 replica = try group.makeReplica(node: node)
                 replica!.attach()
@@ -121,10 +139,13 @@ struct RunCommand: ParsableCommand {
             if pluginSettings.isEnabled {
                 let h = try PluginHost(node: node, settings: pluginSettings)
                 h.reloadSettings = { try self.buildPluginSettings() }
+                let registry = metrics.registry
+                h.onReport = { json in MetricsReport.apply(json: json, to: registry) }
                 h.install()
                 host = h
             }
             try node.start().wait()
+            try metrics.install()
         } catch {
             fail("\(error)", code: 2)
         }
@@ -197,6 +218,7 @@ struct RunCommand: ParsableCommand {
         done.wait()
         DeployRunHooks.stopping()
         replica?.stop()
+        metrics.stop()
         host?.stop()
         try? node.shutdown()
         node.logger.notice("node '\(config.name)' stopped")

@@ -34,7 +34,12 @@ from ._runtime import (MAX_TYPE, Timer, after, arequest, cancel, every, loop, na
                        push_cb, ready, request, send)
 from ._standalone import Node, destroy, init, tree, update
 
-from . import http, state
+from . import http, report, state
+
+#: The original reporter's names.
+report_inc = report.inc
+report_dec = report.dec
+report_set = report.set
 
 __version__ = "0.4.0"
 
@@ -46,15 +51,12 @@ __all__ = [
     "Timer", "Node", "init", "update", "destroy", "tree", "name", "ready", "log", "loop", "plugin_name", "Config", "Option", "PluginConfig", "REQUIRED",
     "DAgentError", "NoRoute", "Timeout", "Refused", "TooLarge", "QueueFull", "NotReady", "HopLimit",
     "NameTaken", "BadFrame", "UnknownKind", "HandlerTimeout", "ConfigError", "MAX_TYPE", "state", "http",
+    "report", "report_inc", "report_dec", "report_set",
 ]
 
 # Parts of the API that later issues bring. They are deliberately absent, not
 # stubbed: using them says where they come from.
-_NOT_YET = {
-    "report": "dagent.report (set/inc/dec metrics, aggregated by a collector) is not available yet: "
-              "it comes with the metrics issue (reporter/collector plugins and Prometheus export, "
-              "see ARCHITECTURE.md)",
-}
+_NOT_YET = {}
 
 
 def __getattr__(attr):

@@ -75,7 +75,7 @@ def tree_pids(tree, workdir):
 class Tree:
     """A topology file in a fresh folder, and the commands on it."""
 
-    def __init__(self, workdir, roots=3, processes_a1=None, processes_a2=None, hosts=False, extra=""):
+    def __init__(self, workdir, roots=3, processes_a1=None, processes_a2=None, hosts=False, extra="", a1_extra=""):
         self.workdir = workdir
         self.name = "t" + uuid.uuid4().hex[:8]
         self.root_ports = [free_port() for _ in range(roots)]
@@ -84,6 +84,7 @@ class Tree:
         self.path = os.path.join(workdir, "tree.yaml")
         self.hosts = hosts
         self.extra = extra
+        self.a1_extra = a1_extra
         self.a1 = processes_a1 if processes_a1 is not None else {
             "echo1": {"run": f"dagent run --name echo1 --parent msgq://{self.msgq} --echo", "restart": "always"},
             "worker": {"run": "dagent run --name worker --parent $DAGENT_VIA", "env": {"MODE": "one"},
@@ -106,7 +107,7 @@ class Tree:
         roots = "\n".join(f"  - {{id: {i + 1}, listen: tcp://127.0.0.1:{p}}}" for i, p in enumerate(self.root_ports))
         text = f"name: {self.name}\ndata: data\n{self.extra}root:\n{roots}\nagents:\n"
         text += "  a1:\n" + ("    host: m1\n" if self.hosts else "")
-        text += f"    listen: tcp://127.0.0.1:{self.a1_port}\n    msgq: {self.msgq}\n"
+        text += f"    listen: tcp://127.0.0.1:{self.a1_port}\n    msgq: {self.msgq}\n" + self.a1_extra
         text += "    processes: " + json.dumps(self.a1) + "\n"
         text += "  a2:\n" + ("    host: m2\n" if self.hosts else "")
         text += f"    listen: tcp://127.0.0.1:{self.a2_port}\n"
@@ -167,6 +168,11 @@ def test_up_status_request_then_down_leaves_nothing(tree_factory):
     # The desired state is in the root group's store.
     got = json.loads(dagent("state", "get", "--via", t.root_addr, f"deploy/{t.name}/agents/a1").stdout)
     assert [p["name"] for p in json.loads(got["record"]["value"])["processes"]] == ["echo1", "worker"]
+    # Status reaches the root group: every agent's rows are in the store, readable without the file.
+    def stored():
+        r = dagent("status", "--via", t.root_addr, "--json", check=False)
+        return {row["name"]: row["state"] for row in json.loads(r.stdout)}
+    wait_for("the agents' status in the store", lambda: stored() == {"echo1": "running", "worker": "running", "echo2": "running"})
     keys = ipc_keys(t.msgq)
     assert ipc_present(keys) == keys
     pids = tree_pids(t.name, t.workdir)
@@ -282,6 +288,17 @@ def test_restart_and_logs(tree_factory):
     finally:
         p.kill()
         p.wait()
+
+
+def test_an_agent_with_plugins_and_their_config(tree_factory):
+    plugins = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "plugins")
+    t = tree_factory(roots=1, a1_extra=f"    plugins: [{plugins}]\n    config: {{echo: {{prefix: \"> \"}}}}\n")
+    t.run("up")
+    # The shipped echo plugin runs in a1 with its config section, and a1 still answers deploy requests.
+    assert dagent("request", "--via", t.root_addr, "--to", "a1", "hi").stdout.strip() == "> hi"
+    assert t.status()["echo1"]["state"] == "running"
+    tree = json.loads(dagent("tree", "--via", f"tcp://127.0.0.1:{t.a1_port}", "--json").stdout)
+    assert any(p["name"] == "echo" and p["state"] == "loaded" for p in tree["plugin_host"]["plugins"]), tree
 
 
 def notify_socket(workdir, name):

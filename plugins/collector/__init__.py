@@ -1,0 +1,265 @@
+"""collector: gathers the metrics of every node that reports to it (``metrics.report_to: THIS_NODE``).
+
+Serves, on the agent's HTTP listener:
+
+* ``/metrics/tree`` — every node's series with a ``node`` label, plus ``dagent_node_up{node}``,
+  rendered by ``prometheus_client`` (text 0.0.4, or OpenMetrics when the scraper asks for it);
+* ``/dashboard/`` — a live page (Chart.js) of the nodes and the chosen metrics;
+* ``/api/collector/nodes``, ``/api/collector/metrics``, ``/api/collector/series?metric=NAME`` —
+  JSON for the page (the last ``history_seconds`` at ``history_step`` seconds).
+
+Reports are requests of type ``dagent.report.REPORT_TYPE`` carrying statsd-style change sets
+(counters as sums of increments, gauges as last values, histograms as merged buckets), so a
+restarted node's counters go on from where the collector had them, never counted twice. A node
+whose reports stop for ``down_after`` seconds (or that said goodbye with a final report) gets
+``dagent_node_up 0``; after ``grace`` more seconds its series go (its up gauge stays at 0).
+
+Config (``plugins.config.collector``): ``down_after`` (3 s), ``grace`` (30 s),
+``history_seconds`` (600), ``history_step`` (1 s), ``history_max_series`` (5000),
+``max_series`` (100000: series over all nodes; a report past it is refused with the count).
+"""
+import collections
+import json
+import os
+import threading
+import time
+
+import dagent
+
+try:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+except ImportError as exc:  # pragma: no cover - a clear setup error
+    raise ImportError("the collector plugin needs prometheus_client (Debian: python3-prometheus-client)") from exc
+
+CONFIG = dagent.Config(
+    down_after=dagent.Option(float, default=3.0, min=0.1, help="seconds without a report before a node is down"),
+    grace=dagent.Option(float, default=30.0, min=0.0, help="seconds a down node's series stay"),
+    history_seconds=dagent.Option(float, default=600.0, min=1.0, help="time series kept for the dashboard"),
+    history_step=dagent.Option(float, default=1.0, min=0.1, help="seconds between time series points"),
+    history_max_series=dagent.Option(int, default=5000, min=1, help="series with a time series"),
+    max_series=dagent.Option(int, default=100000, min=1, help="series over all nodes"),
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Node:
+    def __init__(self, name):
+        self.name = name
+        self.incarnation = ""
+        self.last_seen = time.time()
+        self.up = True
+        self.down_since = None
+        self.reports = 0
+        self.families = {}   # name -> {"type","help","labels","buckets","series": {values: cell}}
+
+    def series_count(self):
+        return sum(len(f["series"]) for f in self.families.values())
+
+
+class Store:
+    """Every node's series; one lock (reports arrive on the plugin thread, renders too)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.nodes = {}
+        self.kinds = {}       # metric name -> type, over all nodes
+        self.lock = threading.Lock()
+        self.total = 0
+        self.refused = 0
+        self.updates = 0
+        points = max(1, int(cfg["history_seconds"] / cfg["history_step"]))
+        self.history = collections.OrderedDict()   # (node, metric, values) -> deque[(t, v)]
+        self.points = points
+
+    def apply(self, report):
+        name = report.get("node")
+        if not isinstance(name, str) or not name:
+            raise ValueError("a report needs its node's name")
+        problems = []
+        with self.lock:
+            n = self.nodes.get(name)
+            if n is None:
+                n = self.nodes[name] = Node(name)
+            n.incarnation = report.get("incarnation", "")
+            n.last_seen, n.up, n.down_since = time.time(), not report.get("final"), (time.time() if report.get("final") else None)
+            n.reports += 1
+            for f in report.get("families", []):
+                mname, kind = f.get("name"), f.get("type")
+                known = self.kinds.get(mname)
+                if known is not None and known != kind:
+                    problems.append(f"metric '{mname}' is a {known} on this collector; node '{name}' reports it as a {kind}")
+                    continue
+                self.kinds[mname] = kind
+                fam = n.families.get(mname)
+                if fam is None:
+                    fam = n.families[mname] = {"type": kind, "help": f.get("help", ""), "labels": list(f.get("labels", [])),
+                                               "buckets": list(f.get("buckets", [])), "series": {}}
+                elif fam["labels"] != list(f.get("labels", [])):
+                    problems.append(f"metric '{mname}' of node '{name}' changed its labels")
+                    continue
+                for s in f.get("series", []):
+                    key = tuple(s.get("l", []))
+                    cell = fam["series"].get(key)
+                    if cell is None:
+                        if self.total >= self.cfg["max_series"]:
+                            self.refused += 1
+                            problems.append(f"collector holds {self.total} series (max_series={self.cfg['max_series']}); refused {mname}{key}")
+                            continue
+                        cell = fam["series"][key] = ([0.0, [0] * (len(fam["buckets"]) + 1), 0.0] if kind == "histogram" else [0.0])
+                        self.total += 1
+                    if kind == "counter":
+                        cell[0] += s.get("d", 0)
+                    elif kind == "gauge":
+                        cell[0] = s.get("v", 0)
+                    else:
+                        b = s.get("b", [])
+                        if len(b) == len(cell[1]):
+                            cell[1] = [x + y for x, y in zip(cell[1], b)]
+                        cell[2] += s.get("s", 0.0)
+                        cell[0] += s.get("c", 0)
+                    self.updates += 1
+        return problems
+
+    def expire(self):
+        now = time.time()
+        with self.lock:
+            for n in self.nodes.values():
+                if n.up and now - n.last_seen > self.cfg["down_after"]:
+                    n.up, n.down_since = False, now
+                    dagent.log.warning("collector: node '%s' sent no report for %.1fs: down", n.name, now - n.last_seen)
+                if not n.up and n.families and n.down_since is not None and now - n.down_since > self.cfg["grace"]:
+                    self.total -= n.series_count()
+                    n.families = {}
+                    for k in [k for k in self.history if k[0] == n.name]:
+                        del self.history[k]
+                    dagent.log.info("collector: node '%s' down for %.0fs: its series are gone", n.name, self.cfg["grace"])
+
+    def sample(self):
+        now = time.time()
+        with self.lock:
+            for n in self.nodes.values():
+                if not n.families:
+                    continue
+                for mname, fam in n.families.items():
+                    for key, cell in fam["series"].items():
+                        hk = (n.name, mname, key)
+                        dq = self.history.get(hk)
+                        if dq is None:
+                            if len(self.history) >= self.cfg["history_max_series"]:
+                                continue
+                            dq = self.history[hk] = collections.deque(maxlen=self.points)
+                        dq.append((round(now, 3), cell[0]))
+
+    # ---- prometheus_client ----------------------------------------------------------
+
+    def collect(self):
+        with self.lock:
+            up = GaugeMetricFamily("dagent_node_up", "1 while the node reports to this collector", labels=["node"])
+            for n in sorted(self.nodes.values(), key=lambda n: n.name):
+                up.add_metric([n.name], 1 if n.up else 0)
+            yield up
+            families = {}
+            for n in self.nodes.values():
+                for mname, fam in n.families.items():
+                    families.setdefault(mname, []).append((n.name, fam))
+            for mname in sorted(families):
+                entries = families[mname]
+                kind, help_ = entries[0][1]["type"], entries[0][1]["help"] or mname
+                labelsets = {tuple(f["labels"]) for _, f in entries}
+                labels = ["node"] + list(entries[0][1]["labels"]) if len(labelsets) == 1 else None
+                if labels is None:   # different label names per node: the first node's set only
+                    entries = [e for e in entries if tuple(e[1]["labels"]) == tuple(entries[0][1]["labels"])]
+                    labels = ["node"] + list(entries[0][1]["labels"])
+                if kind == "counter":
+                    mf = CounterMetricFamily(mname, help_, labels=labels)
+                elif kind == "gauge":
+                    mf = GaugeMetricFamily(mname, help_, labels=labels)
+                else:
+                    mf = HistogramMetricFamily(mname, help_, labels=labels)
+                for node, fam in entries:
+                    for key, cell in sorted(fam["series"].items()):
+                        values = [node] + list(key)
+                        if kind == "histogram":
+                            acc, buckets = 0, []
+                            for i, c in enumerate(cell[1]):
+                                acc += c
+                                le = _le(fam["buckets"][i]) if i < len(fam["buckets"]) else "+Inf"
+                                buckets.append((le, acc))
+                            mf.add_metric(values, buckets, cell[2])
+                        else:
+                            mf.add_metric(values, cell[0])
+                yield mf
+
+
+def _le(v):
+    return repr(float(v))
+
+
+STORE = None
+_REGISTRY = None
+
+
+def setup(config):
+    global STORE, _REGISTRY
+    STORE = Store(config)
+    _REGISTRY = CollectorRegistry(auto_describe=False)
+    _REGISTRY.register(STORE)
+    dagent.every(config["history_step"], STORE.sample)
+    dagent.every(min(1.0, config["down_after"] / 3), STORE.expire)
+    dagent.http.static("/dashboard/", os.path.join(HERE, "static"))
+
+
+@dagent.on(dagent.report.REPORT_TYPE)
+def take_report(msg):
+    try:
+        report = json.loads(msg.data)
+    except ValueError as exc:
+        raise dagent.Refused(f"a metrics report from '{msg.src}' is not JSON: {exc}")
+    problems = STORE.apply(report)
+    if problems:
+        dagent.log.warning("collector: %s", "; ".join(problems[:5]))
+        return ("refused: " + "; ".join(problems[:5])).encode()
+    return b"ok"
+
+
+@dagent.http.route("/metrics/tree")
+def metrics_tree(req):
+    if "application/openmetrics-text" in req.headers.get("accept", ""):
+        return 200, generate_openmetrics(_REGISTRY), {"Content-Type": "application/openmetrics-text; version=1.0.0; charset=utf-8"}
+    return 200, generate_latest(_REGISTRY), {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+
+
+@dagent.http.route("/api/collector/nodes")
+def nodes(req):
+    with STORE.lock:
+        return [{"node": n.name, "up": n.up, "last_seen": n.last_seen, "reports": n.reports,
+                 "series": n.series_count(), "incarnation": n.incarnation}
+                for n in sorted(STORE.nodes.values(), key=lambda n: n.name)]
+
+
+@dagent.http.route("/api/collector/metrics")
+def metric_names(req):
+    with STORE.lock:
+        return sorted(STORE.kinds.items())
+
+
+@dagent.http.route("/api/collector/series")
+def series(req):
+    metric = req.query.get("metric", "")
+    if not metric:
+        return 400, "400 Bad Request: give ?metric=NAME\n"
+    with STORE.lock:
+        out = []
+        for (node, mname, key), dq in STORE.history.items():
+            if mname != metric:
+                continue
+            labels = {}
+            n = STORE.nodes.get(node)
+            fam = n.families.get(mname) if n else None
+            if fam:
+                labels = dict(zip(fam["labels"], key))
+            out.append({"node": node, "labels": labels, "points": list(dq)})
+    return {"metric": metric, "kind": STORE.kinds.get(metric), "series": out}
