@@ -19,7 +19,8 @@ struct QueuedItem {
     var cookie: UInt64
     var token: UInt64
     var src: String
-    var data: Data
+    /// The payload: for a message, a slice of the bytes the node read (no copy).
+    var data: ByteBuffer
 }
 
 final class Handle: @unchecked Sendable {
@@ -30,9 +31,13 @@ final class Handle: @unchecked Sendable {
     let readFD: Int32
     let writeFD: Int32
     var destroyed = false
-    /// Storage for the items last returned by dagent_take (caller's thread).
+    /// Storage for the sources of the items last returned by dagent_take, and
+    /// the items themselves: their payload buffers stay retained (and are never
+    /// written) until the next take, so the pointers handed out stay valid
+    /// without a copy (caller's thread).
     var arena: UnsafeMutableRawPointer?
     var arenaSize = 0
+    var taken: [QueuedItem] = []
     var handlers: [UInt32: (dagent_handler, UnsafeMutableRawPointer?)] = [:]
     var timers: [UInt64: Scheduled<Void>] = [:]   // on the event loop
     var repeating: [UInt64: RepeatedTask] = [:]    // on the event loop
@@ -63,6 +68,22 @@ final class Handle: @unchecked Sendable {
             let wasEmpty = queue.isEmpty
             queue.append(item)
             if wasEmpty {
+                var one: UInt8 = 1
+                _ = write(writeFD, &one, 1)
+            }
+        }
+    }
+
+    /// Queues a batch of messages from the node's loop: one lock, one wake-up.
+    func push(messages batch: [DataMessage]) {
+        lock.withLock {
+            if destroyed { return }
+            let wasEmpty = queue.isEmpty
+            for m in batch where m.kind == .data || m.kind == .request {
+                queue.append(QueuedItem(kind: Int32(DAGENT_ITEM_MESSAGE), code: 0, type: m.type, cookie: m.kind == .request ? m.cookie : 0,
+                                        token: 0, src: m.src, data: m.payload))
+            }
+            if wasEmpty && !queue.isEmpty {
                 var one: UInt8 = 1
                 _ = write(writeFD, &one, 1)
             }
@@ -144,11 +165,7 @@ public func dagent_create(_ name: UnsafePointer<CChar>?, _ via: UnsafePointer<CC
         config.reconnectInitialBackoff = 0.05
         let node = try Node(config: config, logger: stderrLogger)
         let h = try Handle(node: node)
-        node.onMessage = { [unowned h] e in
-            guard e.kind == .data || e.kind == .request else { return }
-            h.push(QueuedItem(kind: Int32(DAGENT_ITEM_MESSAGE), code: 0, type: e.type, cookie: e.kind == .request ? e.cookie : 0,
-                              token: 0, src: e.src, data: e.payload))
-        }
+        node.onMessages = { [unowned h] batch in h.push(messages: batch) }
         node.onEvent = { event in
             if case .registrationFailed(let error) = event {
                 stderrLogger.error("node '\(name)': registration failed: \(error)")
@@ -285,10 +302,10 @@ public func dagent_request_async(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar
             guard let h else { return }
             switch r {
             case .success(let e):
-                h.push(QueuedItem(kind: Int32(DAGENT_ITEM_REPLY), code: 0, type: type, cookie: 0, token: token, src: name, data: e.payload))
+                h.push(QueuedItem(kind: Int32(DAGENT_ITEM_REPLY), code: 0, type: type, cookie: 0, token: token, src: name, data: ByteBuffer(bytes: e.payload)))
             case .failure(let e):
                 h.push(QueuedItem(kind: Int32(DAGENT_ITEM_REPLY), code: Int32(e.code.rawValue), type: type, cookie: 0, token: token,
-                                  src: name, data: Data(e.reason.utf8)))
+                                  src: name, data: ByteBuffer(string: e.reason)))
             }
         })
     }
@@ -323,7 +340,7 @@ public func dagent_timer(_ p: OpaquePointer?, _ delay: Double, _ period: Double,
     if delay < 0 || period < 0 { return fail(Int32(DAGENT_E_CONFIG), "timer delay and period must be >= 0 (got \(delay), \(period))") }
     let loop = h.node.eventLoop
     loop.execute {
-        let item = QueuedItem(kind: Int32(DAGENT_ITEM_TIMER), code: 0, type: 0, cookie: 0, token: token, src: "", data: Data())
+        let item = QueuedItem(kind: Int32(DAGENT_ITEM_TIMER), code: 0, type: 0, cookie: 0, token: token, src: "", data: ByteBuffer())
         if period > 0 {
             h.repeating[token]?.cancel()
             h.repeating[token] = loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(delay * 1e9)),
@@ -379,7 +396,7 @@ public func dagent_take(_ p: OpaquePointer?, _ items: UnsafeMutablePointer<dagen
     }
     if batch.isEmpty { return 0 }
     var need = 0
-    for item in batch { need += item.src.utf8.count + 1 + item.data.count }
+    for item in batch { need += item.src.utf8.count + 1 }
     if need > h.arenaSize {
         free(h.arena)
         h.arenaSize = Swift.max(need, 64 * 1024)
@@ -397,13 +414,14 @@ public func dagent_take(_ p: OpaquePointer?, _ items: UnsafeMutablePointer<dagen
         (base + offset + srcLen).storeBytes(of: 0, as: UInt8.self)
         let srcPtr = (base + offset).assumingMemoryBound(to: CChar.self)
         offset += srcLen + 1
-        let dataPtr = (base + offset).assumingMemoryBound(to: UInt8.self)
-        let n = item.data.count
-        if n > 0 { item.data.withUnsafeBytes { b in (base + offset).copyMemory(from: b.baseAddress!, byteCount: n) } }
-        offset += n
+        // The payload stays where the node read it: `h.taken` keeps its storage
+        // alive, unwritten, until the next take (the C API's stated lifetime).
+        let n = item.data.readableBytes
+        let dataPtr = item.data.withUnsafeReadableBytes { $0.baseAddress?.assumingMemoryBound(to: UInt8.self) }
         items[i] = dagent_item(kind: item.kind, code: item.code, type: item.type, cookie: item.cookie, token: item.token,
-                               src: UnsafePointer(srcPtr), src_len: srcLen, data: UnsafePointer(dataPtr), len: n)
+                               src: UnsafePointer(srcPtr), src_len: srcLen, data: n > 0 ? dataPtr : nil, len: n)
     }
+    h.taken = batch
     return Int32(batch.count)
 }
 

@@ -155,8 +155,7 @@ package final class MsgqAgentService {
 
     package func received(_ batch: [MsgqDelivery]) {
         guard !stopped else { return }
-        for delivery in batch {
-            guard case let .inbound(inbound) = delivery else { continue }
+        for inbound in batch {
             switch inbound {
             case let .frames(channel, incarnation, bodies):
                 guard let id = link(for: channel, incarnation: incarnation) else { continue }

@@ -5,19 +5,16 @@ import DAgentLink
 import Logging
 
 /// Turns received queue messages into deliveries for the node: reassembles
-/// frames (`MsgqReassembler`) and, on a leaf, decodes what brothers sent.
+/// frames (`MsgqReassembler`); the routing core reads them on the node's loop.
 /// Shared by the receiver thread (`MsgqReceiver`) and the message-queue event
 /// loop (`MsgqEventLoop`), which run it on different threads.
 package struct MsgqIntake {
     package let senderIsMtype: Bool
-    /// Decode frames from brothers here (a leaf's receiver), off the routing path.
-    package let decodeDirect: Bool
     private var reassembler: MsgqReassembler
     private let allocator = ByteBufferAllocator()
 
-    package init(senderIsMtype: Bool, decodeDirect: Bool, maxFrameBytes: Int) {
+    package init(senderIsMtype: Bool, maxFrameBytes: Int) {
         self.senderIsMtype = senderIsMtype
-        self.decodeDirect = decodeDirect
         reassembler = MsgqReassembler(maxFrameBytes: maxFrameBytes)
     }
 
@@ -35,18 +32,7 @@ package struct MsgqIntake {
         buffer.writeBytes(text)
         guard let inbound = reassembler.receive(buffer, mtype: mtype, senderIsMtype: senderIsMtype) else { return .none }
         if case .wake = inbound { return .wake }
-        if decodeDirect, case let .frames(sender, _, bodies) = inbound, sender != MsgqWire.agentChannel {
-            var envelopes: [Dagent_Envelope] = []
-            var problems: [String] = []
-            for body in bodies {
-                let (decoded, problem) = NodeCore.decodeDirect(body)
-                envelopes += decoded
-                if let problem { problems.append(problem) }
-            }
-            batch.append(.direct(sender: sender, envelopes: envelopes, problems: problems))
-        } else {
-            batch.append(.inbound(inbound))
-        }
+        batch.append(inbound)
         return .appended
     }
 }

@@ -141,12 +141,12 @@ package final class MsgqParentLinkIO: LinkIO {
             wake.setType(Int(channel))
             receiver = MsgqLoopReader(loop: loop, source: MsgqEventLoop.Source(
                 queue: attachment.down, mtype: Int(channel), wake: wake.bytes,
-                intake: MsgqIntake(senderIsMtype: false, decodeDirect: true, maxFrameBytes: node.msgqOptions.maxFrameBytes),
+                intake: MsgqIntake(senderIsMtype: false, maxFrameBytes: node.msgqOptions.maxFrameBytes),
                 deliver: deliver, failed: failed))
         } else {
             receiver = MsgqReceiver(queue: attachment.down, mtype: Int(channel), senderIsMtype: false,
                                     msgmax: attachment.limits.msgmax, maxFrameBytes: node.msgqOptions.maxFrameBytes,
-                                    eventLoop: node.eventLoop, label: "msgq://\(attachment.path) #\(hex(channel))", decodeDirect: true,
+                                    eventLoop: node.eventLoop, label: "msgq://\(attachment.path) #\(hex(channel))",
                                     deliver: deliver, failed: failed)
         }
         let onFatal: (SysVError) -> Void = { [weak self] error in
@@ -291,18 +291,7 @@ package final class MsgqParentLinkIO: LinkIO {
     package func received(_ batch: [MsgqDelivery]) {
         guard !closed else { return }
         let nowNs = node.nowNs
-        for delivery in batch {
-            let inbound: MsgqInbound
-            switch delivery {
-            case let .direct(sender, envelopes, problems):
-                for problem in problems { node.core.dropDirect(problem, sender: "channel \(hex(sender))") }
-                node.core.receiveDirect(envelopes: envelopes, via: link, nowNs: nowNs)
-                node.perform()
-                if closed { return }
-                continue
-            case let .inbound(i):
-                inbound = i
-            }
+        for inbound in batch {
             switch inbound {
             case let .frames(sender, inc, bodies):
                 if sender == MsgqWire.agentChannel {

@@ -10,12 +10,8 @@ import DAgentLink
 import Logging
 #endif
 
-/// What a receiver hands to the event loop.
-package enum MsgqDelivery {
-    case inbound(MsgqInbound)
-    /// Envelopes a brother sent, decoded on the receiver thread (leaves only).
-    case direct(sender: UInt64, envelopes: [Dagent_Envelope], problems: [String])
-}
+/// What a receiver hands to the event loop: a reassembled queue message.
+package typealias MsgqDelivery = MsgqInbound
 
 /// A thread that blocks in msgrcv on one queue (for one message type, or any),
 /// decodes what arrives (`MsgqReassembler`) and hands it to the node's event
@@ -43,14 +39,14 @@ package final class MsgqReceiver: @unchecked Sendable {
     ///   - deliver: called on the event loop with each batch.
     ///   - failed: called on the event loop once if the queue goes away (or msgrcv fails); the thread has ended.
     package init(queue: SysVQueue, mtype: Int, senderIsMtype: Bool, msgmax: Int, maxFrameBytes: Int, eventLoop: EventLoop,
-         label: String, maxInFlight: Int = 4, decodeDirect: Bool = false,
+         label: String, maxInFlight: Int = 4,
          deliver: @escaping ([MsgqDelivery]) -> Void, failed: @escaping (SysVError) -> Void) {
         self.queue = queue
         self.mtype = mtype
         self.eventLoop = eventLoop
         self.label = label
         self.capacity = max(msgmax, MsgqWire.defaultMsgmax)
-        intake = MsgqIntake(senderIsMtype: senderIsMtype, decodeDirect: decodeDirect, maxFrameBytes: maxFrameBytes)
+        intake = MsgqIntake(senderIsMtype: senderIsMtype, maxFrameBytes: maxFrameBytes)
         self.deliver = deliver
         self.failed = failed
         slots = DispatchSemaphore(value: maxInFlight)

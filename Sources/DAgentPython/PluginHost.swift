@@ -35,14 +35,14 @@ public final class PluginHost: @unchecked Sendable {
 
     // Guarded by `lock`.
     let lock = NIOLock()
-    var inbox = CircularBuffer<Dagent_Envelope>(initialCapacity: 4096)
+    var inbox = CircularBuffer<DataMessage>(initialCapacity: 4096)
     var events: [Event] = []
     /// True while the plugin thread is awake or will come back by itself: no need to signal.
     var signalled = false
     /// Messages taken from `inbox` but not yet handed to Python (counted against queue_length).
     var takenCount = 0
     // Plugin thread only: the inbox as last swapped out, fed to Python in batches.
-    var taken = CircularBuffer<Dagent_Envelope>(initialCapacity: 4096)
+    var taken = CircularBuffer<DataMessage>(initialCapacity: 4096)
     // Event loop only: a wake-up is scheduled for the end of this loop tick.
     var wakeScheduled = false
     var state = State.starting
@@ -90,7 +90,7 @@ public final class PluginHost: @unchecked Sendable {
 
     /// Routes the node's messages to the plugins and adds the host to `dagent tree`.
     public func install() {
-        node.onMessage = { [unowned self] envelope in self.deliver(envelope) }
+        node.onMessages = { [unowned self] batch in self.deliver(batch) }
         node.treeExtension = { [unowned self] reply in
             let (queued, dropped, settings) = self.lock.withLock { (self.inbox.count + self.takenCount, self.stats.dropped, self.settings) }
             reply.pluginHost = self.stats.info(settings: settings, queued: queued, dropped: dropped)
@@ -191,48 +191,55 @@ public final class PluginHost: @unchecked Sendable {
 
     // MARK: intake (event loop)
 
-    /// Hands a message for this node to the plugins. On the event loop; never blocks.
-    public func deliver(_ envelope: Dagent_Envelope) {
-        guard envelope.kind == .data || envelope.kind == .request else { return }
-        if envelope.type == WireConstants.pluginAdminType {
-            admin(envelope)
-            return
-        }
-        enum Outcome { case queued(wake: Bool), full(dropped: UInt64), stopped }
-        let outcome: Outcome = lock.withLock {
-            if state == .stopped { return .stopped }
-            if inbox.count + takenCount >= queueLength {
-                stats.dropped += 1
-                return .full(dropped: stats.dropped)
-            }
-            inbox.append(envelope)
-            if signalled { return .queued(wake: false) }
-            signalled = true
-            return .queued(wake: true)
-        }
-        switch outcome {
-        case .queued(let wake):
-            // One eventfd write per event-loop tick, after the whole read burst, not per message.
-            if wake && !wakeScheduled {
-                wakeScheduled = true
-                node.eventLoop.execute {
-                    self.wakeScheduled = false
-                    cpy_eventfd_signal(self.wakeFD)
+    /// Hands a batch of messages for this node to the plugins: one lock, at
+    /// most one wake-up. On the event loop; never blocks. Payloads stay the
+    /// slices the node read; the only copy is into the Python bytes object.
+    public func deliver(_ batch: [DataMessage]) {
+        var refused: [DataMessage] = []
+        var admins: [DataMessage] = []
+        var wake = false, stopped = false
+        var dropped: (before: UInt64, after: UInt64) = (0, 0)
+        lock.withLock {
+            stopped = state == .stopped
+            dropped.before = stats.dropped
+            for m in batch where m.kind == .data || m.kind == .request {
+                if m.type == WireConstants.pluginAdminType {
+                    admins.append(m)
+                } else if stopped {
+                    refused.append(m)
+                } else if inbox.count + takenCount >= queueLength {
+                    stats.dropped += 1
+                    refused.append(m)
+                } else {
+                    inbox.append(m)
+                    if !signalled {
+                        signalled = true
+                        wake = true
+                    }
                 }
             }
-        case .full(let dropped):
-            let reason = "the plugin queue of node '\(node.config.name)' is full (plugins.queue_length=\(queueLength)): its plugins do not keep up"
-            if envelope.kind == .request {
-                node.replyError(to: envelope, code: .queueFull, reason: reason)
-            }
-            if dropped == 1 || dropped % 10_000 == 0 {
-                logger.warning("\(reason); \(dropped) message(s) refused so far (requests get a `queue full` error, one-way messages are counted as dropped)")
-            }
-        case .stopped:
-            if envelope.kind == .request {
-                node.replyError(to: envelope, reason: "the plugin host of node '\(node.config.name)' is not running")
+            dropped.after = stats.dropped
+        }
+        // One eventfd write per event-loop tick, after the whole read burst, not per batch.
+        if wake && !wakeScheduled {
+            wakeScheduled = true
+            node.eventLoop.execute {
+                self.wakeScheduled = false
+                cpy_eventfd_signal(self.wakeFD)
             }
         }
+        if !refused.isEmpty {
+            let reason = stopped
+                ? "the plugin host of node '\(node.config.name)' is not running"
+                : "the plugin queue of node '\(node.config.name)' is full (plugins.queue_length=\(queueLength)): its plugins do not keep up"
+            for m in refused where m.kind == .request {
+                node.replyError(to: m.envelope, code: stopped ? .refused : .queueFull, reason: reason)
+            }
+            if !stopped && (dropped.before == 0 || dropped.before / 10_000 != dropped.after / 10_000) {
+                logger.warning("\(reason); \(dropped.after) message(s) refused so far (requests get a `queue full` error, one-way messages are counted as dropped)")
+            }
+        }
+        for m in admins { admin(m.envelope) }
     }
 
     /// `dagent reload` arrives as a request of the reserved admin type.
@@ -322,7 +329,7 @@ public final class PluginHost: @unchecked Sendable {
             let e = taken.removeFirst()
             var src = e.src
             src.withUTF8 { s in
-                e.payload.withUnsafeBytes { p in
+                e.payload.withUnsafeReadableBytes { p in
                     cpy_batch_message(batch, s.baseAddress, s.count, e.type, e.kind == .request ? e.cookie : 0, p.baseAddress, p.count)
                 }
             }

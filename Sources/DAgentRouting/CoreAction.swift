@@ -19,8 +19,6 @@ public enum CoreAction: Equatable {
     /// The peer on this link asked what we see (`dagent tree`); the driver
     /// answers with `treeReply(requestID:)` plus its socket buffer depths.
     case treeRequested(LinkID, requestID: UInt64)
-    /// Hand an envelope addressed to this node to the local application.
-    case deliver(Dagent_Envelope)
     /// Hand a publish to these subscriptions of this node (`NodeCore.subscribe`).
     case deliverPublish(Dagent_Envelope, subscriptions: [UInt64])
     /// Close the link after writing what was queued to it.

@@ -86,6 +86,11 @@ extension NodeCore {
             emit(.forwardRaw(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
             return
         }
+        if header.dst == config.name && known && (link.registered || link.isParent)
+            && rawSourceAllowed(raw, dst: header.dst, batch: false, link: link) {
+            var cache = EnvelopeCodec.StringCache()
+            if deliverRaw(raw, cache: &cache) { return }
+        }
         // The slow path: decode and apply every rule.
         do {
             var envelope = try EnvelopeCodec.decode(raw)
@@ -107,21 +112,7 @@ extension NodeCore {
             emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
             return
         }
-        do {
-            var cache = EnvelopeCodec.StringCache()
-            cache.dst = header.dst
-            for slice in try BatchCodec.envelopes(raw) {
-                var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
-                if envelope.dst != header.dst {
-                    fail(envelope, .badFrame, "envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'", nowNs: nowNs)
-                    continue
-                }
-                envelope.hopLimit = header.hopLimit
-                receiveEnvelope(&envelope, from: id, nowNs: nowNs)
-            }
-        } catch {
-            badFrame(id, error)
-        }
+        deliverBatch(raw, header: header, from: id, direct: nil, nowNs: nowNs)
     }
 
     /// Routes an envelope that is already validated and hop-counted.
@@ -165,7 +156,7 @@ extension NodeCore {
             return
         }
         stats.delivered &+= 1
-        emit(.deliver(envelope))
+        inbox.append(DataMessage(envelope))
         if envelope.kind == .data && envelope.cookie != 0 {
             // Delivery receipt: emitted with the delivery itself, so it is sent even
             // if the application stops right after seeing the message.

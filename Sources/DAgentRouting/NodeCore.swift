@@ -54,9 +54,14 @@ public final class NodeCore {
     /// Pub/sub: subscriptions, interest per link, the match table (NodeCore-pubsub.swift).
     package lazy var pubsub = PubSubState(limits: config.pubsub)
 
+    /// Messages delivered to this node, in order; the driver takes them in
+    /// batches (`takeInbox`) after each input.
+    public package(set) var inbox: [DataMessage] = []
+
     /// Pending actions; the driver takes them with `drainActions`.
     public package(set) var actions: [CoreAction] = []
-    private(set) var draining = false
+    /// True while `drainActions` runs (its body may call back into the core).
+    public private(set) var draining = false
 
     /// - Parameters:
     ///   - session: a session to present to the parent (a restarted node reclaiming its name), or 0.
@@ -225,18 +230,23 @@ public final class NodeCore {
     /// parent link: the brother, not the parent, sent it. Only envelopes and
     /// batches are accepted from brothers.
     public func receiveDirect(frameBody: ByteBuffer, via id: LinkID, sender: String, nowNs: UInt64) {
-        let (envelopes, problem) = Self.decodeDirect(frameBody)
-        if let problem { dropDirect(problem, sender: sender) }
-        receiveDirect(envelopes: envelopes, via: id, nowNs: nowNs)
-    }
-
-    /// Envelopes a brother sent, already decoded (`decodeDirect`, e.g. on the
-    /// thread that read them); see `receiveDirect(frameBody:)`.
-    public func receiveDirect(envelopes: [Dagent_Envelope], via id: LinkID, nowNs: UInt64) {
         guard links[id] != nil else { return }
-        for var envelope in envelopes {
-            stats.directIn &+= 1
-            receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+        do {
+            switch try InboundFrame.classify(frameBody) {
+            case let .envelope(raw, _):
+                stats.directIn &+= 1
+                var cache = EnvelopeCodec.StringCache()
+                if deliverRaw(raw, cache: &cache) { return }
+                var envelope = try EnvelopeCodec.decode(raw)
+                receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+            case let .batch(raw, header, count):
+                stats.directIn &+= UInt64(count)
+                deliverBatch(raw, header: header, from: id, direct: sender, nowNs: nowNs)
+            case .control(let frame):
+                dropDirect("a control frame (\(frame.body.map { "\($0)".prefix(40) } ?? "empty")); brothers send envelopes only", sender: sender)
+            }
+        } catch {
+            dropDirect("malformed: \(error)", sender: sender)
         }
     }
 
@@ -244,38 +254,6 @@ public final class NodeCore {
     public func dropDirect(_ problem: String, sender: String) {
         stats.directDropped &+= 1
         log(.warning, "dropped a frame sent directly by brother \(sender): \(problem)")
-    }
-
-    /// Decodes a frame a brother sent into its envelopes (a batch's carry the
-    /// batch's hop limit). Pure: safe on any thread. `problem` says what was
-    /// dropped, if anything.
-    public static func decodeDirect(_ frameBody: ByteBuffer) -> (envelopes: [Dagent_Envelope], problem: String?) {
-        do {
-            switch try InboundFrame.classify(frameBody) {
-            case let .envelope(raw, _):
-                return ([try EnvelopeCodec.decode(raw)], nil)
-            case let .batch(raw, header, count):
-                var cache = EnvelopeCodec.StringCache()
-                cache.dst = header.dst
-                var out: [Dagent_Envelope] = []
-                out.reserveCapacity(count)
-                var problem: String?
-                for slice in try BatchCodec.envelopes(raw) {
-                    var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
-                    guard envelope.dst == header.dst else {
-                        problem = "an envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'"
-                        continue
-                    }
-                    envelope.hopLimit = header.hopLimit
-                    out.append(envelope)
-                }
-                return (out, problem)
-            case .control(let frame):
-                return ([], "a control frame (\(frame.body.map { "\($0)".prefix(40) } ?? "empty")); brothers send envelopes only")
-            }
-        } catch {
-            return ([], "malformed: \(error)")
-        }
     }
 
     /// A frame this node wrote could not be delivered to the link's transport

@@ -45,9 +45,15 @@ public struct RpcTable<Waiter>: Sendable where Waiter: Sendable {
     /// which the unpredictable cookie guards. nil if it matches nothing:
     /// the answer is then not for a pending request (or forged).
     public mutating func complete(answer: Dagent_Envelope) -> Pending? {
-        guard answer.cookie != 0, let p = pending[answer.cookie] else { return nil }
-        if answer.kind == .response && answer.src != p.dst { return nil }
-        return pending.removeValue(forKey: answer.cookie)
+        complete(answerCookie: answer.cookie, kind: answer.kind, src: answer.src)
+    }
+
+    /// `complete(answer:)` from the answer's fields.
+    @inline(__always)
+    public mutating func complete(answerCookie cookie: UInt64, kind: Dagent_Kind, src: String) -> Pending? {
+        guard cookie != 0, let p = pending[cookie] else { return nil }
+        if kind == .response && src != p.dst { return nil }
+        return pending.removeValue(forKey: cookie)
     }
 
     /// Removes and returns every request whose deadline has passed.

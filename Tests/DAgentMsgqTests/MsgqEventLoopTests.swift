@@ -32,7 +32,7 @@ final class MsgqEventLoopTests: XCTestCase {
         wake.setType(channel)
         let source = MsgqEventLoop.Source(
             queue: queue, mtype: channel, wake: wake.bytes,
-            intake: MsgqIntake(senderIsMtype: false, decodeDirect: false, maxFrameBytes: 1 << 20),
+            intake: MsgqIntake(senderIsMtype: false, maxFrameBytes: 1 << 20),
             deliver: { [loop] batch in
                 XCTAssertTrue(loop!.inEventLoop, "delivered on the loop's own thread")
                 got.withLockedValue { $0 += batch }

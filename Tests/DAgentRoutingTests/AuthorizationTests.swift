@@ -221,3 +221,28 @@ final class AuthorizationTests: XCTestCase {
         XCTAssertFalse(b.take(nowNs: 100_000_000))
     }
 }
+
+/// The local-delivery fast path (straight into the inbox) checks sources too.
+final class AuthorizedDeliveryTests: XCTestCase {
+    func testForgedSourceToTheParentItselfIsDropped() throws {
+        let net = CoreNetwork.standardTree()
+        let (_, link) = net.rawLink(to: "a1")
+        var reg = Dagent_Frame()
+        reg.register.name = "evil"
+        reg.register.protocolVersion = WireConstants.protocolVersion
+        net.cores["a1"]!.receive(frameBody: ByteBuffer(bytes: try reg.serializedBytes() as [UInt8]), from: link, nowNs: net.nowNs)
+        net.pump()
+        for src in ["ep1", "evil"] {
+            var f = Dagent_Frame()
+            f.envelope.src = src
+            f.envelope.dst = "a1"
+            f.envelope.kind = .response
+            f.envelope.cookie = 7
+            f.envelope.hopLimit = 8
+            net.cores["a1"]!.receive(frameBody: ByteBuffer(bytes: try f.serializedBytes() as [UInt8]), from: link, nowNs: net.nowNs)
+        }
+        net.pump()
+        XCTAssertEqual(net.inbox("a1").map(\.src), ["evil"])
+        XCTAssertEqual(net.cores["a1"]!.stats.forgedSources, 1)
+    }
+}

@@ -98,6 +98,13 @@ final class CoreNetwork {
                     moved = true
                     handle(action, at: name)
                 }
+                if !core.inbox.isEmpty {
+                    moved = true
+                    var batch: [DataMessage] = []
+                    core.takeInbox(swappingWith: &batch)
+                    delivered[name, default: []] += batch.map(\.envelope)
+                    deliveryBatches += 1
+                }
                 flushWriters(of: name)   // one "burst" per node per round, like a flush per read burst
             }
             if !inflight.isEmpty {
@@ -130,8 +137,6 @@ final class CoreNetwork {
         case let .forwardRawBatch(hop, raw, offset, limit):
             writers[Key(node: name, hop: hop), default: FrameWriter()].appendRawBatch(raw, hopLimitOffset: offset, hopLimit: limit)
             rawBatchForwards += 1
-        case let .deliver(envelope):
-            delivered[name, default: []].append(envelope)
         case let .deliverPublish(envelope, ids):
             published[name, default: []].append((envelope, ids))
         case let .close(link, reason):
@@ -149,6 +154,8 @@ final class CoreNetwork {
         }
     }
 
+    /// Inbox batches taken (local deliveries are handed over in batches).
+    var deliveryBatches = 0
     /// Frames relayed on the raw fast path (never decoded by the relay).
     var rawForwards = 0
     var rawBatchForwards = 0

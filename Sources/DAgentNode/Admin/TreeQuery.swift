@@ -21,7 +21,7 @@ public enum TreeQuery {
             queue: attachment.down, mtype: Int(channel), senderIsMtype: false, msgmax: attachment.limits.msgmax,
             maxFrameBytes: WireConstants.defaultMaxFrameBytes, eventLoop: loop, label: "msgq://\(path) tree query",
             deliver: { batch in
-                for case let .inbound(.frames(sender, inc, bodies)) in batch where sender == MsgqWire.agentChannel && inc == incarnation {
+                for case let .frames(sender, inc, bodies) in batch where sender == MsgqWire.agentChannel && inc == incarnation {
                     for body in bodies {
                         if let frame = try? Dagent_Frame(serializedBytes: Array(body.readableBytesView)), case .treeReply(let reply)? = frame.body {
                             promise.succeed(reply)

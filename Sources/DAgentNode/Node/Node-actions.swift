@@ -10,6 +10,7 @@ import DAgentMsgq
 extension Node {
     /// Drains the core's actions. Called on the event loop after every input.
     package func perform() {
+        defer { if !core.inbox.isEmpty && !core.draining { deliverInbox() } }
         core.drainActions { action in
             switch action {
             case let .forwardRaw(hop, raw, offset, hopLimit):
@@ -28,8 +29,6 @@ extension Node {
                 markDirty(id)
             case let .treeRequested(id, requestID):
                 answerTree(requestID: requestID, on: id)
-            case let .deliver(envelope):
-                deliver(envelope)
             case let .deliverPublish(envelope, ids):
                 deliverPublish(envelope, to: ids)
             case let .close(id, reason):
@@ -128,32 +127,6 @@ extension Node {
         eventLoop.execute {
             self.flushScheduled = false
             self.flushDirty()
-        }
-    }
-
-    func deliver(_ envelope: Dagent_Envelope) {
-        if !serviceHandlers.isEmpty, let service = serviceHandlers[envelope.dst] {
-            service(envelope)
-            return
-        }
-        switch envelope.kind {
-        case .response, .error:
-            if envelope.cookie != 0, let pending = rpc.complete(answer: envelope) {
-                if envelope.kind == .response {
-                    pending.waiter.succeed(envelope)
-                } else {
-                    pending.waiter.fail(DAgentError(envelope.error, envelope.reason))
-                }
-                return
-            }
-            if envelope.kind == .error {
-                logger.warning("message to '\(envelope.dst == config.name ? "?" : envelope.dst)' failed: \(DAgentError.name(of: envelope.error)): \(envelope.reason)")
-            }
-            onMessage?(envelope)
-        case .request where config.echo:
-            reply(to: envelope, payload: envelope.payload)
-        default:
-            onMessage?(envelope)
         }
     }
 

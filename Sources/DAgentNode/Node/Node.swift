@@ -51,6 +51,15 @@ public final class Node: @unchecked Sendable {
     /// Called on the event loop for every DATA or REQUEST addressed to this
     /// node, and for ERROR/RESPONSE envelopes that match no pending request.
     public var onMessage: ((Dagent_Envelope) -> Void)?
+    /// Called on the event loop with each batch of messages addressed to this
+    /// node (DATA, REQUEST, and RESPONSE/ERROR that match no pending
+    /// request), in order: headers parsed once, payloads slices of the bytes
+    /// read (no copy). When set, `onMessage` is not called for them.
+    public var onMessages: (([DataMessage]) -> Void)?
+    /// The inbox batch being delivered and the one kept for the next swap.
+    var delivering: [DataMessage] = []
+    var toHandlers: [DataMessage] = []
+    var deliveringInbox = false
     /// Called on the event loop for lifecycle events.
     public var onEvent: ((NodeEvent) -> Void)?
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]

@@ -1,0 +1,66 @@
+import DAgentRouting
+import DAgentWire
+import Foundation
+import NIOCore
+
+/// Local delivery: the core's inbox, taken in batches after each input and
+/// handed on — RPC completions and services first, then the application's
+/// handler (`onMessages`, one call per batch; or `onMessage`, per message).
+extension Node {
+    /// Delivers what the core put in its inbox, including what handlers cause
+    /// while it runs (a handler that sends to this node itself).
+    func deliverInbox() {
+        guard !deliveringInbox else { return }
+        deliveringInbox = true
+        defer { deliveringInbox = false }
+        while !core.inbox.isEmpty {
+            core.takeInbox(swappingWith: &delivering)
+            toHandlers.removeAll(keepingCapacity: true)
+            for m in delivering where !consumedHere(m) {
+                if onMessages != nil { toHandlers.append(m) } else { onMessage?(m.envelope) }
+            }
+            if !toHandlers.isEmpty, let handler = onMessages { handler(toHandlers) }
+        }
+    }
+
+    /// Handles what never reaches the application: services (`@state`),
+    /// replies to pending requests, echo. True if `m` was handled.
+    @inline(__always)
+    func consumedHere(_ m: DataMessage) -> Bool {
+        if !serviceHandlers.isEmpty, let service = serviceHandlers[m.dst] {
+            service(m.envelope)
+            return true
+        }
+        switch m.kind {
+        case .response, .error:
+            if m.cookie != 0, let pending = rpc.complete(answerCookie: m.cookie, kind: m.kind, src: m.src) {
+                if m.kind == .response {
+                    pending.waiter.succeed(m.envelope)
+                } else {
+                    pending.waiter.fail(DAgentError(m.error, m.reason))
+                }
+                return true
+            }
+            if m.kind == .error {
+                logger.warning("message to '\(m.dst == config.name ? "?" : m.dst)' failed: \(DAgentError.name(of: m.error)): \(m.reason)")
+            }
+            return false
+        case .request where config.echo:
+            reply(to: m, payload: m.payload)
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Answers a request from the data path with `payload` (on the event loop).
+    public func reply(to request: DataMessage, payload: ByteBuffer) {
+        var e = Self.envelope(to: request.src, type: request.type, payload: Data(payload.readableBytesView), kind: .response)
+        e.cookie = request.cookie
+        do {
+            try sendFromHere(e, nowNs: nowNs)
+        } catch {
+            logger.warning("reply to '\(request.src)' failed: \(error)")
+        }
+    }
+}

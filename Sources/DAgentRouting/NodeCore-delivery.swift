@@ -1,0 +1,84 @@
+import DAgentWire
+import NIOCore
+
+/// Local delivery: messages for this node go into `inbox` as `DataMessage`s
+/// (the header parsed once, the payload a slice of the frame), in arrival
+/// order, and the driver hands them to its handlers in batches
+/// (`takeInbox`). No `CoreAction` per message.
+extension NodeCore {
+    /// Takes the messages delivered since the last call; `spare` (emptied,
+    /// capacity kept) becomes the new inbox, so no array is allocated per batch.
+    public func takeInbox(swappingWith spare: inout [DataMessage]) {
+        spare.removeAll(keepingCapacity: true)
+        swap(&inbox, &spare)
+    }
+
+    /// The fast path for envelope bytes addressed to this node: decoded once
+    /// into the inbox. Returns false (nothing done) for what needs the full
+    /// rules: pings, delivery receipts, errors, unknown kinds, oversized
+    /// payloads, malformed bytes, another destination. Inside a batch, the
+    /// batch's `hopLimit` is the message's.
+    @inline(__always)
+    package func deliverRaw(_ raw: ByteBuffer, cache: inout EnvelopeCodec.StringCache, hopLimit: UInt32? = nil) -> Bool {
+        guard var m = try? EnvelopeCodec.decodeMessage(raw, cache: &cache) else { return false }
+        if let hopLimit { m.hopLimit = hopLimit }
+        switch m.kind {
+        case .data: guard m.cookie == 0 else { return false }
+        case .request: guard m.type != WireConstants.pingType else { return false }
+        case .response: break
+        default: return false
+        }
+        guard m.payload.readableBytes <= config.maxMessageBytes, m.dst == config.name else { return false }
+        stats.delivered &+= 1
+        inbox.append(m)
+        return true
+    }
+
+    /// Envelopes of a batch addressed to this node (from a link, or from a
+    /// brother when `direct` names it): the fast path for each, the full rules
+    /// for the rest. A malformed batch closes the link, or from a brother is
+    /// dropped with a log line.
+    package func deliverBatch(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, direct: String?, nowNs: UInt64) {
+        do {
+            var cache = EnvelopeCodec.StringCache()
+            cache.dst = header.dst
+            let fast = header.dst == config.name
+                && (links[id].map { ($0.registered || $0.isParent) && rawSourceAllowed(raw, dst: header.dst, batch: true, link: $0) } ?? false)
+            for slice in try BatchCodec.envelopes(raw) {
+                if fast && deliverRaw(slice, cache: &cache, hopLimit: header.hopLimit) { continue }
+                var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
+                if envelope.dst != header.dst {
+                    if let direct {
+                        dropDirect("an envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'", sender: direct)
+                    } else {
+                        fail(envelope, .badFrame, "envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'", nowNs: nowNs)
+                    }
+                    continue
+                }
+                envelope.hopLimit = header.hopLimit
+                receiveEnvelope(&envelope, from: id, nowNs: nowNs)
+            }
+        } catch {
+            if let direct { dropDirect("malformed: \(error)", sender: direct) } else { badFrame(id, error) }
+        }
+    }
+}
+
+extension DataMessage {
+    /// A message built from an envelope (the slow path: the payload is copied).
+    package init(_ e: Dagent_Envelope) {
+        var buffer = ByteBuffer()
+        buffer.writeBytes(e.payload)
+        self.init(payload: buffer)
+        src = e.src
+        dst = e.dst
+        type = e.type
+        kind = e.kind
+        id = e.id
+        cookie = e.cookie
+        hopLimit = e.hopLimit
+        sendTimeNs = e.sendTimeNs
+        error = e.error
+        reason = e.reason
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import NIOCore
+
+/// One message on the data path, from the read to the handler: its header,
+/// parsed once, and its payload as a slice of the bytes it arrived in (no
+/// copy). The routing core delivers these in batches; `envelope` builds the
+/// protobuf type for code that wants one (a copy of the payload).
+public struct DataMessage: Sendable {
+    public var src: String = ""
+    public var dst: String = ""
+    public var type: UInt32 = 0
+    public var kind: Dagent_Kind = .data
+    public var id: UInt64 = 0
+    public var cookie: UInt64 = 0
+    public var hopLimit: UInt32 = 0
+    public var sendTimeNs: UInt64 = 0
+    public var error: Dagent_ErrorCode = .ok
+    public var reason: String = ""
+    /// The payload bytes: a slice of the frame read off the link.
+    public var payload: ByteBuffer
+
+    public init(payload: ByteBuffer) { self.payload = payload }
+
+    /// The same message as a `Dagent_Envelope` (copies the payload).
+    public var envelope: Dagent_Envelope {
+        var e = Dagent_Envelope()
+        e.src = src
+        e.dst = dst
+        e.type = type
+        e.kind = kind
+        e.id = id
+        e.cookie = cookie
+        e.hopLimit = hopLimit
+        e.sendTimeNs = sendTimeNs
+        e.error = error
+        e.reason = reason
+        e.payload = Data(payload.readableBytesView)
+        return e
+    }
+}
+
+extension EnvelopeCodec {
+    /// Decodes envelope bytes into a `DataMessage` whose payload is a slice of
+    /// `raw` (no copy), reusing `cache`'s strings when the bytes match.
+    public static func decodeMessage(_ raw: ByteBuffer, cache: inout StringCache) throws(FrameError) -> DataMessage {
+        do {
+            let base = raw.readerIndex
+            var m = DataMessage(payload: ByteBuffer())
+            var payload: Range<Int>?
+            try raw.withUnsafeReadableBytes { p throws(FrameError) in
+                var i = 0
+                while i < p.count {
+                    let key = try readVarint(p, &i)
+                    let wireType = key & 7
+                    switch (key >> 3, wireType) {
+                    case (1, 2): m.src = try cached(p, try readLength(p, &i), &cache.src)
+                    case (2, 2): m.dst = try cached(p, try readLength(p, &i), &cache.dst)
+                    case (3, 0): m.type = UInt32(truncatingIfNeeded: try readVarint(p, &i))
+                    case (4, 2): payload = try readLength(p, &i)
+                    case (5, 0): m.id = try readVarint(p, &i)
+                    case (6, 0): m.cookie = try readVarint(p, &i)
+                    case (7, 0): m.kind = Dagent_Kind(rawValue: Int(Int32(truncatingIfNeeded: try readVarint(p, &i)))) ?? .data
+                    case (8, 5): m.hopLimit = try fixed32(p, &i)
+                    case (9, 1): m.sendTimeNs = try fixed64(p, &i)
+                    case (10, 0): m.error = Dagent_ErrorCode(rawValue: Int(Int32(truncatingIfNeeded: try readVarint(p, &i)))) ?? .ok
+                    case (11, 2): m.reason = try string(p, try readLength(p, &i))
+                    default: try skip(wireType: wireType, p, &i)
+                    }
+                }
+            }
+            if let r = payload { m.payload = raw.getSlice(at: base + r.lowerBound, length: r.count)! }
+            return m
+        }
+    }
+}

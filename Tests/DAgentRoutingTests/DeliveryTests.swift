@@ -1,0 +1,67 @@
+import DAgentWire
+import Foundation
+import NIOCore
+import XCTest
+@testable import DAgentRouting
+
+/// Local delivery: messages go into the core's inbox, parsed once, in order,
+/// and the driver takes them in batches.
+final class DeliveryTests: XCTestCase {
+    func testABurstArrivesAsOneBatchInOrder() throws {
+        let net = CoreNetwork.standardTree()
+        let before = net.deliveryBatches
+        for i in 0..<50 {
+            var e = Dagent_Envelope()
+            e.dst = "ep2"
+            e.payload = Data("m\(i)".utf8)
+            try net.cores["ep1"]!.sendLocal(e, nowNs: net.nowNs)
+        }
+        net.pump()
+        XCTAssertEqual(net.texts("ep2"), (0..<50).map { "m\($0)" })
+        XCTAssertEqual(net.deliveryBatches - before, 1, "one batch frame, one inbox batch")
+        XCTAssertTrue(net.cores["ep2"]!.actions.isEmpty)
+    }
+
+    func testFastAndFullPathsKeepTheOrder() throws {
+        let net = CoreNetwork.standardTree()
+        for i in 0..<20 {
+            var e = Dagent_Envelope()
+            e.dst = "ep2"
+            e.payload = Data("m\(i)".utf8)
+            if i % 3 == 0 { e.cookie = UInt64(100 + i) }   // wants a receipt: the full path
+            try net.cores["ep1"]!.sendLocal(e, nowNs: net.nowNs)
+        }
+        net.pump()
+        XCTAssertEqual(net.texts("ep2"), (0..<20).map { "m\($0)" })
+        let receipts = net.inbox("ep1").filter { $0.kind == .response }.map(\.cookie)
+        XCTAssertEqual(receipts, stride(from: 0, to: 20, by: 3).map { UInt64(100 + $0) })
+    }
+
+    func testThePayloadIsASliceOfTheFrame() throws {
+        var e = Dagent_Envelope()
+        e.src = "a"
+        e.dst = "b"
+        e.type = 7
+        e.kind = .request
+        e.cookie = 9
+        e.payload = Data("payload bytes".utf8)
+        var raw = ByteBuffer()
+        EnvelopeCodec.encode(e, into: &raw)
+        var cache = EnvelopeCodec.StringCache()
+        let m = try EnvelopeCodec.decodeMessage(raw, cache: &cache)
+        XCTAssertEqual(m.envelope, e)
+        raw.withUnsafeReadableBytes { frame in
+            m.payload.withUnsafeReadableBytes { payload in
+                let start = frame.baseAddress!, p = payload.baseAddress!
+                XCTAssertTrue(p >= start && p < start + frame.count, "the payload points into the frame: no copy")
+            }
+        }
+    }
+
+    func testMalformedBytesAreRefusedByTheFastDecoder() {
+        var cache = EnvelopeCodec.StringCache()
+        for bad: [UInt8] in [[0x22, 0x40, 1, 2], [0x12, 0xFF], [0x0F]] {
+            XCTAssertThrowsError(try EnvelopeCodec.decodeMessage(ByteBuffer(bytes: bad), cache: &cache))
+        }
+    }
+}
