@@ -90,6 +90,25 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
+        // The pure core of the push gateway: topics, client frames, send queues with
+        // conflation, per-topic numbering and history, fan-out. No I/O.
+        .target(
+            name: "DAgentPush",
+            dependencies: [nioCore],
+            exclude: ["README.md"],
+            swiftSettings: fastRelease
+        ),
+        // The push gateway's NIO driver: WebSocket clients (NIOWebSocket) over the node's
+        // HTTP listener, the plugin's decisions through node messages, pub/sub through a broker.
+        .target(
+            name: "DAgentPushGateway",
+            dependencies: [
+                "DAgentPush", "DAgentNode", "DAgentRouting", "DAgentWire", nioCore, logging,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            exclude: ["README.md"]
+        ),
         // The node's HTTP/1.1 listener (NIOHTTP1): routes, static directories, named limits,
         // and upgraders other modules add (the push service's /ws). Knows nothing of the tree.
         .target(
@@ -190,7 +209,7 @@ let package = Package(
             name: "dagent",
             dependencies: [
                 "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState",
-                "DAgentWire", "DAgentPython", "DAgentMetrics", "DAgentDeploy", "CDAgentProc",
+                "DAgentWire", "DAgentPython", "DAgentMetrics", "DAgentPushGateway", "DAgentDeploy", "CDAgentProc",
                 argumentParser, logging, nioCore, nioPosix,
             ]
         ),
@@ -224,6 +243,7 @@ let package = Package(
             exclude: ["testdata"]
         ),
         .testTarget(name: "DAgentStateTests", dependencies: ["DAgentState"]),
+        .testTarget(name: "DAgentPushTests", dependencies: ["DAgentPush", nioCore]),
         .testTarget(name: "DAgentRootTests", dependencies: ["DAgentRoot", "DAgentRaft", "DAgentTestSupport"]),
         // The topology parser and the supervisor state machine (pure), spawner and logs (real processes).
         .testTarget(name: "DAgentDeployTests", dependencies: ["DAgentDeploy"]),

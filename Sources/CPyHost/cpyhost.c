@@ -295,12 +295,15 @@ static PyObject *m_request(PyObject *self, PyObject *args) {
     size_t reply_len = 0;
     int32_t kind = atomic_load(&s_kind), slot = atomic_load(&s_slot);
     uint32_t stype = atomic_load(&s_type);
-    scope_set(CPY_SCOPE_WAITING, slot, stype);
+    /* Only the plugin thread has a watchdog scope; a plugin's own thread (e.g. the lease
+     * renewer of dagent.state.lock) must not touch it. */
+    int on_plugin_thread = PyThread_get_thread_ident() == g_thread_id;
+    if (on_plugin_thread) scope_set(CPY_SCOPE_WAITING, slot, stype);
     int code;
     Py_BEGIN_ALLOW_THREADS
     code = G.request(G.ctx, dst, (size_t)dst_len, type, data.buf, (size_t)data.len, timeout, &reply, &reply_len, &reason);
     Py_END_ALLOW_THREADS
-    scope_set(kind, slot, stype);   /* the budget restarts after the wait */
+    if (on_plugin_thread) scope_set(kind, slot, stype);   /* the budget restarts after the wait */
     PyBuffer_Release(&data);
     if (code) {
         free(reply);

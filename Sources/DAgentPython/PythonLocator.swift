@@ -4,12 +4,12 @@ import DAgentRouting
 
 /// Finds the directory that holds the pure-Python `dagent` package
 /// (`python/dagent/` in the repository), which the embedded host imports.
-enum PythonLocator {
+public enum PythonLocator {
     /// In order: `python_path` (config / --python-path), `$DAGENT_PYTHON_PATH`,
     /// a `python/` directory next to the executable or up to six levels above
     /// it (a repository build: `.build/<triple>/debug/dagent`), then
     /// `<prefix>/share/dagent/python`, `/usr/local/share/dagent/python`, `/usr/share/dagent/python`.
-    static func find(explicit: String?) throws -> String {
+    public static func find(explicit: String?) throws -> String {
         func holdsPackage(_ dir: String) -> Bool {
             FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("dagent/_host.py"))
         }

@@ -39,7 +39,9 @@ package struct RaftGroupSetup {
         }
     }
 
-    package func makeReplica(node: Node) throws -> RootReplica {
+    /// `join`: this data directory is a new member of a running group (`dagent run --join`):
+    /// an empty log is not bootstrapped; the replica waits for `dagent state member add`.
+    package func makeReplica(node: Node, join: Bool = false) throws -> RootReplica {
         if let difference = load.ignoredJSONDifference {
             node.logger.warning("ignoring changed cluster JSON (\(difference)); using the membership stored in \(dataDir)/meta.json")
         }
@@ -47,10 +49,12 @@ package struct RaftGroupSetup {
         for event in storage.recoveryReport.events {
             node.logger.warning("raft storage recovery: \(event)")
         }
-        if storage.isEmpty {   // a founding member's first start
+        if storage.isEmpty && !join {   // a founding member's first start
             try storage.bootstrap(voters: load.meta.voters)
         }
-        return RootReplica(node: node, selfID: load.meta.nodeID, streamID: load.meta.streamID, members: members, storage: storage)
+        let replica = RootReplica(node: node, selfID: load.meta.nodeID, streamID: load.meta.streamID, members: members, storage: storage)
+        replica.joining = storage.isEmpty && join
+        return replica
     }
 }
 

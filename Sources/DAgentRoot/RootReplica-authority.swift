@@ -25,8 +25,7 @@ extension RootReplica: TopOfTreeAuthority {
     }
 
     public func peerUp(_ link: LinkID, hello: Dagent_PeerHello) {
-        guard hello.service == "raft", hello.streamID == streamID,
-              members.contains(where: { $0.nodeID == hello.nodeID }) else {
+        guard stoppedReason == nil, hello.service == "raft", hello.streamID == streamID, acceptsPeer(hello.nodeID) else {
             logger.warning("refusing peer hello from node \(hello.nodeID) stream \(hello.streamID): not a member of stream \(streamID)")
             node.closeLink(link)
             return
@@ -45,22 +44,23 @@ extension RootReplica: TopOfTreeAuthority {
         if let id = peerOf.removeValue(forKey: link), peers[id] == link {
             peers[id] = nil
             raft?.reportUnreachable(id)
+            if raft != nil { peerLinkLost(id) }
         }
     }
 
     public func serviceFrame(_ frame: Dagent_ServiceFrame, on link: LinkID) {
         // Before start() there is no Raft node yet; Raft resends what is lost.
-        guard frame.streamID == streamID, raft != nil else { return }
-        do {
-            let message = try Message(bytes: Array(frame.body))
-            guard let peer = peerOf[link], message.from == peer else {
-                logger.warning("dropping a raft message claiming to come from node \(message.from) on the link of \(peerOf[link].map { "node \($0)" } ?? "no member"): a peer speaks only for itself")
-                return
+        guard frame.streamID == streamID, raft != nil, stoppedReason == nil, let from = peerOf[link] else { return }
+        if frame.removedNode != 0 {
+            if frame.removedNode == selfID && raft.membership.contains(from) {
+                stopFatally("removed from the group (replica \(from) applied member remove \(selfID))")
             }
-            raft.step(message)
-            scheduleReady()
-        } catch {
-            logger.warning("dropping malformed raft message: \(error)")
+            return
         }
+        if frame.chunkTotal > 0 || frame.chunkAck > 0 {
+            snapshotChunk(frame, from: from)
+            return
+        }
+        stepPeerMessage(Array(frame.body), from: from)
     }
 }

@@ -24,7 +24,7 @@ extension RootReplica {
     @discardableResult
     func proposeDirectory(_ command: StateCommand, tag: UInt64) -> Bool {
         do {
-            try raft.propose(Self.le(tag) + Self.le(selfID) + command.encode())
+            try raft.propose(Self.le(tag) + Self.le(proposerTag) + command.encode())
             scheduleReady()
             return true
         } catch {

@@ -16,13 +16,41 @@ extension RootReplica {
         return v
     }
 
-    func reply(_ request: Dagent_Envelope, _ obj: [String: Any]) {
-        node.reply(to: request, payload: StateJSON.encode(obj))
+    func reply(_ request: Dagent_Envelope, _ answer: StateAnswer) {
+        let payload = StateCoding.encode(answer)
+        guard payload.count <= node.config.maxMessageBytes - 512 else {
+            let more = answer.records != nil ? "; read fewer keys with \"limit\" (dagent state range --limit N) and continue after the last key" : ""
+            reply(request, .failure("too large: the answer of \(payload.count) bytes exceeds max_message_bytes=\(node.config.maxMessageBytes)\(more)", code: "too_large"))
+            return
+        }
+        node.reply(to: request, payload: payload)
+    }
+
+    func notReady(_ request: Dagent_Envelope, _ error: Error) {
+        reply(request, .failure("not ready: \(error) (no leader yet? retry)", code: "not_ready", retry: true))
+    }
+
+    /// A fresh id for a proposal or a ReadIndex context. Ids start at a random point of a
+    /// 2^61 space in every process, and entries carry this process's `proposerTag`, so an
+    /// entry or read state from before a restart can never answer a new request.
+    func nextRequestID() -> UInt64 {
+        let id = nextProposal
+        nextProposal = nextProposal &+ 1
+        if nextProposal >= Self.cleanupTag { nextProposal = 1 }
+        return id
     }
 
     func handleRequest(_ envelope: Dagent_Envelope) {
+        if let stopped = stoppedReason {
+            if envelope.kind == .request { reply(envelope, .failure("replica stopped: \(stopped)", code: "stopped")) }
+            return
+        }
         guard raft != nil else {
-            reply(envelope, ["ok": false, "error": "not ready: the replica is starting", "retry": true])
+            reply(envelope, .failure("not ready: the replica is starting", code: "not_ready", retry: true))
+            return
+        }
+        if envelope.kind == .request, envelope.type == StateTypes.backupChunk {
+            serveBackupChunk(envelope)
             return
         }
         guard envelope.kind == .request, envelope.type == StateTypes.request else {
@@ -31,20 +59,19 @@ extension RootReplica {
         }
         let request: StateRequest
         do {
-            request = try StateRequest.parse(envelope.payload, nowMs: wallClockNs() / 1_000_000)
+            request = try StateRequest.parse(envelope.payload, nowMs: wallClockNs() / 1_000_000, servingStream: streamID)
         } catch {
-            reply(envelope, ["ok": false, "error": "bad request: \(error)"])
+            reply(envelope, .failure("bad request: \(error)", code: "bad_request"))
             return
         }
         switch request {
         case .write(let command):
-            let id = nextProposal
-            nextProposal += 1
+            let id = nextRequestID()
             do {
-                try raft.propose(Self.le(id) + Self.le(selfID) + command.encode())
+                try raft.propose(Self.le(id) + Self.le(proposerTag) + command.encode())
                 pendingWrites[id] = envelope
             } catch {
-                reply(envelope, ["ok": false, "error": "not ready: \(error) (no leader yet? retry)", "retry": true])
+                notReady(envelope, error)
             }
         case .read(let command):
             startRead(envelope, command: command)
@@ -59,42 +86,63 @@ extension RootReplica {
             }
             let held = watchClients.values.reduce(0) { $0 + ($1.client == envelope.src ? 1 : 0) }
             if held >= node.config.maxWatchesPerClient {
-                reply(envelope, ["ok": false, "error": "too many watches: '\(envelope.src)' holds \(held); max_watches_per_client=\(node.config.maxWatchesPerClient)"])
+                reply(envelope, .failure("too many watches: '\(envelope.src)' holds \(held); max_watches_per_client=\(node.config.maxWatchesPerClient)", code: "too_many_watches"))
                 return
             }
             let hubID = hub.add(prefix: prefix, fromRevision: start)
             watchClients[hubID] = (envelope.src, clientID)
-            reply(envelope, ["ok": true, "watch": clientID, "revision": machine.revision, "from": start])
+            var answer = StateAnswer(ok: true)
+            answer.watch = clientID
+            answer.revision = machine.revision
+            answer.from = start
+            reply(envelope, answer)
             deliverWatches()
         case let .unwatch(clientID):
             for (hubID, c) in watchClients where c.client == envelope.src && c.clientID == clientID {
                 _ = hub.remove(hubID)
                 watchClients[hubID] = nil
             }
-            reply(envelope, ["ok": true])
+            reply(envelope, StateAnswer(ok: true))
         case .status:
-            reply(envelope, statusObject())
+            reply(envelope, statusAnswer())
+        case .memberList:
+            reply(envelope, memberListAnswer())
+        case let .memberAdd(id, address):
+            changeMembership(envelope, add: true, node: id, address: address)
+        case let .memberRemove(id):
+            changeMembership(envelope, add: false, node: id, address: nil)
+        case let .transfer(id):
+            transferLeadership(envelope, to: id)
         }
         scheduleReady()
     }
 
     func startRead(_ envelope: Dagent_Envelope, command: StateCommand?) {
-        let id = nextProposal
-        nextProposal += 1
+        let id = nextRequestID()
         do {
             try raft.readIndex(context: Self.le(id))
             pendingReads[id] = (envelope, command)
         } catch {
-            reply(envelope, ["ok": false, "error": "not ready: \(error) (no leader yet? retry)", "retry": true])
+            notReady(envelope, error)
         }
     }
 
-    func statusObject() -> [String: Any] {
+    func statusAnswer() -> StateAnswer {
         let s = raft.status
-        return ["ok": true, "node_id": selfID, "name": node.config.name, "stream": streamID,
-                "role": "\(s.role)", "term": s.term, "leader": s.leader, "commit": s.commit,
-                "applied": s.applied, "members": s.membership.voters, "revision": machine.revision,
-                "peers_connected": peers.keys.sorted()]
+        var a = StateAnswer(ok: true)
+        a.nodeId = selfID
+        a.name = node.config.name
+        a.stream = streamID
+        a.role = "\(s.role)"
+        a.term = s.term
+        a.leader = s.leader
+        a.commit = s.commit
+        a.applied = s.applied
+        a.members = s.membership.voters
+        a.revision = machine.revision
+        a.peersConnected = peers.keys.sorted()
+        a.snapshotIndex = raft.firstIndex > 0 ? raft.firstIndex - 1 : 0
+        return a
     }
 
     /// Applies one committed entry and answers the client waiting here for it.
@@ -104,11 +152,11 @@ extension RootReplica {
         let proposer = Self.readLE(entry.data[8..<16])
         let result = machine.apply(entry: Array(entry.data[16...]))
         appliedSinceSnapshot += 1
-        if proposer == selfID {
+        if proposer == proposerTag {
             if id >= Self.cleanupTag {
                 directoryApplied(tag: id, result: result)
             } else if let request = pendingWrites.removeValue(forKey: id) {
-                reply(request, StateJSON.object(result))
+                reply(request, StateAnswer(result))
             }
         }
         deliverWatches()
@@ -123,9 +171,9 @@ extension RootReplica {
             guard r.index <= applied else { waiting.append(r); continue }
             guard let pending = pendingReads.removeValue(forKey: r.id) else { continue }
             if let command = pending.command {
-                reply(pending.request, StateJSON.object(machine.read(command)))
+                reply(pending.request, StateAnswer(machine.read(command)))
             } else {
-                node.reply(to: pending.request, payload: Data(machine.snapshot()))
+                beginBackup(pending.request)
             }
         }
         readyReads = waiting
@@ -138,7 +186,7 @@ extension RootReplica {
             switch delivery {
             case let .events(watchID, events, next):
                 guard let c = watchClients[watchID] else { continue }
-                let body = StateJSON.encode(StateJSON.events(events, watchID: c.clientID, next: next))
+                let body = StateCoding.encode(StateWatchEvent(events: events, watchID: c.clientID, next: next))
                 do {
                     try node.sendOnLoop(to: c.client, type: StateTypes.watchEvent, payload: body)
                 } catch {
@@ -147,7 +195,7 @@ extension RootReplica {
                 }
             case let .compacted(watchID, compactRevision):
                 guard let c = watchClients.removeValue(forKey: watchID) else { continue }
-                let body = StateJSON.encode(["watch": c.clientID, "compacted": compactRevision])
+                let body = StateCoding.encode(StateWatchEvent(compactedWatch: c.clientID, compactRevision: compactRevision))
                 try? node.sendOnLoop(to: c.client, type: StateTypes.watchEvent, payload: body)
             }
         }
@@ -157,7 +205,7 @@ extension RootReplica {
     func proposeLeaseTick() {
         guard raft.role == .leader, machine.leases.count > 0 else { return }
         let command = StateCommand.tick(now: wallClockNs() / 1_000_000)
-        try? raft.propose(Self.le(0) + Self.le(selfID) + command.encode())
+        try? raft.propose(Self.le(0) + Self.le(proposerTag) + command.encode())
         scheduleReady()
     }
 }

@@ -32,7 +32,11 @@ public final class RootReplica: @unchecked Sendable {
     public let node: Node
     public let selfID: UInt64
     public let streamID: UInt64
+    /// The founding members (from the cluster JSON); `addresses` is the live address book.
     public let members: [GroupMember]
+    /// Where each member listens: the JSON's members, the addresses carried by snapshots,
+    /// and every applied `member_add`.
+    var addresses: [UInt64: Endpoint] = [:]
     let storage: any RaftStorage
     var raft: RaftNode!
     var machine = KVStateMachine()
@@ -45,7 +49,29 @@ public final class RootReplica: @unchecked Sendable {
     var dialing: Set<UInt64> = []
     var tickTask: RepeatedTask?
     var leaseTickTask: RepeatedTask?
-    var nextProposal: UInt64 = 1
+    /// Next proposal/read id: random start per process (see `nextRequestID`).
+    var nextProposal = UInt64.random(in: 1..<(1 << 61))
+    /// Marks the entries this process proposes: the node id's low 16 bits and a random
+    /// 48-bit incarnation. An entry proposed before a restart never matches it.
+    let proposerTag: UInt64
+    /// Set when the replica stopped itself (a snapshot it cannot restore): every request
+    /// is refused with this reason and `onFatal` has been called.
+    var stoppedReason: String?
+    /// Called (on the event loop) once, when the replica stops itself; `dagent run` exits.
+    public var onFatal: ((String) -> Void)?
+    /// Chunked InstallSnapshot transfers, by peer (see `RootReplica-snapshots.swift`).
+    var outgoingSnapshots: [UInt64: OutgoingSnapshot] = [:]
+    var incomingSnapshots: [UInt64: IncomingSnapshot] = [:]
+    var nextTransferID = UInt64.random(in: 1..<(1 << 62))
+    /// Backups being fetched by clients (see `RootReplica-backup.swift`).
+    var backups: [UInt64: BackupImage] = [:]
+    /// Membership changes and leadership transfers waiting for their outcome.
+    var pendingMemberChanges: [(node: UInt64, add: Bool, request: Dagent_Envelope)] = []
+    var pendingTransfers: [(target: UInt64, startedNs: UInt64, request: Dagent_Envelope)] = []
+    /// A new member started with `--join`: it waits to be added instead of bootstrapping.
+    public var joining = false
+    /// Limits and knobs of snapshots and backups.
+    public var options = ReplicaOptions()
     /// Writes proposed here, waiting for their entry to apply.
     var pendingWrites: [UInt64: Dagent_Envelope] = [:]
     /// Reads waiting for their ReadIndex, then for apply to reach it.
@@ -72,6 +98,8 @@ public final class RootReplica: @unchecked Sendable {
         self.streamID = streamID
         self.members = members
         self.storage = storage
+        self.proposerTag = (selfID & 0xFFFF) | (UInt64.random(in: 1..<(1 << 48)) << 16)
+        for m in members { addresses[m.nodeID] = m.endpoint }
         var log = node.logger
         log[metadataKey: "raft"] = "\(streamID)/\(selfID)"
         self.logger = log
@@ -94,15 +122,25 @@ public final class RootReplica: @unchecked Sendable {
             config.randomSeed = UInt64.random(in: 1...UInt64.max)
             config.applied = 0
             self.raft = try RaftNode(config: config, storage: self.storage)
-            if let snapshot = try? self.storage.snapshot(), !snapshot.data.isEmpty {
-                try self.machine.restore(snapshot.data)
+            let snapshot = try self.storage.snapshot()
+            if !snapshot.data.isEmpty {
+                do {
+                    try self.restoreSnapshot(snapshot.data)
+                } catch {
+                    throw ReplicaError("cannot restore the snapshot at index \(snapshot.metadata.index) from the data directory: \(error); the replica does not start (restore the data directory from a backup, or remove it and re-add this member)")
+                }
             }
             self.tickTask = self.node.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(self.tickMs), delay: .milliseconds(self.tickMs)) { _ in
+                guard self.stoppedReason == nil else { return }
                 self.raft.tick()
                 self.dialMissingPeers()
+                self.expireStalledTransfers()
+                self.checkTransfers()
                 self.processReady()
             }
             self.leaseTickTask = self.node.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(250)) { _ in
+                guard self.stoppedReason == nil else { return }
+                self.expireBackups()
                 self.proposeLeaseTick()
                 self.proposeConfirmations()   // retries while there is no leader, or after a lost proposal
             }
@@ -121,19 +159,33 @@ public final class RootReplica: @unchecked Sendable {
         leaseTickTask?.cancel()
     }
 
+    /// Stops this replica for good: it refuses every request, stops ticking and stepping
+    /// Raft, and calls `onFatal` (so `dagent run` exits with the reason).
+    func stopFatally(_ reason: String) {
+        guard stoppedReason == nil else { return }
+        stoppedReason = reason
+        logger.critical("stopping this replica: \(reason)")
+        stop()
+        for link in peers.values { node.closeLink(link) }
+        peers = [:]
+        onFatal?(reason)
+    }
+
     // MARK: peers
 
     /// Lower ids dial higher ones; a dropped link is re-dialed on the next tick.
     func dialMissingPeers() {
-        for m in members where m.nodeID > selfID && peers[m.nodeID] == nil && !dialing.contains(m.nodeID) {
-            dialing.insert(m.nodeID)
+        guard stoppedReason == nil else { return }
+        for (id, endpoint) in addresses.sorted(by: { $0.key < $1.key })
+        where id > selfID && peers[id] == nil && !dialing.contains(id)
+            && (raft == nil || raft.membership.voters.isEmpty || raft.membership.contains(id)) {
+            dialing.insert(id)
             var hello = Dagent_PeerHello()
             hello.service = "raft"
             hello.streamID = streamID
             hello.nodeID = selfID
             hello.name = node.config.name
-            let id = m.nodeID
-            node.dialPeer(m.endpoint, hello: hello).whenComplete { result in
+            node.dialPeer(endpoint, hello: hello).whenComplete { result in
                 self.dialing.remove(id)
                 if case .success(let link) = result {
                     self.peers[id] = link
@@ -159,7 +211,7 @@ public final class RootReplica: @unchecked Sendable {
     }
 
     func processReady() {
-        while raft.hasReady() {
+        while stoppedReason == nil, raft.hasReady() {
             let rd = raft.ready()
             // A leader sends its appends before its own fsync, so that its disk and the
             // followers' disks sync in parallel (Raft thesis §10.2.1; etcd does the same).
@@ -192,11 +244,15 @@ public final class RootReplica: @unchecked Sendable {
                 for message in rd.messages { send(message) }
             }
             if let snapshot = rd.snapshot, !snapshot.data.isEmpty {
-                do { try machine.restore(snapshot.data) } catch {
-                    logger.critical("cannot restore snapshot at index \(snapshot.metadata.index): \(error)")
+                do { try restoreSnapshot(snapshot.data) } catch {
+                    // Applying entries on top of the stale state would diverge from the group.
+                    stopFatally("cannot restore the snapshot at index \(snapshot.metadata.index) received from the leader: \(error)")
+                    return
                 }
             }
-            for entry in rd.committedEntries { apply(entry) }
+            for entry in rd.committedEntries {
+                if entry.type == .confChange { membershipApplied(entry) } else { apply(entry) }
+            }
             for rs in rd.readStates where rs.context.count == 8 {
                 readyReads.append((rs.index, rs.context.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
             }
@@ -212,9 +268,14 @@ public final class RootReplica: @unchecked Sendable {
             if message.type == .snapshot { raft.reportSnapshot(message.to, success: false) }
             return
         }
+        let bytes = message.serialize()
+        if message.type == .snapshot && bytes.count > options.snapshotChunkBytes {
+            startSnapshotTransfer(bytes, to: message.to, on: link)
+            return
+        }
         var frame = Dagent_ServiceFrame()
         frame.streamID = streamID
-        frame.body = Data(message.serialize())
+        frame.body = Data(bytes)
         node.sendService(frame, on: link)
         if message.type == .snapshot { raft.reportSnapshot(message.to, success: true) }
     }
@@ -223,7 +284,7 @@ public final class RootReplica: @unchecked Sendable {
         guard appliedSinceSnapshot >= snapshotEvery else { return }
         appliedSinceSnapshot = 0
         do {
-            let snap = try raft.compact(upTo: raft.appliedIndex, snapshotData: machine.snapshot())
+            let snap = try raft.compact(upTo: raft.appliedIndex, snapshotData: snapshotData())
             logger.info("compacted the raft log up to index \(snap.metadata.index)")
         } catch {
             logger.warning("log compaction failed: \(error)")

@@ -1,209 +1,251 @@
-import DAgentRaft
 import Foundation
-import DAgentRaftStorage
-import DAgentState
 
 /// Message types of the `@state` service (reserved range).
 public enum StateTypes {
-    /// A request to the group; payload is a JSON `StateRequest`.
+    /// A request to the group; payload is a JSON `StateRequestBody`.
     public static let request: UInt32 = 0xFFFF_0100
-    /// A watch delivery pushed to a client; payload is JSON.
+    /// A watch delivery pushed to a client; payload is a JSON `StateWatchEvent`.
     public static let watchEvent: UInt32 = 0xFFFF_0101
+    /// A backup chunk request (`StateRequestBody` with `backup` and `offset`); the reply
+    /// payload is the raw bytes of the chunk (an error is a JSON `StateAnswer`).
+    public static let backupChunk: UInt32 = 0xFFFF_0102
     /// The reserved name the root group serves.
     public static let serviceName = "@state"
 }
 
-/// A request to the root group, as JSON:
+/// The one JSON encoding of `@state`: keys in snake_case, absent fields omitted,
+/// keys sorted (so answers are byte-stable). Both sides use these coders.
+public enum StateCoding {
+    /// The encoder every `@state` document is written with.
+    public static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+
+    /// The decoder every `@state` document is read with.
+    public static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }
+
+    /// Encodes `value`; a failure (which Codable structs of plain fields cannot produce)
+    /// becomes an error answer rather than a trap.
+    public static func encode<T: Encodable>(_ value: T) -> Data {
+        (try? encoder().encode(value)) ?? Data("{\"error\":\"cannot encode the answer\",\"ok\":false}".utf8)
+    }
+}
+
+/// One `@state` request. `op` says which; each op reads only its own fields:
 ///
 /// ```json
 /// {"op":"put","key":"k","value":"v","lease":7}        {"op":"get","key":"k"}
 /// {"op":"del","key":"k"}   {"op":"delprefix","prefix":"p"}   {"op":"range","prefix":"p","limit":10}
 /// {"op":"cas","key":"k","value":"new","expect_value":"old" | "expect_mod":5 | "expect_absent":true}
+/// {"op":"txn","compare":[{"key":"k","value":"v"}],"success":[{"op":"put","key":"k","value":"w"}],"failure":[{"op":"get","key":"k"}]}
 /// {"op":"lease_grant","ttl_ms":5000}  {"op":"lease_keepalive","id":7}  {"op":"lease_revoke","id":7}
 /// {"op":"lock","name":"n","owner":"me","lease":7}     {"op":"unlock","name":"n","owner":"me"}
 /// {"op":"watch","prefix":"p","from":12,"id":1}        {"op":"unwatch","id":1}
-/// {"op":"status"}   {"op":"backup"}
+/// {"op":"status"}   {"op":"backup"} → {"backup":{...}}   then chunks (`StateTypes.backupChunk`)
+/// {"op":"member_list"}  {"op":"member_add","node":4,"address":"tcp://h:p"}  {"op":"member_remove","node":4}
+/// {"op":"transfer","node":2}
 /// ```
-/// Keys and values are UTF-8 text.
-public enum StateRequest: Equatable {
-    case write(StateCommand)
-    case read(StateCommand)
-    case watch(prefix: [UInt8], from: Int64, clientID: UInt64)
-    case unwatch(clientID: UInt64)
-    case status
-    case backup
+/// `stream` (default 1) picks the Raft stream of a multi-stream group. Keys and values are UTF-8 text.
+public struct StateRequestBody: Codable, Equatable, Sendable {
+    public var op: String
+    public var key: String?
+    public var value: String?
+    public var prefix: String?
+    public var limit: Int?
+    public var lease: UInt64?
+    public var expectValue: String?
+    public var expectMod: Int64?
+    public var expectAbsent: Bool?
+    public var compare: [StateCompareJSON]?
+    public var success: [StateOpJSON]?
+    public var failure: [StateOpJSON]?
+    public var ttlMs: UInt64?
+    public var id: UInt64?
+    public var name: String?
+    public var owner: String?
+    public var from: Int64?
+    public var stream: UInt64?
+    /// backup chunks: the backup id and the byte offset asked for.
+    public var backup: UInt64?
+    public var offset: UInt64?
+    /// membership and leadership transfer: the member and its address.
+    public var node: UInt64?
+    public var address: String?
 
-    public static func parse(_ data: Data, nowMs: UInt64) throws -> StateRequest {
-        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw StateProtocolError("request is not a JSON object")
-        }
-        guard let op = obj["op"] as? String else { throw StateProtocolError("request has no \"op\"") }
-        func str(_ k: String) throws -> [UInt8] {
-            guard let s = obj[k] as? String else { throw StateProtocolError("\(op): \"\(k)\" (a string) is required") }
-            return Array(s.utf8)
-        }
-        func int(_ k: String) throws -> Int64? { try StateRequest.integer(obj[k], key: k, op: op) }
-        func uint(_ k: String) throws -> UInt64 {
-            guard let v = try int(k), v >= 0 else { throw StateProtocolError("\(op): \"\(k)\" (a non-negative integer) is required") }
-            return UInt64(v)
-        }
-        func optionalUInt(_ k: String) throws -> UInt64? {
-            guard let v = try int(k) else { return nil }
-            guard v >= 0 else { throw StateProtocolError("\(op): \"\(k)\" must be a non-negative integer (got \(v))") }
-            return UInt64(v)
-        }
-        let lease = try optionalUInt("lease").flatMap { $0 > 0 ? $0 : nil }
-        switch op {
-        case "put": return .write(.put(key: try str("key"), value: try str("value"), lease: lease))
-        case "get": return .read(.get(key: try str("key")))
-        case "range": return .read(.range(prefix: try str("prefix"), limit: Int(try optionalUInt("limit") ?? 0)))
-        case "del": return .write(.delete(key: try str("key")))
-        case "delprefix": return .write(.deleteRange(prefix: try str("prefix")))
-        case "cas":
-            let expected: KVExpectation
-            if let v = obj["expect_value"] as? String {
-                expected = .value(Array(v.utf8))
-            } else if let m = try int("expect_mod") {
-                expected = .modRevision(m)
-            } else if obj["expect_absent"] as? Bool == true {
-                expected = .absent
-            } else {
-                throw StateProtocolError("cas: one of expect_value, expect_mod, expect_absent is required")
-            }
-            return .write(.compareAndSet(key: try str("key"), expected: expected, value: try str("value"), lease: lease))
-        case "lease_grant":
-            let ttl = try uint("ttl_ms")
-            guard ttl <= StateRequest.maxTTLMs else {
-                throw StateProtocolError("lease_grant: \"ttl_ms\" \(ttl) exceeds the maximum \(StateRequest.maxTTLMs) (one year)")
-            }
-            return .write(.leaseGrant(id: try optionalUInt("id") ?? 0, ttlMs: ttl, now: nowMs))
-        case "lease_keepalive": return .write(.leaseKeepAlive(id: try uint("id"), now: nowMs))
-        case "lease_revoke": return .write(.leaseRevoke(id: try uint("id")))
-        case "lock":
-            guard let name = obj["name"] as? String, let owner = obj["owner"] as? String else {
-                throw StateProtocolError("lock: \"name\" and \"owner\" are required")
-            }
-            return .write(.lock(name: name, owner: owner, lease: try uint("lease")))
-        case "unlock":
-            guard let name = obj["name"] as? String, let owner = obj["owner"] as? String else {
-                throw StateProtocolError("unlock: \"name\" and \"owner\" are required")
-            }
-            return .write(.unlock(name: name, owner: owner))
-        case "watch": return .watch(prefix: try str("prefix"), from: try int("from") ?? 0, clientID: try uint("id"))
-        case "unwatch": return .unwatch(clientID: try uint("id"))
-        case "status": return .status
-        case "backup": return .backup
-        default: throw StateProtocolError("unknown op \"\(op)\"; see `dagent state --help`")
-        }
+    public init(op: String) { self.op = op }
+}
+
+/// One compare of a transaction: `key` and exactly one target.
+public struct StateCompareJSON: Codable, Equatable, Sendable {
+    public var key: String
+    public var value: String?
+    public var version: Int64?
+    public var modRevision: Int64?
+    public var createRevision: Int64?
+    public var exists: Bool?
+    public var missing: Bool?
+
+    public init(key: String) { self.key = key }
+}
+
+/// One op of a transaction branch: `put`, `del`, `delprefix`, `get` or `range`.
+public struct StateOpJSON: Codable, Equatable, Sendable {
+    public var op: String
+    public var key: String?
+    public var value: String?
+    public var prefix: String?
+    public var limit: Int?
+    public var lease: UInt64?
+
+    public init(op: String) { self.op = op }
+}
+
+/// A key as `@state` shows it.
+public struct StateRecordJSON: Codable, Equatable, Sendable {
+    public var key: String
+    public var value: String
+    public var createRevision: Int64
+    public var modRevision: Int64
+    public var version: Int64
+    public var lease: UInt64?
+}
+
+/// A lease as `@state` shows it.
+public struct StateLeaseJSON: Codable, Equatable, Sendable {
+    public var id: UInt64
+    public var ttlMs: UInt64?
+    public var expiresAtMs: UInt64?
+}
+
+/// A lock holder; `token` is the fencing token (the lock's create revision, which grows
+/// with every new holder).
+public struct StateLockJSON: Codable, Equatable, Sendable {
+    public var name: String
+    public var owner: String
+    public var lease: UInt64
+    public var token: Int64
+}
+
+/// The response of one op of a transaction branch.
+public struct StateOpResponseJSON: Codable, Equatable, Sendable {
+    public var op: String
+    public var previous: StateRecordJSON?
+    public var deleted: [StateRecordJSON]?
+    public var record: StateRecordJSON?
+    public var records: [StateRecordJSON]?
+    public var more: Bool?
+}
+
+/// A Raft member as `member_list` and `status` show it.
+public struct StateMemberJSON: Codable, Equatable, Sendable {
+    public var node: UInt64
+    public var address: String
+    public var voter: Bool
+    public var connected: Bool?
+    public var match: UInt64?
+}
+
+/// What `{"op":"backup"}` answers: fetch `size` bytes in chunks of at most `chunk_bytes`
+/// with `StateTypes.backupChunk`, then check `checksum` (`crc32c:` + 8 hex digits); ask
+/// once more at `offset == size` to release the image on the replica.
+public struct StateBackupJSON: Codable, Equatable, Sendable {
+    public var id: UInt64
+    public var size: UInt64
+    public var chunkBytes: UInt64
+    public var checksum: String
+    public var revision: Int64
+    public var index: UInt64
+}
+
+/// One answer of `@state`. `ok` is always present; on failure `error` says why and `retry`
+/// marks a transient one (no leader yet). Every other field belongs to some op.
+public struct StateAnswer: Codable, Equatable, Sendable {
+    public var ok: Bool
+    public var error: String?
+    public var retry: Bool?
+    /// The failure's kind (`key_not_found`, `compare_failed`, `lock_held`, ...) for clients.
+    public var code: String?
+    public var revision: Int64?
+    public var previous: StateRecordJSON?
+    public var record: StateRecordJSON?
+    public var records: [StateRecordJSON]?
+    public var more: Bool?
+    public var deleted: [StateRecordJSON]?
+    public var succeeded: Bool?
+    public var responses: [StateOpResponseJSON]?
+    public var lease: StateLeaseJSON?
+    public var deletedKeys: [String]?
+    public var nowMs: UInt64?
+    public var expiredLeases: [UInt64]?
+    public var lock: StateLockJSON?
+    public var unlocked: String?
+    public var registered: String?
+    public var released: [String]?
+    /// watch
+    public var watch: UInt64?
+    public var from: Int64?
+    /// status
+    public var nodeId: UInt64?
+    public var name: String?
+    public var stream: UInt64?
+    public var streams: [UInt64]?
+    public var role: String?
+    public var term: UInt64?
+    public var leader: UInt64?
+    public var commit: UInt64?
+    public var applied: UInt64?
+    public var members: [UInt64]?
+    public var peersConnected: [UInt64]?
+    public var snapshotIndex: UInt64?
+    /// member_list
+    public var memberList: [StateMemberJSON]?
+    /// backup
+    public var backup: StateBackupJSON?
+
+    public init(ok: Bool) { self.ok = ok }
+
+    /// A failure answer.
+    public static func failure(_ error: String, code: String? = nil, retry: Bool = false) -> StateAnswer {
+        var a = StateAnswer(ok: false)
+        a.error = error
+        a.code = code
+        if retry { a.retry = true }
+        return a
     }
 }
 
-extension StateRequest {
-    /// The longest lease: one year in milliseconds (keeps `now + ttl` far from overflow).
-    public static let maxTTLMs: UInt64 = 366 * 24 * 3600 * 1000
+/// A watch delivery: events (with the revision to resume from), or the news that the
+/// watch fell behind compaction (`compacted`, with `oldest`, the oldest revision a new
+/// watch can start from).
+public struct StateWatchEvent: Codable, Equatable, Sendable {
+    public var watch: UInt64
+    public var nextRevision: Int64?
+    public var events: [StateEventJSON]?
+    public var compacted: Int64?
+    public var oldest: Int64?
+}
 
-    /// A JSON integer, strictly: a number with no fraction that fits in Int64.
-    /// Anything else (a string, 1.5, 1e30) is refused with the key's
-    /// name; nothing here can trap.
-    static func integer(_ value: Any?, key: String, op: String) throws -> Int64? {
-        guard let value, !(value is NSNull) else { return nil }
-        if let i = value as? Int { return Int64(i) }
-        if let i = value as? Int64 { return i }
-        if let u = value as? UInt64 {
-            guard u <= UInt64(Int64.max) else { throw StateProtocolError("\(op): \"\(key)\" \(u) is out of range") }
-            return Int64(u)
-        }
-        if let d = value as? Double {
-            guard d.isFinite, d == d.rounded(), d >= -9.2e18, d <= 9.2e18 else {
-                throw StateProtocolError("\(op): \"\(key)\" must be an integer (got \(d))")
-            }
-            return Int64(d)
-        }
-        if let n = value as? NSNumber {
-            let d = n.doubleValue
-            guard d.isFinite, d == d.rounded(), d >= -9.2e18, d <= 9.2e18 else {
-                throw StateProtocolError("\(op): \"\(key)\" must be an integer (got \(n))")
-            }
-            return n.int64Value
-        }
-        throw StateProtocolError("\(op): \"\(key)\" must be an integer (got \(type(of: value)))")
-    }
+/// One change delivered to a watcher.
+public struct StateEventJSON: Codable, Equatable, Sendable {
+    public var type: String
+    public var key: String
+    public var value: String
+    public var revision: Int64
+    public var version: Int64
+    public var createRevision: Int64?
+    public var lease: UInt64?
+    public var prevValue: String?
 }
 
 /// A malformed `@state` request.
 public struct StateProtocolError: Error, CustomStringConvertible {
     public var description: String
     public init(_ d: String) { description = d }
-}
-
-/// Renders results and events as JSON (what `@state` answers).
-public enum StateJSON {
-    static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
-
-    static func record(_ r: KVRecord) -> [String: Any] {
-        var d: [String: Any] = ["key": text(r.key), "value": text(r.value), "create_revision": r.createRevision,
-                                "mod_revision": r.modRevision, "version": r.version]
-        if let lease = r.lease { d["lease"] = lease }
-        return d
-    }
-
-    public static func object(_ result: StateResult) -> [String: Any] {
-        switch result {
-        case .failed(let failure):
-            return ["ok": false, "error": "\(failure)"]
-        case .ok(let reply):
-            var d: [String: Any] = ["ok": true]
-            switch reply {
-            case let .put(revision, previous):
-                d["revision"] = revision
-                if let previous { d["previous"] = record(previous) }
-            case let .deleted(revision, deleted):
-                d["revision"] = revision
-                d["deleted"] = deleted.map(record)
-            case let .record(r, revision):
-                d["revision"] = revision
-                d["record"] = record(r)
-            case let .records(records, more, revision):
-                d["revision"] = revision
-                d["records"] = records.map(record)
-                d["more"] = more
-            case let .txn(succeeded, revision, _):
-                d["revision"] = revision
-                d["succeeded"] = succeeded
-            case let .lease(lease, revision):
-                d["revision"] = revision
-                d["lease"] = ["id": lease.id, "ttl_ms": lease.ttlMs, "expires_at_ms": lease.expiresAtMs]
-            case let .leaseRevoked(id, keys, revision):
-                d["revision"] = revision
-                d["lease"] = id
-                d["deleted_keys"] = keys.map(text)
-            case let .ticked(nowMs, expired, revision):
-                d["revision"] = revision
-                d["now_ms"] = nowMs
-                d["expired_leases"] = expired
-            case let .locked(info, revision):
-                d["revision"] = revision
-                d["lock"] = ["name": info.name, "owner": info.owner, "lease": info.lease ?? 0]
-            case let .unlocked(name, revision):
-                d["revision"] = revision
-                d["unlocked"] = name
-            case let .registered(entry, _):
-                d["registered"] = "\(entry)"
-            case let .released(entries):
-                d["released"] = entries.map { "\($0)" }
-            }
-            return d
-        }
-    }
-
-    public static func events(_ events: [KVEvent], watchID: UInt64, next: Int64) -> [String: Any] {
-        ["watch": watchID, "next_revision": next, "events": events.map { e -> [String: Any] in
-            ["type": e.kind == .put ? "put" : "delete", "key": text(e.key), "value": text(e.value),
-             "revision": e.revision, "version": e.version]
-        }]
-    }
-
-    public static func encode(_ obj: [String: Any]) -> Data {
-        (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data("{\"ok\":false,\"error\":\"encoding\"}".utf8)
-    }
 }

@@ -157,10 +157,11 @@ final class BenchStream: @unchecked Sendable {
             if python {
                 self.host.install()
             } else {
-                self.r.onMessage = { [unowned self] e in
-                    guard e.type == Self.streamType else { return }
-                    self.nativeHandled += 1
-                    if self.nativeHandled % 1000 == 0 || self.nativeHandled - self.base >= self.count {
+                // The native handler takes the same batches the plugin host does.
+                self.r.onMessages = { [unowned self] batch in
+                    let before = self.nativeHandled
+                    for m in batch where m.type == Self.streamType { self.nativeHandled += 1 }
+                    if self.nativeHandled / 1000 != before / 1000 || self.nativeHandled - self.base >= self.count {
                         self.handledUpTo(self.nativeHandled)
                     }
                 }

@@ -84,13 +84,9 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
     /// admin requests, and starts reading the desired state.
     func start() {
         supervisor.start()
-        let previous = node.onMessage
-        node.onMessage = { [weak self] e in
-            if e.type == DeployProtocol.adminType, e.kind == .request, let self {
-                self.work.async { self.handleAdmin(e) }
-            } else {
-                previous?(e)
-            }
+        node.handleRequests(ofType: DeployProtocol.adminType) { [weak self] e in
+            guard let self else { return }
+            self.work.async { self.handleAdmin(e) }
         }
         let t = DispatchSource.makeTimerSource(queue: work)
         t.schedule(deadline: .now() + .milliseconds(200), repeating: .seconds(5), leeway: .milliseconds(500))

@@ -33,6 +33,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "YAML config file (docs/config.md lists its options).") var config: String?
     @Option(help: "Root-group cluster JSON (DCF style): run as a Raft replica serving @state.") var raft: String?
     @Option(help: "This replica's node_id in the --raft cluster JSON.") var nodeId: UInt64?
+    @Option(help: "With --raft: compact the raft log into a snapshot after this many applied entries (snapshot_entries).") var snapshotEntries: Int?
+    @Flag(help: "With --raft: a new member of a running group (do not bootstrap; wait for `dagent state member add`).") var join = false
     @Option(help: "Topology file (see docs/deploy.md): configure this node as its --agent NAME or --root ID.") var topology: String?
     @Option(help: "With --topology: run as this agent, supervising its processes.") var agent: String?
     @Option(help: "With --topology: run as the root replica with this id.") var root: UInt64?
@@ -133,7 +135,11 @@ struct RunCommand: ParsableCommand {
             node = try Node(config: config)
             metrics = NodeMetrics(node: node, settings: metricsSettings)
             if let group {
-                replica = try group.makeReplica(node: node)
+                replica = try group.makeReplica(node: node, join: join)
+                if let snapshotEntries {
+                    guard snapshotEntries >= 1 else { throw ConfigError("--snapshot-entries must be >= 1 (got \(snapshotEntries))") }
+                    replica!.snapshotEvery = snapshotEntries
+                }
                 replica!.attach()
             }
             if pluginSettings.isEnabled {
@@ -143,6 +149,7 @@ struct RunCommand: ParsableCommand {
                 h.onReport = { json in MetricsReport.apply(json: json, to: registry) }
                 h.install()
                 host = h
+                PushWiring.attach(node)
             }
             try node.start().wait()
             try metrics.install()
@@ -159,6 +166,11 @@ struct RunCommand: ParsableCommand {
         }
         let done = DispatchSemaphore(value: 0)
         var exitCode: Int32 = 0
+        replica?.onFatal = { reason in
+            node.logger.error("stopping: the raft replica stopped: \(reason)")
+            exitCode = 3
+            done.signal()
+        }
         node.onEvent = { event in
             if case .registered = event { DeployRunHooks.registered() }
             if case .registrationFailed(let error) = event {
@@ -217,6 +229,7 @@ struct RunCommand: ParsableCommand {
         DeployRunHooks.nodeStarted(node)
         done.wait()
         DeployRunHooks.stopping()
+        PushWiring.shutdown()
         replica?.stop()
         metrics.stop()
         host?.stop()

@@ -1,33 +1,49 @@
 import Foundation
 import XCTest
+import DAgentState
 @testable import DAgentRoot
 
-/// The `@state` JSON parser refuses bad numbers instead of trapping.
+/// The typed `@state` encoding: requests parse to commands, bad ones name the field.
 final class StateProtocolTests: XCTestCase {
-    func parse(_ json: String) -> String {
-        do {
-            return "\(try StateRequest.parse(Data(json.utf8), nowMs: 1000))"
-        } catch {
-            return "error: \(error)"
+    func parse(_ json: String) throws -> StateRequest { try StateRequest.parse(Data(json.utf8), nowMs: 1000) }
+
+    func testTxnParses() throws {
+        let r = try parse(#"{"op":"txn","compare":[{"key":"k","version":0},{"key":"n","exists":true}],"success":[{"op":"put","key":"k","value":"v","lease":3}],"failure":[{"op":"range","prefix":"p","limit":2}]}"#)
+        XCTAssertEqual(r, .write(.txn(KVTxn(compares: [KVCompare(key: Array("k".utf8), .version(0)), KVCompare(key: Array("n".utf8), .exists)],
+                                            success: [.put(key: Array("k".utf8), value: Array("v".utf8), lease: 3)],
+                                            failure: [.range(prefix: Array("p".utf8), limit: 2)]))))
+    }
+
+    func testBadRequestsNameTheField() {
+        let cases: [(String, String)] = [
+            (#"[1]"#, "not a JSON object"),
+            (#"{"key":"k"}"#, "no \"op\""),
+            (#"{"op":"put","key":"k"}"#, "\"value\""),
+            (#"{"op":"put","key":7,"value":"v"}"#, "\"key\" has the wrong type"),
+            (#"{"op":"txn","compare":[{"key":"k"}]}"#, "exactly one of"),
+            (#"{"op":"txn","success":[{"op":"cas","key":"k"}]}"#, "unknown op \"cas\""),
+            (#"{"op":"lease_grant","ttl_ms":0}"#, "must be > 0"),
+            (#"{"op":"member_add","node":4,"address":"h:1"}"#, "tcp://HOST:PORT"),
+            (#"{"op":"frobnicate"}"#, "unknown op"),
+            (#"{"op":"get","key":"k","stream":2}"#, "stream 2 is not served here"),
+        ]
+        for (json, expected) in cases {
+            XCTAssertThrowsError(try parse(json), json) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(json): \(error)")
+            }
         }
     }
 
-    func testNegativeAndAbsurdNumbersAreRefused() {
-        // This one trapped (UInt64 of a negative) and killed the replica.
-        XCTAssertEqual(parse(#"{"op":"lease_grant","id":-1,"ttl_ms":1}"#), #"error: lease_grant: "id" must be a non-negative integer (got -1)"#)
-        XCTAssertEqual(parse(#"{"op":"lease_grant","ttl_ms":1e30}"#), #"error: lease_grant: "ttl_ms" must be an integer (got 1e+30)"#)
-        XCTAssertEqual(parse(#"{"op":"lease_grant","ttl_ms":99999999999999999}"#).hasPrefix("error: lease_grant: \"ttl_ms\" 99999999999999999 exceeds"), true)
-        XCTAssertEqual(parse(#"{"op":"range","prefix":"p","limit":-5}"#), #"error: range: "limit" must be a non-negative integer (got -5)"#)
-        XCTAssertEqual(parse(#"{"op":"put","key":"k","value":"v","lease":-7}"#), #"error: put: "lease" must be a non-negative integer (got -7)"#)
-        XCTAssertEqual(parse(#"{"op":"watch","prefix":"p","id":1.5}"#), #"error: watch: "id" must be an integer (got 1.5)"#)
-        XCTAssertEqual(parse(#"{"op":"lease_keepalive","id":18446744073709551615}"#).hasPrefix("error:"), true)
-        XCTAssertEqual(parse(#"{"op":"cas","key":"k","value":"v","expect_mod":"x"}"#).hasPrefix("error: cas:"), true)
-        XCTAssertEqual(parse(#"{"op":"lease_grant","ttl_ms":5000}"#).hasPrefix("write(DAgentState.StateCommand.leaseGrant(id: 0, ttlMs: 5000"), true)
-    }
-
-    func testGarbageNeverTraps() {
-        let samples = [#"[]"#, #"{"op":1}"#, #"{"op":"lock","name":"n","owner":"o","lease":-1}"#, "\u{0}", #"{"op":"get","key":null}"#,
-                       String(repeating: "[", count: 10_000), #"{"op":"watch","prefix":"p","id":1,"from":-9223372036854775808}"#]
-        for s in samples { _ = parse(s) }
+    func testAnswersAreTypedAndSnakeCase() throws {
+        let info = KVLockInfo(name: "n", owner: "o", lease: 9, createRevision: 12)
+        let data = StateCoding.encode(StateAnswer(.ok(.locked(info, revision: 12))))
+        let obj = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        XCTAssertEqual((obj["lock"] as! [String: Any])["token"] as? Int, 12)
+        let failed = StateCoding.encode(StateAnswer(.failed(.keyNotFound(key: Array("k".utf8)))))
+        let back = try StateCoding.decoder().decode(StateAnswer.self, from: failed)
+        XCTAssertEqual(back.code, "key_not_found")
+        XCTAssertFalse(back.ok)
+        let w = StateCoding.encode(StateWatchEvent(compactedWatch: 3, compactRevision: 40))
+        XCTAssertEqual(String(decoding: w, as: UTF8.self), #"{"compacted":40,"oldest":41,"watch":3}"#)
     }
 }

@@ -42,6 +42,15 @@ def parser():
         p.add_argument("--name", default=f"py-cli-{os.getpid()}", help="this node's name")
         p.add_argument("--timeout", type=float, default=5.0, help="seconds (join, and the request)")
         p.add_argument("payload", nargs="?", help="text, - for stdin, @FILE")
+    p = sub.add_parser("push", help="push service tools (docs/push.md)")
+    psub = p.add_subparsers(dest="push_cmd", required=True)
+    t = psub.add_parser("token", help="print a JWT (HS256) for a browser client of the push service")
+    t.add_argument("--secret-file", required=True, help="file holding the HS256 secret (the push plugin's secret_file)")
+    t.add_argument("--sub", required=True, help="the user (claim sub)")
+    t.add_argument("--topics", action="append", default=[], help="patterns it may subscribe to (repeatable or comma-separated)")
+    t.add_argument("--pub", action="append", default=[], help="topics it may publish to (repeatable or comma-separated)")
+    t.add_argument("--ttl", type=int, default=3600, help="seconds it is valid (default 3600)")
+    t.add_argument("--json", action="store_true", help="print the claims and the token as JSON")
     p = sub.add_parser("tree", help="show the live tree as the node at --via sees it")
     p.add_argument("--via", required=True, help=f"{VIA_HELP} to ask")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -51,6 +60,8 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    if args.cmd == "push":
+        return push_token(args)
     try:
         if args.cmd == "tree":
             print(tree_report(args.via, json=args.json, timeout=args.timeout), flush=True)
@@ -65,6 +76,27 @@ def main(argv=None):
     except dagent.DAgentError as exc:
         print(f"dagent: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def push_token(args):
+    import json as _json
+    from . import push
+    split = lambda items: [p for item in items for p in item.split(",") if p]  # noqa: E731
+    try:
+        with open(args.secret_file, "rb") as f:
+            secret = f.read().strip()
+        token = push.token(secret, sub=args.sub, topics=split(args.topics), pub=split(args.pub), ttl=args.ttl)
+    except OSError as exc:
+        print(f"dagent: cannot read --secret-file {args.secret_file!r}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except (ValueError, push.TokenError) as exc:
+        print(f"dagent: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(_json.dumps({"token": token, "claims": push.verify(secret, token)}))
+    else:
+        print(token)
     return 0
 
 

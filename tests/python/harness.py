@@ -56,7 +56,7 @@ def wait_for(what, cond, timeout=20.0, logs=None):
 def state(args, via, timeout=4):
     """Runs ``dagent state ARGS --via VIA``; the JSON answer, or None (unknown outcome)."""
     try:
-        r = subprocess.run([dagent_binary(), "state", *args, "--via", via, "--timeout", str(timeout)],
+        r = subprocess.run([dagent_binary(), "state", *args, "--json", "--via", via, "--timeout", str(timeout)],
                            capture_output=True, text=True, timeout=timeout + 10)
     except subprocess.TimeoutExpired:
         return None

@@ -166,7 +166,7 @@ def test_up_status_request_then_down_leaves_nothing(tree_factory):
         env = dict(kv.split("=", 1) for kv in f.read().decode().split("\0") if "=" in kv)
     assert env["DAGENT_VIA"] == f"msgq://{t.msgq}" and env["DAGENT_AGENT"] == "a1" and env["MODE"] == "one"
     # The desired state is in the root group's store.
-    got = json.loads(dagent("state", "get", "--via", t.root_addr, f"deploy/{t.name}/agents/a1").stdout)
+    got = json.loads(dagent("state", "get", "--json", "--via", t.root_addr, f"deploy/{t.name}/agents/a1").stdout)
     assert [p["name"] for p in json.loads(got["record"]["value"])["processes"]] == ["echo1", "worker"]
     # Status reaches the root group: every agent's rows are in the store, readable without the file.
     def stored():

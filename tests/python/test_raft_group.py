@@ -66,7 +66,7 @@ def test_linearizable_under_leader_kill(cluster):
     keys = ["k0", "k1", "k2"]
     # From revision 1, through every replica (failover): no change can slip by.
     everyone = ",".join(g.addr(i) for i in (3, 1, 2))
-    watcher = cluster.start("watch", ["state", "watch", "--via", everyone, "--from", "1", "k"])
+    watcher = cluster.start("watch", ["state", "watch", "--json", "--via", everyone, "--from", "1", "k"])
     history, lock = [], threading.Lock()
     alive = {1, 2, 3}
     threads = [threading.Thread(target=client, args=(g, c, 25, keys, history, lock, alive)) for c in range(4)]

@@ -189,6 +189,7 @@ public enum TreeRender {
                 lines.append(line)
             }
         }
+        if reply.hasPushGateway { lines.append(contentsOf: pushText(reply.pushGateway)) }
         if reply.directOut != 0 || reply.directIn != 0 {
             lines.append("brother p2p: out=\(reply.directOut) in=\(reply.directIn)")
         }
@@ -240,10 +241,11 @@ public enum TreeRender {
             "{\"path\":\(q($0.path)),\"leaves\":\($0.leaves),\"table_names\":\($0.tableNames),\"table_generation\":\($0.tableGeneration),"
                 + "\"up\":\(stat($0.up)),\"down\":\(stat($0.down)),\"purged\":\($0.purged),\"garbage\":\($0.garbage),\"msgmax\":\($0.msgmax)}"
         }
+        let push: String = reply.hasPushGateway ? ",\"push_gateway\":" + pushJSON(reply.pushGateway) : ""
         return "{\"name\":\(q(reply.name)),\"role\":\(q(roleName(reply.role))),\"level\":0,\"parent\":\(q(reply.parent)),\"parent_ready\":\(reply.parentReady),"
             + "\"names\":[\(names.joined(separator: ","))],\"links\":[\(links.joined(separator: ","))],"
             + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered),"
-            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)}"
+            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)\(push)}"
     }
 }
 

@@ -31,6 +31,10 @@ extension Node {
             service(m.envelope)
             return true
         }
+        if !typeHandlers.isEmpty, m.kind == .request, let handler = typeHandlers[m.type] {
+            handler(m.envelope)
+            return true
+        }
         switch m.kind {
         case .response, .error:
             if m.cookie != 0, let pending = rpc.complete(answerCookie: m.cookie, kind: m.kind, src: m.src) {
@@ -50,6 +54,17 @@ extension Node {
             return true
         default:
             return false
+        }
+    }
+
+    /// Takes requests of `type` (a reserved admin type) before the
+    /// application's handlers (`onMessages`/`onMessage`) see them; the handler
+    /// runs on the event loop. Callable from any thread.
+    public func handleRequests(ofType type: UInt32, _ handler: @escaping (Dagent_Envelope) -> Void) {
+        if eventLoop.inEventLoop {
+            typeHandlers[type] = handler
+        } else {
+            eventLoop.execute { self.typeHandlers[type] = handler }
         }
     }
 

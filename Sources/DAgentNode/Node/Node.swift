@@ -63,6 +63,8 @@ public final class Node: @unchecked Sendable {
     /// Called on the event loop for lifecycle events.
     public var onEvent: ((NodeEvent) -> Void)?
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
+    /// Requests of reserved types taken before the application's handlers (`handleRequests(ofType:)`).
+    var typeHandlers: [UInt32: (Dagent_Envelope) -> Void] = [:]
     /// Handlers of this node's subscriptions, by subscription id (Node-pubsub.swift).
     var subscriptionHandlers: [UInt64: (Dagent_Envelope) -> Void] = [:]
     /// Called on the event loop to add what a layer above the routing core

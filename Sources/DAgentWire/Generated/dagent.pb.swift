@@ -662,6 +662,16 @@ public nonisolated struct Dagent_TreeReply: @unchecked Sendable {
   /// Clears the value of `pubsub`. Subsequent reads from it will return its default value.
   public mutating func clearPubsub() {_uniqueStorage()._pubsub = nil}
 
+  /// HTTP/push facts are numbered from 300.
+  public var pushGateway: Dagent_PushGatewayInfo {
+    get {_storage._pushGateway ?? Dagent_PushGatewayInfo()}
+    set {_uniqueStorage()._pushGateway = newValue}
+  }
+  /// Returns true if `pushGateway` has been explicitly set.
+  public var hasPushGateway: Bool {_storage._pushGateway != nil}
+  /// Clears the value of `pushGateway`. Subsequent reads from it will return its default value.
+  public mutating func clearPushGateway() {_uniqueStorage()._pushGateway = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -698,6 +708,56 @@ public nonisolated struct Dagent_PubSubStats: Sendable {
 
   /// InterestUpdate frames received
   public var interestUpdates: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A node's push gateway: browser clients on WebSocket (`dagent tree`).
+public nonisolated struct Dagent_PushGatewayInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// connected now
+  public var clients: UInt64 = 0
+
+  /// bytes held in the clients' send queues now
+  public var queueBytes: UInt64 = 0
+
+  /// messages heard from the tree (once each)
+  public var messages: UInt64 = 0
+
+  /// frames written to clients
+  public var deliveries: UInt64 = 0
+
+  /// queued messages dropped for a newer one (conflated topics)
+  public var conflated: UInt64 = 0
+
+  /// clients closed, by reason (slow_consumer, unauthorized, ...)
+  public var closes: Dictionary<String,UInt64> = [:]
+
+  /// error frames sent, by code ("4403")
+  public var errors: Dictionary<String,UInt64> = [:]
+
+  /// the current epoch of the topic numbering
+  public var epoch: String = String()
+
+  /// topics numbered in this epoch
+  public var topics: UInt64 = 0
+
+  /// clients accepted since start
+  public var accepted: UInt64 = 0
+
+  /// the push plugin is attached
+  public var service: Bool = false
+
+  /// what the gateway hears from the tree
+  public var patterns: [String] = []
+
+  /// messages kept for recovery, all topics
+  public var historyFrames: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -917,6 +977,20 @@ public nonisolated struct Dagent_ServiceFrame: Sendable {
   public var streamID: UInt64 = 0
 
   public var body: Data = Data()
+
+  /// State (500-599): a large body (an InstallSnapshot) travels in chunks. A chunk carries
+  /// chunk_id (one transfer), chunk_offset (of this piece in the whole body) and chunk_total
+  /// (the whole body's size); the receiver answers each with chunk_ack = bytes received.
+  public var chunkID: UInt64 = 0
+
+  public var chunkOffset: UInt64 = 0
+
+  public var chunkTotal: UInt64 = 0
+
+  public var chunkAck: UInt64 = 0
+
+  /// Tells a replica that the group removed it (it stops), sent by members applying the removal.
+  public var removedNode: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1756,7 +1830,7 @@ nonisolated extension Dagent_QueueInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0\u{2}N\u{1}subscriptions\0\u{3}subscription_count\0\u{1}pubsub\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0\u{2}N\u{1}subscriptions\0\u{3}subscription_count\0\u{1}pubsub\0\u{4}F\u{3}push_gateway\0")
 
   fileprivate class _StorageClass {
     var _requestID: UInt64 = 0
@@ -1776,6 +1850,7 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _subscriptions: [Dagent_InterestEntry] = []
     var _subscriptionCount: UInt32 = 0
     var _pubsub: Dagent_PubSubStats? = nil
+    var _pushGateway: Dagent_PushGatewayInfo? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1803,6 +1878,7 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       _subscriptions = source._subscriptions
       _subscriptionCount = source._subscriptionCount
       _pubsub = source._pubsub
+      _pushGateway = source._pushGateway
     }
   }
 
@@ -1838,6 +1914,7 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 100: try { try decoder.decodeRepeatedMessageField(value: &_storage._subscriptions) }()
         case 101: try { try decoder.decodeSingularUInt32Field(value: &_storage._subscriptionCount) }()
         case 102: try { try decoder.decodeSingularMessageField(value: &_storage._pubsub) }()
+        case 300: try { try decoder.decodeSingularMessageField(value: &_storage._pushGateway) }()
         default: break
         }
       }
@@ -1901,6 +1978,9 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       try { if let v = _storage._pubsub {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 102)
       } }()
+      try { if let v = _storage._pushGateway {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 300)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1927,6 +2007,7 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._subscriptions != rhs_storage._subscriptions {return false}
         if _storage._subscriptionCount != rhs_storage._subscriptionCount {return false}
         if _storage._pubsub != rhs_storage._pubsub {return false}
+        if _storage._pushGateway != rhs_storage._pushGateway {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1996,6 +2077,96 @@ nonisolated extension Dagent_PubSubStats: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.droppedBad != rhs.droppedBad {return false}
     if lhs.interestRefused != rhs.interestRefused {return false}
     if lhs.interestUpdates != rhs.interestUpdates {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_PushGatewayInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PushGatewayInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}clients\0\u{3}queue_bytes\0\u{1}messages\0\u{1}deliveries\0\u{1}conflated\0\u{1}closes\0\u{1}errors\0\u{1}epoch\0\u{1}topics\0\u{1}accepted\0\u{1}service\0\u{1}patterns\0\u{3}history_frames\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.clients) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.queueBytes) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.messages) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.deliveries) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.conflated) }()
+      case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: &self.closes) }()
+      case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: &self.errors) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.epoch) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.topics) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.accepted) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.service) }()
+      case 12: try { try decoder.decodeRepeatedStringField(value: &self.patterns) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.historyFrames) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.clients != 0 {
+      try visitor.visitSingularUInt64Field(value: self.clients, fieldNumber: 1)
+    }
+    if self.queueBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.queueBytes, fieldNumber: 2)
+    }
+    if self.messages != 0 {
+      try visitor.visitSingularUInt64Field(value: self.messages, fieldNumber: 3)
+    }
+    if self.deliveries != 0 {
+      try visitor.visitSingularUInt64Field(value: self.deliveries, fieldNumber: 4)
+    }
+    if self.conflated != 0 {
+      try visitor.visitSingularUInt64Field(value: self.conflated, fieldNumber: 5)
+    }
+    if !self.closes.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: self.closes, fieldNumber: 6)
+    }
+    if !self.errors.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: self.errors, fieldNumber: 7)
+    }
+    if !self.epoch.isEmpty {
+      try visitor.visitSingularStringField(value: self.epoch, fieldNumber: 8)
+    }
+    if self.topics != 0 {
+      try visitor.visitSingularUInt64Field(value: self.topics, fieldNumber: 9)
+    }
+    if self.accepted != 0 {
+      try visitor.visitSingularUInt64Field(value: self.accepted, fieldNumber: 10)
+    }
+    if self.service != false {
+      try visitor.visitSingularBoolField(value: self.service, fieldNumber: 11)
+    }
+    if !self.patterns.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.patterns, fieldNumber: 12)
+    }
+    if self.historyFrames != 0 {
+      try visitor.visitSingularUInt64Field(value: self.historyFrames, fieldNumber: 13)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_PushGatewayInfo, rhs: Dagent_PushGatewayInfo) -> Bool {
+    if lhs.clients != rhs.clients {return false}
+    if lhs.queueBytes != rhs.queueBytes {return false}
+    if lhs.messages != rhs.messages {return false}
+    if lhs.deliveries != rhs.deliveries {return false}
+    if lhs.conflated != rhs.conflated {return false}
+    if lhs.closes != rhs.closes {return false}
+    if lhs.errors != rhs.errors {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.topics != rhs.topics {return false}
+    if lhs.accepted != rhs.accepted {return false}
+    if lhs.service != rhs.service {return false}
+    if lhs.patterns != rhs.patterns {return false}
+    if lhs.historyFrames != rhs.historyFrames {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2377,7 +2548,7 @@ nonisolated extension Dagent_PeerHello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServiceFrame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}stream_id\0\u{1}body\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}stream_id\0\u{1}body\0\u{4}r\u{7}chunk_id\0\u{3}chunk_offset\0\u{3}chunk_total\0\u{3}chunk_ack\0\u{3}removed_node\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2387,6 +2558,11 @@ nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.streamID) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.body) }()
+      case 500: try { try decoder.decodeSingularUInt64Field(value: &self.chunkID) }()
+      case 501: try { try decoder.decodeSingularUInt64Field(value: &self.chunkOffset) }()
+      case 502: try { try decoder.decodeSingularUInt64Field(value: &self.chunkTotal) }()
+      case 503: try { try decoder.decodeSingularUInt64Field(value: &self.chunkAck) }()
+      case 504: try { try decoder.decodeSingularUInt64Field(value: &self.removedNode) }()
       default: break
       }
     }
@@ -2399,12 +2575,32 @@ nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.body.isEmpty {
       try visitor.visitSingularBytesField(value: self.body, fieldNumber: 2)
     }
+    if self.chunkID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunkID, fieldNumber: 500)
+    }
+    if self.chunkOffset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunkOffset, fieldNumber: 501)
+    }
+    if self.chunkTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunkTotal, fieldNumber: 502)
+    }
+    if self.chunkAck != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chunkAck, fieldNumber: 503)
+    }
+    if self.removedNode != 0 {
+      try visitor.visitSingularUInt64Field(value: self.removedNode, fieldNumber: 504)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Dagent_ServiceFrame, rhs: Dagent_ServiceFrame) -> Bool {
     if lhs.streamID != rhs.streamID {return false}
     if lhs.body != rhs.body {return false}
+    if lhs.chunkID != rhs.chunkID {return false}
+    if lhs.chunkOffset != rhs.chunkOffset {return false}
+    if lhs.chunkTotal != rhs.chunkTotal {return false}
+    if lhs.chunkAck != rhs.chunkAck {return false}
+    if lhs.removedNode != rhs.removedNode {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
