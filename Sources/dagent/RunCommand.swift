@@ -26,7 +26,7 @@ struct RunCommand: ParsableCommand {
         plugins in DIR (see docs/plugins.md); SIGHUP reloads changed plugins.
 
         Every option of docs/config.md is also a flag (YAML key with - for _):
-        \(OptionDocs.helpText(NodeOptions.table.docs + PluginOptions.table.docs))
+        \(OptionDocs.helpText(NodeOptions.table.docs + PluginOptions.table.docs + MetricsOptions.table.docs))
         """
     )
 
@@ -79,7 +79,8 @@ struct RunCommand: ParsableCommand {
         if let path = config { c = try ConfigFile.load(path: path, into: c) }
         var plugins = PluginSettings()   // the plugin flags are applied by buildPluginSettings
         let rest = try PluginOptions.table.apply(flags: try NodeOptions.table.apply(flags: options, to: &c), to: &plugins)
-        if let unknown = MetricsSettings.withoutFlags(rest).first {
+        var metrics = MetricsSettings()   // applied by buildMetricsSettings
+        if let unknown = try MetricsOptions.table.apply(flags: rest, to: &metrics).first {
             throw ConfigError("unknown option '\(unknown)' (dagent run --help lists the flags; docs/config.md the options)")
         }
         if c.name.isEmpty { throw ConfigError("a node needs a name: --name NAME or name: in the config file") }
@@ -92,11 +93,7 @@ struct RunCommand: ParsableCommand {
     func buildMetricsSettings() throws -> MetricsSettings {
         var s = MetricsSettings()
         if let path = config, let fromFile = try MetricsSettings.load(configFile: path) { s = fromFile }
-        if let v = flag("report-to") { s.reportTo = v }
-        if let v = flag("report-interval") {
-            guard let d = Double(v) else { throw ConfigError("--report-interval must be a number of seconds (got '\(v)')") }
-            s.reportInterval = d
-        }
+        _ = try MetricsOptions.table.apply(flags: options, to: &s)
         try s.validate()
         return s
     }

@@ -9,7 +9,7 @@ gateway its history, conflation and limits. See docs/push.md.
 
 Config (``plugins.config.push``)::
 
-    secret_file: /etc/dagent/push.secret   # required: the HS256 secret (whitespace stripped)
+    secret_file: /etc/dagent/push.secret   # the HS256 secret (whitespace stripped); without it: idle
     history: {"news.>": {size: 100, ttl: 300}}
     conflate: ["metrics.>"]
     limits: {send_queue_bytes: 1048576, max_subscriptions: 100}
@@ -26,7 +26,8 @@ LIMIT_KEYS = {"send_queue_bytes": int, "max_frame_bytes": int, "max_subscription
               "max_topic_bytes": int, "max_clients": int, "plugin_timeout": float}
 
 CONFIG = dagent.Config(
-    secret_file=dagent.Option(str, help="file holding the HS256 secret that signs the tokens"),
+    secret_file=dagent.Option(str, default="", help="file holding the HS256 secret that signs the tokens "
+                              "(without it the plugin stays idle and /ws refuses clients with 1013)"),
     history=dagent.Option(dict, default={}, help='per pattern: {size: N, ttl: SECONDS}, e.g. {"news.>": {size: 100}}'),
     conflate=dagent.Option(list, default=[], help="patterns whose topics keep only their latest message for a slow client"),
     limits=dagent.Option(dict, default={}, help=f"gateway limits: {', '.join(LIMIT_KEYS)}"),
@@ -78,6 +79,9 @@ def _gateway_config(config):
 
 def setup(config):
     global _secret
+    if not config.secret_file:
+        dagent.log.info("push: idle: no plugins.config.push.secret_file (see docs/push.md)")
+        return
     _secret = _read_secret(config.secret_file)
     body = _gateway_config(config)
     rt = _runtime.current()
@@ -104,6 +108,8 @@ def _serve_static():
 
 
 def teardown():
+    if not _secret:
+        return
     rt = _runtime.current()
     _clients.clear()
     try:

@@ -387,3 +387,39 @@ def test_two_thousand_concurrent_clients(tree):
         await asyncio.gather(*[ws.close() for ws in clients])
     run(main(), timeout=240)
     wait_for("the clients to be gone", lambda: tree.gateway("a2")["clients"] == 0, timeout=30)
+
+
+# ---- a real browser ----------------------------------------------------------------
+
+def test_demo_page_in_headless_chromium_shows_a_published_message(tree):
+    import shutil
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,600"):
+        opts.add_argument(a)
+    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        page = f"http://127.0.0.1:{tree.http['a1']}/push/?topic=demo.%3E&token={tok('viewer', topics=['demo.>'])}"
+        browser.get(page)
+        wait_for("the page to connect", lambda: "connected" in browser.find_element(By.ID, "status").text)
+
+        async def publish():
+            ws = await connect(tree.url("a2", tok("cli", topics=[], pub=["demo.*"])))
+            for i in range(100):   # until the page shows it (interest travels up the tree first)
+                await ws.send(json.dumps({"op": "pub", "topic": "demo.hello", "data": f"hello from a2 #{i}"}))
+                await recv_op(ws, "published")
+                if browser.find_elements(By.CSS_SELECTOR, "#messages li"):
+                    break
+                await asyncio.sleep(0.1)
+            await ws.close()
+        run(publish())
+        wait_for("a message in the DOM", lambda: browser.find_elements(By.CSS_SELECTOR, "#messages li"))
+        text = browser.find_element(By.CSS_SELECTOR, "#messages li").text
+        assert "demo.hello" in text and "hello from a2" in text
+        artifacts = os.environ.get("DAGENT_ARTIFACTS", "/tmp/dagent-artifacts")
+        os.makedirs(artifacts, exist_ok=True)
+        browser.save_screenshot(os.path.join(artifacts, "push-demo.png"))
+    finally:
+        browser.quit()
