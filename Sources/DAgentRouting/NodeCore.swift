@@ -52,7 +52,9 @@ public final class NodeCore {
     /// The last destination that passed `NameRules` (streams send to one name).
     package var lastValidDestination: String?
     /// Pub/sub: subscriptions, interest per link, the match table (NodeCore-pubsub.swift).
-    package lazy var pubsub = PubSubState(limits: config.pubsub)
+    /// (Stored, not lazy: a lazy property is read, changed and written back,
+    /// which would copy its tables on every change.)
+    package var pubsub: PubSubState
 
     /// Messages delivered to this node, in order; the driver takes them in
     /// batches (`takeInbox`) after each input.
@@ -71,6 +73,7 @@ public final class NodeCore {
         self.config = config
         self.session = session
         self.newSession = sessionGenerator
+        self.pubsub = PubSubState(limits: config.pubsub)
         self.queues = SendQueues(perDestinationLimit: config.sendQueueLength,
                                  destinationLimit: config.maxQueuedDestinations)
         actions.reserveCapacity(64)

@@ -124,12 +124,15 @@ struct RunCommand: ParsableCommand {
             metricsSettings = try buildMetricsSettings()
         } catch { fail("\(error)", code: 2) }
         bootstrapLogging(level: config.logLevel)
+        let stopSignals = StopSignals()
+        let done = stopSignals.done
         let node: Node
         var replica: RootReplica?
         var host: PluginHost?
         let metrics: NodeMetrics
         do {
             node = try Node(config: config)
+            stopSignals.logger = node.logger
             metrics = NodeMetrics(node: node, settings: metricsSettings)
             if let group {
                 replica = try group.makeReplica(node: node, join: join)
@@ -161,7 +164,6 @@ struct RunCommand: ParsableCommand {
                 fail("cannot start the Python plugin host: \(error)", code: 2)
             }
         }
-        let done = DispatchSemaphore(value: 0)
         var exitCode: Int32 = 0
         replica?.onFatal = { reason in
             node.logger.error("stopping: the raft replica stopped: \(reason)")
@@ -188,16 +190,6 @@ struct RunCommand: ParsableCommand {
             }
         }
         var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                node.logger.notice("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"); stopping")
-                done.signal()
-            }
-            source.resume()
-            sources.append(source)
-        }
         signal(SIGHUP, SIG_IGN)
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         hup.setEventHandler {
@@ -233,6 +225,7 @@ struct RunCommand: ParsableCommand {
         try? node.shutdown()
         node.logger.notice("node '\(config.name)' stopped")
         _ = sources
+        _ = stopSignals
         Foundation.exit(exitCode)
     }
 }
