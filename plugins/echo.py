@@ -42,6 +42,8 @@ def setup(config):
 def echo(msg):
     global seen
     seen += 1
+    dagent.report.inc("echo_messages_total", kind="request" if msg.is_request else "oneway")
+    dagent.report.observe("echo_payload_bytes", len(msg.data))
     if msg.is_request:
         return prefix + msg.data
     dagent.log.debug("echo: one-way message from %s: %d bytes", msg.src, len(msg.data))
@@ -52,4 +54,5 @@ def echo(msg):
 def ping(msg):
     global seen
     seen += 1
+    dagent.report.inc("echo_pings_total")
     return f"pong from {dagent.name()}: {seen} message(s) seen, up {time.monotonic() - started:.0f}s"

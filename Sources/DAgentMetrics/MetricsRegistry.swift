@@ -92,14 +92,20 @@ public final class MetricsRegistry: @unchecked Sendable {
     func seriesKey(_ name: String, _ kind: MetricKind, _ labels: [(String, String)], help: String = "",
                    buckets: [Double]? = nil) throws(MetricsError) -> [String] {
         let sorted = labels.sorted { $0.0 < $1.0 }
-        let f = try declareLocked(name, kind, help, sorted.map(\.0), buckets)
         let values = sorted.map(\.1)
-        if f.series[values] == nil {
-            if f.series.count >= options.maxSeriesPerMetric {
+        // Fast path: an existing series (no copy of the family is held while it is changed).
+        if families[name]?.series[values] != nil, families[name]!.kind == kind, families[name]!.labelNames.count == values.count,
+           families[name]!.labelNames == sorted.map(\.0) {
+            return values
+        }
+        let empty = try declareLocked(name, kind, help, sorted.map(\.0), buckets).emptyValue()
+        let count = families[name]!.series.count
+        if families[name]!.series[values] == nil {
+            if count >= options.maxSeriesPerMetric {
                 refused += 1
-                throw MetricsError("metric '\(name)' already has \(f.series.count) series (metrics_max_series=\(options.maxSeriesPerMetric)); refused the new one \(Self.describe(sorted))")
+                throw MetricsError("metric '\(name)' already has \(count) series (metrics_max_series=\(options.maxSeriesPerMetric)); refused the new one \(Self.describe(sorted))")
             }
-            families[name]!.series[values] = f.emptyValue()
+            families[name]!.series[values] = empty
         }
         return values
     }

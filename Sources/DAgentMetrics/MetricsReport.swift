@@ -133,6 +133,43 @@ public struct MetricsDiff: Sendable {
         return out
     }
 
+    /// Marks the series of `chunk` (a part of `changes(snapshot)`) as taken, at their values in `snapshot`.
+    public mutating func acknowledge(_ chunk: [MetricFamily], of snapshot: [MetricFamily]) {
+        let byName = Dictionary(snapshot.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for f in chunk {
+            guard let full = byName[f.name] else { continue }
+            for key in f.series.keys { acked[f.name, default: [:]][key] = full.series[key] }
+        }
+    }
+
+    /// Splits changes into chunks whose JSON stays under about `maxBytes`.
+    public static func chunks(_ changes: [MetricFamily], maxBytes: Int) -> [[MetricFamily]] {
+        var out: [[MetricFamily]] = []
+        var current: [MetricFamily] = []
+        var size = 200
+        for f in changes {
+            var part = f
+            part.series = [:]
+            let base = 120 + f.name.utf8.count + f.help.utf8.count + f.labelNames.reduce(0) { $0 + $1.utf8.count + 3 } + f.buckets.count * 24
+            size += base
+            for (key, v) in f.series {
+                let cost = 48 + key.reduce(0) { $0 + $1.utf8.count + 3 } + v.buckets.count * 21
+                if size + cost > maxBytes && (!part.series.isEmpty || !current.isEmpty) {
+                    if !part.series.isEmpty { current.append(part) }
+                    out.append(current)
+                    current = []
+                    part.series = [:]
+                    size = 200 + base
+                }
+                part.series[key] = v
+                size += cost
+            }
+            if !part.series.isEmpty { current.append(part) }
+        }
+        if !current.isEmpty { out.append(current) }
+        return out
+    }
+
     /// Marks `snapshot` as taken by the collector.
     public mutating func acknowledge(_ snapshot: [MetricFamily]) {
         acked = [:]

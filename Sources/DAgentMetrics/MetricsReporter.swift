@@ -54,34 +54,47 @@ public final class MetricsReporter: @unchecked Sendable {
         inFlight = true
         metrics.refresh().whenComplete { _ in
             let snapshot = self.metrics.registry.snapshot()
-            var report = MetricsReport()
-            report.node = self.metrics.node.config.name
-            report.incarnation = self.incarnation
-            self.seq += 1
-            report.seq = self.seq
-            report.final = final
-            report.families = self.diff.changes(snapshot)
-            let payload = report.json()
-            self.metrics.node.request(to: self.to, type: NodeMetrics.reportType, payload: payload,
-                                      timeout: self.metrics.settings.reportTimeout).hop(to: self.loop).whenComplete { result in
+            let budget = max(4096, self.metrics.node.config.maxMessageBytes / 2)
+            var chunks = MetricsDiff.chunks(self.diff.changes(snapshot), maxBytes: budget)
+            if chunks.isEmpty { chunks = [[]] }   // an empty report still says "alive" (and carries `final`)
+            self.send(chunks[...], snapshot: snapshot, final: final, completion: completion)
+        }
+    }
+
+    /// Sends the chunks one after the other; each one the collector takes is acknowledged on its own.
+    func send(_ chunks: ArraySlice<[MetricFamily]>, snapshot: [MetricFamily], final: Bool, completion: (() -> Void)?) {
+        guard let chunk = chunks.first else {
+            inFlight = false
+            flushes += 1
+            metrics.counter("dagent_report_flushes_total").increment()
+            if !lastError.isEmpty {
+                metrics.logger.notice("metrics: collector '\(to)' takes reports again")
+                lastError = ""
+            }
+            completion?()
+            return
+        }
+        var report = MetricsReport()
+        report.node = metrics.node.config.name
+        report.incarnation = incarnation
+        seq += 1
+        report.seq = seq
+        report.final = final && chunks.count == 1
+        report.families = chunk
+        metrics.node.request(to: to, type: NodeMetrics.reportType, payload: report.json(),
+                             timeout: metrics.settings.reportTimeout).hop(to: loop).whenComplete { result in
+            switch result {
+            case .success:
+                self.diff.acknowledge(chunk, of: snapshot)
+                self.send(chunks.dropFirst(), snapshot: snapshot, final: final, completion: completion)
+            case .failure(let error):
                 self.inFlight = false
-                switch result {
-                case .success:
-                    self.diff.acknowledge(snapshot)
-                    self.flushes += 1
-                    self.metrics.counter("dagent_report_flushes_total").increment()
-                    if !self.lastError.isEmpty {
-                        self.metrics.logger.notice("metrics: collector '\(self.to)' takes reports again")
-                        self.lastError = ""
-                    }
-                case .failure(let error):
-                    self.failures += 1
-                    self.metrics.counter("dagent_report_failures_total").increment()
-                    let text = "\(error)"
-                    if text != self.lastError {
-                        self.metrics.logger.warning("metrics: report to collector '\(self.to)' failed: \(text); the changes stay for the next flush (report_interval=\(self.metrics.settings.reportInterval)s)")
-                        self.lastError = text
-                    }
+                self.failures += 1
+                self.metrics.counter("dagent_report_failures_total").increment()
+                let text = "\(error)"
+                if text != self.lastError {
+                    self.metrics.logger.warning("metrics: report to collector '\(self.to)' failed: \(text); the changes stay for the next flush (report_interval=\(self.metrics.settings.reportInterval)s)")
+                    self.lastError = text
                 }
                 completion?()
             }

@@ -1,15 +1,16 @@
+import DAgentNode
 import DAgentRouting
 import Foundation
 import Yams
 
-/// The `metrics:` section of a node's config:
+/// The `metrics:` section of a node's config (its options are `MetricsOptions.table`):
 ///
 /// ```yaml
 /// metrics:
 ///   report_to: collector     # node whose collector plugin takes this node's reports
 ///   report_interval: 1.0     # seconds between flushes
 ///   report_timeout: 5.0      # seconds a flush may wait for the collector's answer
-///   max_series: 1000         # label combinations per metric (metrics_max_series)
+///   max_series: 1000         # label combinations per metric
 ///   max_families: 10000
 /// ```
 public struct MetricsSettings: Sendable, Equatable {
@@ -28,8 +29,6 @@ public struct MetricsSettings: Sendable, Equatable {
         return o
     }
 
-    static let keys: Set<String> = ["report_to", "report_interval", "report_timeout", "max_series", "max_families"]
-
     /// The section from a YAML config file (nil if it has none).
     public static func load(configFile path: String) throws -> MetricsSettings? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError("cannot read config file '\(path)'") }
@@ -39,58 +38,26 @@ public struct MetricsSettings: Sendable, Equatable {
 
     public static func parse(_ raw: Any, source: String = "config") throws -> MetricsSettings {
         guard let map = raw as? [String: Any] else { throw ConfigError("\(source): metrics must be a mapping of options") }
-        for k in map.keys where !keys.contains(k) {
-            throw ConfigError("\(source): unknown option 'metrics.\(k)' (known: \(keys.sorted().joined(separator: ", ")))")
-        }
         var s = MetricsSettings()
-        if let v = map["report_to"] {
-            guard let name = v as? String else { throw ConfigError("\(source): metrics.report_to must be a node name") }
-            s.reportTo = name
-        }
-        func num(_ k: String) throws -> Double? {
-            guard let v = map[k] else { return nil }
-            if let d = v as? Double { return d }
-            if let i = v as? Int { return Double(i) }
-            throw ConfigError("\(source): metrics.\(k) must be a number (got \(v))")
-        }
-        func int(_ k: String) throws -> Int? {
-            guard let v = map[k] else { return nil }
-            if let i = v as? Int { return i }
-            throw ConfigError("\(source): metrics.\(k) must be an integer (got \(v))")
-        }
-        if let v = try num("report_interval") { s.reportInterval = v }
-        if let v = try num("report_timeout") { s.reportTimeout = v }
-        if let v = try int("max_series") { s.maxSeries = v }
-        if let v = try int("max_families") { s.maxFamilies = v }
+        try MetricsOptions.table.apply(yaml: map, to: &s, source: source)
         try s.validate()
         return s
     }
 
     /// Checks each option; the message names it.
-    public func validate() throws(ConfigError) {
+    public func validate() throws {
+        try MetricsOptions.table.validate(self)
         if let n = reportTo, let p = NameRules.problem(with: n) { throw ConfigError("metrics.report_to: \(p)") }
-        if !(reportInterval >= 0.05) { throw ConfigError("metrics.report_interval must be >= 0.05 s (got \(reportInterval))") }
-        if !(reportTimeout > 0) { throw ConfigError("metrics.report_timeout must be > 0 (got \(reportTimeout))") }
-        if maxSeries < 1 { throw ConfigError("metrics.max_series must be >= 1 (got \(maxSeries))") }
-        if maxFamilies < 1 { throw ConfigError("metrics.max_families must be >= 1 (got \(maxFamilies))") }
     }
 }
 
-extension MetricsSettings {
-    /// The flags of `dagent run` that this section reads (each takes a value).
-    public static let flags: Set<String> = ["--report-to", "--report-interval"]
-
-    /// `args` without the metrics flags and their values (`--report-to X`, `--report-to=X`).
-    public static func withoutFlags(_ args: [String]) -> [String] {
-        var out: [String] = []
-        var i = 0
-        while i < args.count {
-            let a = args[i]
-            if flags.contains(a) { i += 2; continue }
-            if flags.contains(where: { a.hasPrefix($0 + "=") }) { i += 1; continue }
-            out.append(a)
-            i += 1
-        }
-        return out
-    }
+/// The `metrics.` options: YAML keys under `metrics:`, flags of `dagent run`, rows of docs/config.md.
+public enum MetricsOptions {
+    public static let table = OptionTable<MetricsSettings>(section: "metrics.", defaults: MetricsSettings(), [
+        .optionalString("report_to", \.reportTo, help: "send this node's metrics to the collector plugin on this node (statsd-style changes over the tree)"),
+        .double("report_interval", \.reportInterval, min: 0.05, max: 3600, help: "time between two reports to `report_to`"),
+        .double("report_timeout", \.reportTimeout, min: 0.001, max: 3600, help: "a report the collector has not answered within this fails (its changes stay for the next one)"),
+        .int("max_series", \.maxSeries, min: 1, max: 10_000_000, flag: "metrics-max-series", help: "label combinations per metric; a new series past it is refused with an error"),
+        .int("max_families", \.maxFamilies, min: 1, max: 10_000_000, flag: "metrics-max-families", help: "metric names per node"),
+    ])
 }

@@ -35,6 +35,13 @@ public final class NodeMetrics: @unchecked Sendable {
         log[metadataKey: "component"] = "metrics"
         logger = log
         for (name, help) in Self.help { registry.document(name, help: help) }
+        registry.document("dagent_rpc_duration_seconds", help: "Time from sending a request to its answer, by outcome",
+                          buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+        let timers = ["ok", "error", "timeout"].map { ($0, CoreMetrics.Timer(label: "dagent_rpc_duration_seconds", dimensions: [("outcome", $0)], factory: factory)) }
+        let byOutcome = Dictionary(uniqueKeysWithValues: timers)
+        node.onRPCDone = { seconds, outcome in
+            byOutcome[outcome]?.recordNanoseconds(Int64(seconds * 1e9))
+        }
     }
 
     static let help: [(String, String)] = [

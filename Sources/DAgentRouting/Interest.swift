@@ -109,7 +109,6 @@ package struct InterestState {
         for (key, count) in entries.sorted(by: { $0.key < $1.key }) {
             setReceived(key, count: count, from: link)
         }
-        known.insert(link)
     }
 
     /// A link may now be told our interest; returns the full snapshot for it.

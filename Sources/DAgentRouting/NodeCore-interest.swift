@@ -96,6 +96,7 @@ extension NodeCore {
             let end = min(sorted.count, start + Self.interestEntriesPerFrame)
             var update = Dagent_InterestUpdate()
             update.initial = initial && start == 0
+            update.complete = initial && end == sorted.count
             update.entries = sorted[start..<end].map { key, count in
                 var e = Dagent_InterestEntry()
                 e.pattern = key.pattern
@@ -121,7 +122,6 @@ extension NodeCore {
         var overLimit = 0
         var accepted: [InterestKey: UInt32] = [:]
         var distinct = update.initial ? 0 : (pubsub.interest.received[id]?.count ?? 0)
-        let current = pubsub.interest.received[id] ?? [:]
         for entry in update.entries {
             do {
                 try TopicRules.checkPattern(entry.pattern, limits: config.pubsub.topic)
@@ -132,7 +132,9 @@ extension NodeCore {
                 continue
             }
             let key = InterestKey(entry.pattern, queue: entry.queue)
-            let isNew = update.initial ? accepted[key] == nil : current[key] == nil && accepted[key] == nil
+            // (no copy of the link's table: a copy would make every update O(entries))
+            let known = !update.initial && pubsub.interest.received[id]?[key] != nil
+            let isNew = accepted[key] == nil && !known
             if entry.count > 0 && isNew {
                 if distinct >= limit {
                     pubsub.counters.interestRefused &+= 1
@@ -140,7 +142,7 @@ extension NodeCore {
                     continue
                 }
                 distinct += 1
-            } else if entry.count == 0 && !update.initial && current[key] != nil {
+            } else if entry.count == 0 && known {
                 distinct -= 1
             }
             accepted[key] = entry.count
@@ -152,6 +154,7 @@ extension NodeCore {
                 pubsub.interest.setReceived(key, count: count, from: id)
             }
         }
+        if update.complete { pubsub.interest.known.insert(id) }
         if overLimit > 0 {
             reportInterestProblem(id, .tooManySubscriptions,
                 "\(overLimit) interest entr\(overLimit == 1 ? "y" : "ies") from \(describe(id)) refused: the link already has max_link_interest=\(limit) distinct entries at node '\(config.name)'")

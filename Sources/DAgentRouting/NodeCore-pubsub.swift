@@ -133,7 +133,8 @@ extension NodeCore {
     package func pickMember(_ group: SublistMatch<SubTarget>.Group) -> SubTarget? {
         let total = group.totalWeight
         guard total > 0 else { return nil }
-        let cursor = pubsub.cursors[group.name, default: 0]
+        // A group's cursor starts at a random place, so one-shot publishers do not all pick the first member.
+        let cursor = pubsub.cursors[group.name] ?? newSession()
         pubsub.cursors[group.name] = cursor &+ 1
         var slot = cursor % total
         for member in group.members {

@@ -15,7 +15,8 @@ public struct TopicError: Error, Equatable, CustomStringConvertible, Sendable {
     public var value: String
     public var rule: String
     public var description: String { "bad topic '\(value.count > 80 ? value.prefix(80) + "…" : Substring(value))': \(rule)" }
-    public var asDAgentError: DAgentError { DAgentError(.badTopic, description) }
+    /// `bad topic: 'VALUE': RULE`.
+    public var asDAgentError: DAgentError { DAgentError(.badTopic, "'\(value.count > 80 ? value.prefix(80) + "…" : Substring(value))': \(rule)") }
 }
 
 /// Topics and patterns, as NATS subjects: dot-separated tokens

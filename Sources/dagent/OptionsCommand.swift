@@ -1,4 +1,5 @@
 import ArgumentParser
+import DAgentMetrics
 import DAgentNode
 import DAgentPython
 import Foundation
@@ -16,7 +17,7 @@ struct OptionsCommand: ParsableCommand {
     )
 
     /// Every option, node and plugin sections alike, in registry order.
-    static var rows: [OptionDoc] { NodeOptions.table.docs + PluginOptions.table.docs }
+    static var rows: [OptionDoc] { NodeOptions.table.docs + PluginOptions.table.docs + MetricsOptions.table.docs }
 
     @Flag(help: "Print the Markdown table of docs/config.md.") var markdown = false
     @Flag(help: "Print a JSON array of options.") var json = false

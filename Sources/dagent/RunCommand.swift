@@ -26,7 +26,7 @@ struct RunCommand: ParsableCommand {
         plugins in DIR (see docs/plugins.md); SIGHUP reloads changed plugins.
 
         Every option of docs/config.md is also a flag (YAML key with - for _):
-        \(OptionDocs.helpText(NodeOptions.table.docs + PluginOptions.table.docs))
+        \(OptionDocs.helpText(NodeOptions.table.docs + PluginOptions.table.docs + MetricsOptions.table.docs))
         """
     )
 
@@ -79,7 +79,8 @@ struct RunCommand: ParsableCommand {
         if let path = config { c = try ConfigFile.load(path: path, into: c) }
         var plugins = PluginSettings()   // the plugin flags are applied by buildPluginSettings
         let rest = try PluginOptions.table.apply(flags: try NodeOptions.table.apply(flags: options, to: &c), to: &plugins)
-        if let unknown = MetricsSettings.withoutFlags(rest).first {
+        var metrics = MetricsSettings()   // applied by buildMetricsSettings
+        if let unknown = try MetricsOptions.table.apply(flags: rest, to: &metrics).first {
             throw ConfigError("unknown option '\(unknown)' (dagent run --help lists the flags; docs/config.md the options)")
         }
         if c.name.isEmpty { throw ConfigError("a node needs a name: --name NAME or name: in the config file") }
@@ -92,11 +93,7 @@ struct RunCommand: ParsableCommand {
     func buildMetricsSettings() throws -> MetricsSettings {
         var s = MetricsSettings()
         if let path = config, let fromFile = try MetricsSettings.load(configFile: path) { s = fromFile }
-        if let v = flag("report-to") { s.reportTo = v }
-        if let v = flag("report-interval") {
-            guard let d = Double(v) else { throw ConfigError("--report-interval must be a number of seconds (got '\(v)')") }
-            s.reportInterval = d
-        }
+        _ = try MetricsOptions.table.apply(flags: options, to: &s)
         try s.validate()
         return s
     }
@@ -127,12 +124,15 @@ struct RunCommand: ParsableCommand {
             metricsSettings = try buildMetricsSettings()
         } catch { fail("\(error)", code: 2) }
         bootstrapLogging(level: config.logLevel)
+        let stopSignals = StopSignals()
+        let done = stopSignals.done
         let node: Node
         var replica: RootReplica?
         var host: PluginHost?
         let metrics: NodeMetrics
         do {
             node = try Node(config: config)
+            stopSignals.logger = node.logger
             metrics = NodeMetrics(node: node, settings: metricsSettings)
             if let group {
                 replica = try group.makeReplica(node: node, join: join)
@@ -164,7 +164,6 @@ struct RunCommand: ParsableCommand {
                 fail("cannot start the Python plugin host: \(error)", code: 2)
             }
         }
-        let done = DispatchSemaphore(value: 0)
         var exitCode: Int32 = 0
         replica?.onFatal = { reason in
             node.logger.error("stopping: the raft replica stopped: \(reason)")
@@ -191,16 +190,6 @@ struct RunCommand: ParsableCommand {
             }
         }
         var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                node.logger.notice("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"); stopping")
-                done.signal()
-            }
-            source.resume()
-            sources.append(source)
-        }
         signal(SIGHUP, SIG_IGN)
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         hup.setEventHandler {
@@ -236,6 +225,7 @@ struct RunCommand: ParsableCommand {
         try? node.shutdown()
         node.logger.notice("node '\(config.name)' stopped")
         _ = sources
+        _ = stopSignals
         Foundation.exit(exitCode)
     }
 }

@@ -18,7 +18,7 @@ struct DAgentCommand: ParsableCommand {
         Brother p2p:     dagent request --via msgq:///tmp/a1.q --to l1 hello
         Deploy a tree:   dagent up -f tree.yaml; dagent status -f tree.yaml; dagent down -f tree.yaml
         """,
-        subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self,
+        subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self, PubCommand.self, SubCommand.self,
                       TreeCommand.self, ReloadCommand.self, StateCommandGroup.self,
                       UpCommand.self, DownCommand.self, StatusCommand.self, LogsCommand.self, RestartCommand.self,
                       DeployConfigCommand.self, SystemdCommand.self, SuperviseCommand.self, OptionsCommand.self, PushCommandGroup.self]

@@ -100,3 +100,27 @@ final class MetricsRegistryTests: XCTestCase {
         XCTAssertTrue(MetricsReport.apply(json: Data(conflict.utf8), to: target).first?.contains("is a gauge") ?? false)
     }
 }
+
+final class MetricsChunkTests: XCTestCase {
+    func testLargeChangeSetsSplitUnderTheBudgetAndAcknowledgeByPart() throws {
+        let r = MetricsRegistry(options: { var o = MetricsRegistry.Options(); o.maxSeriesPerMetric = 100_000; return o }())
+        for i in 0..<20_000 { try r.add("many_total", Double(i + 1), labels: [("id", "\(i)")]) }
+        try r.set("g", 3)
+        var diff = MetricsDiff()
+        let snap = r.snapshot()
+        let chunks = MetricsDiff.chunks(diff.changes(snap), maxBytes: 64 * 1024)
+        XCTAssertGreaterThan(chunks.count, 5)
+        var total = 0
+        for c in chunks {
+            var rep = MetricsReport()
+            rep.families = c
+            XCTAssertLessThanOrEqual(rep.json().count, 64 * 1024)
+            total += c.reduce(0) { $0 + $1.series.count }
+        }
+        XCTAssertEqual(total, 20_001)
+        // Only the first part was taken: the rest is still a change.
+        diff.acknowledge(chunks[0], of: snap)
+        let left = diff.changes(snap).reduce(0) { $0 + $1.series.count }
+        XCTAssertEqual(left, 20_001 - chunks[0].reduce(0) { $0 + $1.series.count })
+    }
+}

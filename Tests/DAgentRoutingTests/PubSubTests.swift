@@ -1,4 +1,5 @@
 import DAgentWire
+import Foundation
 import NIOCore
 import XCTest
 @testable import DAgentRouting
@@ -329,5 +330,18 @@ final class PubSubTests: XCTestCase {
         let leaf = net.cores["ep2"]!.treeReply(requestID: 1)
         XCTAssertEqual(leaf.subscriptions.map(\.pattern), ["a.>"])
         XCTAssertEqual(leaf.pubsub.delivered, 1)
+    }
+}
+
+extension PubSubTests {
+    func testTenThousandSubscriptionsPropagateAsOneEntryEach() throws {
+        let net = CoreNetwork.standardTree()
+        for i in 0..<10_000 { _ = try net.cores["ep2"]!.subscribe("sensor.\(i).temp") }
+        net.pump()
+        let root = net.cores["root"]!
+        let viaA2 = root.linkIDs.first { root.links[$0]!.peerName == "a2" }!
+        XCTAssertEqual(root.interest(via: viaA2).count, 10_000)
+        try net.publish("ep1", "sensor.4321.temp", "v")
+        XCTAssertEqual(net.received("ep2"), ["v"])
     }
 }

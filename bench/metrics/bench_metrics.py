@@ -5,6 +5,7 @@ Counter.inc in the same interpreter, and how long a scrape of 100,000 series tak
 Prints a Markdown table; medians of ROUNDS."""
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -56,6 +57,7 @@ def get(url):
 
 
 def scrape_costs(binary, rounds, series=100_000):
+    """A node whose plugin holds `series` series: the time of GET /metrics (the Swift registry)."""
     work = tempfile.mkdtemp(prefix="dagent-bench-metrics.")
     plug = os.path.join(work, "plugins")
     os.makedirs(plug)
@@ -63,36 +65,139 @@ def scrape_costs(binary, rounds, series=100_000):
         f.write(f"""import dagent
 dagent.report.REGISTRY.max_series = {series}
 for i in range({series}):
-    dagent.report.inc("bench_series_total", i, id=str(i))
+    dagent.report.inc("bench_series_total", i + 1, id=str(i))
 """)
-    os.symlink(os.path.join(ROOT, "plugins", "collector"), os.path.join(plug, "collector"))
     port, http = free_port(), free_port()
     cfg = os.path.join(work, "node.yaml")
     with open(cfg, "w") as f:
-        f.write(f"name: col\nlisten: tcp://127.0.0.1:{port}\nhttp: tcp://127.0.0.1:{http}\n"
-                f"metrics: {{max_series: {series + 1000}, report_to: col, report_interval: 0.5}}\n"
-                f"plugins: {{dirs: [{plug}], config: {{collector: {{max_series: {series * 2}}}}}}}\n")
+        f.write(f"name: big\nlisten: tcp://127.0.0.1:{port}\nhttp: tcp://127.0.0.1:{http}\n"
+                f"metrics: {{max_series: {series + 1000}}}\nplugins: {{dirs: [{plug}], handler_budget: 60}}\n")
     p = subprocess.Popen([binary, "run", "--config", cfg], stderr=open(os.path.join(work, "node.log"), "w"))
     base = f"http://127.0.0.1:{http}"
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while time.time() < deadline:
             try:
-                _, body = get(base + "/metrics/tree")
+                _, body = get(base + "/metrics")
                 if body.count(b"bench_series_total{") >= series:
                     break
             except OSError:
                 pass
             time.sleep(0.5)
         else:
-            raise SystemExit("bench: the collector never held all the series; see " + work)
+            raise SystemExit("bench: the node never held all the series; see " + work)
         node = [get(base + "/metrics")[0] for _ in range(rounds)]
-        tree = [get(base + "/metrics/tree")[0] for _ in range(rounds)]
-        return {"node /metrics (Swift registry)": statistics.median(node),
-                "collector /metrics/tree (prometheus_client)": statistics.median(tree)}
+        return {"node /metrics (Swift registry)": statistics.median(node)}
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
+
+
+HAMMER = """import dagent, time
+N, SERIES = {n}, {series}
+names = [str(i) for i in range(SERIES)]
+done = 0
+def burst():
+    global done
+    if done >= N:
+        return
+    inc = dagent.report.inc
+    for i in range(min(20000, N - done)):
+        inc("hammer_total", 1, id=names[i % SERIES])
+    done += min(20000, N - done)
+    dagent.after(0, burst)
+def setup():
+    dagent.after(0.5, burst)
+"""
+
+
+def collector_updates(binary, n, series=100, reporters=4):
+    """4 reporter nodes, each doing n report.inc calls over `series` series, into one collector:
+    updates/s = 4n / (time until the collector holds them all, from the first inc)."""
+    work = tempfile.mkdtemp(prefix="dagent-bench-updates.")
+    col_plug, rep_plug = os.path.join(work, "col"), os.path.join(work, "rep")
+    os.makedirs(col_plug)
+    os.makedirs(rep_plug)
+    os.symlink(os.path.join(ROOT, "plugins", "collector"), os.path.join(col_plug, "collector"))
+    with open(os.path.join(rep_plug, "hammer.py"), "w") as f:
+        f.write(HAMMER.format(n=n, series=series))
+    port, http = free_port(), free_port()
+    procs = [subprocess.Popen([binary, "run", "--name", "col", "--listen", f"tcp://127.0.0.1:{port}", "--http",
+                               f"tcp://127.0.0.1:{http}", "--plugins", col_plug], stderr=open(os.path.join(work, "col.log"), "w"))]
+    try:
+        wait_http(f"http://127.0.0.1:{http}/api/collector/nodes")
+        t0 = time.perf_counter()
+        for i in range(reporters):
+            procs.append(subprocess.Popen([binary, "run", "--name", f"r{i}", "--parent", f"tcp://127.0.0.1:{port}",
+                                           "--report-to", "col", "--report-interval", "0.2", "--plugins", rep_plug],
+                                          stderr=open(os.path.join(work, f"r{i}.log"), "w")))
+        want = reporters * n
+        first = None
+        while time.perf_counter() - t0 < 300:
+            nodes = json.loads(get(f"http://127.0.0.1:{http}/api/collector/nodes")[1])
+            if first is None and len(nodes) == reporters:
+                first = time.perf_counter()
+            _, body = get(f"http://127.0.0.1:{http}/metrics/tree")
+            total = sum(float(l.rsplit(" ", 1)[1]) for l in body.decode().splitlines() if l.startswith("hammer_total{"))
+            if total >= want:
+                end = time.perf_counter()
+                # the reporters start their bursts 0.5 s after their plugins loaded (~ when they first report)
+                return want / (end - (first or t0) + 0.2), total
+            time.sleep(0.05)
+        raise SystemExit("bench: the collector never reached the total; see " + work)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+
+
+PUSHER = """import sys, time
+from prometheus_client import CollectorRegistry, Counter, push_to_gateway
+reg = CollectorRegistry()
+c = Counter("hammer", "h", ["id"], registry=reg)
+children = [c.labels(id=str(i)) for i in range({series})]
+pushes, deadline = 0, time.time() + {seconds}
+while time.time() < deadline:
+    for ch in children:
+        ch.inc()
+    push_to_gateway("127.0.0.1:{port}", job="w{{}}".format(sys.argv[1]), registry=reg)
+    pushes += 1
+print(pushes)
+"""
+
+
+def pushgateway_updates(seconds=5, series=100, reporters=4):
+    """The same 4 reporters pushing their 100 series to prometheus-pushgateway as fast as it takes
+    them: updates/s = series values accepted per second."""
+    exe = shutil.which("prometheus-pushgateway")
+    if not exe:
+        return None
+    work = tempfile.mkdtemp(prefix="dagent-bench-pgw.")
+    port = free_port()
+    gw = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={work}/p"],
+                          stderr=open(os.path.join(work, "gw.log"), "w"))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/metrics")
+        script = PUSHER.format(series=series, seconds=seconds, port=port)
+        ps = [subprocess.Popen(["/usr/bin/python3", "-c", script, str(i)], stdout=subprocess.PIPE, text=True)
+              for i in range(reporters)]
+        pushes = sum(int(p.communicate(timeout=seconds + 60)[0].strip() or 0) for p in ps)
+        return pushes * series / seconds
+    finally:
+        gw.send_signal(signal.SIGTERM)
+        gw.wait(timeout=20)
+
+
+def wait_http(url, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            get(url)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"bench: {url} never answered")
 
 
 def main():
@@ -101,6 +206,7 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--series", type=int, default=100_000)
+    ap.add_argument("--updates", type=int, default=2_000_000, help="report.inc calls per reporter")
     a = ap.parse_args()
     costs = inc_costs(a.rounds)
     base = costs["prometheus_client Counter.inc()"]
@@ -109,13 +215,21 @@ def main():
     print("|---|---|---|")
     for k, v in costs.items():
         print(f"| `{k}` | {v:.0f} | {v / base:.2f}× |")
+    upd = [collector_updates(a.binary, a.updates)[0] for _ in range(a.rounds)]
+    pgw = [pushgateway_updates() for _ in range(a.rounds)]
+    print(f"\nUpdates/s from 4 reporter processes (100 series each), medians of {a.rounds}\n")
+    print("| into | updates/s | what an update is |")
+    print("|---|---|---|")
+    print(f"| dagent collector (report.inc in 4 plugins, report_interval 0.2 s) | {statistics.median(upd):,.0f} | one `report.inc` call, aggregated on its node |")
+    if pgw[0] is not None:
+        print(f"| prometheus-pushgateway (push_to_gateway in a loop) | {statistics.median(pgw):,.0f} | one series value in a push |")
     scrapes = scrape_costs(a.binary, a.rounds, a.series)
     print(f"\nScrape of {a.series:,} series (one node reporting to its own collector), medians of {a.rounds}\n")
     print("| endpoint | seconds |")
     print("|---|---|")
     for k, v in scrapes.items():
         print(f"| {k} | {v:.3f} |")
-    print(json.dumps({"inc_ns": costs, "scrape_s": scrapes}))
+    print(json.dumps({"inc_ns": costs, "scrape_s": scrapes, "collector_updates_per_s": upd, "pushgateway_updates_per_s": pgw}))
 
 
 if __name__ == "__main__":

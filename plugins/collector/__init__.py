@@ -40,6 +40,9 @@ CONFIG = dagent.Config(
     history_step=dagent.Option(float, default=1.0, min=0.1, help="seconds between time series points"),
     history_max_series=dagent.Option(int, default=5000, min=1, help="series with a time series"),
     max_series=dagent.Option(int, default=100000, min=1, help="series over all nodes"),
+    publish=dagent.Option(bool, default=True, help="publish each node's latest values on metrics.<node> through the push plugin of this node, if it runs"),
+    publish_max_series=dagent.Option(int, default=500, min=1, help="series per node in one metrics.<node> message"),
+    token_secret_file=dagent.Option(str, default="", help="the push plugin's secret_file: the dashboard gets a subscribe-only token for metrics.> from /api/collector/token and goes live over /ws"),
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,6 +140,21 @@ class Store:
                         del self.history[k]
                     dagent.log.info("collector: node '%s' down for %.0fs: its series are gone", n.name, self.cfg["grace"])
 
+    def latest(self):
+        """{node: payload} of what the dashboard shows live: up, and each counter/gauge's value (histograms: count)."""
+        out, limit = {}, self.cfg["publish_max_series"]
+        now = round(time.time(), 3)
+        with self.lock:
+            for n in self.nodes.values():
+                series = []
+                for mname, fam in sorted(n.families.items()):
+                    for key, cell in fam["series"].items():
+                        if len(series) >= limit:
+                            break
+                        series.append([mname, dict(zip(fam["labels"], key)), cell[0]])
+                out[n.name] = {"node": n.name, "t": now, "up": n.up, "series": series}
+        return out
+
     def sample(self):
         now = time.time()
         with self.lock:
@@ -208,8 +226,43 @@ def setup(config):
     _REGISTRY = CollectorRegistry(auto_describe=False)
     _REGISTRY.register(STORE)
     dagent.every(config["history_step"], STORE.sample)
+    if config["publish"]:
+        dagent.every(config["history_step"], publish_latest)
     dagent.every(min(1.0, config["down_after"] / 3), STORE.expire)
-    dagent.http.static("/dashboard/", os.path.join(HERE, "static"))
+    try:
+        dagent.http.static("/dashboard/", os.path.join(HERE, "static"))
+        dagent.http.route("/metrics/tree")(metrics_tree)
+        dagent.http.route("/api/collector/nodes")(nodes)
+        dagent.http.route("/api/collector/metrics")(metric_names)
+        dagent.http.route("/api/collector/series")(series)
+        dagent.http.route("/api/collector/token")(dashboard_token)
+    except dagent.ConfigError as exc:
+        dagent.log.warning("collector: %s; /metrics/tree and the dashboard are off, reports are still collected", exc)
+
+
+def dashboard_token(req):
+    """A subscribe-only token for metrics.> (1 h), when token_secret_file is set and push runs here."""
+    path = STORE.cfg["token_secret_file"]
+    if not path or not _push_running():
+        return 404, "404 Not Found: no live feed (set collector.token_secret_file and run the push plugin on this node)\n"
+    from dagent import push
+    with open(path, "rb") as f:
+        secret = f.read().strip()
+    return {"token": push.token(secret, sub="dashboard", topics=["metrics.>"], ttl=3600), "topic": "metrics.>"}
+
+
+def _push_running():
+    from dagent import _runtime, push
+    return push.EVENT_TYPE in _runtime.current().handlers
+
+
+def publish_latest():
+    """Each node's latest values on metrics.<node> (the push plugin conflates slow clients)."""
+    if not _push_running():
+        return
+    from dagent import push
+    for node, payload in STORE.latest().items():
+        push.publish(f"metrics.{node}", json.dumps(payload))
 
 
 @dagent.on(dagent.report.REPORT_TYPE)
@@ -225,14 +278,12 @@ def take_report(msg):
     return b"ok"
 
 
-@dagent.http.route("/metrics/tree")
 def metrics_tree(req):
     if "application/openmetrics-text" in req.headers.get("accept", ""):
         return 200, generate_openmetrics(_REGISTRY), {"Content-Type": "application/openmetrics-text; version=1.0.0; charset=utf-8"}
     return 200, generate_latest(_REGISTRY), {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 
 
-@dagent.http.route("/api/collector/nodes")
 def nodes(req):
     with STORE.lock:
         return [{"node": n.name, "up": n.up, "last_seen": n.last_seen, "reports": n.reports,
@@ -240,13 +291,11 @@ def nodes(req):
                 for n in sorted(STORE.nodes.values(), key=lambda n: n.name)]
 
 
-@dagent.http.route("/api/collector/metrics")
 def metric_names(req):
     with STORE.lock:
         return sorted(STORE.kinds.items())
 
 
-@dagent.http.route("/api/collector/series")
 def series(req):
     metric = req.query.get("metric", "")
     if not metric:

@@ -44,6 +44,10 @@ REPORT_TYPE = 0xFFFE0050
 MAX_SERIES = 1000
 #: Seconds between flushes of a plugin's updates to its agent.
 FLUSH_INTERVAL = 0.25
+#: Series per flush message to the agent (a large first flush goes in parts).
+FLUSH_CHUNK = 5000
+#: Seconds one flush may spend on the plugin thread; what is left goes with the next flush.
+FLUSH_BUDGET = 0.5
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -169,7 +173,15 @@ class Registry:
 
     def changes(self, ack=True):
         """The statsd-style change set since the last flush (a MetricsReport JSON dict)."""
-        fams = []
+        report, acks = self._changes()
+        if ack:
+            for f, values, value in acks:
+                f.acked[values] = value
+        return report
+
+    def _changes(self):
+        """(report, acks): ``acks[i]`` is (family, label values, value to acknowledge) of the i-th series."""
+        fams, acks = [], []
         for f in self.families.values():
             series = []
             for values, cell in f.series.items():
@@ -178,21 +190,18 @@ class Registry:
                     d = cell[0] - (old or 0)
                     if d > 0:
                         series.append({"l": list(values), "d": d})
-                        if ack:
-                            f.acked[values] = cell[0]
+                        acks.append((f, values, cell[0]))
                 elif f.kind == "gauge":
                     if old is None or old != cell[0]:
                         series.append({"l": list(values), "v": cell[0]})
-                        if ack:
-                            f.acked[values] = cell[0]
+                        acks.append((f, values, cell[0]))
                 else:
                     count, buckets, total = cell[0], cell[1], cell[2]
                     o = old or (0, [0] * len(buckets), 0.0)
                     if count != o[0]:
                         series.append({"l": list(values), "c": count - o[0], "s": total - o[2],
                                        "b": [a - b for a, b in zip(buckets, o[1])]})
-                        if ack:
-                            f.acked[values] = (count, list(buckets), total)
+                        acks.append((f, values, (count, list(buckets), total)))
             if series:
                 fam = {"name": f.name, "type": f.kind, "labels": list(f.labels), "series": series}
                 if f.help:
@@ -200,7 +209,7 @@ class Registry:
                 if f.kind == "histogram":
                     fam["buckets"] = list(f.buckets)
                 fams.append(fam)
-        return {"v": 1, "families": fams}
+        return {"v": 1, "families": fams}, acks
 
     def _arm(self):
         if self._timer is not None:
@@ -225,19 +234,30 @@ class Registry:
         """Sends the changes now: to the agent (plugins) or to ``report_to`` (standalone)."""
         rt = _runtime.current()
         control = getattr(rt.backend, "control", None)
-        report = self.changes(ack=False)
+        report, acks = self._changes()
         if not report["families"]:
             return
         if control is not None:
-            problems = control("report", json.dumps(report))
-            self.changes(ack=True)
-            if problems:
-                rt.backend.log(30, rt.current_name(), f"dagent.report: the agent refused: {problems}")
+            # Parts of FLUSH_CHUNK series, each acknowledged once the agent took it; a flush stops
+            # after FLUSH_BUDGET seconds and the next one goes on (the plugin thread is not held).
+            import time
+            deadline, done = time.monotonic() + FLUSH_BUDGET, 0
+            for part in _chunks(report, FLUSH_CHUNK):
+                problems = control("report", json.dumps(part))
+                n = sum(len(f["series"]) for f in part["families"])
+                for f, values, value in acks[done:done + n]:
+                    f.acked[values] = value
+                done += n
+                if problems:
+                    rt.backend.log(30, rt.current_name(), f"dagent.report: the agent refused: {problems}")
+                if time.monotonic() > deadline:
+                    break
         elif self._target is not None:
             report["node"] = rt.backend.name()
             report["incarnation"] = self._incarnation
             rt.backend.request(self._target, REPORT_TYPE, json.dumps(report).encode(), 5.0)
-            self.changes(ack=True)     # only once the collector answered
+            for f, values, value in acks:   # only once the collector answered
+                f.acked[values] = value
 
     def report_to(self, name, interval=1.0):
         """Standalone programs: flush to the collector plugin on node ``name`` every ``interval`` s."""
@@ -271,6 +291,22 @@ class Registry:
                 else:
                     out.append(f"{f.name}{{{lab}}} {cell[0]}" if lab else f"{f.name} {cell[0]}")
         return "\n".join(out) + "\n"
+
+
+def _chunks(report, n):
+    """Splits a change set into parts of at most ``n`` series."""
+    part, count = [], 0
+    for fam in report["families"]:
+        series = fam["series"]
+        for i in range(0, len(series), n):
+            piece = dict(fam, series=series[i:i + n])
+            if count + len(piece["series"]) > n and part:
+                yield {"v": 1, "families": part}
+                part, count = [], 0
+            part.append(piece)
+            count += len(piece["series"])
+    if part:
+        yield {"v": 1, "families": part}
 
 
 def _esc(v):

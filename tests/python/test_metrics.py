@@ -124,6 +124,7 @@ def test_five_nodes_sum_kill_and_restart(tree, workdir):
     assert value(text, "test_temperature_celsius", node="n1") == 25
     assert value(text, "test_job_seconds_count", node="n2") == 1
     assert value(text, "dagent_messages_delivered_total", node="n0") >= 1, "core figures are reported too"
+    assert value(text, "dagent_rpc_duration_seconds_count", node="n0", outcome="ok") >= 1, "reports are requests: timed"
     promtool(text, workdir, "/metrics/tree")
     # promtool 2.42 reads the 0.0.4 text format only; OpenMetrics goes through prometheus_client's strict parser.
     openmetrics(get(tree.base + "/metrics/tree", accept="application/openmetrics-text; version=1.0.0"))

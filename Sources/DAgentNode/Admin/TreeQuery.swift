@@ -161,6 +161,7 @@ public enum TreeRender {
                 var line = prefix + (last ? "└── " : "├── ") + "\(kid.name) [\(roleName(kid.role))]"
                 if let link = linkByPeer[kid.name] {
                     line += "  link \(link.address) in=\(link.framesIn) out=\(link.framesOut) pending=\(link.bytesPending)B"
+                    line += pubsubSuffix(link)
                 }
                 lines.append(line)
                 walk(kid.name, prefix + (last ? "    " : "│   "))
@@ -168,7 +169,7 @@ public enum TreeRender {
         }
         walk(reply.name, "")
         if let parentLink = reply.links.first(where: { $0.isParent }) {
-            lines.append("parent link: \(parentLink.peer.isEmpty ? "?" : parentLink.peer) \(parentLink.address) in=\(parentLink.framesIn) out=\(parentLink.framesOut) pending=\(parentLink.bytesPending)B")
+            lines.append("parent link: \(parentLink.peer.isEmpty ? "?" : parentLink.peer) \(parentLink.address) in=\(parentLink.framesIn) out=\(parentLink.framesOut) pending=\(parentLink.bytesPending)B" + pubsubSuffix(parentLink))
         }
         if reply.queues.isEmpty {
             lines.append("send queues: empty")
@@ -176,6 +177,7 @@ public enum TreeRender {
             lines.append("send queues: " + reply.queues.map { "\($0.destination)=\($0.depth)" }.joined(separator: " "))
         }
         lines.append("names: \(reply.names.count)  routed: \(reply.messagesRouted)  delivered: \(reply.messagesDelivered)")
+        lines += pubsubLines(reply)
         if reply.hasPluginHost {
             let h = reply.pluginHost
             lines.append("plugins: python \(h.python.isEmpty ? "?" : h.python)\(h.running ? "" : " NOT RUNNING"), handler_budget \(h.handlerBudget)s, "
@@ -219,7 +221,7 @@ public enum TreeRender {
             "{\"name\":\(q($0.name)),\"parent\":\(q($0.parent)),\"role\":\(q(roleName($0.role))),\"level\":\(levels[$0.name] ?? 1),\"epoch\":\($0.epoch)}"
         }
         let links = reply.links.map {
-            "{\"peer\":\(q($0.peer)),\"address\":\(q($0.address)),\"is_parent\":\($0.isParent),\"ready\":\($0.ready),\"frames_in\":\($0.framesIn),\"frames_out\":\($0.framesOut),\"bytes_pending\":\($0.bytesPending)}"
+            "{\"peer\":\(q($0.peer)),\"address\":\(q($0.address)),\"is_parent\":\($0.isParent),\"ready\":\($0.ready),\"frames_in\":\($0.framesIn),\"frames_out\":\($0.framesOut),\"bytes_pending\":\($0.bytesPending)\(pubsubLinkJSON($0, q))}"
         }
         let queues = reply.queues.map { "{\"destination\":\(q($0.destination)),\"depth\":\($0.depth)}" }
         var plugins = ""
@@ -245,7 +247,7 @@ public enum TreeRender {
         return "{\"name\":\(q(reply.name)),\"role\":\(q(roleName(reply.role))),\"level\":0,\"parent\":\(q(reply.parent)),\"parent_ready\":\(reply.parentReady),"
             + "\"names\":[\(names.joined(separator: ","))],\"links\":[\(links.joined(separator: ","))],"
             + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered),"
-            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)\(push)}"
+            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)\(push)\(pubsubJSON(reply, q))}"
     }
 }
 

@@ -73,6 +73,9 @@ public final class Node: @unchecked Sendable {
     /// The HTTP listener when `http:` is configured (bound in `start()`); layers
     /// above add routes and upgraders to it (see `Sources/DAgentHTTP/README.md`).
     public let http: HTTPServer?
+    /// Called on the event loop when a request this node sent is answered or times out:
+    /// (seconds since it was sent, "ok" | "error" | "timeout"). Set before `start()`.
+    public var onRPCDone: ((Double, String) -> Void)?
 
     /// Creates a node. With no `group`, the node owns its event loop: a
     /// `MsgqEventLoop` when its only links are message queues to its agent
@@ -361,6 +364,7 @@ public final class Node: @unchecked Sendable {
         if !retiredLeafLinks.isEmpty { reapRetiredLeafLinks() }
         core.tick(nowNs: now)
         for pending in rpc.expire(nowNs: now) {
+            onRPCDone?(Double(pending.timeoutNs) / 1e9, "timeout")
             pending.waiter.fail(DAgentError(.timeout, "request to '\(pending.dst)' (type \(pending.type)) got no answer within \(seconds(pending.timeoutNs))"))
         }
         perform()

@@ -1174,6 +1174,10 @@ public nonisolated struct Dagent_InterestUpdate: Sendable {
 
   public var initial: Bool = false
 
+  /// The last frame of the initial snapshot (a large one is split over several
+  /// frames): from here on the receiver knows this side's whole interest.
+  public var complete: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2919,7 +2923,7 @@ nonisolated extension Dagent_InterestEntry: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Dagent_InterestUpdate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".InterestUpdate"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{1}initial\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0\u{1}initial\0\u{1}complete\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2929,6 +2933,7 @@ nonisolated extension Dagent_InterestUpdate: SwiftProtobuf.Message, SwiftProtobu
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.initial) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.complete) }()
       default: break
       }
     }
@@ -2941,12 +2946,16 @@ nonisolated extension Dagent_InterestUpdate: SwiftProtobuf.Message, SwiftProtobu
     if self.initial != false {
       try visitor.visitSingularBoolField(value: self.initial, fieldNumber: 2)
     }
+    if self.complete != false {
+      try visitor.visitSingularBoolField(value: self.complete, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Dagent_InterestUpdate, rhs: Dagent_InterestUpdate) -> Bool {
     if lhs.entries != rhs.entries {return false}
     if lhs.initial != rhs.initial {return false}
+    if lhs.complete != rhs.complete {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
