@@ -250,7 +250,7 @@ let package = Package(
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["DAgentClusterSupport", "DAgentWire", "DAgentNode", "DAgentMsgq", nioCore, nioPosix]
+            dependencies: ["DAgentClusterSupport", "DAgentWire", "DAgentNode", "DAgentMsgq", "DAgentRaft", nioCore, nioPosix]
         ),
     ],
     swiftLanguageModes: [.v5]
