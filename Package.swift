@@ -234,7 +234,7 @@ let package = Package(
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
         .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire"]),
-        .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", .product(name: "CoreMetrics", package: "swift-metrics")]),
+        .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", "DAgentNode", "DAgentWire", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(
             name: "DAgentRaftTests",
@@ -250,7 +250,7 @@ let package = Package(
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["DAgentClusterSupport", "DAgentWire", "DAgentNode", "DAgentMsgq", nioCore, nioPosix]
+            dependencies: ["DAgentClusterSupport", "DAgentWire", "DAgentNode", "DAgentMsgq", "DAgentRaft", nioCore, nioPosix]
         ),
     ],
     swiftLanguageModes: [.v5]

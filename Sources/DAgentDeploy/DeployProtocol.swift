@@ -29,13 +29,16 @@ public struct AgentReport: Codable, Sendable, Equatable {
     /// False until the agent has read its desired state.
     public var hasDesired: Bool
     public var processes: [ProcessStatus]
+    /// Unix time when the agent made this report (uptimes are as of then).
+    public var reportedAt: Double?
 
-    enum CodingKeys: String, CodingKey { case agent, tree, hasDesired = "has_desired", processes }
+    enum CodingKeys: String, CodingKey { case agent, tree, hasDesired = "has_desired", processes, reportedAt = "reported_at" }
 
-    public init(agent: String, tree: String, hasDesired: Bool, processes: [ProcessStatus]) {
+    public init(agent: String, tree: String, hasDesired: Bool, processes: [ProcessStatus], reportedAt: Double? = nil) {
         self.agent = agent
         self.tree = tree
         self.hasDesired = hasDesired
         self.processes = processes
+        self.reportedAt = reportedAt
     }
 }

@@ -95,6 +95,12 @@ public struct AgentSpec: Sendable, Equatable {
     public var line: Int
     /// Line of its `listen:` (its own line when it has none).
     public var listenLine: Int = 0
+    /// Its HTTP listener (`/healthz`, `/metrics` with the `dagent_process_*` series), if any.
+    public var http: TCPAddress?
+    /// Line of its `http:`.
+    public var httpLine: Int = 0
+    /// Its node's `metrics:` section (report_to, ...) as JSON text ("" when none).
+    public var metricsJSON: String = ""
 
     /// The address its processes join through: `msgq://PATH` if it serves
     /// message queues, else its TCP listen address ("" if neither).

@@ -7,7 +7,9 @@ import Yams
 public enum TopologyParser {
     static let topKeys = ["name", "data", "secret", "log_level", "root", "agents", "defaults"]
     static let rootKeys = ["id", "name", "host", "listen"]
-    static let agentKeys = ["host", "listen", "msgq", "plugins", "config", "processes"]
+    static let agentKeys = ["host", "listen", "msgq", "http", "metrics", "plugins", "config", "processes"]
+    /// The keys of an agent's `metrics:` section (the node's, see docs/metrics.md).
+    static let metricsKeys = ["report_to", "report_interval", "report_timeout", "max_series", "max_families"]
     static let processKeys = ["run", "env", "cwd", "depends_on", "restart", "backoff", "min_uptime",
                               "crash_loop_after", "max_restarts", "stop_signal", "stop_timeout", "logs"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -243,6 +245,21 @@ struct Reader {
             if let x = value(am, "msgq"), let s = string(x, path + ".msgq") {
                 let p = s.hasPrefix("msgq://") ? String(s.dropFirst(7)) : s
                 if p.isEmpty { fail(x, path + ".msgq", "expected a path") } else { a.msgq = self.path(p) }
+            }
+            if let x = value(am, "http") {
+                a.http = address(x, path + ".http")
+                a.httpLine = x.mark?.line ?? a.line
+            }
+            if let x = value(am, "metrics") {
+                if case .mapping(let mm) = x {
+                    checkKeys(mm, allowed: TopologyParser.metricsKeys, path: path + ".metrics")
+                    for (mk, mv) in mm where mv.scalar == nil {
+                        fail(mv, path + ".metrics." + (mk.string ?? "?"), "expected a single value")
+                    }
+                    a.metricsJSON = JSONText.render(x)
+                } else {
+                    fail(x, path + ".metrics", "expected a mapping (\(TopologyParser.metricsKeys.joined(separator: ", ")))")
+                }
             }
             if let x = value(am, "plugins") { a.plugins = stringList(x, path + ".plugins").map { self.path($0) } }
             if let x = value(am, "config") {

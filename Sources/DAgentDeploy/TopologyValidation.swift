@@ -37,6 +37,7 @@ enum TopologyValidation {
         var queues: [String: Int] = [:]
         for a in t.agents {
             bind(a.listen, host: a.host, line: a.listenLine, key: "agents.\(a.name).listen")
+            bind(a.http, host: a.host, line: a.httpLine, key: "agents.\(a.name).http")
             if let q = a.msgq {
                 let k = (a.host ?? "") + ":" + q
                 if let first = queues[k] {

@@ -25,6 +25,8 @@ public final class NodeMetrics: @unchecked Sendable {
     var counters: [String: CoreMetrics.Counter] = [:]
     var gauges: [String: CoreMetrics.Gauge] = [:]
     var reporter: MetricsReporter?
+    /// Guarded by `syncLock`: the supervised processes of the last snapshot (NodeMetrics-processes.swift).
+    var processNames: Set<String> = []
 
     public init(node: Node, settings: MetricsSettings = MetricsSettings()) {
         self.node = node
@@ -34,7 +36,7 @@ public final class NodeMetrics: @unchecked Sendable {
         var log = node.logger
         log[metadataKey: "component"] = "metrics"
         logger = log
-        for (name, help) in Self.help { registry.document(name, help: help) }
+        for (name, help) in Self.help + Self.processHelp { registry.document(name, help: help) }
         registry.document("dagent_rpc_duration_seconds", help: "Time from sending a request to its answer, by outcome",
                           buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
         let timers = ["ok", "error", "timeout"].map { ($0, CoreMetrics.Timer(label: "dagent_rpc_duration_seconds", dimensions: [("outcome", $0)], factory: factory)) }
@@ -162,6 +164,7 @@ public final class NodeMetrics: @unchecked Sendable {
             advance("dagent_http_requests_total", to: UInt64(max(0, http.stats.requests.now)))
             gauge("dagent_http_connections").record(http.stats.connections.now)
         }
+        applyProcesses(t)
         advance("dagent_metrics_refused_total", to: registry.refused)
         gauge("dagent_metrics_series").record(registry.seriesCount)
     }

@@ -30,7 +30,11 @@ extension RootReplica: TopOfTreeAuthority {
             node.closeLink(link)
             return
         }
-        if let old = peers[hello.nodeID], old != link { node.closeLink(old) }
+        if let why = peerHelloProblem(hello, on: link) {
+            logger.warning("refusing peer hello from node \(hello.nodeID): \(why)")
+            node.closeLink(link)
+            return
+        }
         peers[hello.nodeID] = link
         peerOf[link] = hello.nodeID
         logger.info("peer link from replica \(hello.nodeID) up")

@@ -84,6 +84,11 @@ extension RootReplica {
                 _ = hub.remove(old)
                 watchClients[old] = nil
             }
+            let held = watchClients.values.reduce(0) { $0 + ($1.client == envelope.src ? 1 : 0) }
+            if held >= node.config.maxWatchesPerClient {
+                reply(envelope, .failure("too many watches: '\(envelope.src)' holds \(held); max_watches_per_client=\(node.config.maxWatchesPerClient)", code: "too_many_watches"))
+                return
+            }
             let hubID = hub.add(prefix: prefix, fromRevision: start)
             watchClients[hubID] = (envelope.src, clientID)
             var answer = StateAnswer(ok: true)

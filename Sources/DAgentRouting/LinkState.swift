@@ -18,4 +18,8 @@ package struct LinkState {
     package var peerHeartbeatNs: UInt64 = 0
     /// A replica-to-replica link: no names, no routing, service frames only.
     package var isPeer = false
+    /// The source last validated on this child link, and the route-table
+    /// version it was validated at (the fast path's source check).
+    package var lastSource = ""
+    package var lastSourceVersion: UInt64 = .max
 }

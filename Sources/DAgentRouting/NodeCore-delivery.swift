@@ -42,7 +42,8 @@ extension NodeCore {
         do {
             var cache = EnvelopeCodec.StringCache()
             cache.dst = header.dst
-            let fast = header.dst == config.name && (links[id].map { $0.registered || $0.isParent } ?? false)
+            let fast = header.dst == config.name
+                && (links[id].map { ($0.registered || $0.isParent) && rawSourceAllowed(raw, dst: header.dst, batch: true, link: $0) } ?? false)
             for slice in try BatchCodec.envelopes(raw) {
                 if fast && deliverRaw(slice, cache: &cache, hopLimit: header.hopLimit) { continue }
                 var envelope = try EnvelopeCodec.decode(slice, cache: &cache)

@@ -8,6 +8,10 @@ extension NodeCore {
             refuseLink(id, .refused, "message to '\(envelope.dst)' from a link that has not registered; send Register first")
             return
         }
+        if let why = sourceProblem(envelope.src, dst: envelope.kind == .publish ? nil : envelope.dst, from: id) {
+            dropForged(envelope, why)
+            return
+        }
         if envelope.kind == .publish {
             receivePublish(&envelope, from: id, nowNs: nowNs)
             return
@@ -69,7 +73,8 @@ extension NodeCore {
         let known = (0...3).contains(header.kind)
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         let forward: Hop?
-        if header.dst == config.name || !known || mayBeTooLarge || header.hopLimit <= 1 || !(link.registered || link.isParent) {
+        if header.dst == config.name || !known || mayBeTooLarge || header.hopLimit <= 1 || !(link.registered || link.isParent)
+            || !rawSourceAllowed(raw, dst: header.dst, batch: false, link: link) {
             forward = nil
         } else if case .link(let next) = nextHop(header.dst) {
             forward = next
@@ -81,7 +86,8 @@ extension NodeCore {
             emit(.forwardRaw(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
             return
         }
-        if header.dst == config.name && known && (link.registered || link.isParent) {
+        if header.dst == config.name && known && (link.registered || link.isParent)
+            && rawSourceAllowed(raw, dst: header.dst, batch: false, link: link) {
             var cache = EnvelopeCodec.StringCache()
             if deliverRaw(raw, cache: &cache) { return }
         }
@@ -101,7 +107,7 @@ extension NodeCore {
         let link = links[id]!
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         if header.dst != config.name && !mayBeTooLarge && header.hopLimit > 1 && (link.registered || link.isParent),
-           case .link(let next) = nextHop(header.dst) {
+           case .link(let next) = nextHop(header.dst), rawSourceAllowed(raw, dst: header.dst, batch: true, link: link) {
             countOut(next, messages: count)
             emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
             return
@@ -227,7 +233,7 @@ extension NodeCore {
         if envelope.payload.count > config.maxMessageBytes {
             throw DAgentError(.tooLarge, "message of \(envelope.payload.count) bytes exceeds max_message_bytes=\(config.maxMessageBytes)")
         }
-        envelope.src = config.name
+        if envelope.src.isEmpty || !localServices.contains(envelope.src) { envelope.src = config.name }
         envelope.id = nextMessageID
         nextMessageID &+= 1
         envelope.hopLimit = config.hopLimit

@@ -41,7 +41,7 @@ extension NodeCore {
         }
     }
 
-    package func handleChildRegister(_ reg: Dagent_Register, from id: LinkID) {
+    package func handleChildRegister(_ reg: Dagent_Register, from id: LinkID, nowNs: UInt64) {
         guard let link = links[id], !link.isParent else {
             refuseLink(id, .refused, "received Register from the parent link; a parent never registers with its child")
             return
@@ -54,8 +54,12 @@ extension NodeCore {
             refuseRegistration(id, .refused, "protocol version \(reg.protocolVersion) not supported (this node speaks \(WireConstants.protocolVersion))")
             return
         }
-        if let problem = NameRules.problem(with: reg.name) {
+        if let problem = NameRules.registrationProblem(reg.name) {
             refuseRegistration(id, .refused, "invalid name: \(problem)")
+            return
+        }
+        if let problem = registrationLimitProblem(reg, nowNs: nowNs) {
+            refuseRegistration(id, .refused, problem)
             return
         }
         if !config.secret.isEmpty && reg.secret != config.secret {
@@ -79,7 +83,7 @@ extension NodeCore {
         var accepted = [own]
         var refused: [Dagent_NameRefusal] = []
         for record in reg.subtree where record.name != reg.name {
-            if let problem = NameRules.problem(with: record.name) {
+            if let problem = NameRules.registrationProblem(record.name) {
                 refused.append(refusal(record.name, .refused, "invalid name: \(problem)"))
             } else if let why = conflict(name: record.name, session: record.session, link: id) {
                 refused.append(refusal(record.name, .nameTaken, why))
@@ -140,9 +144,10 @@ extension NodeCore {
             return
         }
         var accepted: [Dagent_NameRecord] = []
-        var refused: [Dagent_NameRefusal] = []
-        for record in added.names {
-            if let problem = NameRules.problem(with: record.name) {
+        var offered = added.names
+        var refused = overNameLimit(&offered, via: id)
+        for record in offered {
+            if let problem = NameRules.registrationProblem(record.name) {
                 refused.append(refusal(record.name, .refused, "invalid name: \(problem)"))
             } else if let why = conflict(name: record.name, session: record.session, link: id) {
                 refused.append(refusal(record.name, .nameTaken, why))

@@ -50,7 +50,7 @@ extension NodeCore {
         reply.role = config.role
         reply.parent = parentName
         reply.parentReady = parentReady
-        reply.names = routes.records()
+        reply.names = publicRecords
         reply.links = links.keys.sorted().map { id in
             let link = links[id]!
             var info = Dagent_LinkInfo()

@@ -46,6 +46,9 @@ public final class NodeCore {
     package var brothers: (any BrotherDirectory)?
     package var brotherCache: [String: UInt64] = [:]
     package var brotherGeneration: UInt64 = .max
+    /// Registrations accepted per second (`registration_rate`).
+    package lazy var registrationBucket = TokenBucket(ratePerSecond: config.limits.registrationRate,
+                                                      burst: config.limits.registrationBurst)
     /// The last destination that passed `NameRules` (streams send to one name).
     package var lastValidDestination: String?
     /// Pub/sub: subscriptions, interest per link, the match table (NodeCore-pubsub.swift).
@@ -141,6 +144,8 @@ public final class NodeCore {
             reg.secret = config.secret
             reg.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
             sendFrame(id, .register(reg))
+        } else {
+            admitUnregistered(id)
         }
     }
 
@@ -308,7 +313,7 @@ public final class NodeCore {
         case .heartbeat?:
             break
         case .register(let reg)?:
-            handleChildRegister(reg, from: id)
+            handleChildRegister(reg, from: id, nowNs: nowNs)
         case .registerResult(let result)?:
             handleRegisterResult(result, from: id, nowNs: nowNs)
         case .nameAdded(let added)?:
@@ -402,6 +407,8 @@ public struct CoreStats: Equatable, Sendable {
     public var directIn: UInt64 = 0
     /// Frames from brothers that were dropped (malformed, or not envelopes).
     public var directDropped: UInt64 = 0
+    /// Envelopes from children whose `src` was not in their subtree (dropped).
+    public var forgedSources: UInt64 = 0
     /// Envelopes this node put straight onto a brother's channel (brother p2p).
     public var directOut: UInt64 = 0
 }

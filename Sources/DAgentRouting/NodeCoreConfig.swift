@@ -27,6 +27,8 @@ public struct NodeCoreConfig: Sendable {
     public var secret: String = ""
     /// `max_children`: direct child links allowed to register.
     public var maxChildren: Int = 4096
+    /// What one peer may consume here (names, connections, registrations).
+    public var limits = CoreLimits()
     /// Pub/sub limits: `max_topic_bytes`, `max_topic_tokens`, `max_subscriptions`,
     /// `max_link_interest`, `interest_cache_topics`.
     public var pubsub = PubSubLimits()

@@ -21,15 +21,40 @@ public struct RpcTable<Waiter>: Sendable where Waiter: Sendable {
     public var count: Int { pending.count }
 
     /// Registers a request and returns the cookie to put on its envelope.
+    /// Cookies are unpredictable (`RpcCookies`), so a node that sees none of
+    /// the traffic cannot guess one.
     public mutating func add(_ waiter: Waiter, dst: String, type: UInt32, nowNs: UInt64, timeoutNs: UInt64) -> UInt64 {
-        let cookie = nextCookie
+        var cookie = RpcCookies.cookie(nextCookie)
         nextCookie &+= 1
+        while cookie == 0 || pending[cookie] != nil {
+            cookie = RpcCookies.cookie(nextCookie)
+            nextCookie &+= 1
+        }
         pending[cookie] = Pending(waiter: waiter, deadlineNs: nowNs &+ timeoutNs, dst: dst, type: type, timeoutNs: timeoutNs)
         return cookie
     }
 
-    /// Removes and returns the request waiting on `cookie` (nil if unknown or already done).
+    /// Removes and returns the request waiting on `cookie` (nil if unknown or
+    /// already done). For cleanup by the requester itself; answers go through
+    /// `complete(answer:)`.
     public mutating func complete(cookie: UInt64) -> Pending? { pending.removeValue(forKey: cookie) }
+
+    /// The request an answer completes, matched on (cookie, responder): a
+    /// RESPONSE must come from the node the request went to; an ERROR may
+    /// also come from a node on the way (no route, hop limit, queue full),
+    /// which the unpredictable cookie guards. nil if it matches nothing:
+    /// the answer is then not for a pending request (or forged).
+    public mutating func complete(answer: Dagent_Envelope) -> Pending? {
+        complete(answerCookie: answer.cookie, kind: answer.kind, src: answer.src)
+    }
+
+    /// `complete(answer:)` from the answer's fields.
+    @inline(__always)
+    public mutating func complete(answerCookie cookie: UInt64, kind: Dagent_Kind, src: String) -> Pending? {
+        guard cookie != 0, let p = pending[cookie] else { return nil }
+        if kind == .response && src != p.dst { return nil }
+        return pending.removeValue(forKey: cookie)
+    }
 
     /// Removes and returns every request whose deadline has passed.
     public mutating func expire(nowNs: UInt64) -> [Pending] {
@@ -43,5 +68,17 @@ public struct RpcTable<Waiter>: Sendable where Waiter: Sendable {
         let all = pending.values.map { $0 }
         pending = [:]
         return all
+    }
+}
+
+/// Request cookies: a per-process keyed permutation of a counter
+/// (SipHash through `Hasher`, whose key is random per process), so that
+/// cookies neither repeat soon nor can be predicted from earlier ones.
+public enum RpcCookies {
+    @inline(__always)
+    public static func cookie(_ counter: UInt64) -> UInt64 {
+        var h = Hasher()
+        h.combine(counter)
+        return UInt64(bitPattern: Int64(h.finalize()))
     }
 }

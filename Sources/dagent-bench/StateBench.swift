@@ -8,23 +8,28 @@ import DAgentNode
 import DAgentRouting
 import DAgentCLI
 
-/// `dagent bench state`: write throughput and latency of the root group, or
-/// of an etcd cluster driven the same way (for the same-run comparison).
+/// `dagent bench state`: write or linearizable-read throughput and latency of the
+/// root group, or of an etcd cluster driven the same way (for the same-run comparison).
 struct StateBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "state",
-        abstract: "N concurrent clients each doing sequential puts (--size-byte values); reports writes/s, p50, p99.",
+        abstract: "N concurrent clients each doing sequential puts or linearizable gets; reports ops/s, p50, p99.",
         discussion: """
         --target dagent: one node joins through --via; each client is an independent request loop
         to @state (requests share the node's link, as gRPC streams share a connection).
         --target etcd: each client has its own HTTP/1.1 keep-alive connection to the etcd v3 JSON
         gateway at --via (http://HOST:PORT, /v3/kv/put). Same loop, same clock, same output.
+        --op get: the warm-up puts write 50 keys per client; the measured loop then reads them
+        back, linearizably on both sides: @state `get` (ReadIndex at the leader, served after the
+        apply index reaches it) and etcd's `/v3/kv/range` (linearizable unless serializable is set).
+        The JSON line reports reads_per_s instead of writes_per_s.
         """
     )
     @Option(help: "dagent or etcd.") var target: String = "dagent"
     @Option(help: "dagent: tcp://HOST:PORT of any node; etcd: http://HOST:PORT.") var via: String
+    @Option(help: "put (writes) or get (linearizable reads of keys written in the warm-up).") var op: String = "put"
     @Option(help: "Concurrent clients.") var clients: Int = 1
-    @Option(help: "Total puts (after 50 warm-up puts per client).") var count: Int = 2000
+    @Option(help: "Total operations (after 50 warm-up puts per client).") var count: Int = 2000
     @Option(help: "Value size in bytes.") var size: Int = 64
     @Flag(help: "Print one JSON line.") var json = false
 
@@ -33,6 +38,8 @@ struct StateBench: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let value = String(repeating: "v", count: size)
+        guard op == "put" || op == "get" else { fail("--op must be put or get, not \(op)") }
+        guard clients >= 1, count >= 1 else { fail("--clients and --count must be at least 1 (got \(clients), \(count))") }
         let driver: PutDriver
         switch target {
         case "dagent":
@@ -46,30 +53,35 @@ struct StateBench: ParsableCommand {
         default:
             fail("--target must be dagent or etcd")
         }
-        let result = try PutLoad(loop: loop, driver: driver, clients: clients, count: count).run().wait()
+        let result = try PutLoad(loop: loop, driver: driver, clients: clients, count: count, reads: op == "get").run().wait()
+        let rateKey = op == "get" ? "reads_per_s" : "writes_per_s"
         if json {
-            print(String(format: "{\"system\":\"%@\",\"clients\":%d,\"count\":%d,\"size\":%d,\"writes_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
-                         target, clients, count, size, result.rate, result.p50ms, result.p99ms))
+            print(String(format: "{\"system\":\"%@\",\"op\":\"%@\",\"clients\":%d,\"count\":%d,\"size\":%d,\"%@\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
+                         target, op, clients, count, size, rateKey, result.rate, result.p50ms, result.p99ms))
         } else {
-            print(String(format: "%@ puts: %d clients, %.0f writes/s, p50 %.3f ms, p99 %.3f ms (%d puts of %d B)",
-                         target, clients, result.rate, result.p50ms, result.p99ms, count, size))
+            print(String(format: "%@ %@s: %d clients, %.0f %@, p50 %.3f ms, p99 %.3f ms (%d ops, %d B values)",
+                         target, op, clients, result.rate, rateKey.replacingOccurrences(of: "_per_s", with: "/s"),
+                         result.p50ms, result.p99ms, count, size))
         }
         driver.stop()
         try? group.syncShutdownGracefully()
     }
 }
 
-/// Issues one put for client `client` and calls back on the loop when it is acknowledged.
+/// Issues one put (or one linearizable get) for client `client` and calls back on the
+/// loop when it is answered.
 protocol PutDriver: AnyObject {
     func put(client: Int, key: String, done: @escaping (Error?) -> Void)
+    func get(client: Int, key: String, done: @escaping (Error?) -> Void)
     func stop()
 }
 
 struct PutResult { var rate = 0.0, p50ms = 0.0, p99ms = 0.0 }
 
-/// The load loop: every client does warm-up puts, then its share of `count`, one at a time.
+/// The load loop: every client does warm-up puts, then its share of `count`, one at a
+/// time: puts, or (`reads`) gets of the keys its warm-up wrote.
 final class PutLoad: @unchecked Sendable {
-    let loop: EventLoop, driver: PutDriver, clients: Int, count: Int
+    let loop: EventLoop, driver: PutDriver, clients: Int, count: Int, reads: Bool
     var samples: [UInt64] = []
     var remaining: Int
     var active = 0
@@ -77,8 +89,9 @@ final class PutLoad: @unchecked Sendable {
     let promise: EventLoopPromise<PutResult>
     static let warmup = 50
 
-    init(loop: EventLoop, driver: PutDriver, clients: Int, count: Int) {
+    init(loop: EventLoop, driver: PutDriver, clients: Int, count: Int, reads: Bool = false) {
         self.loop = loop
+        self.reads = reads
         self.driver = driver
         self.clients = clients
         self.count = count
@@ -125,10 +138,15 @@ final class PutLoad: @unchecked Sendable {
         }
         remaining -= 1
         let t0 = DispatchTime.now().uptimeNanoseconds
-        driver.put(client: c, key: "bench/\(c)/\(i)") { error in
+        let done: (Error?) -> Void = { error in
             if let error { self.promise.fail(error); return }
             self.samples.append(DispatchTime.now().uptimeNanoseconds - t0)
             self.next(c, i: i + 1)
+        }
+        if reads {
+            driver.get(client: c, key: "bench/warm/\(c)/\(i % PutLoad.warmup + 1)", done: done)
+        } else {
+            driver.put(client: c, key: "bench/\(c)/\(i)", done: done)
         }
     }
 }
@@ -140,7 +158,16 @@ final class DAgentPuts: PutDriver {
     func stop() { try? node.stop().wait() }
 
     func put(client: Int, key: String, done: @escaping (Error?) -> Void) {
-        let body = try! JSONSerialization.data(withJSONObject: ["op": "put", "key": key, "value": value])
+        send(["op": "put", "key": key, "value": value], done: done)
+    }
+
+    /// A linearizable read: @state answers a get after a ReadIndex round at the leader.
+    func get(client: Int, key: String, done: @escaping (Error?) -> Void) {
+        send(["op": "get", "key": key], done: done)
+    }
+
+    func send(_ request: [String: String], done: @escaping (Error?) -> Void) {
+        let body = try! JSONSerialization.data(withJSONObject: request)
         node.requestOnLoop(to: StateTypes.serviceName, type: StateTypes.request, payload: body, timeout: 10, waiter: .callback { r in
             switch r {
             case .success(let e):
@@ -149,7 +176,7 @@ final class DAgentPuts: PutDriver {
                     done(nil)
                 } else if obj?["retry"] as? Bool == true {
                     // No leader yet (election in progress): try again shortly.
-                    self.node.eventLoop.scheduleTask(in: .milliseconds(20)) { self.put(client: client, key: key, done: done) }
+                    self.node.eventLoop.scheduleTask(in: .milliseconds(20)) { self.send(request, done: done) }
                 } else {
                     done(DAgentError(.refused, String(decoding: e.payload, as: UTF8.self)))
                 }
@@ -184,7 +211,16 @@ final class EtcdPuts: PutDriver {
 
     func put(client: Int, key: String, done: @escaping (Error?) -> Void) {
         let body = "{\"key\":\"\(Data(key.utf8).base64EncodedString())\",\"value\":\"\(value64)\"}"
-        let request = "POST /v3/kv/put HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        post(client: client, path: "/v3/kv/put", body: body, done: done)
+    }
+
+    /// A linearizable range of one key (etcd's default; `serializable` is not set).
+    func get(client: Int, key: String, done: @escaping (Error?) -> Void) {
+        post(client: client, path: "/v3/kv/range", body: "{\"key\":\"\(Data(key.utf8).base64EncodedString())\"}", done: done)
+    }
+
+    func post(client: Int, path: String, body: String, done: @escaping (Error?) -> Void) {
+        let request = "POST \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
         handlers[client].pending.append(done)
         channels[client].writeAndFlush(ByteBuffer(string: request), promise: nil)
     }

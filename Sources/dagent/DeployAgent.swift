@@ -66,10 +66,14 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
     var lastDesiredJSON: String?
     var refreshTimer: DispatchSourceTimer?
     var stopped = false
+    /// The process rows of this agent's `dagent tree` reply (DeployAgent-tree.swift).
+    let treeRows: DeployTreeRows
+    var treeTimer: DispatchSourceTimer?
 
     init(node: Node, tree: String, dataDir: String, childAddress: String) {
         self.node = node
         self.tree = tree
+        treeRows = DeployTreeRows(tree: tree)
         let exe = DeployPaths.executable
         var env: [String: String] = [
             "DAGENT_TREE": tree, "DAGENT_AGENT": node.config.name, "DAGENT_VIA": childAddress, "DAGENT_BIN": exe,
@@ -93,12 +97,14 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
         t.setEventHandler { [weak self] in self?.refresh(timeout: 2) }
         t.resume()
         refreshTimer = t
+        installTreeRows()
     }
 
     /// Stops every process (dependents first) and waits for them, at most `timeout`.
     func stop(timeout: Double) {
         lock.withLock { stopped = true }
         refreshTimer?.cancel()
+        treeTimer?.cancel()
         let done = DispatchSemaphore(value: 0)
         supervisor.stopAll { done.signal() }
         if done.wait(timeout: .now() + timeout) == .timedOut {
@@ -126,7 +132,8 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
     }
 
     func report() -> AgentReport {
-        AgentReport(agent: node.config.name, tree: tree, hasDesired: supervisor.hasDesired, processes: supervisor.snapshot())
+        AgentReport(agent: node.config.name, tree: tree, hasDesired: supervisor.hasDesired, processes: supervisor.snapshot(),
+                    reportedAt: Date().timeIntervalSince1970)
     }
 
     func handleAdmin(_ e: Dagent_Envelope) {
@@ -179,6 +186,7 @@ final class DeployAgentService: SupervisorDelegate, @unchecked Sendable {
             reportScheduled = true
             return true
         }
+        work.async { [weak self] in self?.refreshTreeRows() }
         guard schedule else { return }
         work.asyncAfter(deadline: .now() + 1) { [weak self] in
             guard let self else { return }

@@ -249,7 +249,9 @@ enum DeployConfigRender {
             if let h = a.host { line += "  host \(h)" }
             if let l = a.listen { line += "  listen \(l)" }
             if let m = a.msgq { line += "  msgq \(m)" }
+            if let h = a.http { line += "  http \(h)" }
             out += line + "\n"
+            if !a.metricsJSON.isEmpty { out += "  metrics \(a.metricsJSON)\n" }
             if !a.plugins.isEmpty { out += "  plugins \(a.plugins.joined(separator: ", "))  config \(a.pluginConfigJSON)\n" }
             if a.processes.isEmpty { out += "  (no processes)\n" }
             for p in a.processes {
@@ -280,6 +282,8 @@ enum DeployConfigRender {
             if let h = a.host { d["host"] = h }
             if let l = a.listen { d["listen"] = l.description }
             if let m = a.msgq { d["msgq"] = m }
+            if let h = a.http { d["http"] = h.description }
+            if !a.metricsJSON.isEmpty { d["metrics"] = (try? JSONSerialization.jsonObject(with: Data(a.metricsJSON.utf8))) ?? [:] }
             d["config"] = (try? JSONSerialization.jsonObject(with: Data(a.pluginConfigJSON.utf8))) ?? [:]
             d["processes"] = a.processes.map { p in (try? JSONSerialization.jsonObject(with: enc.encode(p))) ?? [:] }
             return d

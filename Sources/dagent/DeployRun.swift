@@ -1,4 +1,5 @@
 import DAgentDeploy
+import DAgentRoot
 import DAgentCLI
 import DAgentNode
 import DAgentRouting
@@ -72,6 +73,8 @@ extension RunCommand {
             y += "name: \(q(a.name))\nrole: agent\ndata: \(q(dir))\nlog_level: \(t.logLevel)\n"
             if let l = a.listen { y += "listen: \(q(l.description))\n" }
             if let m = a.msgq { y += "msgq: \(q(m))\n" }
+            if let h = a.http { y += "http: \(q(h.description))\n" }
+            if !a.metricsJSON.isEmpty { y += "metrics: \(a.metricsJSON)\n" }
             y += "parents: [\(t.rootAddresses.map { q($0.description) }.joined(separator: ", "))]\n"
             if let s = t.secret { y += "secret: \(q(s))\n" }
             if !a.plugins.isEmpty {
@@ -111,7 +114,8 @@ enum DeployRunHooks {
     nonisolated(unsafe) static var notified = false
 
     /// After the node started: an agent of a topology starts supervising.
-    static func nodeStarted(_ node: Node) {
+    static func nodeStarted(_ node: Node, replica: RootReplica?) {
+        if let replica { DeployRootTree.install(node: node, replica: replica) }
         guard let ctx = DeployRunContext.current else { return }
         if let a = ctx.agent {
             let s = DeployAgentService(node: node, tree: ctx.topology.name, dataDir: ctx.topology.dataDir(agent: a.name), childAddress: a.childAddress)

@@ -215,7 +215,7 @@ struct RunCommand: ParsableCommand {
             }
         }
         node.logger.notice("node '\(config.name)' started (role \(TreeRender.roleName(config.effectiveRole)))")
-        DeployRunHooks.nodeStarted(node)
+        DeployRunHooks.nodeStarted(node, replica: replica)
         done.wait()
         DeployRunHooks.stopping()
         PushWiring.shutdown()

@@ -75,7 +75,7 @@ def tree_pids(tree, workdir):
 class Tree:
     """A topology file in a fresh folder, and the commands on it."""
 
-    def __init__(self, workdir, roots=3, processes_a1=None, processes_a2=None, hosts=False, extra="", a1_extra=""):
+    def __init__(self, workdir, roots=3, processes_a1=None, processes_a2=None, hosts=False, extra="", a1_extra="", a2_extra=""):
         self.workdir = workdir
         self.name = "t" + uuid.uuid4().hex[:8]
         self.root_ports = [free_port() for _ in range(roots)]
@@ -85,6 +85,7 @@ class Tree:
         self.hosts = hosts
         self.extra = extra
         self.a1_extra = a1_extra
+        self.a2_extra = a2_extra
         self.a1 = processes_a1 if processes_a1 is not None else {
             "echo1": {"run": f"dagent run --name echo1 --parent msgq://{self.msgq} --echo", "restart": "always"},
             "worker": {"run": "dagent run --name worker --parent $DAGENT_VIA", "env": {"MODE": "one"},
@@ -110,7 +111,7 @@ class Tree:
         text += f"    listen: tcp://127.0.0.1:{self.a1_port}\n    msgq: {self.msgq}\n" + self.a1_extra
         text += "    processes: " + json.dumps(self.a1) + "\n"
         text += "  a2:\n" + ("    host: m2\n" if self.hosts else "")
-        text += f"    listen: tcp://127.0.0.1:{self.a2_port}\n"
+        text += f"    listen: tcp://127.0.0.1:{self.a2_port}\n" + self.a2_extra
         text += "    processes: " + json.dumps(self.a2) + "\n"
         with open(self.path, "w") as f:
             f.write(text)
@@ -223,6 +224,109 @@ def test_kill9_of_a_leaf_and_of_an_agent(tree_factory):
     wait_for("worker restarted", lambda: t.status()["worker"]["pid"] not in (None, after["worker"]["pid"]))
 
 
+def metric_samples(text):
+    """{(name, frozenset(labels)): value} from Prometheus text (prometheus_client's parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def http_get(url):
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+
+
+def test_process_states_in_dagent_tree_and_in_metrics(tree_factory, workdir):
+    """Status reaches the root: the agent's tree reply and /metrics carry its processes, and its
+    metrics reach a collector (the collector plugin, hosted by a2) like every other node figure."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    plugdir = os.path.join(workdir, "collector-plugins")
+    os.makedirs(plugdir)
+    os.symlink(os.path.join(repo, "plugins", "collector"), os.path.join(plugdir, "collector"))
+    a1_http, a2_http = free_port(), free_port()
+    t = tree_factory(roots=1, a1_extra=f"    http: tcp://127.0.0.1:{a1_http}\n    metrics: {{report_to: a2, report_interval: 0.2}}\n",
+                     a2_extra=f"    http: tcp://127.0.0.1:{a2_http}\n    plugins: [{plugdir}]\n"
+                              "    config: {collector: {down_after: 1.0, grace: 2.0}}\n")
+    assert t.a1_port not in (a1_http, a2_http)
+    t.run("up")
+    a1 = f"tcp://127.0.0.1:{t.a1_port}"
+
+    def procs(via=a1):
+        got = json.loads(dagent("tree", "--via", via, "--json").stdout)
+        assert got["deploy_tree"] == t.name, got
+        return {p["name"]: p for p in got["processes"]}
+
+    rows = t.status()
+    wait_for("both registered in a1's tree reply", lambda: all(p["registered"] for p in procs().values()))
+    got = procs()
+    assert set(got) == {"echo1", "worker"}
+    for n, p in got.items():
+        assert p["state"] == "running" and p["pid"] == rows[n]["pid"] and p["restarts"] == 0 and p["last_exit"] == "", p
+        assert p["uptime"] > 0 and not p["adopted"] and p["waiting_for"] == [], p
+    # The same through a1's message queue, and a2's own.
+    assert set(procs(f"msgq://{t.msgq}")) == {"echo1", "worker"}
+    assert set(procs(f"tcp://127.0.0.1:{t.a2_port}")) == {"echo2"}
+    # The text form: the processes under the agent, and the state on each process's line of the tree.
+    text = dagent("tree", "--via", a1).stdout
+    lines = text.splitlines()
+    assert f"processes (tree {t.name}): 2" in lines, text
+    assert any(l.strip().startswith("echo1") and f"running pid={rows['echo1']['pid']}" in l and "restarts=0" in l for l in lines), text
+    assert any("echo1 [leaf]" in l and "process running restarts=0" in l for l in lines), text
+
+    # kill -9: the restart count and the last exit show in the tree and in /metrics.
+    old = rows["echo1"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_for("echo1 back in the tree reply", lambda: (lambda p: p["state"] == "running" and p["pid"] not in (None, old)
+                                                       and p["restarts"] == 1)(procs()["echo1"]))
+    assert procs()["echo1"]["last_exit"] == "killed by SIGKILL"
+    assert "restarts=1" in dagent("tree", "--via", a1).stdout
+    # Status reaches the root: the root replica's tree shows every agent's processes from the store.
+    def at_root():
+        got = json.loads(dagent("tree", "--via", t.root_addr, "--json").stdout)
+        return {(a["agent"], p["name"]): p for a in got["agent_processes"] if a["tree"] == t.name for p in a["processes"]}
+    wait_for("the restart at the root", lambda: at_root().get(("a1", "echo1"), {}).get("restarts") == 1)
+    root = at_root()
+    assert set(root) == {("a1", "echo1"), ("a1", "worker"), ("a2", "echo2")}, root
+    assert root[("a1", "echo1")]["last_exit"] == "killed by SIGKILL" and root[("a2", "echo2")]["state"] == "running"
+    text = dagent("tree", "--via", t.root_addr).stdout
+    assert any("echo1 [leaf]" in l and "process running restarts=1" in l for l in text.splitlines()), text
+    assert any(l.strip().startswith("a2 (tree ") for l in text.splitlines()), text
+
+    def m():
+        return metric_samples(http_get(f"http://127.0.0.1:{a1_http}/metrics"))
+    wait_for("the restart in /metrics", lambda: m().get(("dagent_process_restarts_total", frozenset({("process", "echo1")}))) == 1)
+    s = m()
+    for n in ("echo1", "worker"):
+        assert s[("dagent_process_up", frozenset({("process", n)}))] == 1
+        assert s[("dagent_process_state", frozenset({("process", n), ("state", "running")}))] == 1
+        assert s[("dagent_process_state", frozenset({("process", n), ("state", "crash-loop")}))] == 0
+        assert s[("dagent_process_uptime_seconds", frozenset({("process", n)}))] > 0
+    assert s[("dagent_process_restarts_total", frozenset({("process", "worker")}))] == 0
+    text = http_get(f"http://127.0.0.1:{a1_http}/metrics")
+    assert "# TYPE dagent_process_restarts_total counter" in text and "# TYPE dagent_process_up gauge" in text
+    if not shutil.which("promtool"):
+        pytest.fail("promtool is missing (scripts/setup installs Debian's prometheus)")
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert r.returncode == 0, f"promtool: {r.stdout}{r.stderr}"
+
+    # They reach the collector like the node's other figures (a node label added).
+    def col():
+        return metric_samples(http_get(f"http://127.0.0.1:{a2_http}/metrics/tree"))
+    wait_for("a1's process series at the collector",
+             lambda: col().get(("dagent_process_restarts_total", frozenset({("node", "a1"), ("process", "echo1")}))) == 1)
+    c = col()
+    assert c[("dagent_process_up", frozenset({("node", "a1"), ("process", "worker")}))] == 1
+
+    # A process taken out of the file: gone from the tree reply and from /metrics.
+    del t.a1["worker"]
+    t.write()
+    t.run("up")
+    wait_for("worker gone from the tree reply", lambda: set(procs()) == {"echo1"})
+    wait_for("worker's series gone", lambda: not any(dict(l).get("process") == "worker" for (_, l) in m()))
+    assert m()[("dagent_process_up", frozenset({("process", "echo1")}))] == 1
+
+
 def test_a_process_that_exits_at_once_goes_into_crash_loop(tree_factory):
     t = tree_factory(roots=1, processes_a2={
         "bad": {"run": "echo boom >&2; exit 3", "backoff": {"initial": 0.1, "max": 1.6}, "crash_loop_after": 3},
@@ -299,6 +403,8 @@ def test_an_agent_with_plugins_and_their_config(tree_factory):
     assert t.status()["echo1"]["state"] == "running"
     tree = json.loads(dagent("tree", "--via", f"tcp://127.0.0.1:{t.a1_port}", "--json").stdout)
     assert any(p["name"] == "echo" and p["state"] == "loaded" for p in tree["plugin_host"]["plugins"]), tree
+    # The plugin host's part of the tree reply and the supervised processes are both there.
+    assert [p["name"] for p in tree["processes"]] == ["echo1", "worker"], tree
 
 
 def notify_socket(workdir, name):

@@ -151,6 +151,7 @@ public enum TreeRender {
             children[parent, default: []].append(record)
         }
         let linkByPeer = Dictionary(reply.links.map { ($0.peer, $0) }, uniquingKeysWith: { a, _ in a })
+        let processByName = processesByName(reply)
         var lines: [String] = []
         let up = reply.parent.isEmpty ? "top of the tree" : "parent '\(reply.parent)' \(reply.parentReady ? "ready" : "NOT READY")"
         lines.append("\(reply.name) [\(roleName(reply.role))] (level 0, \(up))")
@@ -163,11 +164,14 @@ public enum TreeRender {
                     line += "  link \(link.address) in=\(link.framesIn) out=\(link.framesOut) pending=\(link.bytesPending)B"
                     line += pubsubSuffix(link)
                 }
+                if let p = processByName[kid.name] { line += "  process \(p.state) restarts=\(p.restarts)" }
                 lines.append(line)
                 walk(kid.name, prefix + (last ? "    " : "│   "))
             }
         }
         walk(reply.name, "")
+        lines.append(contentsOf: processLines(reply))
+        lines.append(contentsOf: agentProcessLines(reply, now: Date().timeIntervalSince1970))
         if let parentLink = reply.links.first(where: { $0.isParent }) {
             lines.append("parent link: \(parentLink.peer.isEmpty ? "?" : parentLink.peer) \(parentLink.address) in=\(parentLink.framesIn) out=\(parentLink.framesOut) pending=\(parentLink.bytesPending)B" + pubsubSuffix(parentLink))
         }
@@ -247,7 +251,7 @@ public enum TreeRender {
         return "{\"name\":\(q(reply.name)),\"role\":\(q(roleName(reply.role))),\"level\":0,\"parent\":\(q(reply.parent)),\"parent_ready\":\(reply.parentReady),"
             + "\"names\":[\(names.joined(separator: ","))],\"links\":[\(links.joined(separator: ","))],"
             + "\"queues\":[\(queues.joined(separator: ","))],\"messages_routed\":\(reply.messagesRouted),\"messages_delivered\":\(reply.messagesDelivered),"
-            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)\(push)\(pubsubJSON(reply, q))}"
+            + "\"direct_out\":\(reply.directOut),\"direct_in\":\(reply.directIn),\"msgq\":[\(msgq.joined(separator: ","))]\(plugins)\(push)\(pubsubJSON(reply, q))\(processJSON(reply, quote: q))\(agentProcessJSON(reply, quote: q))}"
     }
 }
 

@@ -53,6 +53,12 @@ public struct NodeConfig: Sendable {
     public var msgqSendTimeoutOverride: Double?
     /// The send timeout an agent uses and publishes to its leaves.
     public var msgqSendTimeout: Double { msgqSendTimeoutOverride ?? 2.0 }
+    /// Limits on what one peer may consume (see docs/security.md).
+    public var limits = CoreLimits()
+    /// `max_pending_requests`: requests this node may have waiting for an answer.
+    public var maxPendingRequests: Int = 100_000
+    /// `max_watches_per_client`: `@state` watches one client name may hold (root replicas).
+    public var maxWatchesPerClient: Int = 1024
 
     /// `http: tcp://HOST:PORT`: the node's HTTP listener (`/healthz`, `/metrics`, plugin routes).
     public var http: Endpoint?
@@ -85,7 +91,7 @@ public struct NodeConfig: Sendable {
 
     /// Checks the combination of options; the message names the option.
     public func validate() throws(ConfigError) {
-        if let problem = NameRules.problem(with: name) { throw ConfigError("name: \(problem)") }
+        if let problem = NameRules.registrationProblem(name) { throw ConfigError("name: \(problem)") }
         if listen.isEmpty && parents.isEmpty {
             throw ConfigError("node '\(name)' has neither listen nor parent addresses; give --listen, --parent or --addr")
         }
@@ -117,6 +123,7 @@ public struct NodeConfig: Sendable {
         c.hopLimit = UInt32(hopLimit)
         c.secret = secret
         c.maxChildren = maxChildren
+        c.limits = limits
         c.pubsub = pubsub
         return c
     }

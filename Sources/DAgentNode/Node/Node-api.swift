@@ -75,7 +75,11 @@ extension Node {
         eventLoop.execute {
             let now = self.nowNs
             let waiter = RpcWaiter.promise(promise)
-            let cookie = self.rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: UInt64(max(0.001, timeout) * 1e9))
+            if let full = self.pendingRequestsFull() {
+                waiter.fail(full)
+                return
+            }
+            let cookie = self.rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: self.rpcTimeoutNs(timeout))
             var e = Self.envelope(to: dst, type: type, payload: payload, kind: .data)
             e.cookie = cookie
             do throws(DAgentError) {
@@ -106,7 +110,11 @@ extension Node {
             return
         }
         let now = nowNs
-        let cookie = rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: UInt64(max(0.001, timeout) * 1e9))
+        if let full = pendingRequestsFull() {
+            waiter.fail(full)
+            return
+        }
+        let cookie = rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: rpcTimeoutNs(timeout))
         var e = Self.envelope(to: dst, type: type, payload: payload, kind: .request)
         e.cookie = cookie
         do {
@@ -126,6 +134,7 @@ extension Node {
         }
         var e = Self.envelope(to: request.src, type: request.type, payload: payload, kind: .response)
         e.cookie = request.cookie
+        if core.localServices.contains(request.dst) { e.src = request.dst }   // the responder is the service
         do {
             try sendFromHere(e, nowNs: nowNs)
         } catch {

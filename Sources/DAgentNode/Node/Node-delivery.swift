@@ -37,7 +37,7 @@ extension Node {
         }
         switch m.kind {
         case .response, .error:
-            if m.cookie != 0, let pending = rpc.complete(cookie: m.cookie) {
+            if m.cookie != 0, let pending = rpc.complete(answerCookie: m.cookie, kind: m.kind, src: m.src) {
                 onRPCDone?(Double(nowNs &- (pending.deadlineNs &- pending.timeoutNs)) / 1e9, m.kind == .response ? "ok" : "error")
                 if m.kind == .response {
                     pending.waiter.succeed(m.envelope)

@@ -672,11 +672,97 @@ public nonisolated struct Dagent_TreeReply: @unchecked Sendable {
   /// Clears the value of `pushGateway`. Subsequent reads from it will return its default value.
   public mutating func clearPushGateway() {_uniqueStorage()._pushGateway = nil}
 
+  /// Deploy (from 600): the processes this node supervises, when it is an
+  /// agent of a topology (`dagent run --topology FILE --agent NAME`).
+  public var processes: [Dagent_SupervisedProcess] {
+    get {_storage._processes}
+    set {_uniqueStorage()._processes = newValue}
+  }
+
+  /// the topology's name ("" when it supervises nothing)
+  public var deployTree: String {
+    get {_storage._deployTree}
+    set {_uniqueStorage()._deployTree = newValue}
+  }
+
+  /// On a root replica: what the agents of deployed trees last wrote to the
+  /// root group's store (deploy/TREE/status/AGENT), from its own copy.
+  public var agentProcesses: [Dagent_AgentProcesses] {
+    get {_storage._agentProcesses}
+    set {_uniqueStorage()._agentProcesses = newValue}
+  }
+
+  /// status records left out (more than the reply carries)
+  public var agentProcessesOmitted: UInt32 {
+    get {_storage._agentProcessesOmitted}
+    set {_uniqueStorage()._agentProcessesOmitted = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// The processes of one agent as it last reported them to the root group's store.
+public nonisolated struct Dagent_AgentProcesses: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tree: String = String()
+
+  public var agent: String = String()
+
+  public var processes: [Dagent_SupervisedProcess] = []
+
+  /// Unix time of the report (0 if the agent did not say)
+  public var reportedAt: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One process an agent supervises (`dagent tree`, the agent's /metrics).
+public nonisolated struct Dagent_SupervisedProcess: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// waiting, running, backoff, crash-loop, stopping, stopped, exited, failed
+  public var state: String = String()
+
+  /// 0 when it does not run
+  public var pid: UInt32 = 0
+
+  /// times it was started again
+  public var restarts: UInt32 = 0
+
+  /// seconds of the current run (0 when it does not run)
+  public var uptime: Double = 0
+
+  /// how the last run ended ("" if it never ended)
+  public var lastExit: String = String()
+
+  /// its name answered in the tree during this run
+  public var registered: Bool = false
+
+  /// found running when the agent started (not its child)
+  public var adopted: Bool = false
+
+  /// seconds until the next start (backoff, crash-loop)
+  public var nextStartIn: Double = 0
+
+  /// names it waits for (waiting)
+  public var waitingFor: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Publish counters of one node (`dagent tree`).
@@ -1834,7 +1920,7 @@ nonisolated extension Dagent_QueueInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0\u{2}N\u{1}subscriptions\0\u{3}subscription_count\0\u{1}pubsub\0\u{4}F\u{3}push_gateway\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}name\0\u{1}role\0\u{1}parent\0\u{3}parent_ready\0\u{1}names\0\u{1}links\0\u{1}queues\0\u{3}messages_routed\0\u{3}messages_delivered\0\u{3}plugin_host\0\u{4}\u{9}direct_out\0\u{3}direct_in\0\u{1}msgq\0\u{2}N\u{1}subscriptions\0\u{3}subscription_count\0\u{1}pubsub\0\u{4}F\u{3}push_gateway\0\u{2}l\u{4}processes\0\u{3}deploy_tree\0\u{3}agent_processes\0\u{3}agent_processes_omitted\0")
 
   fileprivate class _StorageClass {
     var _requestID: UInt64 = 0
@@ -1855,6 +1941,10 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _subscriptionCount: UInt32 = 0
     var _pubsub: Dagent_PubSubStats? = nil
     var _pushGateway: Dagent_PushGatewayInfo? = nil
+    var _processes: [Dagent_SupervisedProcess] = []
+    var _deployTree: String = String()
+    var _agentProcesses: [Dagent_AgentProcesses] = []
+    var _agentProcessesOmitted: UInt32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1883,6 +1973,10 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       _subscriptionCount = source._subscriptionCount
       _pubsub = source._pubsub
       _pushGateway = source._pushGateway
+      _processes = source._processes
+      _deployTree = source._deployTree
+      _agentProcesses = source._agentProcesses
+      _agentProcessesOmitted = source._agentProcessesOmitted
     }
   }
 
@@ -1919,6 +2013,10 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 101: try { try decoder.decodeSingularUInt32Field(value: &_storage._subscriptionCount) }()
         case 102: try { try decoder.decodeSingularMessageField(value: &_storage._pubsub) }()
         case 300: try { try decoder.decodeSingularMessageField(value: &_storage._pushGateway) }()
+        case 600: try { try decoder.decodeRepeatedMessageField(value: &_storage._processes) }()
+        case 601: try { try decoder.decodeSingularStringField(value: &_storage._deployTree) }()
+        case 602: try { try decoder.decodeRepeatedMessageField(value: &_storage._agentProcesses) }()
+        case 603: try { try decoder.decodeSingularUInt32Field(value: &_storage._agentProcessesOmitted) }()
         default: break
         }
       }
@@ -1985,6 +2083,18 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
       try { if let v = _storage._pushGateway {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 300)
       } }()
+      if !_storage._processes.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._processes, fieldNumber: 600)
+      }
+      if !_storage._deployTree.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._deployTree, fieldNumber: 601)
+      }
+      if !_storage._agentProcesses.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._agentProcesses, fieldNumber: 602)
+      }
+      if _storage._agentProcessesOmitted != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._agentProcessesOmitted, fieldNumber: 603)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2012,10 +2122,134 @@ nonisolated extension Dagent_TreeReply: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._subscriptionCount != rhs_storage._subscriptionCount {return false}
         if _storage._pubsub != rhs_storage._pubsub {return false}
         if _storage._pushGateway != rhs_storage._pushGateway {return false}
+        if _storage._processes != rhs_storage._processes {return false}
+        if _storage._deployTree != rhs_storage._deployTree {return false}
+        if _storage._agentProcesses != rhs_storage._agentProcesses {return false}
+        if _storage._agentProcessesOmitted != rhs_storage._agentProcessesOmitted {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_AgentProcesses: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AgentProcesses"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tree\0\u{1}agent\0\u{1}processes\0\u{3}reported_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tree) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.processes) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.reportedAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tree.isEmpty {
+      try visitor.visitSingularStringField(value: self.tree, fieldNumber: 1)
+    }
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 2)
+    }
+    if !self.processes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.processes, fieldNumber: 3)
+    }
+    if self.reportedAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.reportedAt, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_AgentProcesses, rhs: Dagent_AgentProcesses) -> Bool {
+    if lhs.tree != rhs.tree {return false}
+    if lhs.agent != rhs.agent {return false}
+    if lhs.processes != rhs.processes {return false}
+    if lhs.reportedAt != rhs.reportedAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_SupervisedProcess: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SupervisedProcess"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}state\0\u{1}pid\0\u{1}restarts\0\u{1}uptime\0\u{3}last_exit\0\u{1}registered\0\u{1}adopted\0\u{3}next_start_in\0\u{3}waiting_for\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.pid) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.restarts) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.uptime) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.lastExit) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.registered) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.adopted) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self.nextStartIn) }()
+      case 10: try { try decoder.decodeRepeatedStringField(value: &self.waitingFor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 2)
+    }
+    if self.pid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pid, fieldNumber: 3)
+    }
+    if self.restarts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.restarts, fieldNumber: 4)
+    }
+    if self.uptime.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.uptime, fieldNumber: 5)
+    }
+    if !self.lastExit.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastExit, fieldNumber: 6)
+    }
+    if self.registered != false {
+      try visitor.visitSingularBoolField(value: self.registered, fieldNumber: 7)
+    }
+    if self.adopted != false {
+      try visitor.visitSingularBoolField(value: self.adopted, fieldNumber: 8)
+    }
+    if self.nextStartIn.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.nextStartIn, fieldNumber: 9)
+    }
+    if !self.waitingFor.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.waitingFor, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_SupervisedProcess, rhs: Dagent_SupervisedProcess) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.pid != rhs.pid {return false}
+    if lhs.restarts != rhs.restarts {return false}
+    if lhs.uptime != rhs.uptime {return false}
+    if lhs.lastExit != rhs.lastExit {return false}
+    if lhs.registered != rhs.registered {return false}
+    if lhs.adopted != rhs.adopted {return false}
+    if lhs.nextStartIn != rhs.nextStartIn {return false}
+    if lhs.waitingFor != rhs.waitingFor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
