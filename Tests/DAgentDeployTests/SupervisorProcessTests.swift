@@ -53,7 +53,10 @@ final class SupervisorProcessTests: XCTestCase {
         let pid = try XCTUnwrap(row(s, "p")?.pid)
         waitFor("its output in the log") { (try? String(contentsOfFile: s.logPath("p"), encoding: .utf8))?.contains("hello from p") == true }
         kill(pid, SIGKILL)
-        waitFor("a new pid") { row(s, "p")?.pid != nil && row(s, "p")?.pid != pid }
+        // The new pid and the restart count are published by separate updates: wait for both.
+        waitFor("a new pid, counted as one restart") {
+            row(s, "p")?.pid != nil && row(s, "p")?.pid != pid && row(s, "p")?.restarts == 1
+        }
         XCTAssertEqual(row(s, "p")?.restarts, 1)
         XCTAssertEqual(row(s, "p")?.lastExit, "killed by SIGKILL")
         let stopped = expectation(description: "stopped")
