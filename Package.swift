@@ -94,7 +94,7 @@ let package = Package(
         // conflation, per-topic numbering and history, fan-out. No I/O.
         .target(
             name: "DAgentPush",
-            dependencies: [nioCore],
+            dependencies: ["DAgentWire", nioCore],
             exclude: ["README.md"],
             swiftSettings: fastRelease
         ),

@@ -1,4 +1,5 @@
 import Foundation
+import DAgentWire
 import NIOCore
 
 /// Encodes the server's JSON text frames. A `msg` frame is encoded once per
@@ -11,7 +12,7 @@ public enum PushFrames {
     public static func msg(topic: String, seq: UInt64, payload: some Collection<UInt8>) -> ByteBuffer {
         var b = allocator.buffer(capacity: payload.count + topic.utf8.count + 64)
         b.writeStaticString("{\"op\":\"msg\",\"topic\":")
-        writeJSONString(topic, into: &b)
+        JSONString.write(topic, into: &b)
         b.writeStaticString(",\"seq\":")
         b.writeString(String(seq))
         appendData(payload, into: &b)
@@ -23,7 +24,7 @@ public enum PushFrames {
     static func appendData(_ payload: some Collection<UInt8>, into b: inout ByteBuffer) {
         if let text = String(validating: payload, as: UTF8.self) {
             b.writeStaticString(",\"data\":")
-            writeJSONString(text, into: &b)
+            JSONString.write(text, into: &b)
         } else {
             b.writeStaticString(",\"data_b64\":\"")
             b.writeString(Data(payload).base64EncodedString())
@@ -36,9 +37,9 @@ public enum PushFrames {
     public static func subscribed(pattern: String, epoch: String, recovered: Bool, seq: UInt64?, replayed: Int, ref: String?) -> ByteBuffer {
         var b = allocator.buffer(capacity: 128 + pattern.utf8.count)
         b.writeStaticString("{\"op\":\"subscribed\",\"topic\":")
-        writeJSONString(pattern, into: &b)
+        JSONString.write(pattern, into: &b)
         b.writeStaticString(",\"epoch\":")
-        writeJSONString(epoch, into: &b)
+        JSONString.write(epoch, into: &b)
         b.writeString(recovered ? ",\"recovered\":true" : ",\"recovered\":false")
         if let seq { b.writeString(",\"seq\":\(seq)") }
         b.writeString(",\"replayed\":\(replayed)")
@@ -51,7 +52,7 @@ public enum PushFrames {
     public static func unsubscribed(pattern: String, ref: String?) -> ByteBuffer {
         var b = allocator.buffer(capacity: 64 + pattern.utf8.count)
         b.writeStaticString("{\"op\":\"unsubscribed\",\"topic\":")
-        writeJSONString(pattern, into: &b)
+        JSONString.write(pattern, into: &b)
         writeRef(ref, into: &b)
         b.writeStaticString("}")
         return b
@@ -61,7 +62,7 @@ public enum PushFrames {
     public static func published(topic: String, ref: String?) -> ByteBuffer {
         var b = allocator.buffer(capacity: 64 + topic.utf8.count)
         b.writeStaticString("{\"op\":\"published\",\"topic\":")
-        writeJSONString(topic, into: &b)
+        JSONString.write(topic, into: &b)
         writeRef(ref, into: &b)
         b.writeStaticString("}")
         return b
@@ -71,9 +72,9 @@ public enum PushFrames {
     public static func connected(client: UInt64, user: String, epoch: String) -> ByteBuffer {
         var b = allocator.buffer(capacity: 96 + user.utf8.count)
         b.writeString("{\"op\":\"connected\",\"client\":\(client),\"sub\":")
-        writeJSONString(user, into: &b)
+        JSONString.write(user, into: &b)
         b.writeStaticString(",\"epoch\":")
-        writeJSONString(epoch, into: &b)
+        JSONString.write(epoch, into: &b)
         b.writeStaticString("}")
         return b
     }
@@ -82,10 +83,10 @@ public enum PushFrames {
     public static func error(_ e: PushRequestError) -> ByteBuffer {
         var b = allocator.buffer(capacity: 96 + e.reason.utf8.count)
         b.writeString("{\"op\":\"error\",\"code\":\(e.code),\"reason\":")
-        writeJSONString(e.reason, into: &b)
+        JSONString.write(e.reason, into: &b)
         if let t = e.topic {
             b.writeStaticString(",\"topic\":")
-            writeJSONString(t, into: &b)
+            JSONString.write(t, into: &b)
         }
         writeRef(e.ref, into: &b)
         b.writeStaticString("}")
@@ -97,42 +98,5 @@ public enum PushFrames {
             b.writeStaticString(",\"id\":")
             b.writeString(ref)
         }
-    }
-
-    /// `s` as a JSON string literal.
-    public static func jsonString(_ s: String) -> String {
-        var b = allocator.buffer(capacity: s.utf8.count + 2)
-        writeJSONString(s, into: &b)
-        return b.readString(length: b.readableBytes) ?? "\"\""
-    }
-
-    static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
-    /// Writes `s` as a JSON string literal (quotes, backslashes and control characters escaped).
-    public static func writeJSONString(_ s: String, into b: inout ByteBuffer) {
-        b.writeInteger(UInt8(ascii: "\""))
-        var s = s
-        s.withUTF8 { bytes in
-            var start = 0
-            for i in 0..<bytes.count {
-                let c = bytes[i]
-                if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") { continue }
-                if i > start { b.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<i]))) }
-                switch c {
-                case UInt8(ascii: "\""): b.writeStaticString("\\\"")
-                case UInt8(ascii: "\\"): b.writeStaticString("\\\\")
-                case 0x0A: b.writeStaticString("\\n")
-                case 0x0D: b.writeStaticString("\\r")
-                case 0x09: b.writeStaticString("\\t")
-                default:
-                    b.writeStaticString("\\u00")
-                    b.writeInteger(hex[Int(c >> 4)])
-                    b.writeInteger(hex[Int(c & 0xF)])
-                }
-                start = i + 1
-            }
-            if bytes.count > start { b.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))) }
-        }
-        b.writeInteger(UInt8(ascii: "\""))
     }
 }

@@ -1,3 +1,4 @@
+import DAgentWire
 import Foundation
 
 /// Where a client resumes a subscription: the epoch it saw, and the last
@@ -60,7 +61,7 @@ extension PushRequest {
         var ref: String?
         if let id = obj["id"] {
             if let s = id as? String, s.utf8.count <= 128 {
-                ref = PushFrames.jsonString(s)
+                ref = JSONString.quoted(s)
             } else if let n = id as? NSNumber, !isJSONBool(id), let i = Int64(exactly: n.doubleValue) {
                 ref = String(i)
             } else {

@@ -62,22 +62,6 @@ struct SubCommand: ParsableCommand {
     @Option(help: "Also subscribe to every pattern in this file (one per line; '-' for stdin).") var patternsFrom: String?
     @Argument(help: "Pattern(s), e.g. orders.*.created or orders.> (several: one subscription each).") var patterns: [String] = []
 
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
-    }
-
     func run() throws {
         bootstrapLogging(level: join.logLevel)
         var patterns = self.patterns
@@ -106,7 +90,7 @@ struct SubCommand: ParsableCommand {
                 last = Date()
                 let text = String(decoding: envelope.payload, as: UTF8.self)
                 if json {
-                    print("{\"topic\":\(Self.jsonString(envelope.topic)),\"data\":\(Self.jsonString(text)),\"src\":\(Self.jsonString(envelope.src))}")
+                    print("{\"topic\":\(JSONString.quoted(envelope.topic)),\"data\":\(JSONString.quoted(text)),\"src\":\(JSONString.quoted(envelope.src))}")
                 } else {
                     print("\(envelope.topic) \(text)")
                 }

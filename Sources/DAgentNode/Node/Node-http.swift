@@ -1,4 +1,5 @@
 import DAgentHTTP
+import DAgentWire
 import Foundation
 import NIOCore
 import DAgentRouting
@@ -18,7 +19,7 @@ extension Node {
                 guard let self else { return loop.makeSucceededFuture(.error(.serviceUnavailable, "node stopped")) }
                 return self.eventLoop.submit { () -> HTTPResponse in
                     let ready = self.readyDone && (self.config.parents.isEmpty || self.core.parentReady) && !self.stopping
-                    let body = "{\"name\":\(Self.jsonString(name)),\"ready\":\(ready)}\n"
+                    let body = "{\"name\":\(JSONString.quoted(name)),\"ready\":\(ready)}\n"
                     return .text(body, status: ready ? .ok : .serviceUnavailable, contentType: "application/json")
                 }
             }
@@ -37,8 +38,4 @@ extension Node {
     /// The port the HTTP listener bound (with port 0 in the config), or nil.
     public var httpPort: Int? { http?.boundPort }
 
-    static func jsonString(_ s: String) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: [s], options: [])) ?? Data("[\"\"]".utf8)
-        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
-    }
 }
