@@ -351,6 +351,10 @@ public final class NodeCore {
             refuseLink(id, .refused, "wrong or missing cluster secret in PeerHello from node \(hello.nodeID)")
             return
         }
+        if let problem = certificatePeerProblem(hello, on: id) {
+            refuseLink(id, .refused, problem)
+            return
+        }
         links[id]!.isPeer = true
         links[id]!.registered = true
         links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name

@@ -127,6 +127,7 @@ struct TreeCommand: ParsableCommand {
     @Option(help: "Address of the node to ask (tcp://HOST:PORT, or msgq://PATH for the agent serving that path).") var via: String
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Seconds to wait for the answer.") var timeout: Double = 3
+    @OptionGroup var tls: TLSOptions
 
     func run() throws {
         let endpoint: Endpoint
@@ -136,7 +137,7 @@ struct TreeCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         do {
-            let reply = try TreeQuery.fetch(endpoint, timeout: timeout, group: group).wait()
+            let reply = try TreeQuery.fetch(endpoint, timeout: timeout, group: group, tls: try tls.contexts()).wait()
             print(json ? TreeRender.json(reply) : TreeRender.text(reply))
         } catch {
             fail("\(error)")

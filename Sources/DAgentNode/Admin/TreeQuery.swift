@@ -1,6 +1,8 @@
 import DAgentWire
 import NIOCore
 import NIOPosix
+import NIOSSL
+import DAgentTLS
 
 /// Asks the node listening at an address what it sees (`dagent tree`).
 /// Opens a link, sends a `TreeRequest` (allowed before registration), waits
@@ -57,8 +59,9 @@ public enum TreeQuery {
         return promise.futureResult
     }
 
+    /// With `tls`, the connection is mutual TLS (a node with `tls:` accepts nothing else).
     public static func fetch(_ endpoint: Endpoint, timeout: Double = 3.0,
-                             group: EventLoopGroup) -> EventLoopFuture<Dagent_TreeReply> {
+                             group: EventLoopGroup, tls: TLSContexts? = nil) -> EventLoopFuture<Dagent_TreeReply> {
         let loop = group.next()
         if case let .msgq(path) = endpoint { return fetchMsgq(path: path, timeout: timeout, loop: loop) }
         guard case let .tcp(host, port) = endpoint else {
@@ -67,6 +70,7 @@ public enum TreeQuery {
         let promise = loop.makePromise(of: Dagent_TreeReply.self)
         let connecting = LinkBootstrap.connect(host: host, port: port, on: loop, connectTimeout: timeout, link: nil) { channel in
             let sync = channel.pipeline.syncOperations
+            if let tls { try sync.addHandler(NIOSSLClientHandler(context: tls.client, serverHostname: nil)) }
             try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
             try sync.addHandler(MessageToByteHandler(FrameEncoder()))
             try sync.addHandler(ReplyHandler(promise: promise))
@@ -107,7 +111,8 @@ public enum TreeQuery {
         }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) {
-            promise.fail(DAgentError(.badFrame, "\(error)"))
+            promise.fail(error is NIOSSLError || error is BoringSSLError
+                         ? DAgentError(.refused, TLSErrorText.describe(error)) : DAgentError(.badFrame, "\(error)"))
             context.close(promise: nil)
         }
     }

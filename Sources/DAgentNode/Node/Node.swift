@@ -7,6 +7,7 @@ import DAgentRouting
 import DAgentLink
 import DAgentMsgq
 import DAgentHTTP
+import DAgentTLS
 
 /// One dagent node: the routing core (`NodeCore`) driven by its links — TCP
 /// connections and System V message-queue channels — on a single NIO event loop.
@@ -47,6 +48,10 @@ public final class Node: @unchecked Sendable {
     var retiredLeafLinks: [MsgqParentLinkIO] = []
     /// Why the last attempt to reach a parent failed ("" once one succeeded). On the event loop.
     public internal(set) var lastDialError = ""
+    /// The TLS contexts when `tls:` is configured (TLSLinks.swift), and the SANs of
+    /// links whose handshake is done but which are not up in the core yet.
+    package let tls: TLSContexts?
+    var certifiedSANs: [LinkID: [String]] = [:]
 
     /// Called on the event loop for every DATA or REQUEST addressed to this
     /// node, and for ERROR/RESPONSE envelopes that match no pending request.
@@ -102,6 +107,7 @@ public final class Node: @unchecked Sendable {
         if let dir = config.dataDir { session = SessionFile.load(dir: dir) ?? 0 }
         core = NodeCore(config: config.coreConfig, session: session)
         http = config.http == nil ? nil : HTTPServer(limits: config.httpLimits, logger: log)
+        do { tls = try config.tls.map { try $0.load().contexts() } } catch { throw ConfigError(error.description) }
         msgqOptions = MsgqOptions(maxFrameBytes: config.maxFrameBytes, slowConsumerBytes: config.slowConsumerBytes,
                                   heartbeatInterval: config.heartbeatInterval, maxChildren: config.maxChildren,
                                   msgqQueueBytes: config.msgqQueueBytes, msgqSendTimeout: config.msgqSendTimeout,
@@ -243,6 +249,7 @@ public final class Node: @unchecked Sendable {
 
     func installHandlers(_ channel: Channel, isParent: Bool, parentIndex: Int?) throws {
         let id = allocateLinkID()
+        try addTLS(channel, id: id, role: isParent ? .parent(index: parentIndex) : .child)
         try channel.pipeline.syncOperations.addHandler(
             LinkHandler(node: self, linkID: id, isParent: isParent, parentIndex: parentIndex, maxFrameBytes: config.maxFrameBytes))
     }
@@ -304,6 +311,7 @@ public final class Node: @unchecked Sendable {
             logger.info("connected to parent \(config.parents[parentIndex ?? 0]); registering '\(config.name)'")
         }
         core.linkUp(id, isParent: isParent, address: address, brothers: (io as? MsgqParentLinkIO)?.brothers, nowNs: nowNs)
+        applyCertificate(id)
         perform()
         flushDirty()
     }
