@@ -90,7 +90,7 @@ let package = Package(
         // contexts, the handshake gate, the cluster CA of `dagent certs`. No routing.
         .target(
             name: "DAgentTLS",
-            dependencies: [nioCore, nioSSL, x509, crypto],
+            dependencies: [nioCore, nioSSL, x509, crypto, .product(name: "NIOTLS", package: "swift-nio")],
             exclude: ["README.md"]
         ),
         // The NIO driver of one node: TCP links, config, tree queries, the public node API.
@@ -247,7 +247,7 @@ let package = Package(
         .testTarget(name: "DAgentWireTests", dependencies: ["DAgentWire", nioCore, nioEmbedded]),
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
-        .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire"]),
+        .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire", "DAgentTLS"]),
         .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", "DAgentNode", "DAgentWire", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(

@@ -1,5 +1,6 @@
 import CDAgent
 import DAgentNode
+import DAgentRouting
 import DAgentTLS
 import Foundation
 
@@ -21,7 +22,6 @@ public func dagent_create_tls(_ name: UnsafePointer<CChar>?, _ via: UnsafePointe
         if !missing.isEmpty {
             throw ConfigError("TLS needs tls_cert, tls_key and tls_ca; missing \(missing.joined(separator: ", "))")
         }
-        let here = OptionContext(label: "tls", baseDir: FileManager.default.currentDirectoryPath)
-        config.tls = TLSFiles(cert: here.absolute(given[0].1), key: here.absolute(given[1].1), ca: here.absolute(given[2].1))
+        config.tls = TLSFiles(cert: given[0].1, key: given[1].1, ca: given[2].1).absolute()
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import DAgentNode
+import DAgentRouting
 import DAgentTLS
 
 /// `--tls-cert/--tls-key/--tls-ca`: the TLS files of a one-shot command (the same
@@ -23,21 +24,20 @@ package struct TLSOptions: ParsableArguments {
         if cert == nil && key == nil && ca == nil { return nil }
         let missing = [("--tls-cert", cert), ("--tls-key", key), ("--tls-ca", ca)].filter { $0.1 == nil }.map(\.0)
         if !missing.isEmpty { throw ConfigError("TLS needs --tls-cert, --tls-key and --tls-ca; missing \(missing.joined(separator: ", "))") }
-        let here = OptionContext(label: "--tls", baseDir: FileManager.default.currentDirectoryPath)
-        return TLSFiles(cert: here.absolute(cert!), key: here.absolute(key!), ca: here.absolute(ca!))
+        return TLSFiles(cert: cert!, key: key!, ca: ca!).absolute()
     }
 
     /// The client contexts for a raw TLS connection (`dagent tree`), nil without TLS.
     package func contexts() throws -> TLSContexts? {
         guard let files = try files() else { return nil }
-        do { return try files.load().contexts() } catch { throw ConfigError(error.description) }
+        do { return try files.load().contexts() } catch { throw ConfigError("\(error)") }
     }
 
     /// The first exact (non-wildcard, non-`@`) name of the certificate: a one-shot command's default name.
     package func certificateName() throws -> String? {
         guard let files = try files() else { return nil }
         do { return try files.load().names.first { !$0.hasPrefix("*") && !$0.hasPrefix("@") } } catch {
-            throw ConfigError(error.description)
+            throw ConfigError("\(error)")
         }
     }
 }

@@ -18,6 +18,16 @@ public struct TLSFiles: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "{cert: \(cert), key: \(key), ca: \(ca)}" }
 
+    /// The files with relative paths taken from `dir` (default: the current directory), `~` expanded.
+    public func absolute(relativeTo dir: String = FileManager.default.currentDirectoryPath) -> TLSFiles {
+        func abs(_ p: String) -> String {
+            let expanded = (p as NSString).expandingTildeInPath
+            if expanded.isEmpty || expanded.hasPrefix("/") { return expanded }
+            return URL(fileURLWithPath: dir).appendingPathComponent(expanded).standardizedFileURL.path
+        }
+        return TLSFiles(cert: abs(cert), key: abs(key), ca: abs(ca))
+    }
+
     /// Reads and checks the three files: each exists and is PEM of the right
     /// kind, the key belongs to the certificate, and the certificate was
     /// signed by one of the CA certificates. Errors name the option and the file.

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import NIOTLS
 
 /// Sits after the `NIOSSLHandler` of a link and holds `channelActive` back
 /// until the TLS handshake is done, so the link handler behind it only sees a

@@ -1,3 +1,4 @@
+import DAgentRouting
 import DAgentTLS
 
 // The TLS options are entries of `NodeOptions.table`: `tls: {cert, key, ca}` in YAML,

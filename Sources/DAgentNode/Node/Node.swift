@@ -107,7 +107,7 @@ public final class Node: @unchecked Sendable {
         if let dir = config.dataDir { session = SessionFile.load(dir: dir) ?? 0 }
         core = NodeCore(config: config.coreConfig, session: session)
         http = config.http == nil ? nil : HTTPServer(limits: config.httpLimits, logger: log)
-        do { tls = try config.tls.map { try $0.load().contexts() } } catch { throw ConfigError(error.description) }
+        do { tls = try config.tls.map { try $0.load().contexts() } } catch { throw ConfigError("\(error)") }
         msgqOptions = MsgqOptions(maxFrameBytes: config.maxFrameBytes, slowConsumerBytes: config.slowConsumerBytes,
                                   heartbeatInterval: config.heartbeatInterval, maxChildren: config.maxChildren,
                                   msgqQueueBytes: config.msgqQueueBytes, msgqSendTimeout: config.msgqSendTimeout,
