@@ -56,6 +56,12 @@ public final class Node: @unchecked Sendable {
     /// request), in order: headers parsed once, payloads slices of the bytes
     /// read (no copy). When set, `onMessage` is not called for them.
     public var onMessages: (([DataMessage]) -> Void)?
+    /// When true, the `onMessages` handler answers each DATA that asks for a
+    /// delivery receipt itself, with `acceptDelivery(_:)` once its queue took
+    /// the message or `refuseDelivery` (a handler with a bounded queue, such as
+    /// the plugin host). When false, the node sends the receipt as it hands the
+    /// message to the handler.
+    public var handlerAcknowledgesDeliveries = false
     /// The inbox batch being delivered and the one kept for the next swap.
     var delivering: [DataMessage] = []
     var toHandlers: [DataMessage] = []
