@@ -55,9 +55,11 @@ public enum NodeOptions {
         .double("reconnect_initial_backoff", \.reconnectInitialBackoff, min: 0.001, max: 3600, help: "first retry delay to a parent (doubles per failure)"),
         .double("reconnect_max_backoff", \.reconnectMaxBackoff, min: 0.001, max: 3600, help: "longest retry delay to a parent"),
         .double("connect_timeout", \.connectTimeout, min: 0.01, max: 3600, help: "TCP connect timeout to a parent"),
-        .bool("durable", \.durable, help: "dump send queues to `DATA/queue.dump` on shutdown, reload and deliver them on start (needs `data`)"),
+        .bool("durable", \.durable, help: "write queued messages ahead to the fsync'd log `DATA/queue/` before anything else leaves the node, replay and deliver them after a restart or crash (needs `data`; see docs/state.md)"),
+        .int("durable_segment_bytes", \.durableSegmentBytes, min: 4096, max: 1 << 40,
+             help: "the durable queue log rewrites its live messages into a new segment once the current one is larger than this and mostly delivered"),
         .optionalString("data", \.dataDir, type: .path,
-                        help: "data directory: the session file (name reclaim after restart) and the durable dump"),
+                        help: "data directory: the session file (name reclaim after restart) and the durable queue log"),
         .string("secret", \.secret, help: "cluster secret children must present when registering"),
         .yamlOnly("tls", type: .mapping, default: "none",
                   help: "mutual TLS on every TCP link: `{cert: FILE, key: FILE, ca: FILE}` (PEM; the certificate's SANs are the names this node may hold; see docs/security.md)") { c, v, src in
