@@ -69,7 +69,7 @@ extension Bridge {
                                         UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 = { ctx, topicP, topicLen, bytes, len, reason in
         let h = host(ctx)
         let topic = string(topicP, topicLen)
-        do {
+        do throws(TopicError) {
             try TopicRules.checkTopic(topic, limits: h.node.config.pubsub.topic)
         } catch {
             return fail(reason, .badTopic, error.asDAgentError.reason)
@@ -85,7 +85,7 @@ extension Bridge {
     static let subscribe: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, Int, UnsafePointer<CChar>?, Int,
                                           UnsafeMutablePointer<UInt64>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 = { ctx, patternP, patternLen, queueP, queueLen, id, reason in
         let h = host(ctx)
-        do {
+        do throws(DAgentError) {
             id?.pointee = try h.subscribe(pattern: string(patternP, patternLen), queue: string(queueP, queueLen))
             return 0
         } catch {

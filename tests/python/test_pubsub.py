@@ -201,7 +201,7 @@ def test_bad_topics_patterns_and_limits(cluster, workdir):
                        (["sub", "--via", a1, "a.>.b"], "'>' must be the last token"),
                        (["sub", "--via", a1, "a*"], "inside a token"),
                        (["sub", "--via", a1, ".".join(["t"] * 40)], "max_topic_tokens=32")]:
-        r = run(args)
+        r = run(cluster, args)
         assert r.returncode == 1, (args, r.stdout, r.stderr)
         assert "bad topic" in r.stderr and rule in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
