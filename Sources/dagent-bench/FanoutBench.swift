@@ -93,7 +93,7 @@ final class FanoutRun: @unchecked Sendable {
     var seq: UInt64 = 0
     var received = 0          // deliveries in the current phase
     var samples: [UInt64] = []
-    var start: UInt64 = 0, last: UInt64 = 0
+    var startNs: UInt64 = 0, last: UInt64 = 0
     var published = 0
     var lastProgress: UInt64 = 0
     static let warmup = 100
@@ -185,8 +185,8 @@ final class FanoutRun: @unchecked Sendable {
             result.p99us = Double(samples[min(samples.count - 1, samples.count * 99 / 100)]) / 1000
             phase = .throughput
             received = 0
-            start = Self.now()
-            lastProgress = start
+            startNs = Self.now()
+            lastProgress = startNs
             pump()
             watchdog()
             return
@@ -216,7 +216,7 @@ final class FanoutRun: @unchecked Sendable {
         guard phase == .throughput else { return }
         phase = .done
         result.lost = n * count - received
-        result.deliveriesPerSec = Double(received) / (Double(max(last, start + 1) - start) / 1e9)
+        result.deliveriesPerSec = Double(received) / (Double(max(last, startNs + 1) - startNs) / 1e9)
         promise.succeed(result)
     }
 }
