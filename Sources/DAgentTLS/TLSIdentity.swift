@@ -26,6 +26,8 @@ public struct TLSIdentity: @unchecked Sendable {
         }
         c.certificateVerification = .noHostnameVerification
         c.minimumTLSVersion = .tlsv13
+        // A closing link waits this long for the peer's close_notify (a node stops promptly).
+        c.shutdownTimeout = .seconds(1)
         return c
     }
 
