@@ -39,7 +39,10 @@ public struct NodeConfig: Sendable {
     public var durable: Bool = false
     /// Directory for the session file and the durable queue dump.
     public var dataDir: String?
+    /// `secret` / `secret_file`: the cluster secret (secret mode); "" for none.
     public var secret: String = ""
+    /// `secret_file`: where `secret` was read from.
+    public var secretFile: String?
     /// Answer every request with its own payload.
     public var echo: Bool = false
     /// `log_level`: trace, debug, info, notice, warning, error.
