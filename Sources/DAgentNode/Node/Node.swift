@@ -236,6 +236,9 @@ public final class Node: @unchecked Sendable {
         }.map { channel in
             self.servers.append(channel)
             self.logger.info("listening on \(endpoint) (bound \(channel.localAddress?.description ?? "?"))")
+            if let open = OpenListener.warning(for: endpoint, secret: !self.config.secret.isEmpty, tls: false) {
+                self.logger.warning("\(open)")
+            }
         }.flatMapErrorThrowing { error in
             throw ConfigError("cannot listen on \(endpoint): \(error)")
         }
