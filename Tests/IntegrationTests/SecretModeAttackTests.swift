@@ -198,6 +198,11 @@ final class SecretModeAttackTests: XCTestCase {
         c.waitFor("the group commits") {
             c.run(["state", "put", "--via", c.addr(ports[1]), "--secret-file", secretPath, "k", "v1", "--timeout", "1"]).status == 0
         }
+        // @state only for authenticated peers: without the secret the one-shot cannot even register.
+        let anonymous = c.run(["state", "get", "--via", c.addr(ports[1]), "k", "--timeout", "2"])
+        XCTAssertNotEqual(anonymous.status, 0)
+        XCTAssertTrue(anonymous.err.contains("requires the cluster secret"), anonymous.err)
+        XCTAssertFalse(anonymous.out.contains("v1"), anonymous.out)
         let impostor = try RawPeer(port: ports[1])
         var hello = Dagent_Frame()
         hello.peerHello.service = "raft"
