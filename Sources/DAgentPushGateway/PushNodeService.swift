@@ -27,26 +27,10 @@ public final class PushNodeService: PushService, @unchecked Sendable {
         self.gateway = gateway
     }
 
-    /// Takes the control type from the node's messages and adds the gateway to `dagent tree`.
-    /// Call after the plugin host's `install()`.
+    /// Takes the control type (requests and one-way messages) before the node's
+    /// application handlers and adds the gateway to `dagent tree`.
     public func install() {
-        let previous = node.onMessage
-        node.onMessage = { [unowned self] envelope in
-            if envelope.type == PushTypes.control {
-                self.control(envelope)
-            } else {
-                previous?(envelope)
-            }
-        }
-        // The plugin host takes the node's messages in batches.
-        if let previousBatch = node.onMessages {
-            node.onMessages = { [unowned self] batch in
-                guard batch.contains(where: { $0.type == PushTypes.control }) else { return previousBatch(batch) }
-                for m in batch where m.type == PushTypes.control { self.control(m.envelope) }
-                let rest = batch.filter { $0.type != PushTypes.control }
-                if !rest.isEmpty { previousBatch(rest) }
-            }
-        }
+        node.handleMessages(ofType: PushTypes.control) { [unowned self] envelope in self.control(envelope) }
         let previousTree = node.treeExtension
         node.treeExtension = { [unowned self] reply in
             previousTree?(&reply)

@@ -104,7 +104,7 @@ def _serve_static():
     http = getattr(dagent, "http", None)
     static = getattr(http, "static", None) if http is not None else None
     directory = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-    if static is not None and os.path.isdir(directory):   # a clean checkout has no static/ until the page lands
+    if static is not None:
         static("/push/", directory)
 
 
