@@ -124,6 +124,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
             let ttl = (item["ttl"] as? NSNumber)?.doubleValue ?? 0
             history.append(PushHistoryPolicy(pattern: p, size: size, ttl: ttl))
         }
+        if let on = obj["deflate"] as? Bool { gateway.hub.limits.deflate = on }
         let conflate = obj["conflate"] as? [String] ?? []
         for p in conflate {
             if let problem = PushTopic.problem(pattern: p, maxBytes: gateway.hub.limits.maxTopicBytes) { throw ConfigError("push conflate: \(problem)") }
@@ -138,6 +139,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
             int("max_topic_bytes", &limits.maxTopicBytes)
             int("max_clients", &limits.maxClients)
             if let n = l["plugin_timeout"] as? NSNumber { limits.pluginTimeout = n.doubleValue }
+            int("deflate_min_bytes", &limits.deflateMinBytes)
             gateway.hub.limits = limits
         }
         gateway.hub.configure(history: history, conflate: conflate)
