@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -209,6 +210,32 @@ def test_a_node_gone_from_the_tree_goes_down_at_once(workdir):
         wait_for("g1 up again", lambda: value(t.tree_text(), "dagent_node_up", node="g1") == 1, timeout=20)
     finally:
         t.stop()
+
+
+def test_a_standalone_python_program_reports_to_the_collector(tree, workdir):
+    """`import dagent` in a program of its own (the C API): dagent.report goes to the collector with
+    report_to, shows at /metrics/tree with its node label, and goes down when the program is killed."""
+    env = {**os.environ, "DAGENT_PYTHON_PATH": os.path.join(ROOT, "python"), "PYTHONPATH": os.path.join(ROOT, "python")}
+    script = os.path.join(HERE, "standalone_reporter.py")
+    tree.procs["sa1"] = subprocess.Popen([sys.executable, script, "sa1", f"tcp://127.0.0.1:{tree.port}", "col"], env=env,
+                                         stdout=subprocess.PIPE, stderr=open(os.path.join(workdir, "sa1.log"), "a"), text=True)
+    assert tree.procs["sa1"].stdout.readline().strip() == "ready", open(os.path.join(workdir, "sa1.log")).read()
+    for k in (2, 5):
+        r = tree.ask("sa1", 70, str(k))
+        assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    own = tree.ask("sa1", 71, "-").stdout
+    assert 'sa_jobs_total{kind="k"} 7' in own and "sa_job_seconds_count 2" in own, own
+    wait_for("sa1 at the collector", lambda: value(tree.tree_text(), "sa_jobs_total", node="sa1", kind="k") == 7)
+    text = tree.tree_text()
+    assert value(text, "sa_job_seconds_count", node="sa1") == 2
+    assert value(text, "sa_job_seconds_bucket", node="sa1", le="0.1") == 0
+    assert value(text, "sa_job_seconds_bucket", node="sa1", le="1.0") == 2
+    assert value(text, "sa_queue_depth", node="sa1") == 3
+    assert value(text, "dagent_node_up", node="sa1") == 1
+    promtool(text, workdir, "/metrics/tree with a standalone program's series")
+    tree.procs["sa1"].send_signal(signal.SIGKILL)
+    tree.procs["sa1"].wait()
+    wait_for("sa1 down", lambda: value(tree.tree_text(), "dagent_node_up", node="sa1") == 0)
 
 
 def test_prometheus_scrapes_a_node_and_the_collector(tree, workdir):
