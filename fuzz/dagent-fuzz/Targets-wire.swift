@@ -199,9 +199,9 @@ enum WireTargets {
         }
         let whole = read(chunks: [stream[...]])
         var chunks: [ArraySlice<UInt8>] = []
-        var i = 0, k = seed
+        var i = 0, k = UInt(seed)
         while i < stream.count {
-            let n = 1 + (k % 13)
+            let n = 1 + Int(k % 13)
             chunks.append(stream[i..<min(stream.count, i + n)])
             i += n
             k = k &* 31 &+ 7
