@@ -9,12 +9,12 @@ enum RootTargets {
         summary: "DCF member JSON (ClusterMeta.parse; byte 0 is the node id): ClusterMetaError or a meta that re-parses equal",
         seeds: {
             let three = """
-            [{"stream_id":1,"node_id":1,"ip":"127.0.0.1","port":7101,"role":"voter"},
-             {"stream_id":1,"node_id":2,"ip":"127.0.0.1","port":7102,"role":"voter"},
-             {"stream_id":1,"node_id":3,"ip":"::1","port":7103,"role":"learner"}]
+            [{"stream_id":1,"node_id":1,"ip":"127.0.0.1","port":7101,"role":"LEADER"},
+             {"stream_id":1,"node_id":2,"ip":"127.0.0.1","port":7102,"role":"FOLLOWER"},
+             {"stream_id":1,"node_id":3,"ip":"::1","port":7103,"role":"FOLLOWER"}]
             """
             return [("three", [1] + Array(three.utf8)),
-                    ("streams", [2] + Array(#"[{"stream_id":1,"node_id":2,"ip":"h","port":1,"role":"voter"},{"stream_id":2,"node_id":2,"ip":"h","port":2,"role":"voter"}]"#.utf8))]
+                    ("streams", [2] + Array(#"[{"stream_id":1,"node_id":2,"ip":"h","port":1,"role":"FOLLOWER"},{"stream_id":2,"node_id":2,"ip":"h","port":2,"role":"FOLLOWER"}]"#.utf8))]
         },
         run: { input in
             guard let id = input.bytes.first else { return }
