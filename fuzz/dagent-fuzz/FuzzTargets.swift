@@ -7,7 +7,7 @@ enum FuzzTargets {
         MsgqTargets.msgq,
         StateTargets.json, StateTargets.command, StateTargets.snapshot,
         RaftTargets.message, RaftTargets.wal,
-        DurableTargets.durable,
+        DurableTargets.queueLog, DurableTargets.legacyDump,
         NodeTargets.config,
         RootTargets.dcf,
         PushTargets.push,
