@@ -4,7 +4,7 @@ a clear error."""
 import json
 import os
 
-from harness import state, wait_for
+from harness import PYTHON_DIR, state, wait_for
 
 
 def write_json(cluster, name, entries):
@@ -57,6 +57,16 @@ def test_two_streams_in_one_process_elect_and_serve_each(cluster):
     assert state(["get", "cfg/color"], via[2])["record"]["value"] == "blue"
     assert status(via[0], 2)["revision"] == 1 and status(via[0], 1)["revision"] >= 1
     assert os.path.isdir(cluster.path("s1-data/stream-2")), "stream 2 has its own data directory"
+    # Python's stream= addresses a stream explicitly.
+    script = f"""
+import dagent, json
+with dagent.Node(name="py-streams", via="{via[2]}") as node:
+    dagent.state.put("inv/pen", "3", stream=2)
+    print(json.dumps([dagent.state.get("inv/pen", stream=2), dagent.state.get("inv/pen")]))
+"""
+    r = cluster.run("-c", script, executable=["/usr/bin/python3"], timeout=60, env={"PYTHONPATH": PYTHON_DIR})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == ["3", None]
     # One transaction cannot span streams.
     txn = cluster.path("txn.json")
     with open(txn, "w") as f:
