@@ -169,6 +169,7 @@ struct RunCommand: ParsableCommand {
                 h.reloadSettings = { try self.buildPluginSettings() }
                 let registry = metrics.registry
                 h.onReport = { json in MetricsReport.apply(json: json, to: registry) }
+                PluginMetricsWiring.attach(h, to: registry)
                 h.install()
                 host = h
                 PushWiring.attach(node)
