@@ -54,6 +54,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // permessage-deflate on the push WebSocket (issue 14): zlib's raw deflate over ByteBuffers.
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         // Generated protobuf types, frame codec, batching, msgq codecs. No routing, no sockets.
@@ -113,6 +115,7 @@ let package = Package(
                 "DAgentPush", "DAgentNode", "DAgentRouting", "DAgentWire", nioCore, logging,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ],
             exclude: ["README.md"]
         ),
