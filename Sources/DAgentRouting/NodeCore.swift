@@ -176,8 +176,14 @@ public final class NodeCore {
         state.peerName = "peer:\(hello.service)"
         links[id] = state
         var h = hello
+<<<<<<< HEAD
         h.secret = ""
         authenticateThenSend(id, .peerHello(h))
+=======
+        h.secret = config.secret
+        sendFrame(id, .peerHello(h))
+        if authority?.peerCarriesInterest(hello) ?? true { interestLinkReady(id) }   // one interest link per replica pair
+>>>>>>> main
     }
 
     /// A link is gone (closed by either side, or failed).
@@ -386,7 +392,7 @@ public final class NodeCore {
         links[id]!.registered = true
         links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name
         authority?.peerUp(id, hello: hello)
-        interestLinkReady(id)
+        if authority?.peerCarriesInterest(hello) ?? true { interestLinkReady(id) }   // other streams' links carry only Raft
     }
 
     /// The driver's human-readable name for a link, for log lines.
