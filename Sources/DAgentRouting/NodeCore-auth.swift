@@ -34,7 +34,8 @@ extension NodeCore {
 
     package func sendAuthenticated(_ id: LinkID, _ first: Dagent_Frame.OneOf_Body) {
         sendFrame(id, first)
-        if case .peerHello = first { interestLinkReady(id) }
+        // One interest link per replica pair (several streams may share a pair of processes).
+        if case .peerHello(let hello) = first, authority?.peerCarriesInterest(hello) ?? true { interestLinkReady(id) }
     }
 
     /// Bytes on a link whose handshake runs: only control frames are read.

@@ -176,14 +176,8 @@ public final class NodeCore {
         state.peerName = "peer:\(hello.service)"
         links[id] = state
         var h = hello
-<<<<<<< HEAD
         h.secret = ""
         authenticateThenSend(id, .peerHello(h))
-=======
-        h.secret = config.secret
-        sendFrame(id, .peerHello(h))
-        if authority?.peerCarriesInterest(hello) ?? true { interestLinkReady(id) }   // one interest link per replica pair
->>>>>>> main
     }
 
     /// A link is gone (closed by either side, or failed).
