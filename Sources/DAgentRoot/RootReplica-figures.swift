@@ -19,6 +19,10 @@ extension RootReplica {
             figures.syncNanoseconds &+= cost.nanoseconds
         }
         figures.walBytes &+= UInt64(max(0, cost.walBytes))
+        if let metrics {
+            if cost.synced { metrics.fsync.recordNanoseconds(Int64(clamping: cost.nanoseconds)) }
+            if cost.walBytes > 0 { metrics.walBytes.increment(by: cost.walBytes) }
+        }
         onPersisted?(cost)
     }
 }

@@ -90,6 +90,8 @@ public final class RootReplica: @unchecked Sendable {
     /// Storage totals (`RootReplica-figures.swift`), and a hook that sees every write's cost.
     var figures = RaftStorageFigures()
     var onPersisted: ((PersistCost) -> Void)?
+    /// The Raft figures in the node's metrics registry (`installMetrics`), if installed.
+    var metrics: RaftMetrics?
     /// Registrations waiting for their names to commit in the directory.
     var waitingConfirmations: [NameConfirmation] = []
     var directoryCleaned = false
@@ -143,6 +145,7 @@ public final class RootReplica: @unchecked Sendable {
             self.tickTask = self.node.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(self.tickMs), delay: .milliseconds(self.tickMs)) { _ in
                 guard self.stoppedReason == nil else { return }
                 self.raft.tick()
+                self.updateRaftGauges()
                 self.dialMissingPeers()
                 self.expireStalledTransfers()
                 self.checkTransfers()

@@ -140,6 +140,8 @@ struct RunCommand: ParsableCommand {
                     guard snapshotEntries >= 1 else { throw ConfigError("--snapshot-entries must be >= 1 (got \(snapshotEntries))") }
                     replica!.snapshotEvery = snapshotEntries
                 }
+                for m in RootReplica.metricsHelp { metrics.registry.document(m.name, help: m.help, buckets: m.buckets) }
+                replica!.installMetrics(factory: DAgentMetricsFactory(registry: metrics.registry))
                 replica!.attach()
             }
             if pluginSettings.isEnabled {
