@@ -222,10 +222,11 @@ public final class DiskStorage: RaftStorage, @unchecked Sendable {
         try mutate { touched in
             try cache.compact(with: snapshot)
             touched()
-            if let s = staged, s.index == snapshot.metadata.index, s.term == snapshot.metadata.term {
+            let pre = staged
+            staged = nil
+            if let s = pre, s.index == snapshot.metadata.index, s.term == snapshot.metadata.term {
                 // The file was written (and synced) ahead by `stageSnapshotFile`; the marker
                 // rides with the next synced write, and cleanup waits for that sync.
-                staged = nil
                 try wal.append([.snapshot(kind: .compacted, index: snapshot.metadata.index, term: snapshot.metadata.term)], sync: false)
                 cleanupDue = true
                 return
@@ -248,6 +249,18 @@ public final class DiskStorage: RaftStorage, @unchecked Sendable {
             touched()
             try snapshots.write(snapshot)
             staged = (snapshot.metadata.index, snapshot.metadata.term)
+        }
+    }
+
+    /// Removes the file of a `stageSnapshotFile` whose `compact(with:)` will not come (the
+    /// compaction failed), so that pruning never counts it as the newest snapshot.
+    public func discardStagedSnapshot() throws {
+        try mutate { touched in
+            guard let s = staged else { return }
+            staged = nil
+            touched()
+            try snapshots.remove(SnapshotFile(index: s.index, term: s.term,
+                                              path: snapshots.directory + "/" + SnapshotStore.fileName(index: s.index, term: s.term)))
         }
     }
 

@@ -153,6 +153,7 @@ extension RootReplica {
                 self.logger.info("compacted the raft log up to index \(index)")
             } catch {
                 self.logger.warning("log compaction failed: \(error)")
+                do { try thread.storage.discardStagedSnapshot() } catch { self.storageFailed(error) }
             }
             self.processReady()
         }
