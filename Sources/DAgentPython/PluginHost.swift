@@ -91,6 +91,7 @@ public final class PluginHost: @unchecked Sendable {
     /// Routes the node's messages to the plugins and adds the host to `dagent tree`.
     public func install() {
         node.onMessages = { [unowned self] batch in self.deliver(batch) }
+        node.handlerAcknowledgesDeliveries = true   // a receipt only once the inbox took the message
         node.treeExtension = { [unowned self] reply in
             let (queued, dropped, settings) = self.lock.withLock { (self.inbox.count + self.takenCount, self.stats.dropped, self.settings) }
             reply.pluginHost = self.stats.info(settings: settings, queued: queued, dropped: dropped)
@@ -196,6 +197,7 @@ public final class PluginHost: @unchecked Sendable {
     /// slices the node read; the only copy is into the Python bytes object.
     public func deliver(_ batch: [DataMessage]) {
         var refused: [DataMessage] = []
+        var accepted: [DataMessage] = []   // those that asked for a delivery receipt
         var admins: [DataMessage] = []
         var wake = false, stopped = false
         var dropped: (before: UInt64, after: UInt64) = (0, 0)
@@ -212,6 +214,7 @@ public final class PluginHost: @unchecked Sendable {
                     refused.append(m)
                 } else {
                     inbox.append(m)
+                    if m.cookie != 0 && m.kind == .data { accepted.append(m) }
                     if !signalled {
                         signalled = true
                         wake = true
@@ -232,14 +235,22 @@ public final class PluginHost: @unchecked Sendable {
             let reason = stopped
                 ? "the plugin host of node '\(node.config.name)' is not running"
                 : "the plugin queue of node '\(node.config.name)' is full (plugins.queue_length=\(queueLength)): its plugins do not keep up"
-            for m in refused where m.kind == .request {
-                node.replyError(to: m.envelope, code: stopped ? .refused : .queueFull, reason: reason)
+            for m in refused {
+                if m.kind == .request {
+                    node.replyError(to: m.envelope, code: stopped ? .refused : .queueFull, reason: reason)
+                } else {
+                    node.refuseDelivery(m, code: stopped ? .refused : .queueFull, reason: reason)   // `dagent send` fails
+                }
             }
             if !stopped && (dropped.before == 0 || dropped.before / 10_000 != dropped.after / 10_000) {
-                logger.warning("\(reason); \(dropped.after) message(s) refused so far (requests get a `queue full` error, one-way messages are counted as dropped)")
+                logger.warning("\(reason); \(dropped.after) message(s) refused so far (requests and confirmed sends get a `queue full` error, other one-way messages are counted as dropped)")
             }
         }
-        for m in admins { admin(m.envelope) }
+        for m in accepted { node.acceptDelivery(m) }
+        for m in admins {
+            node.acceptDelivery(m)
+            admin(m.envelope)
+        }
     }
 
     /// `dagent reload` arrives as a request of the reserved admin type.
