@@ -31,6 +31,7 @@ public final class PluginHost: @unchecked Sendable {
     enum Event {
         case reply(token: UInt64, code: Int32, payload: Data)
         case command(token: UInt64, json: String)
+        case publication(id: UInt64, topic: String, src: String, payload: Data)
     }
 
     // Guarded by `lock`.
@@ -50,6 +51,10 @@ public final class PluginHost: @unchecked Sendable {
     var commandWaiters: [UInt64: @Sendable (Result<String, DAgentError>) -> Void] = [:]
     var nextToken: UInt64 = 1
     var dropLogged: UInt64 = 0
+    /// Pub/sub (PluginHost-pubsub.swift): the plugins' subscriptions by id and the
+    /// publications queued in `events` (bounded by queue_length with the inbox). Under `lock`.
+    var subscriptions: [UInt64: Subscription] = [:]
+    var queuedPublications = 0
 
     // Start-up handshake with the plugin thread.
     let startedSignal = DispatchSemaphore(value: 0)
@@ -331,6 +336,7 @@ public final class PluginHost: @unchecked Sendable {
         let more: Bool = lock.withLock {
             if taken.isEmpty && !inbox.isEmpty { swap(&inbox, &taken) }
             swap(&pending, &events)
+            queuedPublications = 0
             let left = taken.count - Swift.min(max, taken.count)
             takenCount = left
             signalled = left > 0 || !inbox.isEmpty
@@ -352,6 +358,15 @@ public final class PluginHost: @unchecked Sendable {
             case let .command(token, json):
                 var text = json
                 text.withUTF8 { t in cpy_batch_command(batch, token, t.baseAddress, t.count) }
+            case let .publication(id, topic, src, payload):
+                var topic = topic, src = src
+                topic.withUTF8 { t in
+                    src.withUTF8 { s in
+                        payload.withUnsafeBytes { p in
+                            cpy_batch_publication(batch, id, t.baseAddress, t.count, s.baseAddress, s.count, p.baseAddress, p.count)
+                        }
+                    }
+                }
             }
         }
         return more ? 1 : 0
