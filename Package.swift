@@ -160,7 +160,7 @@ let package = Package(
             name: "DAgentRoot",
             dependencies: [
                 "DAgentNode", "DAgentRouting", "DAgentRaft", "DAgentRaftStorage", "DAgentState", "DAgentWire",
-                nioCore, logging,
+                nioCore, logging, .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             exclude: ["README.md"]
         ),
