@@ -41,9 +41,15 @@ public struct NodeConfig: Sendable {
     /// `durable_segment_bytes`: the durable queue log rewrites its live records into a
     /// new segment once the current one is larger than this and mostly delivered.
     public var durableSegmentBytes: Int = 16 << 20
+    /// `streams`: key prefixes of the root group's streams (a replica of several streams
+    /// routes `@state` requests without an explicit stream by them; see docs/state.md).
+    public var streams: [StreamPrefix] = []
     /// Directory for the session file and the durable queue log (`DATA/queue/`).
     public var dataDir: String?
+    /// `secret` / `secret_file`: the cluster secret (secret mode); "" for none.
     public var secret: String = ""
+    /// `secret_file`: where `secret` was read from.
+    public var secretFile: String?
     /// Answer every request with its own payload.
     public var echo: Bool = false
     /// `log_level`: trace, debug, info, notice, warning, error.

@@ -58,9 +58,20 @@ public enum NodeOptions {
         .bool("durable", \.durable, help: "write queued messages ahead to the fsync'd log `DATA/queue/` before anything else leaves the node, replay and deliver them after a restart or crash (needs `data`; see docs/state.md)"),
         .int("durable_segment_bytes", \.durableSegmentBytes, min: 4096, max: 1 << 40,
              help: "the durable queue log rewrites its live messages into a new segment once the current one is larger than this and mostly delivered"),
+        .custom("streams", type: .string, current: { c in c.streams.isEmpty ? nil : c.streams.map { "\($0.prefix)=\($0.stream)" }.joined(separator: ",") },
+                help: "root replicas of several streams: `PREFIX=STREAM,...` sends `@state` requests for keys under PREFIX (longest wins) to that stream; others go to stream 1, which holds the name directory; a request's own `stream` wins (docs/state.md)") { c, v, ctx in
+            c.streams = try StreamPrefix.parseList(v, context: "\(ctx)")
+        },
         .optionalString("data", \.dataDir, type: .path,
                         help: "data directory: the session file (name reclaim after restart) and the durable queue log"),
-        .string("secret", \.secret, help: "cluster secret children must present when registering"),
+        .string("secret", \.secret,
+                help: "cluster secret (secret mode): every TCP link proves it with an HMAC challenge-response both ways; prefer `secret_file`, which keeps it out of `ps` and config files"),
+        .custom("secret_file", type: .path, current: { $0.secretFile },
+                help: "file holding the cluster secret (mode 0600, at least 16 bytes; wins over `secret`); see docs/security.md") { c, v, ctx in
+            let path = ctx.absolute(v)
+            c.secret = try SecretFile.read(path, label: ctx.label)
+            c.secretFile = path
+        },
         .yamlOnly("tls", type: .mapping, default: "none",
                   help: "mutual TLS on every TCP link: `{cert: FILE, key: FILE, ca: FILE}` (PEM; the certificate's SANs are the names this node may hold; see docs/security.md)") { c, v, src in
             try NodeConfig.parseTLS(&c, v, src)

@@ -78,6 +78,8 @@ public final class Node: @unchecked Sendable {
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
     /// Requests of reserved types taken before the application's handlers (`handleRequests(ofType:)`).
     var typeHandlers: [UInt32: (Dagent_Envelope) -> Void] = [:]
+    /// Types whose one-way messages `typeHandlers` take too (`handleMessages(ofType:)`).
+    var oneWayTypes: Set<UInt32> = []
     /// Handlers of this node's subscriptions, by subscription id (Node-pubsub.swift).
     var subscriptionHandlers: [UInt64: (Dagent_Envelope) -> Void] = [:]
     /// Called on the event loop to add what a layer above the routing core
@@ -111,8 +113,8 @@ public final class Node: @unchecked Sendable {
         var log = logger ?? Logger(label: "dagent")
         log[metadataKey: "node"] = "\(config.name)"
         self.logger = log
-        var session: UInt64 = 0
-        if let dir = config.dataDir { session = SessionFile.load(dir: dir) ?? 0 }
+        var session: SessionSecret?
+        if let dir = config.dataDir { session = SessionFile.load(dir: dir) }
         core = NodeCore(config: config.coreConfig, session: session)
         http = config.http == nil ? nil : HTTPServer(limits: config.httpLimits, logger: log)
         do { tls = try config.tls.map { try $0.load().contexts() } } catch { throw ConfigError("\(error)") }
@@ -253,6 +255,9 @@ public final class Node: @unchecked Sendable {
         }.map { channel in
             self.servers.append(channel)
             self.logger.info("listening on \(endpoint) (bound \(channel.localAddress?.description ?? "?"))")
+            if let open = OpenListener.warning(for: endpoint, secret: !self.config.secret.isEmpty, tls: self.tls != nil) {
+                self.logger.warning("\(open)")
+            }
         }.flatMapErrorThrowing { error in
             throw ConfigError("cannot listen on \(endpoint): \(error)")
         }
@@ -321,7 +326,10 @@ public final class Node: @unchecked Sendable {
             self.parentIndex = parentIndex
             logger.info("connected to parent \(config.parents[parentIndex ?? 0]); registering '\(config.name)'")
         }
-        core.linkUp(id, isParent: isParent, address: address, brothers: (io as? MsgqParentLinkIO)?.brothers, nowNs: nowNs)
+        // Message queues are 0600: their trust boundary is the user, not the secret.
+        let onQueues = io is MsgqParentLinkIO || io is MsgqChildLinkIO
+        core.linkUp(id, isParent: isParent, address: address, brothers: (io as? MsgqParentLinkIO)?.brothers,
+                    skipsHandshake: onQueues, nowNs: nowNs)
         applyCertificate(id)
         perform()
         flushDirty()
