@@ -5117,6 +5117,7 @@ SWIG_init(void) {
   SWIG_Python_SetConstant(d, "DAGENT_E_UNKNOWN_KIND",SWIG_From_int((int)(DAGENT_E_UNKNOWN_KIND)));
   SWIG_Python_SetConstant(d, "DAGENT_E_BAD_TOPIC",SWIG_From_int((int)(DAGENT_E_BAD_TOPIC)));
   SWIG_Python_SetConstant(d, "DAGENT_E_TOO_MANY_SUBSCRIPTIONS",SWIG_From_int((int)(DAGENT_E_TOO_MANY_SUBSCRIPTIONS)));
+  SWIG_Python_SetConstant(d, "DAGENT_E_UNAUTHENTICATED",SWIG_From_int((int)(DAGENT_E_UNAUTHENTICATED)));
   SWIG_Python_SetConstant(d, "DAGENT_E_CONFIG",SWIG_From_int((int)(DAGENT_E_CONFIG)));
   SWIG_Python_SetConstant(d, "DAGENT_E_STATE",SWIG_From_int((int)(DAGENT_E_STATE)));
   SWIG_Python_SetConstant(d, "DAGENT_ITEM_MESSAGE",SWIG_From_int((int)(DAGENT_ITEM_MESSAGE)));
