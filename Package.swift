@@ -274,7 +274,7 @@ if Context.environment["DAGENT_FUZZ"] != nil {
     let fuzzFlags: [String] = ["-sanitize=fuzzer,address"]
     let instrumented: Set<String> = [
         "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
-        "DAgentState", "DAgentRoot", "DAgentPush",
+        "DAgentState", "DAgentRoot", "DAgentPush", "DAgentPushGateway", "DAgentDeploy",
     ]
     for target in package.targets where instrumented.contains(target.name) {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(fuzzFlags)]
@@ -283,7 +283,8 @@ if Context.environment["DAGENT_FUZZ"] != nil {
         name: "dagent-fuzz",
         dependencies: [
             "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
-            "DAgentState", "DAgentRoot", "DAgentPush", nioCore,
+            "DAgentState", "DAgentRoot", "DAgentPush", "DAgentPushGateway", "DAgentDeploy", nioCore,
+            .product(name: "NIOWebSocket", package: "swift-nio"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
         path: "fuzz/dagent-fuzz",
