@@ -48,7 +48,7 @@ enum MoreTargets {
             } else {
                 let plain = Array(input.bytes.dropFirst())
                 var b = alloc.buffer(capacity: plain.count); b.writeBytes(plain)
-                guard let compressed = PushDeflater().compress(b, windowBits: 8 + Int32(input.byte(1) % 8), allocator: alloc) else {
+                guard let compressed = PushDeflater().compress(b, windowBits: 9 + Int32(input.byte(1) % 7), allocator: alloc) else {
                     FuzzCheck.fail("compress failed on \(plain.count) bytes")
                 }
                 let frame = WebSocketFrame(fin: true, rsv1: true, opcode: .binary, data: compressed)
