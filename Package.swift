@@ -68,7 +68,7 @@ let package = Package(
         // The pure routing core: registration, routes and cache, send queues, RPC table, timers as inputs.
         .target(
             name: "DAgentRouting",
-            dependencies: ["DAgentWire", nioCore],
+            dependencies: ["DAgentWire", nioCore, crypto],
             exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
@@ -160,7 +160,7 @@ let package = Package(
             name: "DAgentRoot",
             dependencies: [
                 "DAgentNode", "DAgentRouting", "DAgentRaft", "DAgentRaftStorage", "DAgentState", "DAgentWire",
-                nioCore, logging,
+                nioCore, logging, .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             exclude: ["README.md"]
         ),
