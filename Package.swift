@@ -260,7 +260,7 @@ let package = Package(
             exclude: ["testdata"]
         ),
         .testTarget(name: "DAgentStateTests", dependencies: ["DAgentState"]),
-        .testTarget(name: "DAgentPushTests", dependencies: ["DAgentPush", nioCore]),
+        .testTarget(name: "DAgentPushTests", dependencies: ["DAgentPush", "DAgentPushGateway", nioCore, .product(name: "NIOWebSocket", package: "swift-nio")]),
         .testTarget(name: "DAgentRootTests", dependencies: ["DAgentRoot", "DAgentRaft", "DAgentTestSupport"]),
         // The topology parser and the supervisor state machine (pure), spawner and logs (real processes).
         .testTarget(name: "DAgentDeployTests", dependencies: ["DAgentDeploy"]),
@@ -281,7 +281,7 @@ if Context.environment["DAGENT_FUZZ"] != nil {
     let fuzzFlags: [String] = ["-sanitize=fuzzer,address"]
     let instrumented: Set<String> = [
         "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
-        "DAgentState", "DAgentRoot", "DAgentPush",
+        "DAgentState", "DAgentRoot", "DAgentPush", "DAgentPushGateway", "DAgentDeploy",
     ]
     for target in package.targets where instrumented.contains(target.name) {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(fuzzFlags)]
@@ -290,7 +290,8 @@ if Context.environment["DAGENT_FUZZ"] != nil {
         name: "dagent-fuzz",
         dependencies: [
             "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
-            "DAgentState", "DAgentRoot", "DAgentPush", nioCore,
+            "DAgentState", "DAgentRoot", "DAgentPush", "DAgentPushGateway", "DAgentDeploy", nioCore,
+            .product(name: "NIOWebSocket", package: "swift-nio"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
         path: "fuzz/dagent-fuzz",

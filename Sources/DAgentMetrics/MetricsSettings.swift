@@ -32,7 +32,7 @@ public struct MetricsSettings: Sendable, Equatable {
     /// The section from a YAML config file (nil if it has none).
     public static func load(configFile path: String) throws -> MetricsSettings? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError("cannot read config file '\(path)'") }
-        guard let top = (try? Yams.load(yaml: text)) as? [String: Any], let raw = top["metrics"] else { return nil }
+        guard let top = (try? ConfigYAML.load(yaml: text, source: path)) as? [String: Any], let raw = top["metrics"] else { return nil }
         return try parse(raw, source: path)
     }
 
