@@ -145,7 +145,9 @@ struct RunCommand: ParsableCommand {
             if let group {
                 replicas = try ([group] + otherGroups).map { try $0.makeReplica(node: node, join: join) }
                 replica = replicas[0]
+                for m in RootReplica.metricsHelp { metrics.registry.document(m.name, help: m.help, buckets: m.buckets) }
                 for r in replicas {
+                    r.installMetrics(factory: DAgentMetricsFactory(registry: metrics.registry))   // series labelled by stream
                     if let snapshotEntries {
                         guard snapshotEntries >= 1 else { throw ConfigError("--snapshot-entries must be >= 1 (got \(snapshotEntries))") }
                         r.snapshotEvery = snapshotEntries
