@@ -52,6 +52,21 @@ def inc_costs(rounds, n=200_000):
     return out
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc, clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(pid, url):
+    """(wall seconds, CPU seconds the node spent) of one GET: on a loaded machine the CPU time is what
+    the scrape costs, the wall time what the scraper waited."""
+    c0 = cpu_seconds(pid)
+    wall, _ = get(url)
+    return wall, cpu_seconds(pid) - c0
+
+
 def get(url):
     t0 = time.perf_counter()
     with urllib.request.urlopen(url, timeout=60) as resp:
@@ -97,7 +112,7 @@ def bump(msg):
             time.sleep(0.5)
         else:
             raise SystemExit("bench: the node never held all the series; see " + work)
-        node = [get(base + "/metrics")[0] for _ in range(rounds)]
+        node = [timed(p.pid, base + "/metrics") for _ in range(rounds)]
         while time.time() < deadline:
             _, body = get(base + "/metrics/tree")
             if body.count(b"bench_series_total{") >= series:
@@ -107,7 +122,7 @@ def bump(msg):
             raise SystemExit("bench: the collector never held all the series; see " + work)
         warm, cold = [], []
         for _ in range(rounds):
-            warm.append(get(base + "/metrics/tree")[0])
+            warm.append(timed(p.pid, base + "/metrics/tree"))
             # one series changes; wait until the collector has it (the next report), then scrape
             subprocess.run([binary, "request", "--via", f"tcp://127.0.0.1:{port}", "--to", "big", "--type", "90", "x"],
                            capture_output=True, timeout=30)
@@ -116,10 +131,11 @@ def bump(msg):
             before, t_end = reports(), time.time() + 30
             while time.time() < t_end and reports() < before + 2:   # two reports: the change is in
                 time.sleep(0.05)
-            cold.append(get(base + "/metrics/tree")[0])
-        return {"node /metrics (Swift registry)": statistics.median(node),
-                "collector /metrics/tree, a series changed since the last scrape (prometheus_client)": statistics.median(cold),
-                "collector /metrics/tree, nothing changed since the last scrape (cached)": statistics.median(warm)}
+            cold.append(timed(p.pid, base + "/metrics/tree"))
+        med = lambda xs: (statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs))
+        return {"node /metrics (Swift registry)": med(node),
+                "collector /metrics/tree, a series changed since the last scrape (prometheus_client)": med(cold),
+                "collector /metrics/tree, nothing changed since the last scrape (cached)": med(warm)}
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
@@ -241,7 +257,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--series", type=int, default=100_000)
     ap.add_argument("--updates", type=int, default=2_000_000, help="report.inc calls per reporter")
+    ap.add_argument("--only", choices=["scrape"], help="run only this part")
     a = ap.parse_args()
+    if a.only == "scrape":
+        for k, (wall, cpu) in scrape_costs(a.binary, a.rounds, a.series).items():
+            print(f"| {k} | {wall:.3f} | {cpu:.2f} |")
+        return
     costs = inc_costs(a.rounds)
     base = costs["prometheus_client Counter.inc()"]
     print(f"\nCost of one update, same interpreter ({sys.version.split()[0]}), medians of {a.rounds} rounds of 200,000\n")
@@ -259,10 +280,10 @@ def main():
         print(f"| prometheus-pushgateway (push_to_gateway in a loop) | {statistics.median(pgw):,.0f} | one series value in a push |")
     scrapes = scrape_costs(a.binary, a.rounds, a.series)
     print(f"\nScrape of {a.series:,} series (one node reporting to its own collector), medians of {a.rounds}\n")
-    print("| endpoint | seconds |")
-    print("|---|---|")
-    for k, v in scrapes.items():
-        print(f"| {k} | {v:.3f} |")
+    print("| endpoint | wall seconds | node CPU seconds |")
+    print("|---|---|---|")
+    for k, (wall, cpu) in scrapes.items():
+        print(f"| {k} | {wall:.3f} | {cpu:.2f} |")
     print(json.dumps({"inc_ns": costs, "scrape_s": scrapes, "collector_updates_per_s": upd, "pushgateway_updates_per_s": pgw}))
 
 
