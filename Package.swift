@@ -160,7 +160,7 @@ let package = Package(
             name: "DAgentRoot",
             dependencies: [
                 "DAgentNode", "DAgentRouting", "DAgentRaft", "DAgentRaftStorage", "DAgentState", "DAgentWire",
-                nioCore, logging,
+                nioCore, logging, .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             exclude: ["README.md"]
         ),
@@ -267,3 +267,29 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// Fuzzing (docs/testing.md, scripts/fuzz): `DAGENT_FUZZ=1 swift build --scratch-path .build-fuzz
+// --product dagent-fuzz` adds the libFuzzer executable and instruments only this package's
+// decoding modules (coverage + AddressSanitizer); the dependencies build as usual, which keeps
+// the fuzz build cheap. Without DAGENT_FUZZ the package is exactly the one above.
+if Context.environment["DAGENT_FUZZ"] != nil {
+    let fuzzFlags: [String] = ["-sanitize=fuzzer,address"]
+    let instrumented: Set<String> = [
+        "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
+        "DAgentState", "DAgentRoot", "DAgentPush",
+    ]
+    for target in package.targets where instrumented.contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(fuzzFlags)]
+    }
+    package.targets.append(.executableTarget(
+        name: "dagent-fuzz",
+        dependencies: [
+            "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
+            "DAgentState", "DAgentRoot", "DAgentPush", nioCore,
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        path: "fuzz/dagent-fuzz",
+        swiftSettings: [.unsafeFlags(fuzzFlags + ["-parse-as-library"])],
+        linkerSettings: [.unsafeFlags(fuzzFlags)]
+    ))
+}
