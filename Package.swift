@@ -260,7 +260,9 @@ let package = Package(
             exclude: ["testdata"]
         ),
         .testTarget(name: "DAgentStateTests", dependencies: ["DAgentState"]),
-        .testTarget(name: "DAgentPushTests", dependencies: ["DAgentPush", "DAgentPushGateway", nioCore, .product(name: "NIOWebSocket", package: "swift-nio")]),
+        .testTarget(name: "DAgentPushTests", dependencies: [
+            "DAgentPush", "DAgentPushGateway", nioCore, nioEmbedded, .product(name: "NIOWebSocket", package: "swift-nio"),
+        ]),
         .testTarget(name: "DAgentRootTests", dependencies: ["DAgentRoot", "DAgentRaft", "DAgentTestSupport"]),
         // The topology parser and the supervisor state machine (pure), spawner and logs (real processes).
         .testTarget(name: "DAgentDeployTests", dependencies: ["DAgentDeploy"]),
