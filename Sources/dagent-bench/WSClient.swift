@@ -77,14 +77,17 @@ final class WSConnection: ChannelInboundHandler, @unchecked Sendable {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let request = WSUpgradeRequest(url: url, failed: upgraded)
                     let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: maxFrame, automaticErrorHandling: false) { channel, _ in
                         channel.eventLoop.makeCompletedFuture {
+                            // The request handler leaves before the WebSocket bytes flow.
+                            channel.pipeline.syncOperations.removeHandler(request, promise: nil)
                             try channel.pipeline.syncOperations.addHandler(conn)
                         }
                     }
                     let config: NIOHTTPClientUpgradeConfiguration = (upgraders: [upgrader], completionHandler: { _ in })
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes, withClientUpgrade: config)
-                    try channel.pipeline.syncOperations.addHandler(WSUpgradeRequest(url: url, failed: upgraded))
+                    try channel.pipeline.syncOperations.addHandler(request)
                 }
             }
             .connect(host: url.host, port: url.port)
@@ -196,6 +199,11 @@ final class WSUpgradeRequest: ChannelInboundHandler, RemovableChannelHandler, @u
             failed.fail(WSClientError("ws://\(url.host):\(url.port)\(url.target): the server answered \(h.status.code) \(h.status.reasonPhrase) instead of upgrading"))
             context.close(promise: nil)
         }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        failed.fail(WSClientError("ws://\(url.host):\(url.port)\(url.target): the upgrade failed: \(error)"))
+        context.close(promise: nil)
     }
 }
 
