@@ -1,4 +1,5 @@
 import Foundation
+import DAgentRouting
 
 /// A node's YAML config file, read and parsed once. The node's options and
 /// each layer's section (`plugins:`, `metrics:`) are all taken from this one
