@@ -21,6 +21,8 @@ struct QueuedItem {
     var src: String
     /// The payload: for a message, a slice of the bytes the node read (no copy).
     var data: ByteBuffer
+    /// The topic of a DAGENT_ITEM_PUBLICATION ("" otherwise).
+    var topic: String = ""
 }
 
 final class Handle: @unchecked Sendable {
@@ -41,6 +43,11 @@ final class Handle: @unchecked Sendable {
     var handlers: [UInt32: (dagent_handler, UnsafeMutableRawPointer?)] = [:]
     var timers: [UInt64: Scheduled<Void>] = [:]   // on the event loop
     var repeating: [UInt64: RepeatedTask] = [:]    // on the event loop
+    /// Pub/sub (CAPI-pubsub.swift): subscriptions by id (event loop), payload bytes of
+    /// queued publications and publications dropped by the slow-consumer rule (under `lock`).
+    var subscriptions: [UInt64: Subscription] = [:]
+    var queuedPublicationBytes = 0
+    var publicationDrops: UInt64 = 0
 
     init(node: Node) throws {
         self.node = node
@@ -201,6 +208,8 @@ public func dagent_destroy(_ p: OpaquePointer?) {
         for t in h.repeating.values { t.cancel() }
         h.timers.removeAll()
         h.repeating.removeAll()
+        for s in h.subscriptions.values { s.cancel() }
+        h.subscriptions.removeAll()
         h.node.onMessage = nil
     }.wait()
     try? h.node.shutdown()
@@ -390,13 +399,17 @@ public func dagent_take(_ p: OpaquePointer?, _ items: UnsafeMutablePointer<dagen
         let n = Swift.min(Int(max), h.queue.count)
         var out: [QueuedItem] = []
         out.reserveCapacity(n)
-        for _ in 0..<n { out.append(h.queue.removeFirst()) }
+        for _ in 0..<n {
+            let item = h.queue.removeFirst()
+            if item.kind == Int32(DAGENT_ITEM_PUBLICATION) { h.queuedPublicationBytes -= item.data.readableBytes }
+            out.append(item)
+        }
         if h.queue.isEmpty { h.drainPipe() }
         return out
     }
     if batch.isEmpty { return 0 }
     var need = 0
-    for item in batch { need += item.src.utf8.count + 1 }
+    for item in batch { need += item.src.utf8.count + 1 + (item.topic.isEmpty ? 0 : item.topic.utf8.count + 1) }
     if need > h.arenaSize {
         free(h.arena)
         h.arenaSize = Swift.max(need, 64 * 1024)
@@ -414,12 +427,26 @@ public func dagent_take(_ p: OpaquePointer?, _ items: UnsafeMutablePointer<dagen
         (base + offset + srcLen).storeBytes(of: 0, as: UInt8.self)
         let srcPtr = (base + offset).assumingMemoryBound(to: CChar.self)
         offset += srcLen + 1
+        var topicPtr: UnsafePointer<CChar>? = nil
+        var topicLen = 0
+        if !item.topic.isEmpty {
+            var topic = item.topic
+            let tdst = base + offset
+            topicLen = topic.withUTF8 { (u: UnsafeBufferPointer<UInt8>) -> Int in
+                tdst.copyMemory(from: UnsafeRawPointer(u.baseAddress!), byteCount: u.count)
+                return u.count
+            }
+            (tdst + topicLen).storeBytes(of: 0, as: UInt8.self)
+            topicPtr = UnsafePointer(tdst.assumingMemoryBound(to: CChar.self))
+            offset += topicLen + 1
+        }
         // The payload stays where the node read it: `h.taken` keeps its storage
         // alive, unwritten, until the next take (the C API's stated lifetime).
         let n = item.data.readableBytes
         let dataPtr = item.data.withUnsafeReadableBytes { $0.baseAddress?.assumingMemoryBound(to: UInt8.self) }
         items[i] = dagent_item(kind: item.kind, code: item.code, type: item.type, cookie: item.cookie, token: item.token,
-                               src: UnsafePointer(srcPtr), src_len: srcLen, data: n > 0 ? dataPtr : nil, len: n)
+                               src: UnsafePointer(srcPtr), src_len: srcLen, data: n > 0 ? dataPtr : nil, len: n,
+                               topic: topicPtr, topic_len: topicLen)
     }
     h.taken = batch
     return Int32(batch.count)

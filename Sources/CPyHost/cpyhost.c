@@ -240,6 +240,13 @@ void cpy_batch_reply(cpy_batch *b, uint64_t token, int code, const void *data, s
     batch_event(b, Py_BuildValue("(sKiN)", "reply", (unsigned long long)token, code, payload));
 }
 
+void cpy_batch_publication(cpy_batch *b, uint64_t id, const char *topic, size_t topic_len,
+                           const char *src, size_t src_len, const void *data, size_t len) {
+    if (b->failed) return;
+    batch_event(b, Py_BuildValue("(sKs#s#y#)", "publish", (unsigned long long)id, topic, (Py_ssize_t)topic_len,
+                                 src, (Py_ssize_t)src_len, (const char *)data, (Py_ssize_t)len));
+}
+
 void cpy_batch_command(cpy_batch *b, uint64_t token, const char *text, size_t len) {
     PyObject *s = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "replace");
     if (!s) { b->failed = 1; return; }
@@ -341,6 +348,40 @@ static PyObject *m_respond(PyObject *self, PyObject *args) {
     int code = G.respond(G.ctx, dst, (size_t)dst_len, type, cookie, ok, data.buf, (size_t)data.len, &reason);
     PyBuffer_Release(&data);
     if (code) return raise_code(code, reason);
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_publish(PyObject *self, PyObject *args) {
+    const char *topic;
+    Py_ssize_t topic_len;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "s#y*", &topic, &topic_len, &data)) return NULL;
+    char *reason = NULL;
+    int code = G.publish(G.ctx, topic, (size_t)topic_len, data.buf, (size_t)data.len, &reason);
+    PyBuffer_Release(&data);
+    if (code) return raise_code(code, reason);
+    Py_RETURN_NONE;
+}
+
+/* subscribe(pattern, queue) -> id: waits (GIL released) until the subscription is in place. */
+static PyObject *m_subscribe(PyObject *self, PyObject *args) {
+    const char *pattern, *queue;
+    Py_ssize_t pattern_len, queue_len;
+    if (!PyArg_ParseTuple(args, "s#s#", &pattern, &pattern_len, &queue, &queue_len)) return NULL;
+    char *reason = NULL;
+    uint64_t id = 0;
+    int code;
+    Py_BEGIN_ALLOW_THREADS
+    code = G.subscribe(G.ctx, pattern, (size_t)pattern_len, queue, (size_t)queue_len, &id, &reason);
+    Py_END_ALLOW_THREADS
+    if (code) return raise_code(code, reason);
+    return PyLong_FromUnsignedLongLong(id);
+}
+
+static PyObject *m_unsubscribe(PyObject *self, PyObject *args) {
+    unsigned long long id;
+    if (!PyArg_ParseTuple(args, "K", &id)) return NULL;
+    G.unsubscribe(G.ctx, id);
     Py_RETURN_NONE;
 }
 
@@ -518,6 +559,9 @@ static PyMethodDef methods[] = {
     {"request", m_request, METH_VARARGS, "request(dst, type, data, timeout) -> bytes (blocks, GIL released)"},
     {"request_async", m_request_async, METH_VARARGS, "request_async(dst, type, data, timeout, token)"},
     {"respond", m_respond, METH_VARARGS, "respond(dst, type, cookie, ok, data)"},
+    {"publish", m_publish, METH_VARARGS, "publish(topic, data)"},
+    {"subscribe", m_subscribe, METH_VARARGS, "subscribe(pattern, queue) -> id (blocks briefly, GIL released)"},
+    {"unsubscribe", m_unsubscribe, METH_VARARGS, "unsubscribe(id)"},
     {"log", m_log, METH_VARARGS, "log(level, plugin, message)"},
     {"control", m_control, METH_VARARGS, "control(op, text) -> str | None"},
     {"idle", m_idle, METH_NOARGS, "The plugin thread is about to wait for work."},

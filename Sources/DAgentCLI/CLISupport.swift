@@ -39,13 +39,51 @@ package struct JoinOptions: ParsableArguments {
     }
 }
 
+extension JoinOptions {
+    /// The shape of every one-shot command: join the tree as `config` (default: from these
+    /// options), run `body` on the registered node, shut down. Any error thrown by `body` shuts
+    /// the node down and exits 1 with its reason.
+    package func withJoinedNode<T>(_ config: NodeConfig? = nil, _ body: (Node) throws -> T) -> T {
+        bootstrapLogging(level: logLevel)
+        let node: Node
+        do {
+            node = joinOrExit(try config ?? nodeConfig(), timeout: joinTimeout)
+        } catch {
+            fail("\(error)")
+        }
+        let result: T
+        do {
+            result = try body(node)
+        } catch {
+            try? node.shutdown()
+            fail("\(error)")
+        }
+        try? node.shutdown()
+        return result
+    }
+}
+
+extension Node {
+    /// Waits until the event loop has run what is scheduled now: a send's or a publish's
+    /// deferred flush has written its bytes when this returns.
+    package func waitForScheduledFlush() throws {
+        try eventLoop.submit {}.wait()
+    }
+}
+
 /// Exits with a one-line reason on stderr.
 package func fail(_ message: String, code: Int32 = 1) -> Never {
     FileHandle.standardError.write(Data("dagent: \(message)\n".utf8))
     exit(code)
 }
 
+nonisolated(unsafe) private var loggingBootstrapped = false
+
+/// Sends log lines at `level` and above to stderr. Only the first call takes effect
+/// (swift-log may be bootstrapped once per process), so commands may call it freely.
 package func bootstrapLogging(level: String) {
+    guard !loggingBootstrapped else { return }
+    loggingBootstrapped = true
     let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)

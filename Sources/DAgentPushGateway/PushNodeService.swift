@@ -42,7 +42,10 @@ public final class PushNodeService: PushService, @unchecked Sendable {
         if let previousBatch = node.onMessages {
             node.onMessages = { [unowned self] batch in
                 guard batch.contains(where: { $0.type == PushTypes.control }) else { return previousBatch(batch) }
-                for m in batch where m.type == PushTypes.control { self.control(m.envelope) }
+                for m in batch where m.type == PushTypes.control {
+                    if self.node.handlerAcknowledgesDeliveries { self.node.acceptDelivery(m) }
+                    self.control(m.envelope)
+                }
                 let rest = batch.filter { $0.type != PushTypes.control }
                 if !rest.isEmpty { previousBatch(rest) }
             }

@@ -13,7 +13,8 @@ enum Bridge {
         cpy_callbacks(
             ctx: Unmanaged.passUnretained(host).toOpaque(),
             take: take, send: send, request: request, request_async: requestAsync, respond: respond,
-            log: log, is_ready: isReady, control: control, handled: handled)
+            log: log, is_ready: isReady, control: control, handled: handled,
+            publish: publish, subscribe: subscribe, unsubscribe: unsubscribe)
     }
 
     @inline(__always)

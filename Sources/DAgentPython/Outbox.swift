@@ -14,6 +14,7 @@ final class Outbox: @unchecked Sendable {
         case send(dst: String, type: UInt32, payload: Data)
         case request(dst: String, type: UInt32, payload: Data, timeout: Double, waiter: RpcWaiter)
         case respond(dst: String, type: UInt32, cookie: UInt64, ok: Bool, payload: Data)
+        case publish(topic: String, payload: Data)
     }
 
     let node: Node
@@ -48,6 +49,12 @@ final class Outbox: @unchecked Sendable {
                 }
             case let .request(dst, type, payload, timeout, waiter):
                 node.requestOnLoop(to: dst, type: type, payload: payload, timeout: timeout, waiter: waiter)
+            case let .publish(topic, payload):
+                do {
+                    try node.publishOnLoop(topic, payload: payload)
+                } catch {
+                    node.logger.warning("plugin publish on '\(topic)' failed: \(error)")
+                }
             case let .respond(dst, type, cookie, ok, payload):
                 var request = Dagent_Envelope()
                 request.src = dst

@@ -31,6 +31,7 @@ public final class PluginHost: @unchecked Sendable {
     enum Event {
         case reply(token: UInt64, code: Int32, payload: Data)
         case command(token: UInt64, json: String)
+        case publication(id: UInt64, topic: String, src: String, payload: Data)
     }
 
     // Guarded by `lock`.
@@ -50,6 +51,10 @@ public final class PluginHost: @unchecked Sendable {
     var commandWaiters: [UInt64: @Sendable (Result<String, DAgentError>) -> Void] = [:]
     var nextToken: UInt64 = 1
     var dropLogged: UInt64 = 0
+    /// Pub/sub (PluginHost-pubsub.swift): the plugins' subscriptions by id and the
+    /// publications queued in `events` (bounded by queue_length with the inbox). Under `lock`.
+    var subscriptions: [UInt64: Subscription] = [:]
+    var queuedPublications = 0
 
     // Start-up handshake with the plugin thread.
     let startedSignal = DispatchSemaphore(value: 0)
@@ -91,6 +96,7 @@ public final class PluginHost: @unchecked Sendable {
     /// Routes the node's messages to the plugins and adds the host to `dagent tree`.
     public func install() {
         node.onMessages = { [unowned self] batch in self.deliver(batch) }
+        node.handlerAcknowledgesDeliveries = true   // a receipt only once the inbox took the message
         node.treeExtension = { [unowned self] reply in
             let (queued, dropped, settings) = self.lock.withLock { (self.inbox.count + self.takenCount, self.stats.dropped, self.settings) }
             reply.pluginHost = self.stats.info(settings: settings, queued: queued, dropped: dropped)
@@ -196,6 +202,7 @@ public final class PluginHost: @unchecked Sendable {
     /// slices the node read; the only copy is into the Python bytes object.
     public func deliver(_ batch: [DataMessage]) {
         var refused: [DataMessage] = []
+        var accepted: [DataMessage] = []   // those that asked for a delivery receipt
         var admins: [DataMessage] = []
         var wake = false, stopped = false
         var dropped: (before: UInt64, after: UInt64) = (0, 0)
@@ -212,6 +219,7 @@ public final class PluginHost: @unchecked Sendable {
                     refused.append(m)
                 } else {
                     inbox.append(m)
+                    if m.cookie != 0 && m.kind == .data { accepted.append(m) }
                     if !signalled {
                         signalled = true
                         wake = true
@@ -232,14 +240,22 @@ public final class PluginHost: @unchecked Sendable {
             let reason = stopped
                 ? "the plugin host of node '\(node.config.name)' is not running"
                 : "the plugin queue of node '\(node.config.name)' is full (plugins.queue_length=\(queueLength)): its plugins do not keep up"
-            for m in refused where m.kind == .request {
-                node.replyError(to: m.envelope, code: stopped ? .refused : .queueFull, reason: reason)
+            for m in refused {
+                if m.kind == .request {
+                    node.replyError(to: m.envelope, code: stopped ? .refused : .queueFull, reason: reason)
+                } else {
+                    node.refuseDelivery(m, code: stopped ? .refused : .queueFull, reason: reason)   // `dagent send` fails
+                }
             }
             if !stopped && (dropped.before == 0 || dropped.before / 10_000 != dropped.after / 10_000) {
-                logger.warning("\(reason); \(dropped.after) message(s) refused so far (requests get a `queue full` error, one-way messages are counted as dropped)")
+                logger.warning("\(reason); \(dropped.after) message(s) refused so far (requests and confirmed sends get a `queue full` error, other one-way messages are counted as dropped)")
             }
         }
-        for m in admins { admin(m.envelope) }
+        for m in accepted { node.acceptDelivery(m) }
+        for m in admins {
+            node.acceptDelivery(m)
+            admin(m.envelope)
+        }
     }
 
     /// `dagent reload` arrives as a request of the reserved admin type.
@@ -320,6 +336,7 @@ public final class PluginHost: @unchecked Sendable {
         let more: Bool = lock.withLock {
             if taken.isEmpty && !inbox.isEmpty { swap(&inbox, &taken) }
             swap(&pending, &events)
+            queuedPublications = 0
             let left = taken.count - Swift.min(max, taken.count)
             takenCount = left
             signalled = left > 0 || !inbox.isEmpty
@@ -341,6 +358,15 @@ public final class PluginHost: @unchecked Sendable {
             case let .command(token, json):
                 var text = json
                 text.withUTF8 { t in cpy_batch_command(batch, token, t.baseAddress, t.count) }
+            case let .publication(id, topic, src, payload):
+                var topic = topic, src = src
+                topic.withUTF8 { t in
+                    src.withUTF8 { s in
+                        payload.withUnsafeBytes { p in
+                            cpy_batch_publication(batch, id, t.baseAddress, t.count, s.baseAddress, s.count, p.baseAddress, p.count)
+                        }
+                    }
+                }
             }
         }
         return more ? 1 : 0

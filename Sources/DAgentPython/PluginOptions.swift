@@ -32,7 +32,7 @@ public enum PluginOptions {
                 help: "plugin code (a handler, timer, task step, setup, teardown) running longer is logged and counted (`over_budget`)"),
         .bool("interrupt_handlers", \.interruptHandlers, help: "also interrupt such code by raising `dagent.HandlerTimeout` in it"),
         .int("queue_length", \.queueLength, min: 1, max: 10_000_000, flag: "plugin-queue-length",
-             help: "messages waiting for the plugin thread; beyond it requests get `queue full` and one-way messages are counted as `dropped`"),
+             help: "messages waiting for the plugin thread; beyond it requests and confirmed sends (`dagent send`) get `queue full`, other one-way messages are counted as `dropped`"),
         .custom("python_path", type: .path, default: "found",
                 help: "directory holding the `dagent` package; by default `$DAGENT_PYTHON_PATH`, then `python/` next to or above the executable, then `share/dagent/python`") { s, v, ctx in
             s.pythonPath = ctx.absolute(v)

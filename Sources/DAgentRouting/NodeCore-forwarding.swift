@@ -165,12 +165,10 @@ extension NodeCore {
             return
         }
         stats.delivered &+= 1
+        // A DATA with a cookie asks for a delivery receipt: the driver sends it with
+        // `acceptDelivery` once the application (or its handler queue) took the
+        // message, or refuses it with `refuseDelivery` (NodeCore-receipts.swift).
         inbox.append(DataMessage(envelope))
-        if envelope.kind == .data && envelope.cookie != 0 {
-            // Delivery receipt: emitted with the delivery itself, so it is sent even
-            // if the application stops right after seeing the message.
-            answerEmpty(envelope, nowNs: nowNs)
-        }
     }
 
     /// Sends `envelope`'s sender an empty RESPONSE carrying its cookie (ping answers, receipts).

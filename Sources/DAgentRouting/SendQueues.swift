@@ -6,11 +6,29 @@ import DAgentWire
 /// Bounded twice: `send_queue_length` messages per destination and
 /// `max_queued_destinations` destinations. A full queue is reported to the
 /// caller, never silently dropped.
+///
+/// With `journaling` on (a `durable` node), every change is also recorded in
+/// `journal` — each message gets a sequence number when it enters, and leaves
+/// by that number — for the driver to write ahead (`QueueLogRecord`).
 public struct SendQueues: Sendable {
     package struct Item: Sendable {
         var envelope: Dagent_Envelope
         var enqueuedNs: UInt64
+        var seq: UInt64
     }
+
+    /// One change of the queues, for a write-ahead log.
+    public enum JournalEntry: Equatable, Sendable {
+        case queued(seq: UInt64, envelope: Dagent_Envelope)
+        case left(seq: UInt64)
+    }
+
+    /// Record changes in `journal` (off by default).
+    public var journaling = false
+    /// Sequence number of the next message queued (set above a replayed log's numbers).
+    public var nextSeq: UInt64 = 1
+    /// Changes since the last `takeJournal()`, in order.
+    public private(set) var journal: [JournalEntry] = []
 
     public let perDestinationLimit: Int
     public let destinationLimit: Int
@@ -34,20 +52,31 @@ public struct SendQueues: Sendable {
         let dst = envelope.dst
         if let queue = queues[dst] {
             guard queue.count < perDestinationLimit else { throw .destinationFull(limit: perDestinationLimit) }
-            queues[dst]!.append(Item(envelope: envelope, enqueuedNs: nowNs))
+            queues[dst]!.append(Item(envelope: envelope, enqueuedNs: nowNs, seq: nextSeq))
         } else {
             guard queues.count < destinationLimit else { throw .tooManyDestinations(limit: destinationLimit) }
-            queues[dst] = [Item(envelope: envelope, enqueuedNs: nowNs)]
+            queues[dst] = [Item(envelope: envelope, enqueuedNs: nowNs, seq: nextSeq)]
             order.append(dst)
         }
+        if journaling { journal.append(.queued(seq: nextSeq, envelope: envelope)) }
+        nextSeq &+= 1
         totalCount += 1
+    }
+
+    /// Takes the changes recorded since the last call.
+    public mutating func takeJournal() -> [JournalEntry] {
+        defer { journal.removeAll(keepingCapacity: true) }
+        return journal
     }
 
     /// Takes everything, destinations in first-enqueue order, FIFO within each.
     public mutating func drainAll() -> [Dagent_Envelope] {
         var out: [Dagent_Envelope] = []
         out.reserveCapacity(totalCount)
-        for dst in order { out.append(contentsOf: queues[dst]!.map(\.envelope)) }
+        for dst in order {
+            out.append(contentsOf: queues[dst]!.map(\.envelope))
+            if journaling { journal.append(contentsOf: queues[dst]!.map { .left(seq: $0.seq) }) }
+        }
         queues = [:]
         order = []
         totalCount = 0
@@ -61,7 +90,9 @@ public struct SendQueues: Sendable {
             let queue = queues[dst]!
             let keep = queue.filter { nowNs &- $0.enqueuedNs < timeoutNs }
             if keep.count != queue.count {
-                expired.append(contentsOf: queue.filter { nowNs &- $0.enqueuedNs >= timeoutNs }.map(\.envelope))
+                let gone = queue.filter { nowNs &- $0.enqueuedNs >= timeoutNs }
+                expired.append(contentsOf: gone.map(\.envelope))
+                if journaling { journal.append(contentsOf: gone.map { .left(seq: $0.seq) }) }
                 queues[dst] = keep
             }
         }

@@ -102,6 +102,33 @@ public struct KVHistory: Sendable {
     }
 
     /// Loads retained events and the compaction point from a snapshot.
+    /// Bytes an event takes in a snapshot, roughly (key, value, previous value and fixed fields).
+    public static func snapshotBytes(_ e: KVEvent) -> Int { e.key.count + e.value.count + (e.prevValue?.count ?? 0) + 48 }
+
+    /// What a snapshot carries under a budget of `maxBytes`: the newest whole revisions
+    /// whose events fit, and the compaction point below them (a revision is either carried
+    /// completely or at or below the point, so a watch resumed from a restored replica gets
+    /// every event of a revision or `.compacted`).
+    public func snapshotWindow(maxBytes: Int) -> (events: ArraySlice<KVEvent>, compactRevision: Int64) {
+        var start = storage.count
+        var bytes = 0
+        while start > head {
+            // The revision ending at `start - 1`, taken whole or not at all.
+            let rev = storage[start - 1].revision
+            var first = start - 1
+            var revBytes = Self.snapshotBytes(storage[first])
+            while first > head, storage[first - 1].revision == rev {
+                first -= 1
+                revBytes += Self.snapshotBytes(storage[first])
+            }
+            guard bytes + revBytes <= maxBytes else { break }
+            bytes += revBytes
+            start = first
+        }
+        if start == head { return (storage[head...], compactRevision) }
+        return (storage[start...], storage[start - 1].revision)
+    }
+
     package mutating func load(events: [KVEvent], compactRevision: Int64) {
         storage = events
         head = 0

@@ -17,10 +17,16 @@ public struct KVStateConfig: Equatable, Sendable {
     public var maxValueBytes: Int
     /// Most compares plus ops in one transaction (`maxTxnOps`, default 128).
     public var maxTxnOps: Int
+    /// Most bytes of watch history a snapshot (and so a backup or an InstallSnapshot)
+    /// carries (`snapshot_history_bytes`, default 16 MiB): the newest whole revisions that
+    /// fit; a watch on a replica restored from it, from an older revision, gets
+    /// `.compacted`. Affects no command's result, so replicas may differ.
+    public var snapshotHistoryBytes: Int
 
     /// Creates a configuration; every argument defaults to the documented value.
     public init(historyRetention: Int = 100_000, maxKeyBytes: Int = 4_096,
-                maxValueBytes: Int = 1 << 20, maxTxnOps: Int = 128) {
+                maxValueBytes: Int = 1 << 20, maxTxnOps: Int = 128, snapshotHistoryBytes: Int = 16 << 20) {
+        self.snapshotHistoryBytes = max(0, snapshotHistoryBytes)
         self.historyRetention = max(0, historyRetention)
         self.maxKeyBytes = maxKeyBytes
         self.maxValueBytes = maxValueBytes

@@ -15,9 +15,9 @@ extension KVStateMachine {
     private static let counterCeiling: Int64 = 1 << 62
 
     /// Serializes keys, leases, the directory, the revision, the replicated clock and the
-    /// retained history (with its compaction point, so watches resumed after a restore get
-    /// `.compacted` exactly when they would have before). Deterministic: equal state gives
-    /// equal bytes.
+    /// retained history — its newest whole revisions within `config.snapshotHistoryBytes` —
+    /// with the compaction point below them, so a watch resumed after a restore from before
+    /// that point gets `.compacted`. Deterministic: equal state gives equal bytes.
     public func snapshot() -> [UInt8] {
         var w = StateByteWriter(capacity: 1024)
         for b in Self.snapshotMagic { w.u8(b) }
@@ -25,7 +25,9 @@ extension KVStateMachine {
         w.varint(store.revision)
         w.uvarint(clockMs)
         w.uvarint(leases.nextID)
-        w.varint(history.compactRevision)
+        // The watch history carried is bounded by `snapshotHistoryBytes` (whole revisions).
+        let window = history.snapshotWindow(maxBytes: config.snapshotHistoryBytes)
+        w.varint(window.compactRevision)
         w.uvarint(directory.epoch)
 
         let records = store.allRecords
@@ -46,8 +48,8 @@ extension KVStateMachine {
             w.string(e.name); w.uvarint(e.session); w.uvarint(e.replica); w.string(e.agent); w.uvarint(e.epoch)
         }
 
-        w.uvarint(UInt64(history.count))
-        for e in history.retained {
+        w.uvarint(UInt64(window.events.count))
+        for e in window.events {
             w.u8(e.kind.rawValue); w.blob(e.key); w.blob(e.value)
             w.varint(e.revision); w.varint(e.createRevision); w.varint(e.version)
             w.optionalUVarint(e.lease); w.optionalBlob(e.prevValue)

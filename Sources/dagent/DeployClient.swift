@@ -43,7 +43,7 @@ final class DeployClient: @unchecked Sendable {
     /// Joins through `via` (or the root replicas), waiting up to `timeout`
     /// while the parents come up.
     static func join(_ t: Topology, via: String?, timeout: Double, logLevel: String) throws -> DeployClient {
-        bootstrapLoggingOnce(level: logLevel)
+        bootstrapLogging(level: logLevel)
         var config = NodeConfig(name: "dagent-deploy-\(getpid())")
         let parents = via ?? t.rootAddresses.map(\.description).joined(separator: ",")
         config.parents = try Shorthand.parseList(parents)
@@ -115,13 +115,6 @@ final class DeployClient: @unchecked Sendable {
         }
         throw DeployIOError("agent '\(agent)' did not take its processes: \(last)")
     }
-}
-
-nonisolated(unsafe) private var loggingBootstrapped = false
-func bootstrapLoggingOnce(level: String) {
-    guard !loggingBootstrapped else { return }
-    loggingBootstrapped = true
-    bootstrapLogging(level: level)
 }
 
 /// Progress lines on stderr.

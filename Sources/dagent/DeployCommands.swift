@@ -66,7 +66,7 @@ extension StatusCommand {
     /// `dagent status --via ADDR` without a file: what every agent last reported to the root
     /// group's store (`deploy/TREE/status/AGENT`), for every tree.
     func statusFromStore(via: String) -> Never {
-        bootstrapLoggingOnce(level: options.logLevel)
+        bootstrapLogging(level: options.logLevel)
         var config = NodeConfig(name: "dagent-status-\(getpid())")
         do { config.parents = try Shorthand.parseList(via) } catch { fail("\(error)", code: 2) }
         let node = joinOrExit(config, timeout: timeout)

@@ -22,20 +22,14 @@ struct SendCommand: ParsableCommand {
     @Argument(help: "Payload.") var data: String?
 
     func run() throws {
-        bootstrapLogging(level: join.logLevel)
-        let node = joinOrExit(try join.nodeConfig(), timeout: join.joinTimeout)
-        do {
+        join.withJoinedNode { node in
             if !noConfirm {
                 try node.sendConfirmed(to: to, type: type, payload: payloadData(data), timeout: timeout).wait()
             } else {
                 try node.send(to: to, type: type, payload: payloadData(data)).wait()
-                try node.eventLoop.submit {}.wait()  // the send's scheduled flush runs before this
+                try node.waitForScheduledFlush()
             }
-        } catch {
-            try? node.shutdown()
-            fail("\(error)")
         }
-        try? node.shutdown()
     }
 }
 
@@ -53,17 +47,11 @@ struct RequestCommand: ParsableCommand {
     @Argument(help: "Payload: text, '-' for stdin or '@FILE'.") var data: String?
 
     func run() throws {
-        bootstrapLogging(level: join.logLevel)
-        let node = joinOrExit(try join.nodeConfig(), timeout: join.joinTimeout)
-        do {
+        join.withJoinedNode { node in
             let reply = try node.request(to: to, type: type, payload: payloadData(data), timeout: timeout).wait()
             FileHandle.standardOutput.write(reply.payload)
             if isatty(1) != 0 || reply.payload.last != UInt8(ascii: "\n") { FileHandle.standardOutput.write(Data("\n".utf8)) }
-        } catch {
-            try? node.shutdown()
-            fail("\(error)")
         }
-        try? node.shutdown()
     }
 }
 
@@ -95,8 +83,7 @@ struct RecvCommand: ParsableCommand {
             last = Date()
             let text = String(decoding: envelope.payload, as: UTF8.self)
             if json {
-                let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
-                print("{\"src\":\"\(envelope.src)\",\"type\":\(envelope.type),\"payload\":\"\(escaped)\"}")
+                print("{\"src\":\(JSONString.quoted(envelope.src)),\"type\":\(envelope.type),\"payload\":\(JSONString.quoted(text))}")
             } else {
                 print("\(envelope.src) \(envelope.type) \(text)")
             }

@@ -29,15 +29,10 @@ struct PubCommand: ParsableCommand {
         } catch {
             fail("\(error.asDAgentError)")
         }
-        let node = joinOrExit(try join.nodeConfig(), timeout: join.joinTimeout)
-        do {
+        join.withJoinedNode { node in
             try node.publish(topic, payload: payloadData(data)).wait()
-            try node.eventLoop.submit {}.wait()  // the publish's scheduled flush runs before this
-        } catch {
-            try? node.shutdown()
-            fail("\(error)")
+            try node.waitForScheduledFlush()
         }
-        try? node.shutdown()
     }
 }
 

@@ -43,13 +43,9 @@ struct ReloadCommand: ParsableCommand {
         var command: [String: Any] = ["op": "reload", "force": all]
         if let plugin { command["plugin"] = plugin }
         let payload = try JSONSerialization.data(withJSONObject: command)
-        let node = joinOrExit(try join.nodeConfig(), timeout: join.joinTimeout)
-        do {
+        join.withJoinedNode { node in
             let reply = try node.request(to: target!, type: WireConstants.pluginAdminType, payload: payload, timeout: timeout).wait()
             print(String(decoding: reply.payload, as: UTF8.self))
-        } catch {
-            fail("\(error)")
         }
-        try? node.shutdown()
     }
 }

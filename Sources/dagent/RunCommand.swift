@@ -34,6 +34,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Root-group cluster JSON (DCF style): run as a Raft replica serving @state.") var raft: String?
     @Option(help: "This replica's node_id in the --raft cluster JSON.") var nodeId: UInt64?
     @Option(help: "With --raft: compact the raft log into a snapshot after this many applied entries (snapshot_entries).") var snapshotEntries: Int?
+    @Option(help: "With --raft: most bytes of watch history a snapshot or backup carries, newest whole revisions first; a watch from an older revision on a replica restored from it gets `compacted` (snapshot_history_bytes, default 16 MiB).") var snapshotHistoryBytes: Int?
     @Flag(help: "With --raft: a new member of a running group (do not bootstrap; wait for `dagent state member add`).") var join = false
     @Option(help: "Topology file (see docs/deploy.md): configure this node as its --agent NAME or --root ID.") var topology: String?
     @Option(help: "With --topology: run as this agent, supervising its processes.") var agent: String?
@@ -145,6 +146,10 @@ struct RunCommand: ParsableCommand {
                 if let snapshotEntries {
                     guard snapshotEntries >= 1 else { throw ConfigError("--snapshot-entries must be >= 1 (got \(snapshotEntries))") }
                     replica!.snapshotEvery = snapshotEntries
+                }
+                if let snapshotHistoryBytes {
+                    guard snapshotHistoryBytes >= 0 else { throw ConfigError("--snapshot-history-bytes must be >= 0 (got \(snapshotHistoryBytes))") }
+                    replica!.stateConfig.snapshotHistoryBytes = snapshotHistoryBytes
                 }
                 replica!.attach()
             }

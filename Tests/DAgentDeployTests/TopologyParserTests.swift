@@ -33,6 +33,17 @@ final class TopologyParserTests: XCTestCase {
         try TopologyParser.parse(yaml: text, source: "tree.yaml", baseDirectory: "/etc/dagent")
     }
 
+    /// Asserts that `text` has exactly one issue, on `onLine` at `key` (when given), whose
+    /// message passes `message`.
+    func assertOneIssue(_ text: String, onLine: Int, key: String? = nil, _ message: (String) -> Bool = { _ in true },
+                        file: StaticString = #filePath, line: UInt = #line) {
+        let i = issues(text, file: file, line: line)
+        guard i.count == 1 else { return XCTFail("expected one issue, got \(i)", file: file, line: line) }
+        XCTAssertEqual(i[0].line, onLine, file: file, line: line)
+        if let key { XCTAssertEqual(i[0].key, key, file: file, line: line) }
+        XCTAssertTrue(message(i[0].message), i[0].message, file: file, line: line)
+    }
+
     /// The issues of a file that must not parse.
     func issues(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> [TopologyIssue] {
         do {
@@ -74,19 +85,12 @@ final class TopologyParserTests: XCTestCase {
 
     func testDuplicateNameAcrossAgentsNamesBothLines() {
         let text = Self.example.replacingOccurrences(of: "processes: {}", with: "processes:\n      echo1: {run: \"sleep 1\"}")
-        let i = issues(text)
-        XCTAssertEqual(i.count, 1)
-        XCTAssertEqual(i[0].line, 25)
-        XCTAssertEqual(i[0].key, "agents.a2.processes.echo1")
-        XCTAssertTrue(i[0].message.contains("duplicate name 'echo1'") && i[0].message.contains("line 15"), i[0].message)
+        assertOneIssue(text, onLine: 25, key: "agents.a2.processes.echo1", { $0.contains("duplicate name 'echo1'") && $0.contains("line 15") })
     }
 
     func testDuplicateKeyInOneMappingNamesTheSecondLine() {
         let text = Self.example.replacingOccurrences(of: "  a2:\n", with: "  a1:\n")
-        let i = issues(text)
-        XCTAssertEqual(i.count, 1)
-        XCTAssertEqual(i[0].line, 22)
-        XCTAssertTrue(i[0].message.contains("duplicate key 'a1'"), i[0].message)
+        assertOneIssue(text, onLine: 22, { $0.contains("duplicate key 'a1'") })
     }
 
     func testAProcessNamedLikeAnAgentIsADuplicate() {
@@ -96,11 +100,7 @@ final class TopologyParserTests: XCTestCase {
 
     func testDependencyCycle() {
         let text = Self.example.replacingOccurrences(of: "restart: always}", with: "restart: always, depends_on: [worker]}")
-        let i = issues(text)
-        XCTAssertEqual(i.count, 1)
-        XCTAssertEqual(i[0].line, 15)
-        XCTAssertEqual(i[0].key, "agents.a1.processes.echo1.depends_on")
-        XCTAssertEqual(i[0].message, "dependency cycle: echo1 -> worker -> echo1")
+        assertOneIssue(text, onLine: 15, key: "agents.a1.processes.echo1.depends_on", { $0 == "dependency cycle: echo1 -> worker -> echo1" })
     }
 
     func testSelfDependencyAndUnknownDependency() {
@@ -112,12 +112,8 @@ final class TopologyParserTests: XCTestCase {
 
     func testUnknownKeyNamesLineAndKey() {
         let text = Self.example.replacingOccurrences(of: "restart: on-failure", with: "restrat: on-failure")
-        let i = issues(text)
-        XCTAssertEqual(i.count, 1)
-        XCTAssertEqual(i[0].line, 20)
-        XCTAssertEqual(i[0].key, "agents.a1.processes.worker.restrat")
-        XCTAssertTrue(i[0].message.hasPrefix("unknown key 'restrat' (expected one of: run, env,"), i[0].message)
-        XCTAssertEqual(TopologyError(source: "tree.yaml", issues: i).description.components(separatedBy: ": ")[0], "tree.yaml:20")
+        assertOneIssue(text, onLine: 20, key: "agents.a1.processes.worker.restrat", { $0.hasPrefix("unknown key 'restrat' (expected one of: run, env,") })
+        XCTAssertEqual(TopologyError(source: "tree.yaml", issues: issues(text)).description.components(separatedBy: ": ")[0], "tree.yaml:20")
     }
 
     func testUnknownTopLevelAndAgentKeys() {
@@ -128,11 +124,7 @@ final class TopologyParserTests: XCTestCase {
 
     func testPortUsedTwice() {
         let text = Self.example.replacingOccurrences(of: "listen: tcp://127.0.0.1:7202", with: "listen: tcp://0.0.0.0:7101")
-        let i = issues(text)
-        XCTAssertEqual(i.count, 1)
-        XCTAssertEqual(i[0].line, 23)
-        XCTAssertEqual(i[0].key, "agents.a2.listen")
-        XCTAssertTrue(i[0].message.contains("port used twice: tcp://0.0.0.0:7101") && i[0].message.contains("line 5"), i[0].message)
+        assertOneIssue(text, onLine: 23, key: "agents.a2.listen", { $0.contains("port used twice: tcp://0.0.0.0:7101") && $0.contains("line 5") })
     }
 
     func testSamePortOnAnotherHostIsFine() throws {
@@ -142,11 +134,7 @@ final class TopologyParserTests: XCTestCase {
 
     func testMissingCommand() {
         let text = Self.example.replacingOccurrences(of: "run: \"python3 worker.py\"\n        ", with: "")
-        let i = issues(text)
-        XCTAssertEqual(i.count, 1)
-        XCTAssertEqual(i[0].line, 16)
-        XCTAssertEqual(i[0].key, "agents.a1.processes.worker.run")
-        XCTAssertTrue(i[0].message.hasPrefix("missing command"), i[0].message)
+        assertOneIssue(text, onLine: 16, key: "agents.a1.processes.worker.run", { $0.hasPrefix("missing command") })
         XCTAssertEqual(issues(Self.example.replacingOccurrences(of: "run: \"dagent run --name echo1 --parent msgq:///run/dagent/a1.q --echo\"", with: "run: \"\""))[0].line, 15)
         XCTAssertEqual(issues(Self.example.replacingOccurrences(of: "{run: \"dagent run --name echo1 --parent msgq:///run/dagent/a1.q --echo\", restart: always}", with: "~"))[0].key, "agents.a1.processes.echo1.run")
     }

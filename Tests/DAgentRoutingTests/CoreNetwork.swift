@@ -102,6 +102,7 @@ final class CoreNetwork {
                     moved = true
                     var batch: [DataMessage] = []
                     core.takeInbox(swappingWith: &batch)
+                    for m in batch { core.acceptDelivery(m, nowNs: nowNs) }   // a handler that takes everything
                     delivered[name, default: []] += batch.map(\.envelope)
                     deliveryBatches += 1
                 }

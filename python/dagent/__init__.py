@@ -14,6 +14,12 @@ messages::
         answer = await dagent.arequest("other-node", 1, msg.data, timeout=2)
         msg.reply(answer)
 
+Publish/subscribe (docs/pubsub.md)::
+
+    @dagent.subscribe("orders.*.created")
+    def created(msg):
+        dagent.publish("audit." + msg.topic, msg.data)
+
 Ordinary Python programs use the same API in standalone mode (the Swift node
 runs in-process through the SWIG extension ``dagent._dagent``)::
 
@@ -28,11 +34,12 @@ import logging as _logging
 
 from .config import REQUIRED, Config, Option, PluginConfig
 from .errors import (BadFrame, ConfigError, DAgentError, HandlerTimeout, HopLimit, NameTaken, NoRoute,
-                     NotReady, QueueFull, Refused, Timeout, TooLarge, UnknownKind)
+                     NotReady, QueueFull, Refused, Timeout, TooLarge, UnknownKind, BadTopic, TooManySubscriptions)
 from .message import Message
 from ._runtime import (MAX_TYPE, Timer, after, arequest, cancel, every, loop, name, on, plugin_name, pop_cb,
                        push_cb, ready, request, send)
 from ._standalone import Node, destroy, init, tree, update
+from ._pubsub import Subscription, TopicMessage, TopicStream, publish, subscribe, topic
 
 from . import http, report, state
 
@@ -52,6 +59,7 @@ __all__ = [
     "DAgentError", "NoRoute", "Timeout", "Refused", "TooLarge", "QueueFull", "NotReady", "HopLimit",
     "NameTaken", "BadFrame", "UnknownKind", "HandlerTimeout", "ConfigError", "MAX_TYPE", "state", "http",
     "report", "report_inc", "report_dec", "report_set",
+    "publish", "subscribe", "topic", "Subscription", "TopicMessage", "TopicStream", "BadTopic", "TooManySubscriptions",
 ]
 
 # Parts of the API that later issues bring. They are deliberately absent, not

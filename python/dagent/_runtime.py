@@ -15,6 +15,7 @@ import types
 
 from .errors import DAgentError, HandlerTimeout, error_for
 from .message import Message, as_bytes
+from . import _pubsub
 
 __all__ = ["Runtime", "Timer", "Owner", "install", "current", "MAX_TYPE"]
 
@@ -297,6 +298,8 @@ class Runtime:
         for ev in events:
             if ev[0] == "reply":
                 self.complete(ev[1], ev[2], ev[3])
+            elif ev[0] == "publish":
+                _pubsub.deliver(self, ev)
             elif ev[0] == "command" and self.on_command:
                 self.on_command(ev[1], ev[2])
 

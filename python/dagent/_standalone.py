@@ -25,7 +25,7 @@ import asyncio
 import json as _json
 import logging
 
-from . import _runtime
+from . import _pubsub, _runtime
 from .errors import error_for
 from .message import Message
 
@@ -87,6 +87,19 @@ class _Backend:
 
     def log(self, level, plugin, text):
         log.log(level, text)
+
+    def publish(self, topic, data):
+        self._ext.dagent_publish(self._handle(), topic, data)
+
+    def subscribe(self, pattern, queue):
+        return self._ext.dagent_subscribe(self._handle(), pattern, queue)
+
+    def unsubscribe(self, sid):
+        if self._h is not None:
+            self._ext.dagent_unsubscribe(self._h, sid)
+
+    def publication_drops(self):
+        return self._ext.dagent_publication_drops(self._handle())
 
     def take(self, max):
         return self._ext.take(self._handle(), max, Message, self._name, self._runtime)
@@ -179,6 +192,31 @@ class Node:
                 yield await queue.get()
         finally:
             self.runtime.pop_cb(type)
+
+    # ---- publish/subscribe (dagent/_pubsub.py, docs/pubsub.md) ----------------------
+
+    def publish(self, topic, data=b""):
+        """Publishes ``data`` on ``topic``; raises ``BadTopic``/``TooLarge`` at once."""
+        _pubsub.rt_publish(self.runtime, topic, data)
+
+    def subscribe(self, pattern, fn=None, queue=None):
+        """``node.subscribe(pattern, fn)`` -> Subscription; without ``fn`` a decorator."""
+        if fn is None:
+            def register(f):
+                _pubsub.rt_subscribe(self.runtime, pattern, f, queue)
+                return f
+            return register
+        return _pubsub.rt_subscribe(self.runtime, pattern, fn, queue)
+
+    def topic(self, pattern, queue=None, max_pending=10_000):
+        """``async for msg in node.topic("orders.>")`` (on ``node.loop``): a TopicStream."""
+        return _pubsub.TopicStream(self.runtime, pattern, queue, max_pending)
+
+    @property
+    def publication_drops(self):
+        """Publications dropped because this program did not take them fast enough
+        (more than the node's slow_subscriber_bytes waiting)."""
+        return self.backend.publication_drops()
 
     def every(self, seconds, fn, *args):
         return self.runtime.every(seconds, fn, *args)

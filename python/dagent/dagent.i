@@ -73,9 +73,14 @@ static PyObject *dagent_raise(int rc) {
 /* int results: negative means failure, raise; otherwise return the int. */
 %typemap(out) int dagent_wait_ready, int dagent_send, int dagent_request_async, int dagent_respond,
                 int dagent_timer, int dagent_timer_cancel, int dagent_wakeup_fd,
-                int dagent_tree, int dagent_node_tree {
+                int dagent_tree, int dagent_node_tree, int dagent_publish, int dagent_unsubscribe {
     if ($1 < 0) { dagent_raise($1); SWIG_fail; }
     $result = PyLong_FromLong($1);
+}
+/* int64_t results (a subscription id, a count): negative means failure. */
+%typemap(out) int64_t dagent_subscribe, int64_t dagent_publication_drops {
+    if ($1 < 0) { dagent_raise((int)$1); SWIG_fail; }
+    $result = PyLong_FromLongLong($1);
 }
 
 /* NULL node from create: raise. */
@@ -107,6 +112,17 @@ static PyObject *dagent_raise(int rc) {
     Py_END_ALLOW_THREADS
 }
 %exception dagent_node_tree {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    Py_END_ALLOW_THREADS
+}
+/* Subscribe and unsubscribe wait for the node's event loop. */
+%exception dagent_subscribe {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    Py_END_ALLOW_THREADS
+}
+%exception dagent_unsubscribe {
     Py_BEGIN_ALLOW_THREADS
     $action
     Py_END_ALLOW_THREADS
@@ -185,7 +201,8 @@ static PyObject *py_wait(PyObject *self, PyObject *args) {
 
 /* take(node, max, message_class, dst, runtime) -> (messages, events, more)
  * messages: message_class tuples (src, dst, type, data, cookie, runtime);
- * events: ("reply", token, code, payload) and ("timer", token). */
+ * events: ("reply", token, code, payload), ("timer", token) and
+ * ("publish", subscription id, topic, src, data). */
 static PyObject *py_take(PyObject *self, PyObject *args) {
     PyObject *nodeobj, *cls, *dst, *runtime;
     int max;
@@ -233,6 +250,11 @@ static PyObject *py_take(PyObject *self, PyObject *args) {
                     if (!obj) goto fail;
                 }
                 if (PyList_Append(msgs, obj) < 0) { Py_DECREF(obj); goto fail; }
+            } else if (it->kind == DAGENT_ITEM_PUBLICATION) {
+                obj = Py_BuildValue("(sKs#s#y#)", "publish", (unsigned long long)it->token,
+                                    it->topic ? it->topic : "", (Py_ssize_t)it->topic_len,
+                                    it->src, (Py_ssize_t)it->src_len, (const char *)it->data, (Py_ssize_t)it->len);
+                if (!obj || PyList_Append(events, obj) < 0) { Py_XDECREF(obj); goto fail; }
             } else if (it->kind == DAGENT_ITEM_REPLY) {
                 obj = Py_BuildValue("(sKiy#)", "reply", (unsigned long long)it->token, (int)it->code,
                                     (const char *)it->data, (Py_ssize_t)it->len);

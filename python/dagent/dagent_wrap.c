@@ -3548,7 +3548,8 @@ static PyObject *py_wait(PyObject *self, PyObject *args) {
 
 /* take(node, max, message_class, dst, runtime) -> (messages, events, more)
  * messages: message_class tuples (src, dst, type, data, cookie, runtime);
- * events: ("reply", token, code, payload) and ("timer", token). */
+ * events: ("reply", token, code, payload), ("timer", token) and
+ * ("publish", subscription id, topic, src, data). */
 static PyObject *py_take(PyObject *self, PyObject *args) {
     PyObject *nodeobj, *cls, *dst, *runtime;
     int max;
@@ -3596,6 +3597,11 @@ static PyObject *py_take(PyObject *self, PyObject *args) {
                     if (!obj) goto fail;
                 }
                 if (PyList_Append(msgs, obj) < 0) { Py_DECREF(obj); goto fail; }
+            } else if (it->kind == DAGENT_ITEM_PUBLICATION) {
+                obj = Py_BuildValue("(sKs#s#y#)", "publish", (unsigned long long)it->token,
+                                    it->topic ? it->topic : "", (Py_ssize_t)it->topic_len,
+                                    it->src, (Py_ssize_t)it->src_len, (const char *)it->data, (Py_ssize_t)it->len);
+                if (!obj || PyList_Append(events, obj) < 0) { Py_XDECREF(obj); goto fail; }
             } else if (it->kind == DAGENT_ITEM_REPLY) {
                 obj = Py_BuildValue("(sKiy#)", "reply", (unsigned long long)it->token, (int)it->code,
                                     (const char *)it->data, (Py_ssize_t)it->len);
@@ -4271,6 +4277,179 @@ fail:
 }
 
 
+SWIGINTERN PyObject *_wrap_dagent_publish(PyObject *self, PyObject *args) {
+  PyObject *resultobj = 0;
+  dagent_node *arg1 = (dagent_node *) 0 ;
+  char *arg2 = (char *) 0 ;
+  void *arg3 = (void *) 0 ;
+  size_t arg4 ;
+  void *argp1 = 0 ;
+  int res1 = 0 ;
+  int res2 ;
+  char *buf2 = 0 ;
+  int alloc2 = 0 ;
+  Py_buffer view3 ;
+  PyObject *swig_obj[3] ;
+  int result;
+  
+  memset(&view3, 0, sizeof(view3));
+  if (!SWIG_Python_UnpackTuple(args, "dagent_publish", 3, 3, swig_obj)) SWIG_fail;
+  res1 = SWIG_ConvertPtr(swig_obj[0], &argp1,SWIGTYPE_p_dagent_node, 0 |  0 );
+  if (!SWIG_IsOK(res1)) {
+    SWIG_exception_fail(SWIG_ArgError(res1), "in method '" "dagent_publish" "', argument " "1"" of type '" "dagent_node *""'"); 
+  }
+  arg1 = (dagent_node *)(argp1);
+  res2 = SWIG_AsCharPtrAndSize(swig_obj[1], &buf2, NULL, &alloc2);
+  if (!SWIG_IsOK(res2)) {
+    SWIG_exception_fail(SWIG_ArgError(res2), "in method '" "dagent_publish" "', argument " "2"" of type '" "char const *""'");
+  }
+  arg2 = (char *)(buf2);
+  {
+    if (PyObject_GetBuffer(swig_obj[2], &view3, PyBUF_SIMPLE) != 0) SWIG_fail;
+    arg3 = view3.buf;
+    arg4 = (size_t)view3.len;
+  }
+  result = (int)dagent_publish(arg1,(char const *)arg2,(void const *)arg3,arg4);
+  {
+    if (result < 0) {
+      dagent_raise(result); SWIG_fail; 
+    }
+    resultobj = PyLong_FromLong(result);
+  }
+  if (alloc2 == SWIG_NEWOBJ) free((char*)buf2);
+  {
+    if (view3.obj) PyBuffer_Release(&view3);
+  }
+  return resultobj;
+fail:
+  if (alloc2 == SWIG_NEWOBJ) free((char*)buf2);
+  {
+    if (view3.obj) PyBuffer_Release(&view3);
+  }
+  return NULL;
+}
+
+
+SWIGINTERN PyObject *_wrap_dagent_subscribe(PyObject *self, PyObject *args) {
+  PyObject *resultobj = 0;
+  dagent_node *arg1 = (dagent_node *) 0 ;
+  char *arg2 = (char *) 0 ;
+  char *arg3 = (char *) 0 ;
+  void *argp1 = 0 ;
+  int res1 = 0 ;
+  int res2 ;
+  char *buf2 = 0 ;
+  int alloc2 = 0 ;
+  int res3 ;
+  char *buf3 = 0 ;
+  int alloc3 = 0 ;
+  PyObject *swig_obj[3] ;
+  int64_t result;
+  
+  if (!SWIG_Python_UnpackTuple(args, "dagent_subscribe", 3, 3, swig_obj)) SWIG_fail;
+  res1 = SWIG_ConvertPtr(swig_obj[0], &argp1,SWIGTYPE_p_dagent_node, 0 |  0 );
+  if (!SWIG_IsOK(res1)) {
+    SWIG_exception_fail(SWIG_ArgError(res1), "in method '" "dagent_subscribe" "', argument " "1"" of type '" "dagent_node *""'"); 
+  }
+  arg1 = (dagent_node *)(argp1);
+  res2 = SWIG_AsCharPtrAndSize(swig_obj[1], &buf2, NULL, &alloc2);
+  if (!SWIG_IsOK(res2)) {
+    SWIG_exception_fail(SWIG_ArgError(res2), "in method '" "dagent_subscribe" "', argument " "2"" of type '" "char const *""'");
+  }
+  arg2 = (char *)(buf2);
+  res3 = SWIG_AsCharPtrAndSize(swig_obj[2], &buf3, NULL, &alloc3);
+  if (!SWIG_IsOK(res3)) {
+    SWIG_exception_fail(SWIG_ArgError(res3), "in method '" "dagent_subscribe" "', argument " "3"" of type '" "char const *""'");
+  }
+  arg3 = (char *)(buf3);
+  {
+    Py_BEGIN_ALLOW_THREADS
+    result = (int64_t)dagent_subscribe(arg1,(char const *)arg2,(char const *)arg3);
+    Py_END_ALLOW_THREADS
+  }
+  {
+    if (result < 0) {
+      dagent_raise((int)result); SWIG_fail; 
+    }
+    resultobj = PyLong_FromLongLong(result);
+  }
+  if (alloc2 == SWIG_NEWOBJ) free((char*)buf2);
+  if (alloc3 == SWIG_NEWOBJ) free((char*)buf3);
+  return resultobj;
+fail:
+  if (alloc2 == SWIG_NEWOBJ) free((char*)buf2);
+  if (alloc3 == SWIG_NEWOBJ) free((char*)buf3);
+  return NULL;
+}
+
+
+SWIGINTERN PyObject *_wrap_dagent_unsubscribe(PyObject *self, PyObject *args) {
+  PyObject *resultobj = 0;
+  dagent_node *arg1 = (dagent_node *) 0 ;
+  uint64_t arg2 ;
+  void *argp1 = 0 ;
+  int res1 = 0 ;
+  unsigned long long val2 ;
+  int ecode2 = 0 ;
+  PyObject *swig_obj[2] ;
+  int result;
+  
+  if (!SWIG_Python_UnpackTuple(args, "dagent_unsubscribe", 2, 2, swig_obj)) SWIG_fail;
+  res1 = SWIG_ConvertPtr(swig_obj[0], &argp1,SWIGTYPE_p_dagent_node, 0 |  0 );
+  if (!SWIG_IsOK(res1)) {
+    SWIG_exception_fail(SWIG_ArgError(res1), "in method '" "dagent_unsubscribe" "', argument " "1"" of type '" "dagent_node *""'"); 
+  }
+  arg1 = (dagent_node *)(argp1);
+  ecode2 = SWIG_AsVal_unsigned_SS_long_SS_long(swig_obj[1], &val2);
+  if (!SWIG_IsOK(ecode2)) {
+    SWIG_exception_fail(SWIG_ArgError(ecode2), "in method '" "dagent_unsubscribe" "', argument " "2"" of type '" "uint64_t""'");
+  } 
+  arg2 = (uint64_t)(val2);
+  {
+    Py_BEGIN_ALLOW_THREADS
+    result = (int)dagent_unsubscribe(arg1,arg2);
+    Py_END_ALLOW_THREADS
+  }
+  {
+    if (result < 0) {
+      dagent_raise(result); SWIG_fail; 
+    }
+    resultobj = PyLong_FromLong(result);
+  }
+  return resultobj;
+fail:
+  return NULL;
+}
+
+
+SWIGINTERN PyObject *_wrap_dagent_publication_drops(PyObject *self, PyObject *args) {
+  PyObject *resultobj = 0;
+  dagent_node *arg1 = (dagent_node *) 0 ;
+  void *argp1 = 0 ;
+  int res1 = 0 ;
+  PyObject *swig_obj[1] ;
+  int64_t result;
+  
+  if (!args) SWIG_fail;
+  swig_obj[0] = args;
+  res1 = SWIG_ConvertPtr(swig_obj[0], &argp1,SWIGTYPE_p_dagent_node, 0 |  0 );
+  if (!SWIG_IsOK(res1)) {
+    SWIG_exception_fail(SWIG_ArgError(res1), "in method '" "dagent_publication_drops" "', argument " "1"" of type '" "dagent_node *""'"); 
+  }
+  arg1 = (dagent_node *)(argp1);
+  result = (int64_t)dagent_publication_drops(arg1);
+  {
+    if (result < 0) {
+      dagent_raise((int)result); SWIG_fail; 
+    }
+    resultobj = PyLong_FromLongLong(result);
+  }
+  return resultobj;
+fail:
+  return NULL;
+}
+
+
 static PyMethodDef SwigMethods[] = {
 	 { "dagent_last_error", _wrap_dagent_last_error, METH_NOARGS, NULL},
 	 { "dagent_last_error_code", _wrap_dagent_last_error_code, METH_NOARGS, NULL},
@@ -4287,6 +4466,10 @@ static PyMethodDef SwigMethods[] = {
 	 { "dagent_wakeup_fd", _wrap_dagent_wakeup_fd, METH_O, NULL},
 	 { "dagent_tree", _wrap_dagent_tree, METH_VARARGS, NULL},
 	 { "dagent_node_tree", _wrap_dagent_node_tree, METH_VARARGS, NULL},
+	 { "dagent_publish", _wrap_dagent_publish, METH_VARARGS, NULL},
+	 { "dagent_subscribe", _wrap_dagent_subscribe, METH_VARARGS, NULL},
+	 { "dagent_unsubscribe", _wrap_dagent_unsubscribe, METH_VARARGS, NULL},
+	 { "dagent_publication_drops", _wrap_dagent_publication_drops, METH_O, NULL},
 	 { "set_error_factory", set_error_factory, METH_VARARGS, NULL},
 	 { "request", py_request, METH_VARARGS, NULL},
 	 { "wait", py_wait, METH_VARARGS, NULL},
@@ -4824,11 +5007,14 @@ SWIG_init(void) {
   SWIG_Python_SetConstant(d, "DAGENT_E_BAD_FRAME",SWIG_From_int((int)(DAGENT_E_BAD_FRAME)));
   SWIG_Python_SetConstant(d, "DAGENT_E_REFUSED",SWIG_From_int((int)(DAGENT_E_REFUSED)));
   SWIG_Python_SetConstant(d, "DAGENT_E_UNKNOWN_KIND",SWIG_From_int((int)(DAGENT_E_UNKNOWN_KIND)));
+  SWIG_Python_SetConstant(d, "DAGENT_E_BAD_TOPIC",SWIG_From_int((int)(DAGENT_E_BAD_TOPIC)));
+  SWIG_Python_SetConstant(d, "DAGENT_E_TOO_MANY_SUBSCRIPTIONS",SWIG_From_int((int)(DAGENT_E_TOO_MANY_SUBSCRIPTIONS)));
   SWIG_Python_SetConstant(d, "DAGENT_E_CONFIG",SWIG_From_int((int)(DAGENT_E_CONFIG)));
   SWIG_Python_SetConstant(d, "DAGENT_E_STATE",SWIG_From_int((int)(DAGENT_E_STATE)));
   SWIG_Python_SetConstant(d, "DAGENT_ITEM_MESSAGE",SWIG_From_int((int)(DAGENT_ITEM_MESSAGE)));
   SWIG_Python_SetConstant(d, "DAGENT_ITEM_REPLY",SWIG_From_int((int)(DAGENT_ITEM_REPLY)));
   SWIG_Python_SetConstant(d, "DAGENT_ITEM_TIMER",SWIG_From_int((int)(DAGENT_ITEM_TIMER)));
+  SWIG_Python_SetConstant(d, "DAGENT_ITEM_PUBLICATION",SWIG_From_int((int)(DAGENT_ITEM_PUBLICATION)));
 #if PY_VERSION_HEX >= 0x03000000
   return m;
 #else

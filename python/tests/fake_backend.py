@@ -24,6 +24,10 @@ class FakeBackend:
         self.controls = []
         self.next_cookie = 100
         self.bound = None
+        self.published = []     # (topic, data)
+        self.subs = {}          # id -> (pattern, queue)
+        self.next_sub = 1
+        self.unsubscribed = []
 
     # -- the backend interface --
     def bind(self, message_class, runtime, error_factory, interrupt):
@@ -75,6 +79,41 @@ class FakeBackend:
     def control(self, op, text):
         self.controls.append((op, text))
 
+    # -- pub/sub: the node's rules in miniature (the real ones are TopicRules in Swift) --
+    def _bad(self, value, rule):
+        raise self.bound[2](20, f"'{value}': {rule}")
+
+    def _check(self, value, pattern):
+        if not value:
+            self._bad(value, "empty topic")
+        if len(value.encode()) > 256:
+            self._bad(value, f"{len(value.encode())} bytes, over max_topic_bytes=256")
+        tokens = value.split(".")
+        for i, t in enumerate(tokens):
+            if not t:
+                self._bad(value, "empty token (a leading, trailing or double '.')")
+            if ("*" in t or ">" in t) and not pattern:
+                self._bad(value, f"wildcard '{t}' in a topic; wildcards belong in subscription patterns")
+            if pattern and t == ">" and i != len(tokens) - 1:
+                self._bad(value, "'>' must be the last token")
+            if pattern and len(t) > 1 and ("*" in t or ">" in t):
+                self._bad(value, "a wildcard inside a token; '*' and '>' stand alone")
+
+    def publish(self, topic, data):
+        self._check(topic, False)
+        self.published.append((topic, bytes(data)))
+
+    def subscribe(self, pattern, queue):
+        self._check(pattern, True)
+        sid = self.next_sub
+        self.next_sub += 1
+        self.subs[sid] = (pattern, queue)
+        return sid
+
+    def unsubscribe(self, sid):
+        self.subs.pop(sid, None)
+        self.unsubscribed.append(sid)
+
     # -- test helpers --
     def deliver(self, src, type, data=b"", request=False):
         cookie = 0
@@ -84,9 +123,25 @@ class FakeBackend:
         self.inbox.append((src, type, data, cookie))
         return cookie
 
+    def deliver_publication(self, topic, data=b"", src="pub-node"):
+        """Queues a publish event for every subscription whose pattern matches ``topic``."""
+        for sid, (pattern, _queue) in list(self.subs.items()):
+            if _matches(pattern, topic):
+                self.events.append(("publish", sid, topic, src, data))
+
     def errors(self):
         return [t for level, _, t in self.logs if level >= 40]
 
 
 class Unreachable(DAgentError):
     pass
+
+
+def _matches(pattern, topic):
+    p, t = pattern.split("."), topic.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(t) > i
+        if i >= len(t) or (tok != "*" and tok != t[i]):
+            return False
+    return len(p) == len(t)

@@ -47,7 +47,9 @@ enum {
 enum {
     DAGENT_ITEM_MESSAGE = 1,   /* a DATA (cookie == 0) or REQUEST (cookie != 0) for this node */
     DAGENT_ITEM_REPLY = 2,     /* outcome of dagent_request_async: token, code (0 = ok), data = payload or reason */
-    DAGENT_ITEM_TIMER = 3      /* a timer from dagent_timer fired: token */
+    DAGENT_ITEM_TIMER = 3,     /* a timer from dagent_timer fired: token */
+    DAGENT_ITEM_PUBLICATION = 4 /* a published message for a subscription: token = the subscription id
+                                   (from dagent_subscribe), src = the publisher, topic, data = payload */
 };
 
 typedef struct dagent_node dagent_node;
@@ -64,6 +66,8 @@ typedef struct dagent_item {
     size_t src_len;
     const uint8_t *data;
     size_t len;
+    const char *topic;      /* DAGENT_ITEM_PUBLICATION: the topic, NUL-terminated (else NULL) */
+    size_t topic_len;
 } dagent_item;
 
 /* A message handler for dagent_on: called by dagent_update on the caller's thread.
@@ -145,6 +149,31 @@ int dagent_tree(const char *addr, int json, double timeout_s, char **out);
  * including its brother p2p counters (direct_out/direct_in) on a msgq:// link.
  * *out as for dagent_tree. */
 int dagent_node_tree(dagent_node *node, int json, char **out);
+
+/* ---- publish/subscribe (docs/pubsub.md) ----
+ * Topics are dot-separated tokens ("orders.eu.created"); patterns may use `*` (one token) and a
+ * trailing `>` (one or more tokens). A bad topic or pattern fails with -DAGENT_E_BAD_TOPIC and a
+ * sentence naming the rule it broke (and the limit, max_topic_bytes / max_topic_tokens). */
+
+/* Publishes `data` on `topic`: 0 once it is handed to the node (at most once, in order per
+ * publisher; a publish nobody wants is dropped). -DAGENT_E_BAD_TOPIC, -DAGENT_E_TOO_LARGE
+ * (over max_message_bytes) fail at once. */
+int dagent_publish(dagent_node *node, const char *topic, const void *data, size_t len);
+
+/* Subscribes to `pattern` (`queue`: a queue group name, or NULL/"" for none: members of a group
+ * share the messages, one member each). Returns the subscription id (> 0) once the subscription is
+ * in place on the node (its interest then travels up the tree), or a negative code:
+ * -DAGENT_E_BAD_TOPIC, -DAGENT_E_TOO_MANY_SUBSCRIPTIONS (max_subscriptions). Matching messages are
+ * queued as DAGENT_ITEM_PUBLICATION items whose token is the id. Queued publications are bounded by
+ * the node's slow_subscriber_bytes: beyond it they are dropped and counted (dagent_publication_drops). */
+int64_t dagent_subscribe(dagent_node *node, const char *pattern, const char *queue);
+
+/* Ends subscription `id` (idempotent; unknown ids are ignored): no item for it is queued after
+ * this returns; items queued before are still taken. */
+int dagent_unsubscribe(dagent_node *node, uint64_t id);
+
+/* Publications dropped so far because the caller did not take them fast enough. */
+int64_t dagent_publication_drops(dagent_node *node);
 
 /* Frees memory returned by dagent_request, dagent_tree and dagent_node_tree. */
 void dagent_free(void *p);

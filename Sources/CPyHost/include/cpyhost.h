@@ -74,6 +74,14 @@ typedef struct cpy_callbacks {
     char *(*control)(void *ctx, const char *op, const char *text);
     /* Messages handled per plugin slot since the last call (once per batch). */
     void (*handled)(void *ctx, const uint64_t *counts, int n);
+    /* Pub/sub (docs/pubsub.md). Publishes `data` on `topic` (queued in order with sends). */
+    int (*publish)(void *ctx, const char *topic, size_t topic_len, const void *data, size_t len, char **reason);
+    /* Subscribes, called WITHOUT the GIL: returns once the subscription is in place, with *id set.
+     * Its messages arrive through take (cpy_batch_publication). */
+    int (*subscribe)(void *ctx, const char *pattern, size_t pattern_len, const char *queue, size_t queue_len,
+                     uint64_t *id, char **reason);
+    /* Ends subscription `id` (unknown ids are ignored). */
+    void (*unsubscribe)(void *ctx, uint64_t id);
 } cpy_callbacks;
 
 /* Starts the interpreter on the calling thread (which becomes the plugin
@@ -99,6 +107,9 @@ void cpy_batch_message(cpy_batch *batch, const char *src, size_t src_len, uint32
                        uint64_t cookie, const void *data, size_t len);
 /* Appends the outcome of a request started with request_async. */
 void cpy_batch_reply(cpy_batch *batch, uint64_t token, int code, const void *data, size_t len);
+/* Appends a published message for subscription `id` (an event ("publish", id, topic, src, data)). */
+void cpy_batch_publication(cpy_batch *batch, uint64_t id, const char *topic, size_t topic_len,
+                           const char *src, size_t src_len, const void *data, size_t len);
 /* Appends a host command (JSON text), answered through control("command_done"). */
 void cpy_batch_command(cpy_batch *batch, uint64_t token, const char *text, size_t len);
 

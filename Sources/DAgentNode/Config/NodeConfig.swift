@@ -37,7 +37,10 @@ public struct NodeConfig: Sendable {
     public var connectTimeout: Double = 2.0
     /// Dump send queues on shutdown and reload them on start (needs `data`).
     public var durable: Bool = false
-    /// Directory for the session file and the durable queue dump.
+    /// `durable_segment_bytes`: the durable queue log rewrites its live records into a
+    /// new segment once the current one is larger than this and mostly delivered.
+    public var durableSegmentBytes: Int = 16 << 20
+    /// Directory for the session file and the durable queue log (`DATA/queue/`).
     public var dataDir: String?
     public var secret: String = ""
     /// Answer every request with its own payload.

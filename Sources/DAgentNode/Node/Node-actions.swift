@@ -10,7 +10,10 @@ import DAgentMsgq
 extension Node {
     /// Drains the core's actions. Called on the event loop after every input.
     package func perform() {
-        defer { if !core.inbox.isEmpty && !core.draining { deliverInbox() } }
+        defer {
+            if durableQueue != nil && !core.queues.journal.isEmpty { scheduleDurableCommit() }
+            if !core.inbox.isEmpty && !core.draining { deliverInbox() }
+        }
         core.drainActions { action in
             switch action {
             case let .forwardRaw(hop, raw, offset, hopLimit):
@@ -114,10 +117,12 @@ extension Node {
 
     /// Flushes every link written since the last flush.
     package func flushDirty() {
+        if durableQueue != nil { durableBeforeFlush() }   // queued messages reach the disk first
         guard !dirty.isEmpty else { return }
         for id in dirty { links[id]?.flush() }
         dirty.removeAll(keepingCapacity: true)
         dirtySet.removeAll(keepingCapacity: true)
+        if durableQueue != nil { durableAfterFlush() }
     }
 
     /// Flushes at the end of the current event-loop turn (coalescing many sends).

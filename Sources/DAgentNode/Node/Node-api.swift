@@ -44,7 +44,11 @@ extension Node {
         if eventLoop.inEventLoop {
             return eventLoop.makeCompletedFuture { try sendOnLoop(to: dst, type: type, payload: payload) }
         }
-        return eventLoop.submit { try self.sendOnLoop(to: dst, type: type, payload: payload) }
+        return eventLoop.submit {
+            try self.sendOnLoop(to: dst, type: type, payload: payload)
+            // Durable: a message that was queued is on disk before the future completes.
+            if self.durableQueue != nil && !self.core.queues.journal.isEmpty { self.durableCommitNow() }
+        }
     }
 
     /// `send` for callers already on the event loop.

@@ -16,11 +16,43 @@ extension Node {
         while !core.inbox.isEmpty {
             core.takeInbox(swappingWith: &delivering)
             toHandlers.removeAll(keepingCapacity: true)
-            for m in delivering where !consumedHere(m) {
-                if onMessages != nil { toHandlers.append(m) } else { onMessage?(m.envelope) }
+            var receipts = false
+            for m in delivering {
+                let wantsReceipt = NodeCore.wantsReceipt(m)
+                if consumedHere(m) {
+                    if wantsReceipt { core.acceptDelivery(m, nowNs: nowNs); receipts = true }
+                } else if onMessages != nil {
+                    toHandlers.append(m)
+                    if wantsReceipt && !handlerAcknowledgesDeliveries { core.acceptDelivery(m, nowNs: nowNs); receipts = true }
+                } else {
+                    onMessage?(m.envelope)
+                    if wantsReceipt { core.acceptDelivery(m, nowNs: nowNs); receipts = true }
+                }
             }
             if !toHandlers.isEmpty, let handler = onMessages { handler(toHandlers) }
+            if receipts || handlerAcknowledgesDeliveries {
+                perform()
+                scheduleFlush()
+            }
         }
+    }
+
+    /// Sends the delivery receipt `m` asked for (no-op if it asked for none):
+    /// for an `onMessages` handler with `handlerAcknowledgesDeliveries`, once it
+    /// accepted the message. On the event loop.
+    public func acceptDelivery(_ m: DataMessage) {
+        guard NodeCore.wantsReceipt(m) else { return }
+        core.acceptDelivery(m, nowNs: nowNs)
+        if !deliveringInbox { perform(); scheduleFlush() }
+    }
+
+    /// Answers a message that asked for a receipt with an ERROR instead (the
+    /// handler's queue is full, it is stopped...); `dagent send` then fails
+    /// with `reason`. No-op for a message that asked for no receipt. On the event loop.
+    public func refuseDelivery(_ m: DataMessage, code: Dagent_ErrorCode, reason: String) {
+        guard NodeCore.wantsReceipt(m) else { return }
+        core.refuseDelivery(m, code, reason, nowNs: nowNs)
+        if !deliveringInbox { perform(); scheduleFlush() }
     }
 
     /// Handles what never reaches the application: services (`@state`),

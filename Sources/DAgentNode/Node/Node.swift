@@ -56,6 +56,14 @@ public final class Node: @unchecked Sendable {
     /// request), in order: headers parsed once, payloads slices of the bytes
     /// read (no copy). When set, `onMessage` is not called for them.
     public var onMessages: (([DataMessage]) -> Void)?
+    /// When true, the `onMessages` handler answers each DATA that asks for a
+    /// delivery receipt itself, with `acceptDelivery(_:)` once its queue took
+    /// the message or `refuseDelivery` (a handler with a bounded queue, such as
+    /// the plugin host). When false, the node sends the receipt as it hands the
+    /// message to the handler.
+    public var handlerAcknowledgesDeliveries = false
+    /// The durable queue log (`durable: true`), open while the node runs (Node-durable.swift).
+    var durableQueue: DurableQueueState?
     /// The inbox batch being delivered and the one kept for the next swap.
     var delivering: [DataMessage] = []
     var toHandlers: [DataMessage] = []
@@ -124,7 +132,9 @@ public final class Node: @unchecked Sendable {
         eventLoop.flatSubmit {
             self.installCongestionCheck()
             self.core.start(nowNs: self.nowNs)
-            self.loadDurableQueue()
+            do { try self.openDurableQueue() } catch {
+                return self.eventLoop.makeFailedFuture(ConfigError("durable: cannot use the queue log: \(error)"))
+            }
             self.perform()
             let tickNs = max(10_000_000, min(250_000_000, Int64(self.config.heartbeatInterval * 1e9) / 4))
             self.tickTask = self.eventLoop.scheduleRepeatedTask(initialDelay: .nanoseconds(tickNs), delay: .nanoseconds(tickNs)) { _ in
@@ -164,14 +174,15 @@ public final class Node: @unchecked Sendable {
         get throws { try eventLoop.submit { self.servers.compactMap { $0.localAddress?.port } }.wait() }
     }
 
-    /// Stops the node: dumps durable queues, fails pending requests, closes every link.
+    /// Stops the node: commits the durable queue log, fails pending requests, closes every link.
     public func stop() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
             guard !self.stopping else { return self.eventLoop.makeSucceededVoidFuture() }
             self.stopping = true
             self.core.stopping = true
             self.tickTask?.cancel()
-            self.saveDurableQueue()
+            self.flushDirty()
+            self.closeDurableQueue()
             for pending in self.rpc.removeAll() {
                 pending.waiter.fail(DAgentError(.refused, "node '\(self.config.name)' is shutting down"))
             }
