@@ -16,8 +16,17 @@ public struct ConfigDocument: @unchecked Sendable {
 
     /// Reads and parses `path`; the error names the file and what is wrong.
     public static func load(path: String) throws -> ConfigDocument {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        // Read to the end through a file handle, so a pipe (`--config <(...)`, a FIFO) works too.
+        guard let handle = FileHandle(forReadingAtPath: path) else {
             throw ConfigError("cannot read config file '\(path)'")
+        }
+        defer { try? handle.close() }
+        let data: Data
+        do { data = try handle.readToEnd() ?? Data() } catch {
+            throw ConfigError("cannot read config file '\(path)': \(error)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError("config file '\(path)' is not UTF-8 text")
         }
         return try ConfigDocument(yaml: text, path: path)
     }

@@ -27,18 +27,20 @@ extension Node {
 
     /// `sendFromHere` for a payload held as `Data`.
     func sendFromHere(_ header: MessageHeader, payload: Data, nowNs: UInt64) throws(DAgentError) {
-        let result = payload.withUnsafeBytes { p in
-            Result { () throws(DAgentError) in try sendFromHere(header, payload: p, nowNs: nowNs) }
+        var failure: DAgentError?
+        payload.withUnsafeBytes { p in
+            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs) } catch { failure = error }
         }
-        try result.get()
+        if let failure { throw failure }
     }
 
     /// `sendFromHere` for a payload held as a `ByteBuffer` (a slice of what was read).
     func sendFromHere(_ header: MessageHeader, payload: ByteBuffer, nowNs: UInt64) throws(DAgentError) {
-        let result = payload.withUnsafeReadableBytes { p in
-            Result { () throws(DAgentError) in try sendFromHere(header, payload: p, nowNs: nowNs) }
+        var failure: DAgentError?
+        payload.withUnsafeReadableBytes { p in
+            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs) } catch { failure = error }
         }
-        try result.get()
+        if let failure { throw failure }
     }
 
     /// Writes a stamped message to the hop the core named: a link, or a
