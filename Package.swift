@@ -54,6 +54,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // permessage-deflate on the push WebSocket (issue 14): zlib's raw deflate over ByteBuffers.
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         // Generated protobuf types, frame codec, batching, msgq codecs. No routing, no sockets.
@@ -113,6 +115,7 @@ let package = Package(
                 "DAgentPush", "DAgentNode", "DAgentRouting", "DAgentWire", nioCore, logging,
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ],
             exclude: ["README.md"]
         ),
@@ -157,7 +160,7 @@ let package = Package(
             name: "DAgentRoot",
             dependencies: [
                 "DAgentNode", "DAgentRouting", "DAgentRaft", "DAgentRaftStorage", "DAgentState", "DAgentWire",
-                nioCore, logging,
+                nioCore, logging, .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             exclude: ["README.md"]
         ),
@@ -262,3 +265,29 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// Fuzzing (docs/testing.md, scripts/fuzz): `DAGENT_FUZZ=1 swift build --scratch-path .build-fuzz
+// --product dagent-fuzz` adds the libFuzzer executable and instruments only this package's
+// decoding modules (coverage + AddressSanitizer); the dependencies build as usual, which keeps
+// the fuzz build cheap. Without DAGENT_FUZZ the package is exactly the one above.
+if Context.environment["DAGENT_FUZZ"] != nil {
+    let fuzzFlags: [String] = ["-sanitize=fuzzer,address"]
+    let instrumented: Set<String> = [
+        "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
+        "DAgentState", "DAgentRoot", "DAgentPush",
+    ]
+    for target in package.targets where instrumented.contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(fuzzFlags)]
+    }
+    package.targets.append(.executableTarget(
+        name: "dagent-fuzz",
+        dependencies: [
+            "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
+            "DAgentState", "DAgentRoot", "DAgentPush", nioCore,
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        path: "fuzz/dagent-fuzz",
+        swiftSettings: [.unsafeFlags(fuzzFlags + ["-parse-as-library"])],
+        linkerSettings: [.unsafeFlags(fuzzFlags)]
+    ))
+}

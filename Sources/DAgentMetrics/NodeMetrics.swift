@@ -82,6 +82,7 @@ public final class NodeMetrics: @unchecked Sendable {
                 }
             }
         }
+        installPresence()
         if let to = settings.reportTo {
             let r = MetricsReporter(metrics: self, to: to)
             reporter = r

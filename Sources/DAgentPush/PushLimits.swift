@@ -19,6 +19,10 @@ public struct PushLimits: Sendable, Equatable {
     public var maxTopics = 100_000
     /// Seconds the push plugin has to answer a connect, subscribe or publish (`plugin_timeout`).
     public var pluginTimeout = 5.0
+    /// permessage-deflate (RFC 7692) for the clients that offer it (`deflate`).
+    public var deflate = true
+    /// Server messages shorter than this go out uncompressed, even to a deflate client (`deflate_min_bytes`).
+    public var deflateMinBytes = 256
 
     public init() {}
 }
@@ -38,6 +42,10 @@ public enum PushCodes {
     public static let tooBig: UInt16 = 1009
     /// The gateway is at `max_clients`, or the push plugin is not loaded.
     public static let tryAgainLater: UInt16 = 1013
+    /// A WebSocket protocol error (e.g. a reserved bit without its extension).
+    public static let protocolError: UInt16 = 1002
+    /// A compressed message that does not inflate.
+    public static let invalidData: UInt16 = 1007
 
     // Error frame codes (the connection stays open).
     /// Malformed JSON, a missing or ill-typed field, a bad topic or pattern.

@@ -17,17 +17,20 @@ final class PushClientHandler: ChannelInboundHandler {
     var closeCode: UInt16 = 1006
     var closing = false
 
-    init(gateway: PushGateway, token: String?, remote: String, maxFrameBytes: Int) {
+    let deflate: PushDeflateParams?
+
+    init(gateway: PushGateway, token: String?, remote: String, maxFrameBytes: Int, deflate: PushDeflateParams? = nil) {
         self.gateway = gateway
         self.token = token
         self.remote = remote
         self.maxFrameBytes = maxFrameBytes
+        self.deflate = deflate
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let channel = context.channel
         gateway.onLoop { [self] in
-            id = gateway.accepted(channel, token: token, remote: remote)
+            id = gateway.accepted(channel, token: token, remote: remote, deflate: deflate)
         }
     }
 
@@ -86,6 +89,12 @@ final class PushClientHandler: ChannelInboundHandler {
             fail(context, PushCodes.tooBig, "a fragmented message is over max_frame_bytes=\(maxFrameBytes)")
         case NIOWebSocketFrameAggregator.Error.tooManyFragments:
             fail(context, PushCodes.tooBig, "a message has more than 256 fragments")
+        case PushDeflateError.tooLarge:
+            fail(context, PushCodes.tooBig, "\(error)")
+        case PushDeflateError.corrupt:
+            fail(context, PushCodes.invalidData, "\(error)")
+        case PushDeflateError.reservedBits(let why):
+            fail(context, PushCodes.protocolError, "WebSocket protocol error: \(why)")
         case is NIOWebSocketError, is NIOWebSocketFrameAggregator.Error:
             fail(context, 1002, "WebSocket protocol error: \(error)")
         default:

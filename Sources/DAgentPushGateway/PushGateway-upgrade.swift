@@ -10,22 +10,30 @@ extension PushGateway {
     /// An upgrader for one new HTTP connection, for the node's HTTP listener
     /// (`HTTPServer.addUpgrader(owner: "push", gateway.makeUpgrader)`): upgrades
     /// `GET /ws?token=...` and leaves every other request to the listener.
+    /// A client that offers permessage-deflate gets it (unless `deflate` is off).
     public func makeUpgrader(_ channel: Channel) -> HTTPServerProtocolUpgrader {
         let maxFrame = hub.limits.maxFrameBytes
+        let deflate = hub.limits.deflate
         return NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrame,
             automaticErrorHandling: false,
             shouldUpgrade: { channel, head in
                 let (path, _) = Self.split(head.uri)
                 guard path == Self.path else { return channel.eventLoop.makeSucceededFuture(nil) }
-                return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                var headers = HTTPHeaders()
+                if deflate, let p = PushDeflateParams.negotiate(head.headers["sec-websocket-extensions"]) {
+                    headers.add(name: "Sec-WebSocket-Extensions", value: p.header)
+                }
+                return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipelineHandler: { [self] channel, head in
                 let (_, query) = Self.split(head.uri)
                 let token = Self.queryValue(query, "token")
                 let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+                let params = deflate ? PushDeflateParams.negotiate(head.headers["sec-websocket-extensions"]) : nil
                 return channel.eventLoop.makeCompletedFuture {
-                    let handler = PushClientHandler(gateway: self, token: token, remote: remote, maxFrameBytes: maxFrame)
+                    let handler = PushClientHandler(gateway: self, token: token, remote: remote, maxFrameBytes: maxFrame, deflate: params)
+                    try channel.pipeline.syncOperations.addHandler(PushInflateHandler(params: params, maxBytes: maxFrame))
                     try channel.pipeline.syncOperations.addHandler(
                         NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 256, maxAccumulatedFrameSize: maxFrame))
                     try channel.pipeline.syncOperations.addHandler(handler)

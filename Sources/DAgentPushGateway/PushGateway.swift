@@ -24,6 +24,9 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     var nextID: PushClientID = 1
     /// Client frames that arrived before the token was accepted.
     var early: [PushClientID: [[UInt8]]] = [:]
+    /// permessage-deflate of the clients that negotiated it (PushDeflate.swift).
+    var deflateParams: [PushClientID: PushDeflateParams] = [:]
+    let deflater = PushDeflater()
     let clock: () -> UInt64
 
     public init(loop: EventLoop, nodeName: String, limits: PushLimits = PushLimits(), broker: PushBroker = LocalPushBroker(),
@@ -52,7 +55,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     // MARK: clients
 
     /// A WebSocket was upgraded: registers it and asks the service about its token.
-    func accepted(_ channel: Channel, token: String?, remote: String) -> PushClientID? {
+    func accepted(_ channel: Channel, token: String?, remote: String, deflate: PushDeflateParams? = nil) -> PushClientID? {
         precondition(loop.inEventLoop)
         let id = nextID
         nextID += 1
@@ -66,6 +69,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
             return nil
         }
         channels[id] = channel
+        if let deflate { deflateParams[id] = deflate }
         let timeout = hub.limits.pluginTimeout
         let timer = loop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) { [weak self] in
             guard let self, self.channels[id] != nil, !self.hub.isAuthorized(id) else { return }
@@ -97,6 +101,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
         precondition(loop.inEventLoop)
         guard channels.removeValue(forKey: id) != nil else { return }
         early[id] = nil
+        deflateParams[id] = nil
         let user = hub.user(of: id)
         let known = hub.isAuthorized(id)
         hub.remove(id, code: code)
@@ -204,7 +209,12 @@ public final class PushGateway: PushSink, @unchecked Sendable {
 
     public func write(_ id: PushClientID, _ frame: ByteBuffer) -> Bool {
         guard let ch = channels[id] else { return false }
-        ch.write(WebSocketFrame(fin: true, opcode: .text, data: frame), promise: nil)
+        if !deflateParams.isEmpty, let p = deflateParams[id], frame.readableBytes >= hub.limits.deflateMinBytes,
+           let z = deflater.compress(frame, windowBits: p.serverMaxWindowBits, allocator: ch.allocator) {
+            ch.write(WebSocketFrame(fin: true, rsv1: true, opcode: .text, data: z), promise: nil)
+        } else {
+            ch.write(WebSocketFrame(fin: true, opcode: .text, data: frame), promise: nil)
+        }
         markDirty(ch)
         return ch.isWritable
     }
@@ -212,6 +222,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     public func close(_ id: PushClientID, code: UInt16, reason: String) {
         guard let ch = channels.removeValue(forKey: id) else { return }
         early[id] = nil
+        deflateParams[id] = nil
         if code == PushCodes.slowConsumer {
             logger.warning("push client \(id) closed: \(reason)")
         }

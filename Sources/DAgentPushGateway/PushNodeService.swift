@@ -27,29 +27,10 @@ public final class PushNodeService: PushService, @unchecked Sendable {
         self.gateway = gateway
     }
 
-    /// Takes the control type from the node's messages and adds the gateway to `dagent tree`.
-    /// Call after the plugin host's `install()`.
+    /// Takes the control type (requests and one-way messages) before the node's
+    /// application handlers and adds the gateway to `dagent tree`.
     public func install() {
-        let previous = node.onMessage
-        node.onMessage = { [unowned self] envelope in
-            if envelope.type == PushTypes.control {
-                self.control(envelope)
-            } else {
-                previous?(envelope)
-            }
-        }
-        // The plugin host takes the node's messages in batches.
-        if let previousBatch = node.onMessages {
-            node.onMessages = { [unowned self] batch in
-                guard batch.contains(where: { $0.type == PushTypes.control }) else { return previousBatch(batch) }
-                for m in batch where m.type == PushTypes.control {
-                    if self.node.handlerAcknowledgesDeliveries { self.node.acceptDelivery(m) }
-                    self.control(m.envelope)
-                }
-                let rest = batch.filter { $0.type != PushTypes.control }
-                if !rest.isEmpty { previousBatch(rest) }
-            }
-        }
+        node.handleMessages(ofType: PushTypes.control) { [unowned self] envelope in self.control(envelope) }
         let previousTree = node.treeExtension
         node.treeExtension = { [unowned self] reply in
             previousTree?(&reply)
@@ -143,6 +124,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
             let ttl = (item["ttl"] as? NSNumber)?.doubleValue ?? 0
             history.append(PushHistoryPolicy(pattern: p, size: size, ttl: ttl))
         }
+        if let on = obj["deflate"] as? Bool { gateway.hub.limits.deflate = on }
         let conflate = obj["conflate"] as? [String] ?? []
         for p in conflate {
             if let problem = PushTopic.problem(pattern: p, maxBytes: gateway.hub.limits.maxTopicBytes) { throw ConfigError("push conflate: \(problem)") }
@@ -157,6 +139,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
             int("max_topic_bytes", &limits.maxTopicBytes)
             int("max_clients", &limits.maxClients)
             if let n = l["plugin_timeout"] as? NSNumber { limits.pluginTimeout = n.doubleValue }
+            int("deflate_min_bytes", &limits.deflateMinBytes)
             gateway.hub.limits = limits
         }
         gateway.hub.configure(history: history, conflate: conflate)

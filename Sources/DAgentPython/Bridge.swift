@@ -14,7 +14,8 @@ enum Bridge {
             ctx: Unmanaged.passUnretained(host).toOpaque(),
             take: take, send: send, request: request, request_async: requestAsync, respond: respond,
             log: log, is_ready: isReady, control: control, handled: handled,
-            publish: publish, subscribe: subscribe, unsubscribe: unsubscribe)
+            publish: publish, subscribe: subscribe, unsubscribe: unsubscribe,
+            handler_times: handlerTimes)
     }
 
     @inline(__always)

@@ -66,6 +66,8 @@ public final class PluginHost: @unchecked Sendable {
     /// Applies a metrics report from `dagent.report` (JSON, see DAgentMetrics' `MetricsReport`)
     /// to the node's registry; returns the refusals. Called on the plugin thread.
     public var onReport: (@Sendable (Data) -> [String])?
+    /// Handler time of one plugin in one batch (PluginHost-handlerTime.swift); called on the plugin thread.
+    public var onHandlerTimes: (@Sendable (PluginHandlerTimes) -> Void)?
     /// Called on the plugin thread after each batch with the total handled so far (benchmarks).
     public var onHandled: (@Sendable (UInt64) -> Void)?
     /// Messages handed to plugin handlers so far.

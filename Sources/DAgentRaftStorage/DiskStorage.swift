@@ -37,6 +37,8 @@ public final class DiskStorage: RaftStorage, @unchecked Sendable {
     private var deferDepth = 0
     private var cleanupDue = false
     private var poisonedBy: String?
+    /// A snapshot file written by `stageSnapshotFile` whose `compact(with:)` is still to come.
+    private var staged: (index: UInt64, term: UInt64)?
 
     /// Opens (or creates) the storage in `directory` and recovers its state. Throws
     /// `DurableStorageError` if the data is damaged beyond a torn tail.
@@ -220,10 +222,45 @@ public final class DiskStorage: RaftStorage, @unchecked Sendable {
         try mutate { touched in
             try cache.compact(with: snapshot)
             touched()
+            let pre = staged
+            staged = nil
+            if let s = pre, s.index == snapshot.metadata.index, s.term == snapshot.metadata.term {
+                // The file was written (and synced) ahead by `stageSnapshotFile`; the marker
+                // rides with the next synced write, and cleanup waits for that sync.
+                try wal.append([.snapshot(kind: .compacted, index: snapshot.metadata.index, term: snapshot.metadata.term)], sync: false)
+                cleanupDue = true
+                return
+            }
             try snapshots.write(snapshot)
             try wal.append([.snapshot(kind: .compacted, index: snapshot.metadata.index, term: snapshot.metadata.term)])
             cleanupDue = true
             try cleanupIfDue()
+        }
+    }
+
+    /// Writes `snapshot`'s file (temp file, fsync, rename, directory fsync) ahead of the
+    /// `compact(with:)` that makes it effective, so that the slow part of a compaction can
+    /// run on a storage thread. The following `compact(with:)` of the same snapshot then
+    /// only updates memory and buffers its WAL marker (durable with the next sync). Until
+    /// that marker is synced the file is newer than the newest marker, and recovery
+    /// discards it: a crash in between loses nothing but the snapshot.
+    public func stageSnapshotFile(_ snapshot: Snapshot) throws {
+        try mutate { touched in
+            touched()
+            try snapshots.write(snapshot)
+            staged = (snapshot.metadata.index, snapshot.metadata.term)
+        }
+    }
+
+    /// Removes the file of a `stageSnapshotFile` whose `compact(with:)` will not come (the
+    /// compaction failed), so that pruning never counts it as the newest snapshot.
+    public func discardStagedSnapshot() throws {
+        try mutate { touched in
+            guard let s = staged else { return }
+            staged = nil
+            touched()
+            try snapshots.remove(SnapshotFile(index: s.index, term: s.term,
+                                              path: snapshots.directory + "/" + SnapshotStore.fileName(index: s.index, term: s.term)))
         }
     }
 

@@ -44,7 +44,9 @@ package struct WALReplay {
             if kind == .base { sawBase = true }
         case let .entry(e):
             guard e.index > 0 else { throw DurableStorageError.inconsistent("WAL holds an entry with index 0") }
-            if e.index > base && e.index <= lastIndex + 1 {
+            // Raft appends at lastIndex + 1, so the largest index leaves no room: only damage writes it.
+            guard e.index < .max else { throw DurableStorageError.inconsistent("WAL holds an entry with index \(e.index) (no room for a next entry)") }
+            if e.index > base && e.index - base <= UInt64(entries.count) + 1 {
                 entries.removeSubrange(Int(e.index - base - 1)...)
                 entries.append(e)
             } else {

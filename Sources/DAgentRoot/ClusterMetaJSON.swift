@@ -26,6 +26,10 @@ public enum ClusterMetaError: Error, Sendable, Equatable, CustomStringConvertibl
     case multipleStreams([UInt64])
     /// The requested stream has no members in the JSON.
     case unknownStream(UInt64)
+    /// A node has different addresses in different streams (one process serves them all).
+    case inconsistentAddress(nodeID: NodeID, String)
+    /// A node serves another stream but is not a member of stream 1, which holds the name directory.
+    case notInDirectoryStream(nodeID: NodeID, streams: [UInt64])
     /// The stored `meta.json` cannot be read or is invalid.
     case storedMetaUnreadable(path: String, reason: String)
     /// The stored `meta.json` belongs to another node/stream than the one starting.
@@ -43,6 +47,8 @@ public enum ClusterMetaError: Error, Sendable, Equatable, CustomStringConvertibl
         case let .ownNodeMissing(id, stream): return "own node_id \(id) is not a member of stream \(stream)"
         case let .multipleStreams(ids): return "cluster JSON has several streams \(ids); select one"
         case let .unknownStream(id): return "cluster JSON has no members in stream \(id)"
+        case let .inconsistentAddress(id, why): return "node_id \(id) has different addresses in different streams (\(why)); one process serves all its streams on one ip:port"
+        case let .notInDirectoryStream(id, streams): return "node_id \(id) is in stream(s) \(streams) but not in stream 1; with several streams every process must be a member of stream 1, which holds the name directory"
         case let .storedMetaUnreadable(path, why): return "cannot use \(path): \(why)"
         case let .storedMetaMismatch(why): return "stored cluster metadata does not match: \(why)"
         }
@@ -154,5 +160,40 @@ extension ClusterMeta {
             stream = streams[0]
         }
         return try ClusterMeta(streamID: stream, nodeID: nodeID, members: all.filter { $0.streamID == stream })
+    }
+
+    /// The streams of a DCF JSON that node `nodeID` is a member of (sorted). With several
+    /// streams in the JSON, every node must be in stream 1 (the name directory) and have the
+    /// same `ip:port` in each of its streams. Throws `ClusterMetaError`.
+    public static func streams(json: String, nodeID: NodeID) throws -> [UInt64] {
+        let root = try JSONValue.parse(json)
+        guard case let .array(items) = root else { throw ClusterMetaError.notAnArray(found: root.typeName) }
+        guard !items.isEmpty else { throw ClusterMetaError.emptyMemberList }
+        let all = try items.enumerated().map { try ClusterMember(json: $0.element, index: $0.offset) }
+        let streams = Set(all.map(\.streamID))
+        if streams.count > 1 {
+            var address: [NodeID: (String, UInt64)] = [:]
+            for m in all {
+                let here = "\(m.ip):\(m.port)"
+                if let (there, s) = address[m.nodeID], there != here {
+                    throw ClusterMetaError.inconsistentAddress(nodeID: m.nodeID, "\(there) in stream \(s), \(here) in stream \(m.streamID)")
+                }
+                address[m.nodeID] = (here, m.streamID)
+            }
+            let directory = Set(all.filter { $0.streamID == 1 }.map(\.nodeID))
+            for id in Set(all.map(\.nodeID)).sorted() where !directory.contains(id) {
+                throw ClusterMetaError.notInDirectoryStream(nodeID: id, streams: Array(Set(all.filter { $0.nodeID == id }.map(\.streamID))).sorted())
+            }
+        }
+        let mine = Array(Set(all.filter { $0.nodeID == nodeID }.map(\.streamID))).sorted()
+        guard !mine.isEmpty else { throw ClusterMetaError.ownNodeMissing(nodeID: nodeID, streamID: streams.sorted().first ?? 1) }
+        return mine
+    }
+
+    /// Stream id → its members' node ids, as the JSON lists them.
+    public static func streamMembers(json: String) throws -> [UInt64: [UInt64]] {
+        guard case let .array(items) = try JSONValue.parse(json) else { return [:] }
+        let all = try items.enumerated().map { try ClusterMember(json: $0.element, index: $0.offset) }
+        return Dictionary(grouping: all, by: \.streamID).mapValues { $0.map(\.nodeID).sorted() }
     }
 }

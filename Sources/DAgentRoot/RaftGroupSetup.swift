@@ -39,6 +39,33 @@ package struct RaftGroupSetup {
         }
     }
 
+    /// Every stream of the JSON this node is in, one setup each (one Raft group each):
+    /// a JSON of one stream gives `load(...)`; with several, stream 1 keeps `DIR` and stream
+    /// S uses `DIR/stream-S` (its own meta.json, WAL and snapshots).
+    package static func loadStreams(jsonPath: String, nodeID: UInt64, dataDir: String?) throws -> (groups: [RaftGroupSetup], members: [UInt64: [UInt64]]) {
+        guard var dataDir else { throw ConfigError("--raft needs --data DIR: the raft log and snapshots live there") }
+        if !dataDir.hasPrefix("/") { dataDir = FileManager.default.currentDirectoryPath + "/" + dataDir }
+        guard let json = try? String(contentsOfFile: jsonPath, encoding: .utf8) else {
+            throw ConfigError("cannot read cluster file '\(jsonPath)'")
+        }
+        do {
+            let all = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
+            if Set(all.compactMap { $0["stream_id"] as? Int }).count <= 1 {
+                let one = try load(jsonPath: jsonPath, nodeID: nodeID, dataDir: dataDir)
+                return ([one], [one.load.meta.streamID: one.load.meta.voters])
+            }
+        } catch {}
+        do {
+            let groups = try ClusterMeta.streams(json: json, nodeID: nodeID).map { stream in
+                let dir = stream == 1 ? dataDir : "\(dataDir)/stream-\(stream)"
+                return RaftGroupSetup(load: try ClusterMeta.loadOrInit(dataDir: dir, json: json, nodeID: nodeID, streamID: stream), dataDir: dir)
+            }
+            return (groups, try ClusterMeta.streamMembers(json: json))
+        } catch {
+            throw ConfigError("\(jsonPath): \(error)")
+        }
+    }
+
     /// `join`: this data directory is a new member of a running group (`dagent run --join`):
     /// an empty log is not bootstrapped; the replica waits for `dagent state member add`.
     package func makeReplica(node: Node, join: Bool = false) throws -> RootReplica {

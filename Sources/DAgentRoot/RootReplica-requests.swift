@@ -70,6 +70,7 @@ extension RootReplica {
             do {
                 try raft.propose(Self.le(id) + Self.le(proposerTag) + command.encode())
                 pendingWrites[id] = envelope
+                metrics?.proposals.increment()
             } catch {
                 notReady(envelope, error)
             }

@@ -24,10 +24,11 @@ public struct GroupMember: Equatable, Sendable {
 /// A root-group replica: a top-of-tree `Node` that also runs one Raft
 /// stream and serves the replicated KV store as the service `@state`.
 ///
-/// Everything runs on the node's event loop. Each `Ready` is persisted
-/// (`storage.save`, fsync'd by disk storage) before its messages are sent
-/// and its committed entries applied; proposals that arrive while a save is
-/// running ride in the next `Ready`, so one fsync covers many writes.
+/// Everything but the storage writes runs on the node's event loop. Each `Ready` is
+/// persisted on a storage thread (`storage.save`, fsync'd by disk storage) before its
+/// messages are sent (a leader's appends go first) and its committed entries applied,
+/// while the event loop keeps routing; proposals and Raft messages that arrive while a
+/// save is running ride in the next `Ready`, so one fsync covers many writes.
 public final class RootReplica: @unchecked Sendable {
     public let node: Node
     public let selfID: UInt64
@@ -81,6 +82,16 @@ public final class RootReplica: @unchecked Sendable {
     var watchClients: [UInt64: (client: String, clientID: UInt64)] = [:]
     var appliedSinceSnapshot = 0
     var readyScheduled = false
+    /// The thread that writes and fsyncs the Raft log (`RootReplica-storage.swift`);
+    /// nil for storage that does not sync (`MemoryStorage` in tests), which is saved inline.
+    let storageThread: RaftStorageThread?
+    /// A storage write is under way on `storageThread`: no new `Ready` until it is done.
+    var storageBusy = false
+    /// Storage totals (`RootReplica-figures.swift`), and a hook that sees every write's cost.
+    var figures = RaftStorageFigures()
+    var onPersisted: ((PersistCost) -> Void)?
+    /// The Raft figures in the node's metrics registry (`installMetrics`), if installed.
+    var metrics: RaftMetrics?
     /// Registrations waiting for their names to commit in the directory.
     var waitingConfirmations: [NameConfirmation] = []
     var directoryCleaned = false
@@ -98,6 +109,7 @@ public final class RootReplica: @unchecked Sendable {
         self.streamID = streamID
         self.members = members
         self.storage = storage
+        self.storageThread = (storage as? DiskStorage).map { RaftStorageThread(storage: $0, label: "dagent.raft.storage.\(streamID).\(selfID)") }
         self.proposerTag = (selfID & 0xFFFF) | (UInt64.random(in: 1..<(1 << 48)) << 16)
         for m in members { addresses[m.nodeID] = m.endpoint }
         var log = node.logger
@@ -133,6 +145,7 @@ public final class RootReplica: @unchecked Sendable {
             self.tickTask = self.node.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(self.tickMs), delay: .milliseconds(self.tickMs)) { _ in
                 guard self.stoppedReason == nil else { return }
                 self.raft.tick()
+                self.updateRaftGauges()
                 self.dialMissingPeers()
                 self.expireStalledTransfers()
                 self.checkTransfers()
@@ -157,6 +170,7 @@ public final class RootReplica: @unchecked Sendable {
     public func stop() {
         tickTask?.cancel()
         leaseTickTask?.cancel()
+        storageThread?.drain()
     }
 
     /// Stops this replica for good: it refuses every request, stops ticking and stepping
@@ -210,58 +224,6 @@ public final class RootReplica: @unchecked Sendable {
         }
     }
 
-    func processReady() {
-        while stoppedReason == nil, raft.hasReady() {
-            let rd = raft.ready()
-            // A leader sends its appends before its own fsync, so that its disk and the
-            // followers' disks sync in parallel (Raft thesis §10.2.1; etcd does the same).
-            // Anyone else persists first: a follower's ack promises its entries are durable,
-            // and a vote must be on disk before it is cast. Clients are answered only after
-            // the entry is applied, which is after this node's save below.
-            let leaderSendsFirst = raft.role == .leader && rd.hardState.map({ $0.vote == selfID || $0.vote == 0 }) ?? true
-            if leaderSendsFirst {
-                for message in rd.messages { send(message) }
-            }
-            if rd.mustSync {
-                do {
-                    // Only entries, snapshots and term/vote changes need an fsync; a Ready
-                    // that merely advances the commit index is buffered (etcd's MustSync).
-                    let termVote = rd.hardState.map { ($0.term, $0.vote) }
-                    let needSync = !rd.entries.isEmpty || rd.snapshot != nil || (termVote != nil && termVote! != syncedTermVote)
-                    if let disk = storage as? DiskStorage {
-                        try disk.save(rd, sync: needSync)
-                    } else {
-                        try storage.save(rd)
-                    }
-                    if needSync, let termVote { syncedTermVote = termVote }
-                } catch {
-                    // A replica that cannot persist must not acknowledge anything.
-                    logger.critical("raft storage failed: \(error); stopping this replica")
-                    fatalError("raft storage failed: \(error)")
-                }
-            }
-            if !leaderSendsFirst {
-                for message in rd.messages { send(message) }
-            }
-            if let snapshot = rd.snapshot, !snapshot.data.isEmpty {
-                do { try restoreSnapshot(snapshot.data) } catch {
-                    // Applying entries on top of the stale state would diverge from the group.
-                    stopFatally("cannot restore the snapshot at index \(snapshot.metadata.index) received from the leader: \(error)")
-                    return
-                }
-            }
-            for entry in rd.committedEntries {
-                if entry.type == .confChange { membershipApplied(entry) } else { apply(entry) }
-            }
-            for rs in rd.readStates where rs.context.count == 8 {
-                readyReads.append((rs.index, rs.context.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
-            }
-            raft.advance(rd)
-            serveReadyReads()
-            maybeCompact()
-        }
-    }
-
     func send(_ message: Message) {
         guard let link = peers[message.to] else {
             raft.reportUnreachable(message.to)
@@ -278,16 +240,5 @@ public final class RootReplica: @unchecked Sendable {
         frame.body = Data(bytes)
         node.sendService(frame, on: link)
         if message.type == .snapshot { raft.reportSnapshot(message.to, success: true) }
-    }
-
-    func maybeCompact() {
-        guard appliedSinceSnapshot >= snapshotEvery else { return }
-        appliedSinceSnapshot = 0
-        do {
-            let snap = try raft.compact(upTo: raft.appliedIndex, snapshotData: snapshotData())
-            logger.info("compacted the raft log up to index \(snap.metadata.index)")
-        } catch {
-            logger.warning("log compaction failed: \(error)")
-        }
     }
 }

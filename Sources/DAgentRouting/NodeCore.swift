@@ -160,7 +160,7 @@ public final class NodeCore {
         var h = hello
         h.secret = config.secret
         sendFrame(id, .peerHello(h))
-        interestLinkReady(id)
+        if authority?.peerCarriesInterest(hello) ?? true { interestLinkReady(id) }   // one interest link per replica pair
     }
 
     /// A link is gone (closed by either side, or failed).
@@ -355,7 +355,7 @@ public final class NodeCore {
         links[id]!.registered = true
         links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name
         authority?.peerUp(id, hello: hello)
-        interestLinkReady(id)
+        if authority?.peerCarriesInterest(hello) ?? true { interestLinkReady(id) }   // other streams' links carry only Raft
     }
 
     /// The driver's human-readable name for a link, for log lines.

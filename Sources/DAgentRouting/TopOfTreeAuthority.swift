@@ -24,4 +24,11 @@ public protocol TopOfTreeAuthority: AnyObject {
     func peerDown(_ link: LinkID)
     /// A service frame arrived on a peer link.
     func serviceFrame(_ frame: Dagent_ServiceFrame, on link: LinkID)
+    /// Whether the peer link that said `hello` carries pub/sub interest. With several
+    /// links per replica pair (one per Raft stream) only one of them may (default: all).
+    func peerCarriesInterest(_ hello: Dagent_PeerHello) -> Bool
+}
+
+extension TopOfTreeAuthority {
+    public func peerCarriesInterest(_ hello: Dagent_PeerHello) -> Bool { true }
 }

@@ -142,9 +142,14 @@ public struct FrameWriter {
 public enum BatchCodec {
     static let frameTag: UInt8 = 0x5A   // Frame field 11, length-delimited
 
+    /// A kind as protobuf writes an enum: int32 sign-extended to 64 bits (a negative,
+    /// unrecognized kind takes 10 bytes; `UInt64(kind)` would trap on it).
+    @inline(__always)
+    static func kindVarint(_ kind: Int) -> UInt64 { UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: kind))) }
+
     static func headerSize(dst: String, kind: Int = 0) -> Int {
         let d = dst.utf8.count
-        return 1 + EnvelopeCodec.varintSize(UInt64(d)) + d + 5 + (kind == 0 ? 0 : 2 + EnvelopeCodec.varintSize(UInt64(kind)))
+        return 1 + EnvelopeCodec.varintSize(UInt64(d)) + d + 5 + (kind == 0 ? 0 : 2 + EnvelopeCodec.varintSize(kindVarint(kind)))
     }
 
     static func encodeFrame(dst: String, hopLimit: UInt32, kind: Int = 0, entries: ByteBuffer, into out: inout ByteBuffer) {
@@ -162,7 +167,7 @@ public enum BatchCodec {
         if kind != 0 {
             out.writeInteger(UInt8(0xA0))   // field 100, varint
             out.writeInteger(UInt8(0x06))
-            EnvelopeCodec.writeVarint(UInt64(kind), &out)
+            EnvelopeCodec.writeVarint(kindVarint(kind), &out)
         }
         out.writeImmutableBuffer(entries)
     }

@@ -55,6 +55,7 @@ struct FanoutBench: ParsableCommand {
             fail("fanout (\(system)) set-up failed: \(error)")
         }
         run.publish = clients.publish
+        run.flush = clients.flush
         let r: FanoutResult
         do { r = try run.start().wait() } catch { fail("fanout (\(system)) failed: \(error)") }
         clients.close()
@@ -76,7 +77,10 @@ struct FanoutResult {
 
 /// The publisher and subscribers of one system; deliveries go to `run.delivered`.
 protocol FanoutClients {
+    /// Queues one publish (written, not necessarily flushed).
     var publish: (ByteBuffer) -> Void { get }
+    /// Ends a burst of publishes: what is queued goes out (one write per burst, as dagent's node does).
+    var flush: () -> Void { get }
     func close()
 }
 
@@ -85,6 +89,7 @@ final class FanoutRun: @unchecked Sendable {
     let loop: EventLoop
     let n: Int, count: Int, latencyCount: Int, window: Int, size: Int
     var publish: (ByteBuffer) -> Void = { _ in }
+    var flush: () -> Void = {}
     let promise: EventLoopPromise<FanoutResult>
     var result = FanoutResult()
     enum Phase { case probe, latency, throughput, done }
@@ -131,6 +136,7 @@ final class FanoutRun: @unchecked Sendable {
     func probe() {
         guard phase == .probe else { return }
         publish(message(phase: 0, seq: 0))
+        flush()
         loop.scheduleTask(in: .milliseconds(20)) { self.probe() }
     }
 
@@ -192,6 +198,7 @@ final class FanoutRun: @unchecked Sendable {
             return
         }
         publish(message(phase: 1, seq: seq))
+        flush()
     }
 
     /// Publishes while fewer than `window` messages per subscriber are in flight.
@@ -200,6 +207,7 @@ final class FanoutRun: @unchecked Sendable {
             publish(message(phase: 2, seq: UInt64(published)))
             published += 1
         }
+        flush()
     }
 
     /// Ends the throughput phase if deliveries stopped (lost ones are not retried).
@@ -226,6 +234,8 @@ final class DAgentFanout: FanoutClients {
     let publisher: Node
     var subs: [Node] = []
     let publish: (ByteBuffer) -> Void
+    /// The node flushes by itself at the end of the loop tick (scheduleFlush).
+    let flush: () -> Void = {}
 
     init(pub: String, sub: String, subscribers: Int, topic: String, group: EventLoopGroup, run: FanoutRun) throws {
         let tag = "\(getpid())"
@@ -257,6 +267,7 @@ final class DAgentFanout: FanoutClients {
 final class NATSFanout: FanoutClients {
     var channels: [Channel] = []
     let publish: (ByteBuffer) -> Void
+    let flush: () -> Void
 
     init(pub: String, sub: String, subscribers: Int, topic: String, group: EventLoopGroup, run: FanoutRun) throws {
         func connect(_ url: String, _ onMessage: ((ByteBuffer) -> Void)?) throws -> Channel {
@@ -290,8 +301,9 @@ final class NATSFanout: FanoutClients {
             out.writeString("\(b.readableBytes)\r\n")
             out.writeImmutableBuffer(b)
             out.writeString("\r\n")
-            p.writeAndFlush(out, promise: nil)
+            p.write(out, promise: nil)
         }
+        flush = { p.flush() }
     }
 
     func close() {

@@ -116,13 +116,18 @@ struct RunCommand: ParsableCommand {
         if let resolved = resolvedFromTopology() { return try resolved.run() }
         var config: NodeConfig
         var group: RaftGroupSetup?
+        var otherGroups: [RaftGroupSetup] = []   // streams other than the first (docs/state.md: several streams)
+        var streamMembers: [UInt64: [UInt64]] = [:]
         let pluginSettings: PluginSettings
         let metricsSettings: MetricsSettings
         do {
             let document = try loadDocument()   // one read of --config for every layer
             if let raft {
                 guard let nodeId else { throw ConfigError("--raft needs --node-id N") }
-                group = try RaftGroupSetup.load(jsonPath: raft, nodeID: nodeId, dataDir: data)
+                let loaded = try RaftGroupSetup.loadStreams(jsonPath: raft, nodeID: nodeId, dataDir: data)
+                group = loaded.groups[0]
+                otherGroups = Array(loaded.groups.dropFirst())
+                streamMembers = loaded.members
                 config = try buildConfig(document: document, defaultName: "r\(nodeId)", listen: group!.listen)
             } else {
                 config = try buildConfig(document: document)
@@ -135,6 +140,8 @@ struct RunCommand: ParsableCommand {
         let done = stopSignals.done
         let node: Node
         var replica: RootReplica?
+        var replicas: [RootReplica] = []
+        var streams: RootStreams?
         var host: PluginHost?
         let metrics: NodeMetrics
         do {
@@ -142,22 +149,35 @@ struct RunCommand: ParsableCommand {
             stopSignals.logger = node.logger
             metrics = NodeMetrics(node: node, settings: metricsSettings)
             if let group {
-                replica = try group.makeReplica(node: node, join: join)
-                if let snapshotEntries {
-                    guard snapshotEntries >= 1 else { throw ConfigError("--snapshot-entries must be >= 1 (got \(snapshotEntries))") }
-                    replica!.snapshotEvery = snapshotEntries
+                replicas = try ([group] + otherGroups).map { try $0.makeReplica(node: node, join: join) }
+                replica = replicas[0]
+                for m in RootReplica.metricsHelp { metrics.registry.document(m.name, help: m.help, buckets: m.buckets) }
+                for r in replicas {
+                    r.installMetrics(factory: DAgentMetricsFactory(registry: metrics.registry))   // series labelled by stream
+                    if let snapshotEntries {
+                        guard snapshotEntries >= 1 else { throw ConfigError("--snapshot-entries must be >= 1 (got \(snapshotEntries))") }
+                        r.snapshotEvery = snapshotEntries
+                    }
+                    if let snapshotHistoryBytes {
+                        guard snapshotHistoryBytes >= 0 else { throw ConfigError("--snapshot-history-bytes must be >= 0 (got \(snapshotHistoryBytes))") }
+                        r.stateConfig.snapshotHistoryBytes = snapshotHistoryBytes
+                    }
                 }
-                if let snapshotHistoryBytes {
-                    guard snapshotHistoryBytes >= 0 else { throw ConfigError("--snapshot-history-bytes must be >= 0 (got \(snapshotHistoryBytes))") }
-                    replica!.stateConfig.snapshotHistoryBytes = snapshotHistoryBytes
+                if streamMembers.count > 1 || !config.streams.isEmpty {
+                    streams = try RootStreams(node: node, replicas: replicas, members: streamMembers, prefixes: config.streams)
+                    streams!.attach()
+                } else {
+                    replica!.attach()
                 }
-                replica!.attach()
+            } else if !config.streams.isEmpty {
+                throw ConfigError("streams: maps key prefixes to the streams of a root group; it needs --raft CLUSTER.json")
             }
             if pluginSettings.isEnabled {
                 let h = try PluginHost(node: node, settings: pluginSettings)
                 h.reloadSettings = { try self.buildPluginSettings(document: try self.loadDocument()) }   // re-read once per reload
                 let registry = metrics.registry
                 h.onReport = { json in MetricsReport.apply(json: json, to: registry) }
+                PluginMetricsWiring.attach(h, to: registry)
                 h.install()
                 host = h
                 PushWiring.attach(node)
@@ -176,10 +196,12 @@ struct RunCommand: ParsableCommand {
             }
         }
         var exitCode: Int32 = 0
-        replica?.onFatal = { reason in
-            node.logger.error("stopping: the raft replica stopped: \(reason)")
-            exitCode = 3
-            done.signal()
+        for r in replicas {
+            r.onFatal = { reason in
+                node.logger.error("stopping: the raft replica of stream \(r.streamID) stopped: \(reason)")
+                exitCode = 3
+                done.signal()
+            }
         }
         node.onEvent = { event in
             if case .registered = event { DeployRunHooks.registered() }
@@ -218,19 +240,21 @@ struct RunCommand: ParsableCommand {
         }
         hup.resume()
         sources.append(hup)
-        if let replica {
+        for r in replicas {
             do {
-                try replica.start().wait()
+                try r.start().wait()
             } catch {
-                fail("cannot start the raft replica: \(error)", code: 2)
+                fail("cannot start the raft replica\(replicas.count > 1 ? " of stream \(r.streamID)" : ""): \(error)", code: 2)
             }
         }
+        if replicas.count > 1 { node.logger.notice("serving streams \(replicas.map(\.streamID)) on one port") }
+        _ = streams
         node.logger.notice("node '\(config.name)' started (role \(TreeRender.roleName(config.effectiveRole)))")
         DeployRunHooks.nodeStarted(node, replica: replica)
         done.wait()
         DeployRunHooks.stopping()
         PushWiring.shutdown()
-        replica?.stop()
+        for r in replicas { r.stop() }
         metrics.stop()
         host?.stop()
         try? node.shutdown()

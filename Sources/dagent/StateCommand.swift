@@ -35,7 +35,7 @@ struct StateCommandGroup: ParsableCommand {
     /// Sends one request on `node` and returns the reply payload, retrying while the group
     /// answers "retry" (no leader yet) until `timeout`.
     static func request(_ node: Node, _ body: StateRequestBody, type: UInt32 = StateTypes.request, timeout: Double) -> Data {
-        let payload = StateCoding.encode(body)
+        let payload = StateCoding.encode(StateStreamSelection.apply(body))
         var lastError = ""
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -58,7 +58,7 @@ struct StateCommandGroup: ParsableCommand {
     /// One attempt, never exiting: a transport failure becomes a `retry` answer.
     static func attempt(_ node: Node, _ body: StateRequestBody, timeout: Double) -> StateAnswer {
         do {
-            let reply = try node.request(to: StateTypes.serviceName, type: StateTypes.request, payload: StateCoding.encode(body),
+            let reply = try node.request(to: StateTypes.serviceName, type: StateTypes.request, payload: StateCoding.encode(StateStreamSelection.apply(body)),
                                          timeout: timeout).wait()
             return (try? StateCoding.decoder().decode(StateAnswer.self, from: reply.payload)) ?? .failure("undecodable answer")
         } catch {
@@ -110,4 +110,24 @@ struct StateCommandGroup: ParsableCommand {
 struct StateOutput: ParsableArguments {
     @Flag(help: "Print the group's JSON answer.") var json = false
     @Option(help: "Seconds to wait for the answer.") var timeout: Double = 5
+    @Option(help: "The root group's stream to ask (a group of several streams; default: the replicas' `streams:` prefix map, else 1).")
+    var stream: UInt64?
+
+    func validate() throws {
+        if let stream {
+            guard stream >= 1 else { throw ValidationError("--stream must be >= 1 (got \(stream))") }
+            StateStreamSelection.stream = stream
+        }
+    }
+}
+
+/// The `--stream` of this invocation, put into every request body that names none.
+enum StateStreamSelection {
+    nonisolated(unsafe) static var stream: UInt64?
+
+    static func apply(_ body: StateRequestBody) -> StateRequestBody {
+        var b = body
+        if b.stream == nil { b.stream = stream }
+        return b
+    }
 }

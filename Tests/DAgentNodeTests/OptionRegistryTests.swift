@@ -16,6 +16,7 @@ final class OptionRegistryTests: XCTestCase {
             return (v, v)
         case .addresses: return ("[tcp://127.0.0.1:7002, tcp://127.0.0.1:7003]", "tcp://127.0.0.1:7002,tcp://127.0.0.1:7003")
         case .path: return ("/tmp/dagent-x", "/tmp/dagent-x")
+        case .string where o.key == "streams": return ("orders/=2", "orders/=2")
         case .string, .mapping: return ("node-x", "node-x")
         }
     }
@@ -99,5 +100,28 @@ final class OptionRegistryTests: XCTestCase {
         let md = OptionDocs.markdown(NodeOptions.table.docs)
         for o in NodeOptions.table.options { XCTAssertTrue(md.contains("| `\(o.key)`"), o.key) }
         XCTAssertTrue(md.contains("| `hop_limit` | `--hop-limit` | int | `32` | `1...255` |"), md)
+    }
+}
+
+/// `streams:` (several streams per root process): the prefix map's parser and lookup.
+final class StreamPrefixTests: XCTestCase {
+    func testParseAndLongestPrefixWins() throws {
+        let map = try StreamPrefix.parseList("orders/=2, orders/eu/=3,jobs/=2", context: "streams")
+        XCTAssertEqual(map, [StreamPrefix(prefix: "orders/", stream: 2), StreamPrefix(prefix: "orders/eu/", stream: 3),
+                             StreamPrefix(prefix: "jobs/", stream: 2)])
+        XCTAssertEqual(StreamPrefix.stream(of: "orders/eu/1", in: map), 3)
+        XCTAssertEqual(StreamPrefix.stream(of: "orders/us/1", in: map), 2)
+        XCTAssertNil(StreamPrefix.stream(of: "cfg/x", in: map))
+        XCTAssertEqual(try ConfigFile.parse(yaml: "streams: orders/=2").streams, [StreamPrefix(prefix: "orders/", stream: 2)])
+    }
+
+    func testBadEntriesNameTheEntry() {
+        for (text, want) in [("orders", "entry 'orders' must be PREFIX=STREAM"), ("=2", "has an empty prefix"),
+                             ("a/=x", "stream 'x' must be an integer >= 1"), ("a/=0", "stream '0' must be an integer >= 1"),
+                             ("a/=1,a/=2", "prefix 'a/' is mapped twice")] {
+            XCTAssertThrowsError(try StreamPrefix.parseList(text, context: "streams")) { error in
+                XCTAssertTrue("\(error)".contains(want), "\(error) lacks \(want)")
+            }
+        }
     }
 }

@@ -12,11 +12,15 @@ Reports are requests of type ``dagent.report.REPORT_TYPE`` carrying statsd-style
 (counters as sums of increments, gauges as last values, histograms as merged buckets), so a
 restarted node's counters go on from where the collector had them, never counted twice. A node
 whose reports stop for ``down_after`` seconds (or that said goodbye with a final report) gets
-``dagent_node_up 0``; after ``grace`` more seconds its series go (its up gauge stays at 0).
+``dagent_node_up 0``; so does a node whose name the tree no longer holds (withdrawn or expired):
+every ``tree_check`` seconds the collector sends each node that is up a presence probe
+(``PROBE_TYPE``), and a ``no route`` from the tree marks it down at once. After ``grace`` more
+seconds a down node's series go (its up gauge stays at 0).
 
 Config (``plugins.config.collector``): ``down_after`` (3 s), ``grace`` (30 s),
 ``history_seconds`` (600), ``history_step`` (1 s), ``history_max_series`` (5000),
-``max_series`` (100000: series over all nodes; a report past it is refused with the count).
+``max_series`` (100000: series over all nodes; a report past it is refused with the count),
+``tree_check`` (1 s; 0 turns the presence probes off), ``tree_check_timeout`` (2 s).
 """
 import collections
 import json
@@ -40,12 +44,15 @@ CONFIG = dagent.Config(
     history_step=dagent.Option(float, default=1.0, min=0.1, help="seconds between time series points"),
     history_max_series=dagent.Option(int, default=5000, min=1, help="series with a time series"),
     max_series=dagent.Option(int, default=100000, min=1, help="series over all nodes"),
+    tree_check=dagent.Option(float, default=1.0, min=0.0, help="seconds between presence probes to each node that is up; a 'no route' from the tree (its name withdrawn or expired) marks it down at once (0: off)"),
+    tree_check_timeout=dagent.Option(float, default=2.0, min=0.1, help="seconds a presence probe waits; no answer decides nothing (the reports' down_after does)"),
     publish=dagent.Option(bool, default=True, help="publish each node's latest values on metrics.<node> through the push plugin of this node, if it runs"),
     publish_max_series=dagent.Option(int, default=500, min=1, help="series per node in one metrics.<node> message"),
     token_secret_file=dagent.Option(str, default="", help="the push plugin's secret_file: the dashboard gets a subscribe-only token for metrics.> from /api/collector/token and goes live over /ws"),
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PROBE_TYPE = 0xFFFE0051   # a node's metrics answer it (Sources/DAgentMetrics/NodeMetrics-presence.swift)
 
 
 class Node:
@@ -55,6 +62,7 @@ class Node:
         self.last_seen = time.time()
         self.up = True
         self.down_since = None
+        self.down_reason = ""
         self.reports = 0
         self.families = {}   # name -> {"type","help","labels","buckets","series": {values: cell}}
 
@@ -88,6 +96,7 @@ class Store:
                 n = self.nodes[name] = Node(name)
             n.incarnation = report.get("incarnation", "")
             n.last_seen, n.up, n.down_since = time.time(), not report.get("final"), (time.time() if report.get("final") else None)
+            n.down_reason = "final report" if report.get("final") else ""
             n.reports += 1
             for f in report.get("families", []):
                 mname, kind = f.get("name"), f.get("type")
@@ -131,7 +140,7 @@ class Store:
         with self.lock:
             for n in self.nodes.values():
                 if n.up and now - n.last_seen > self.cfg["down_after"]:
-                    n.up, n.down_since = False, now
+                    n.up, n.down_since, n.down_reason = False, now, "no report"
                     dagent.log.warning("collector: node '%s' sent no report for %.1fs: down", n.name, now - n.last_seen)
                 if not n.up and n.families and n.down_since is not None and now - n.down_since > self.cfg["grace"]:
                     self.total -= n.series_count()
@@ -139,6 +148,20 @@ class Store:
                     for k in [k for k in self.history if k[0] == n.name]:
                         del self.history[k]
                     dagent.log.info("collector: node '%s' down for %.0fs: its series are gone", n.name, self.cfg["grace"])
+
+    def gone(self, name, reason):
+        """The tree says `name` is not there (no route): down now, its series go after `grace`."""
+        with self.lock:
+            n = self.nodes.get(name)
+            if n is None or not n.up:
+                return
+            n.up, n.down_since, n.down_reason = False, time.time(), "gone from the tree"
+        dagent.log.warning("collector: node '%s' is gone from the tree (%s): down; its series go in %.0fs",
+                           name, reason, self.cfg["grace"])
+
+    def up_nodes(self):
+        with self.lock:
+            return [n.name for n in self.nodes.values() if n.up]
 
     def latest(self):
         """{node: payload} of what the dashboard shows live: up, and each counter/gauge's value (histograms: count)."""
@@ -229,6 +252,8 @@ def setup(config):
     if config["publish"]:
         dagent.every(config["history_step"], publish_latest)
     dagent.every(min(1.0, config["down_after"] / 3), STORE.expire)
+    if config["tree_check"] > 0:
+        dagent.every(config["tree_check"], check_tree)
     try:
         dagent.http.static("/dashboard/", os.path.join(HERE, "static"))
         dagent.http.route("/metrics/tree")(metrics_tree)
@@ -238,6 +263,28 @@ def setup(config):
         dagent.http.route("/api/collector/token")(dashboard_token)
     except dagent.ConfigError as exc:
         dagent.log.warning("collector: %s; /metrics/tree and the dashboard are off, reports are still collected", exc)
+
+
+_probing = set()
+
+
+async def _probe(name):
+    try:
+        await dagent.arequest(name, PROBE_TYPE, b"", timeout=STORE.cfg["tree_check_timeout"])
+    except dagent.NoRoute as exc:
+        STORE.gone(name, exc.reason or "no route")
+    except dagent.DAgentError:
+        pass   # a timeout or a refusal (an old node without the probe) decides nothing: the name is there
+    finally:
+        _probing.discard(name)
+
+
+def check_tree():
+    """One presence probe to each node that is up (at most one in flight per node)."""
+    for name in STORE.up_nodes():
+        if name not in _probing and name != dagent.name():
+            _probing.add(name)
+            dagent.after(0, _probe, name)
 
 
 def dashboard_token(req):
@@ -286,7 +333,7 @@ def metrics_tree(req):
 
 def nodes(req):
     with STORE.lock:
-        return [{"node": n.name, "up": n.up, "last_seen": n.last_seen, "reports": n.reports,
+        return [{"node": n.name, "up": n.up, "down_reason": n.down_reason, "last_seen": n.last_seen, "reports": n.reports,
                  "series": n.series_count(), "incarnation": n.incarnation}
                 for n in sorted(STORE.nodes.values(), key=lambda n: n.name)]
 

@@ -23,7 +23,7 @@ import dagent
 from dagent import _runtime, push
 
 LIMIT_KEYS = {"send_queue_bytes": int, "max_frame_bytes": int, "max_subscriptions": int, "max_pending_ops": int,
-              "max_topic_bytes": int, "max_clients": int, "plugin_timeout": float}
+              "max_topic_bytes": int, "max_clients": int, "plugin_timeout": float, "deflate_min_bytes": int}
 
 CONFIG = dagent.Config(
     secret_file=dagent.Option(str, default="", help="file holding the HS256 secret that signs the tokens "
@@ -32,6 +32,7 @@ CONFIG = dagent.Config(
     conflate=dagent.Option(list, default=[], help="patterns whose topics keep only their latest message for a slow client"),
     limits=dagent.Option(dict, default={}, help=f"gateway limits: {', '.join(LIMIT_KEYS)}"),
     max_history_size=dagent.Option(int, default=10000, min=1, help="largest history size a pattern may ask for"),
+    deflate=dagent.Option(bool, default=True, help="permessage-deflate (RFC 7692) for clients that offer it"),
 )
 
 _secret = b""
@@ -74,7 +75,8 @@ def _gateway_config(config):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)) or value <= 0:
             raise dagent.ConfigError(f"plugin 'push': limit {key} must be a positive {kind.__name__} (got {value!r})")
         limits[key] = value
-    return {"op": "configure", "history": history, "conflate": list(config.conflate), "limits": limits}
+    return {"op": "configure", "history": history, "conflate": list(config.conflate), "limits": limits,
+            "deflate": bool(config.deflate)}
 
 
 def setup(config):
@@ -104,7 +106,7 @@ def _serve_static():
     http = getattr(dagent, "http", None)
     static = getattr(http, "static", None) if http is not None else None
     directory = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-    if static is not None and os.path.isdir(directory):   # a clean checkout has no static/ until the page lands
+    if static is not None:
         static("/push/", directory)
 
 

@@ -39,6 +39,14 @@ Work intake — one of:
         Pure-Python dispatch: ``messages`` are (src, type, data, cookie) tuples
         that Runtime.dispatch turns into Message objects.
 
+Pub/sub (both native backends; ``dagent/_pubsub.py`` uses them)::
+
+    publish(topic, data)                raises BadTopic / TooLarge at once
+    subscribe(pattern, queue) -> id     returns once the node holds the subscription
+    unsubscribe(id)                     nothing is queued for ``id`` afterwards
+
+    Their messages arrive as ("publish", id, topic, src, data) events.
+
 Optional (the embedded backend has them): ``wakeup_fd()`` (readable when work
 is pending), ``current_slot()``, ``guard(slot, kind, fn, *args)`` (plugin code
 under the watchdog), ``idle()``/``busy()`` (the plugin thread waits / wakes),

@@ -338,19 +338,28 @@ class _Handle:
 
 
 class _Bound:
-    __slots__ = ("_h", "_kv")
+    """A handle with its labels bound: the series is made (and checked against the rules and
+    MAX_SERIES) once, here; an update is then an add on its cell (series are never removed)."""
+    __slots__ = ("_h", "_kv", "_c", "_f")
 
     def __init__(self, h, kv):
         self._h, self._kv = h, kv
+        self._c, self._f = h._reg._cell((h.name, tuple(kv.items())), h.name, h.kind, kv)
 
     def inc(self, n=1):
-        self._h._reg.inc(self._h.name, n, **self._kv)
+        if n < 0 and self._f.kind == "counter":
+            self._h._reg._refuse(f"counter '{self._h.name}' can only go up (got {n}); use a gauge")
+        self._c[0] += n
 
     def dec(self, n=1):
-        self._h._reg.dec(self._h.name, n, **self._kv)
+        if self._f.kind != "gauge":
+            self._h._reg._refuse(f"metric '{self._h.name}' is a {self._f.kind}; only gauges go down")
+        self._c[0] -= n
 
     def set(self, value):
-        self._h._reg.set(self._h.name, value, **self._kv)
+        if self._f.kind != "gauge":
+            self._h._reg._refuse(f"metric '{self._h.name}' is a {self._f.kind}; it cannot be used as a gauge")
+        self._c[0] = value
 
     def observe(self, value):
         self._h._reg.observe(self._h.name, value, **self._kv)

@@ -84,3 +84,32 @@ def test_label_flood_keeps_memory_flat():
             refused += 1
     assert refused == 19900 and len(r.families["flood_total"].series) == 100
     assert len(r._cache) == 100
+
+
+def test_bound_handles_update_their_cell_and_keep_the_rules():
+    from dagent.report import _Handle
+    r = Registry()
+    r.max_series = 2
+    c = _Handle(r, "bound_jobs_total", "counter", "Jobs", ["kind"])
+    a = c.labels(kind="a")
+    for _ in range(5):
+        a.inc()
+    a.inc(3)
+    c.inc(kind="a")                      # by name: the same series
+    assert r.changes()["families"][0]["series"] == [{"l": ["a"], "d": 9}]
+    with pytest.raises(MetricError, match="can only go up"):
+        a.inc(-1)
+    with pytest.raises(MetricError, match="only gauges go down"):
+        a.dec()
+    with pytest.raises(MetricError, match="cannot be used as a gauge"):
+        a.set(1)
+    c.labels(kind="b")
+    with pytest.raises(MetricError, match="MAX_SERIES=2"):
+        c.labels(kind="c")               # checked when the labels are bound
+    with pytest.raises(MetricError, match="has labels"):
+        c.labels(other="x")
+    g = _Handle(r, "bound_depth", "gauge", "Depth", ["q"]).labels(q="in")
+    g.set(4)
+    g.dec()
+    g.inc(2)
+    assert 'bound_depth{q="in"} 5' in r.render()

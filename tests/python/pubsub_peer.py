@@ -3,6 +3,8 @@
     pubsub_peer.py NAME VIA sub PATTERN COUNT [QUEUE]   prints "ready", then one JSON line per
                                                         message (async for node.topic), exits after COUNT
     pubsub_peer.py NAME VIA pub TOPIC N                 publishes N messages "0".."N-1", prints "done"
+    pubsub_peer.py NAME VIA aio PATTERN COUNT           the docs' worked example: asyncio.run, `async with
+                                                        dagent.Node`, `async with node.topic(...)`
 """
 import asyncio
 import json
@@ -11,8 +13,23 @@ import sys
 import dagent
 
 
+async def aio(name, via, pattern, count):
+    async with dagent.Node(name=name, via=via, ready_timeout=20) as node:
+        async with node.topic(pattern) as stream:
+            print("ready", flush=True)
+            n = 0
+            async for msg in stream:
+                print(json.dumps({"topic": msg.topic, "data": msg.text, "src": msg.src}), flush=True)
+                n += 1
+                if n == count:
+                    break
+
+
 def main():
     name, via, mode = sys.argv[1:4]
+    if mode == "aio":
+        asyncio.run(aio(name, via, sys.argv[4], int(sys.argv[5])))
+        return
     node = dagent.Node(name=name, via=via, ready_timeout=20)
     if mode == "pub":
         topic, n = sys.argv[4], int(sys.argv[5])

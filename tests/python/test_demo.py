@@ -50,6 +50,11 @@ def test_demo_runs_every_step_and_cleans_up():
     assert any('orders_commands_total{' in line and 'command="pay"' in line and 'node="a2"' in line
                and re.search(r"\} 1(\.0)?$", line) for line in out.splitlines()), "the collector has a2's series"
     assert f"http://127.0.0.1:{base + 11}/dashboard/" in out
+    for page, title in (("push/", "dagent push: live topic"), ("dashboard/", "dagent metrics")):
+        assert f"GET http://127.0.0.1:{base + 11}/{page}: 200" in out and f"<title>{title}</title>" in out, f"col serves /{page}"
+    for script in ("push/dagent-push.js", "dashboard/chart.min.js"):
+        assert f"GET http://127.0.0.1:{base + 11}/{script}: 200" in out
+    assert f"http://127.0.0.1:{base + 11}/push/?token=" in out, "the demo prints the push page's URL"
     got = [line for line in out.splitlines() if line.strip().startswith("client 1 <-")]
     assert got and '"topic": "orders.web"' in got[0] and "hello from a browser" in got[0], "the push gateway delivered"
     if "dagent sub 'orders.*.created'" in out:

@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -55,7 +56,7 @@ def openmetrics(text):
 
 
 class Tree:
-    def __init__(self, workdir):
+    def __init__(self, workdir, collector="{down_after: 1.0, grace: 2.0}"):
         self.workdir = workdir
         self.procs = {}
         self.port = free_port()
@@ -66,7 +67,7 @@ class Tree:
         cfg = os.path.join(workdir, "col.yaml")
         with open(cfg, "w") as f:
             f.write(f"name: col\nlisten: tcp://127.0.0.1:{self.port}\nhttp: tcp://127.0.0.1:{self.http}\n"
-                    f"plugins:\n  dirs: [{plugdir}]\n  config:\n    collector: {{down_after: 1.0, grace: 2.0}}\n")
+                    f"plugins:\n  dirs: [{plugdir}]\n  config:\n    collector: {collector}\n")
         self.start("col", [D, "run", "--config", cfg])
         self.base = f"http://127.0.0.1:{self.http}"
         wait_for("the collector", lambda: get(self.base + "/api/collector/nodes") is not None)
@@ -153,6 +154,88 @@ def test_five_nodes_sum_kill_and_restart(tree, workdir):
     time.sleep(0.6)  # three more report intervals: the value must not move (no double counting)
     assert value(tree.tree_text(), "test_jobs_total", node="n4", kind="a") == 8
     assert value(tree.tree_text(), "dagent_node_up", node="n4") == 1
+
+
+def test_plugin_handler_time_and_errors(tree, workdir):
+    """dagent_plugin_handler_seconds{plugin} (a histogram from the plugin host) and
+    dagent_plugin_errors_total{plugin} on the node's /metrics and at the collector."""
+    node_http = free_port()
+    tree.leaf("h0", http=node_http)
+    wait_for("h0's plugin", lambda: tree.ask("h0", 60, "1").returncode == 0)
+    for _ in range(4):
+        assert tree.ask("h0", 60, "1").returncode == 0
+    r = tree.ask("h0", 62, "-")
+    assert r.returncode != 0 and "test_metrics asked this handler to fail" in r.stderr, r.stderr
+    url = f"http://127.0.0.1:{node_http}/metrics"
+    wait_for("the handler time", lambda: (value(get(url), "dagent_plugin_handler_seconds_count", plugin="reporter") or 0) >= 6)
+    wait_for("the error count", lambda: value(get(url), "dagent_plugin_errors_total", plugin="reporter") == 1)
+    text = get(url)
+    promtool(text, workdir, "h0 /metrics with the handler histogram")
+    count = value(text, "dagent_plugin_handler_seconds_count", plugin="reporter")
+    assert value(text, 'dagent_plugin_handler_seconds_bucket', plugin="reporter", le="+Inf") == count
+    total = value(text, "dagent_plugin_handler_seconds_sum", plugin="reporter")
+    assert 0 < total < count * 1.0, f"{count} handlers took {total}s in all"
+    assert "# TYPE dagent_plugin_handler_seconds histogram" in text
+    wait_for("the histogram at the collector", lambda: (value(tree.tree_text(), "dagent_plugin_handler_seconds_count",
+                                                               node="h0", plugin="reporter") or 0) >= 6)
+    promtool(tree.tree_text(), workdir, "/metrics/tree with the handler histogram")
+
+
+def test_a_node_gone_from_the_tree_goes_down_at_once(workdir):
+    """The collector hears from the tree that a node's name is gone (kill -9: its parent withdraws
+    it), long before down_after (60 s here) would notice that its reports stopped."""
+    t = Tree(workdir, collector="{down_after: 60.0, grace: 1.0, tree_check: 0.2}")
+    try:
+        for name in ("g0", "g1"):
+            t.leaf(name)
+        for name in ("g0", "g1"):
+            wait_for(f"{name}'s plugin", lambda name=name: t.ask(name, 60, "2").returncode == 0)
+        wait_for("both at the collector", lambda: all(value(t.tree_text(), "test_jobs_total", node=n, kind="a") == 2
+                                                      for n in ("g0", "g1")))
+        t.procs["g1"].send_signal(signal.SIGKILL)
+        t.procs["g1"].wait()
+        killed = time.monotonic()
+        wait_for("g1 down", lambda: value(t.tree_text(), "dagent_node_up", node="g1") == 0, timeout=20)
+        assert time.monotonic() - killed < 30, "down from the tree's no route, not from down_after"
+        wait_for("g1's series gone", lambda: value(t.tree_text(), "test_jobs_total", node="g1", kind="a") is None, timeout=20)
+        text = t.tree_text()
+        assert value(text, "dagent_node_up", node="g1") == 0
+        assert value(text, "dagent_node_up", node="g0") == 1 and value(text, "test_jobs_total", node="g0", kind="a") == 2
+        nodes = {n["node"]: n for n in json.loads(get(t.base + "/api/collector/nodes"))}
+        assert nodes["g1"]["down_reason"] == "gone from the tree" and nodes["g0"]["up"]
+        log = open(os.path.join(workdir, "col.log")).read()
+        assert "collector: node 'g1' is gone from the tree" in log, log[-2000:]
+        # It comes back: up again with its next report.
+        t.leaf("g1")
+        wait_for("g1 up again", lambda: value(t.tree_text(), "dagent_node_up", node="g1") == 1, timeout=20)
+    finally:
+        t.stop()
+
+
+def test_a_standalone_python_program_reports_to_the_collector(tree, workdir):
+    """`import dagent` in a program of its own (the C API): dagent.report goes to the collector with
+    report_to, shows at /metrics/tree with its node label, and goes down when the program is killed."""
+    env = {**os.environ, "DAGENT_PYTHON_PATH": os.path.join(ROOT, "python"), "PYTHONPATH": os.path.join(ROOT, "python")}
+    script = os.path.join(HERE, "standalone_reporter.py")
+    tree.procs["sa1"] = subprocess.Popen([sys.executable, script, "sa1", f"tcp://127.0.0.1:{tree.port}", "col"], env=env,
+                                         stdout=subprocess.PIPE, stderr=open(os.path.join(workdir, "sa1.log"), "a"), text=True)
+    assert tree.procs["sa1"].stdout.readline().strip() == "ready", open(os.path.join(workdir, "sa1.log")).read()
+    for k in (2, 5):
+        r = tree.ask("sa1", 70, str(k))
+        assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    own = tree.ask("sa1", 71, "-").stdout
+    assert 'sa_jobs_total{kind="k"} 7' in own and "sa_job_seconds_count 2" in own, own
+    wait_for("sa1 at the collector", lambda: value(tree.tree_text(), "sa_jobs_total", node="sa1", kind="k") == 7)
+    text = tree.tree_text()
+    assert value(text, "sa_job_seconds_count", node="sa1") == 2
+    assert value(text, "sa_job_seconds_bucket", node="sa1", le="0.1") == 0
+    assert value(text, "sa_job_seconds_bucket", node="sa1", le="1.0") == 2
+    assert value(text, "sa_queue_depth", node="sa1") == 3
+    assert value(text, "dagent_node_up", node="sa1") == 1
+    promtool(text, workdir, "/metrics/tree with a standalone program's series")
+    tree.procs["sa1"].send_signal(signal.SIGKILL)
+    tree.procs["sa1"].wait()
+    wait_for("sa1 down", lambda: value(tree.tree_text(), "dagent_node_up", node="sa1") == 0)
 
 
 def test_prometheus_scrapes_a_node_and_the_collector(tree, workdir):

@@ -374,6 +374,12 @@ def test_standalone_subscriber_and_publisher_with_wildcards_and_the_async_iterat
         {"topic": "metrics.cpu", "data": "1", "src": json.loads(sub.lines[1])["src"]},
         {"topic": "metrics.mem.free", "data": "2", "src": json.loads(sub.lines[2])["src"]}]
     cluster.wait_for("its interest withdrawn after it left", lambda: "metrics.>" not in parent_patterns(cluster, a1))
+    # The worked example of docs/pubsub.md: asyncio.run, `async with dagent.Node`, `async with node.topic`.
+    aio = cluster.start_python("py-aio", PEER, "py-aio", a2, "aio", "audit.>", "1")
+    cluster.wait_for("the example's subscription", lambda: "ready" in aio.lines and "audit.>" in parent_patterns(cluster, a1))
+    assert cluster.run("pub", "--via", a1, "audit.orders.eu.created", '{"id":1}').returncode == 0
+    assert aio.wait(20) == 0, aio.stderr()
+    assert json.loads(aio.lines[1])["topic"] == "audit.orders.eu.created" and json.loads(aio.lines[1])["data"] == '{"id":1}'
 
 
 def test_queue_group_shared_by_a_plugin_and_standalone_programs(cluster):

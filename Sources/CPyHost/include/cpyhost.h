@@ -82,7 +82,15 @@ typedef struct cpy_callbacks {
                      uint64_t *id, char **reason);
     /* Ends subscription `id` (unknown ids are ignored). */
     void (*unsubscribe)(void *ctx, uint64_t id);
+    /* Handler time per plugin slot, once per batch, for the slots that ran:
+     * `buckets` holds CPY_HANDLER_BUCKETS + 1 non-cumulative counts per slot
+     * (bounds in cpy_handler_bounds, the last one +Inf), `sums` the seconds. */
+    void (*handler_times)(void *ctx, const int32_t *slots, const uint64_t *buckets, const double *sums, int n);
 } cpy_callbacks;
+
+/* The upper bounds (seconds) of the handler-time histogram's buckets. */
+#define CPY_HANDLER_BUCKETS 16
+extern const double cpy_handler_bounds[CPY_HANDLER_BUCKETS];
 
 /* Starts the interpreter on the calling thread (which becomes the plugin
  * thread) with the built-in module `_dagent_host`, prepends `paths` to

@@ -40,6 +40,9 @@ public struct NodeConfig: Sendable {
     /// `durable_segment_bytes`: the durable queue log rewrites its live records into a
     /// new segment once the current one is larger than this and mostly delivered.
     public var durableSegmentBytes: Int = 16 << 20
+    /// `streams`: key prefixes of the root group's streams (a replica of several streams
+    /// routes `@state` requests without an explicit stream by them; see docs/state.md).
+    public var streams: [StreamPrefix] = []
     /// Directory for the session file and the durable queue log (`DATA/queue/`).
     public var dataDir: String?
     public var secret: String = ""

@@ -58,6 +58,10 @@ public enum NodeOptions {
         .bool("durable", \.durable, help: "write queued messages ahead to the fsync'd log `DATA/queue/` before anything else leaves the node, replay and deliver them after a restart or crash (needs `data`; see docs/state.md)"),
         .int("durable_segment_bytes", \.durableSegmentBytes, min: 4096, max: 1 << 40,
              help: "the durable queue log rewrites its live messages into a new segment once the current one is larger than this and mostly delivered"),
+        .custom("streams", type: .string, current: { c in c.streams.isEmpty ? nil : c.streams.map { "\($0.prefix)=\($0.stream)" }.joined(separator: ",") },
+                help: "root replicas of several streams: `PREFIX=STREAM,...` sends `@state` requests for keys under PREFIX (longest wins) to that stream; others go to stream 1, which holds the name directory; a request's own `stream` wins (docs/state.md)") { c, v, ctx in
+            c.streams = try StreamPrefix.parseList(v, context: "\(ctx)")
+        },
         .optionalString("data", \.dataDir, type: .path,
                         help: "data directory: the session file (name reclaim after restart) and the durable queue log"),
         .string("secret", \.secret, help: "cluster secret children must present when registering"),

@@ -63,7 +63,8 @@ extension Node {
             service(m.envelope)
             return true
         }
-        if !typeHandlers.isEmpty, m.kind == .request, let handler = typeHandlers[m.type] {
+        if !typeHandlers.isEmpty, m.kind == .request || (m.kind == .data && oneWayTypes.contains(m.type)),
+           let handler = typeHandlers[m.type] {
             handler(m.envelope)
             return true
         }
@@ -99,6 +100,16 @@ extension Node {
         } else {
             eventLoop.execute { self.typeHandlers[type] = handler }
         }
+    }
+
+    /// Like `handleRequests(ofType:)`, and takes the one-way messages of `type`
+    /// too (`envelope.kind == .data`: nothing to answer).
+    public func handleMessages(ofType type: UInt32, _ handler: @escaping (Dagent_Envelope) -> Void) {
+        let install = {
+            self.oneWayTypes.insert(type)
+            self.typeHandlers[type] = handler
+        }
+        if eventLoop.inEventLoop { install() } else { eventLoop.execute(install) }
     }
 
     /// Answers a request from the data path with `payload` (on the event loop).

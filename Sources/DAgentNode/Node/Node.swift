@@ -73,6 +73,8 @@ public final class Node: @unchecked Sendable {
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
     /// Requests of reserved types taken before the application's handlers (`handleRequests(ofType:)`).
     var typeHandlers: [UInt32: (Dagent_Envelope) -> Void] = [:]
+    /// Types whose one-way messages `typeHandlers` take too (`handleMessages(ofType:)`).
+    var oneWayTypes: Set<UInt32> = []
     /// Handlers of this node's subscriptions, by subscription id (Node-pubsub.swift).
     var subscriptionHandlers: [UInt64: (Dagent_Envelope) -> Void] = [:]
     /// Called on the event loop to add what a layer above the routing core

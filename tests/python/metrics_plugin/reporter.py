@@ -27,3 +27,9 @@ def bad(msg):
         except ValueError as exc:
             errors.append(str(exc))
     return "\n".join(errors).encode()
+
+
+@dagent.on(62)
+def fails(msg):
+    """Raises: counted in dagent_plugin_errors_total{plugin="reporter"}."""
+    raise RuntimeError("test_metrics asked this handler to fail")

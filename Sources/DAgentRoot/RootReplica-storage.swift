@@ -1,0 +1,161 @@
+import DAgentRaft
+import DAgentRaftStorage
+import Dispatch
+import Foundation
+import NIOCore
+
+/// What one storage write cost, measured on the storage thread.
+struct PersistCost: Sendable {
+    /// Wall time of the write (and its fsync, when it synced).
+    var nanoseconds: UInt64
+    /// Whether the write ended with an fsync.
+    var synced: Bool
+    /// WAL bytes appended by this write (framing included).
+    var walBytes: Int
+}
+
+/// The thread that writes and fsyncs one replica's Raft log, so that the node's event
+/// loop (which also routes the tree) never waits behind an fsync.
+///
+/// Jobs run one at a time, in submission order; each job's completion is handed back
+/// to the event loop. The replica submits at most one job at a time (`storageBusy`), so
+/// the storage is never written from two places at once.
+final class RaftStorageThread: @unchecked Sendable {
+    let storage: DiskStorage
+    private let queue: DispatchQueue
+
+    init(storage: DiskStorage, label: String) {
+        self.storage = storage
+        self.queue = DispatchQueue(label: label, qos: .userInitiated)
+    }
+
+    /// Runs `job` on the storage thread, then `done` with its result and cost on `loop`.
+    func run<T: Sendable>(on loop: any EventLoop, synced: Bool, _ job: @escaping @Sendable (DiskStorage) throws -> T,
+                          done: @escaping @Sendable (Result<T, Error>, PersistCost) -> Void) {
+        queue.async {
+            let bytesBefore = self.storage.walStats.bytes
+            let start = DispatchTime.now().uptimeNanoseconds
+            let result = Result { try job(self.storage) }
+            let cost = PersistCost(nanoseconds: DispatchTime.now().uptimeNanoseconds &- start, synced: synced,
+                                   walBytes: self.storage.walStats.bytes - bytesBefore)
+            loop.execute { done(result, cost) }
+        }
+    }
+
+    /// Waits until every submitted job has run (its completion may still be queued on the loop).
+    func drain() { queue.sync {} }
+}
+
+/// The Ready loop. A `Ready` whose writes need an fsync is saved on the storage thread;
+/// the event loop goes on routing, stepping Raft messages, taking proposals and ticking
+/// meanwhile (all of which land in the next `Ready`, the group commit), and finishes the
+/// `Ready` when the save is durable: a follower's acknowledgements and every vote are sent
+/// only then, committed entries are applied (and clients answered) only then. A leader
+/// sends its appends before its own fsync (Raft thesis §10.2.1, as etcd does).
+extension RootReplica {
+    func processReady() {
+        while stoppedReason == nil, !storageBusy, raft.hasReady() {
+            let rd = raft.ready()
+            let leaderSendsFirst = raft.role == .leader && rd.hardState.map({ $0.vote == selfID || $0.vote == 0 }) ?? true
+            if leaderSendsFirst {
+                for message in rd.messages { send(message) }
+            }
+            if rd.mustSync {
+                // Only entries, snapshots and term/vote changes need an fsync; a Ready that
+                // merely advances the commit index is buffered (etcd's MustSync).
+                let termVote = rd.hardState.map { ($0.term, $0.vote) }
+                let needSync = !rd.entries.isEmpty || rd.snapshot != nil || (termVote != nil && termVote! != syncedTermVote)
+                if needSync, let thread = storageThread {
+                    storageBusy = true
+                    thread.run(on: node.eventLoop, synced: true, { disk in try disk.save(rd, sync: true) }) { result, cost in
+                        self.storageBusy = false
+                        if case .failure(let error) = result { self.storageFailed(error) }
+                        if let termVote { self.syncedTermVote = termVote }
+                        self.persisted(cost)
+                        self.finishReady(rd, sentFirst: leaderSendsFirst)
+                        self.processReady()
+                    }
+                    return
+                }
+                do {
+                    if let disk = storage as? DiskStorage {
+                        try disk.save(rd, sync: needSync)   // a buffered write: no fsync here
+                    } else {
+                        try storage.save(rd)
+                    }
+                    if needSync, let termVote { syncedTermVote = termVote }
+                } catch {
+                    storageFailed(error)
+                }
+            }
+            if !finishReady(rd, sentFirst: leaderSendsFirst) { return }
+        }
+    }
+
+    /// A replica that cannot persist must not acknowledge anything.
+    func storageFailed(_ error: Error) -> Never {
+        logger.critical("raft storage failed: \(error); stopping this replica")
+        fatalError("raft storage failed: \(error)")
+    }
+
+    /// Sends (unless sent before the save), applies and advances a `Ready` that is durable.
+    /// False if the replica stopped.
+    @discardableResult
+    func finishReady(_ rd: Ready, sentFirst: Bool) -> Bool {
+        if !sentFirst {
+            for message in rd.messages { send(message) }
+        }
+        if let snapshot = rd.snapshot, !snapshot.data.isEmpty {
+            do { try restoreSnapshot(snapshot.data) } catch {
+                // Applying entries on top of the stale state would diverge from the group.
+                stopFatally("cannot restore the snapshot at index \(snapshot.metadata.index) received from the leader: \(error)")
+                return false
+            }
+        }
+        for entry in rd.committedEntries {
+            if entry.type == .confChange { membershipApplied(entry) } else { apply(entry) }
+        }
+        for rs in rd.readStates where rs.context.count == 8 {
+            readyReads.append((rs.index, rs.context.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
+        }
+        raft.advance(rd)
+        serveReadyReads()
+        maybeCompact()
+        return true
+    }
+
+    /// Compacts the log once `snapshotEvery` entries were applied. With disk storage the
+    /// snapshot file is written and fsync'd on the storage thread first; the compaction
+    /// itself (memory, and a WAL marker that rides with the next fsync) runs on the loop.
+    func maybeCompact() {
+        guard appliedSinceSnapshot >= snapshotEvery, !storageBusy else { return }
+        appliedSinceSnapshot = 0
+        let index = raft.appliedIndex
+        guard let thread = storageThread else {
+            do {
+                let snap = try raft.compact(upTo: index, snapshotData: snapshotData())
+                logger.info("compacted the raft log up to index \(snap.metadata.index)")
+            } catch {
+                logger.warning("log compaction failed: \(error)")
+            }
+            return
+        }
+        guard index >= raft.firstIndex, let term = try? storage.term(at: index) else { return }
+        let snap = Snapshot(metadata: SnapshotMetadata(index: index, term: term, membership: raft.membership(at: index)),
+                            data: snapshotData())
+        storageBusy = true
+        thread.run(on: node.eventLoop, synced: true, { disk in try disk.stageSnapshotFile(snap) }) { result, cost in
+            self.storageBusy = false
+            if case .failure(let error) = result { self.storageFailed(error) }
+            self.persisted(cost)
+            do {
+                _ = try self.raft.compact(upTo: index, snapshotData: snap.data)
+                self.logger.info("compacted the raft log up to index \(index)")
+            } catch {
+                self.logger.warning("log compaction failed: \(error)")
+                do { try thread.storage.discardStagedSnapshot() } catch { self.storageFailed(error) }
+            }
+            self.processReady()
+        }
+    }
+}
