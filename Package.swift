@@ -68,7 +68,7 @@ let package = Package(
         // The pure routing core: registration, routes and cache, send queues, RPC table, timers as inputs.
         .target(
             name: "DAgentRouting",
-            dependencies: ["DAgentWire", nioCore],
+            dependencies: ["DAgentWire", nioCore, crypto],
             exclude: ["README.md"],
             swiftSettings: fastRelease
         ),

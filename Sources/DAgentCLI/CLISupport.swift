@@ -20,8 +20,11 @@ package struct JoinOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds to wait for the registration with --via.")
     package var joinTimeout: Double = 5
 
-    @Option(name: .long, help: "Cluster secret, if the tree requires one.")
+    @Option(name: .long, help: "Cluster secret, if the tree requires one (visible in ps: prefer --secret-file).")
     package var secret: String = ""
+
+    @Option(name: .long, help: "File holding the cluster secret (mode 0600), if the tree requires one.")
+    package var secretFile: String?
 
     @Option(name: .long, help: "Log level for this command (trace, debug, info, notice, warning, error).")
     package var logLevel: String = "warning"
@@ -32,7 +35,7 @@ package struct JoinOptions: ParsableArguments {
     package func nodeConfig(suffix: String = "") throws -> NodeConfig {
         var config = NodeConfig(name: (name ?? "dagent-cli-\(getpid())") + suffix)
         config.parents = try Shorthand.parseList(via.hasPrefix("push:") ? String(via.dropFirst(5)) : via)
-        config.secret = secret
+        config.secret = try resolvedSecret()
         config.heartbeatInterval = heartbeatInterval
         config.reconnectInitialBackoff = 0.05
         return config
@@ -40,6 +43,12 @@ package struct JoinOptions: ParsableArguments {
 }
 
 extension JoinOptions {
+    /// The secret from --secret-file, or else --secret.
+    package func resolvedSecret() throws -> String {
+        guard let secretFile else { return secret }
+        return try SecretFile.read(secretFile, label: "--secret-file")
+    }
+
     /// The shape of every one-shot command: join the tree as `config` (default: from these
     /// options), run `body` on the registered node, shut down. Any error thrown by `body` shuts
     /// the node down and exits 1 with its reason.

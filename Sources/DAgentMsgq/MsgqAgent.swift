@@ -13,7 +13,7 @@ import Logging
 /// (`pull:msgq://PATH`, `--msgq PATH`). It owns, keyed from PATH with ftok:
 ///
 /// - the **up** queue: every leaf writes to the agent here, with its channel
-///   (its session's message type) as the message type;
+///   (a random message type it picks per connection) as the message type;
 /// - the **down** queue: the agent and brothers write to a leaf here, with the
 ///   leaf's channel as the message type; each leaf reads only its own type;
 /// - the **name table** in shared memory: name → channel, which leaves read to
@@ -189,6 +189,18 @@ package final class MsgqAgentService {
         if let c = channels[channel] {
             if c.incarnation == incarnation { return c.link }
             if c.retired.contains(incarnation) { return nil }   // leftovers of an earlier connection
+            if c.incarnation != 0 {
+                // A live leaf holds this channel: a new connection takes a new
+                // channel (leaves pick one per connection), so this is someone
+                // reusing the number the name table publishes. Never a takeover.
+                garbage &+= 1
+                let n = garbageLogged[channel, default: 0]
+                garbageLogged[channel] = n + 1
+                if n < 5 || n % 1000 == 0 {
+                    node.logger.warning("msgq://\(path): dropped a message on channel \(hex(channel)) from a new connection (incarnation \(incarnation)): the channel belongs to live \(node.core.describe(c.link)); a new connection must use a new channel, and a name is reclaimed only with its session")
+                }
+                return nil
+            }
         }
         guard channel >= 2, incarnation != 0 else {
             garbage &+= 1

@@ -123,11 +123,14 @@ package final class MsgqParentLinkIO: LinkIO {
     package var lastOut: BrotherOut?
     package let allocator = ByteBufferAllocator()
 
-    package init(node: any MsgqHost, attachment: MsgqAttachment, link: LinkID, session: UInt64) {
+    /// `channel`: this connection's message type, public in the name table;
+    /// a fresh random one per connection (`MsgqWire.randomChannel()`), never
+    /// derived from the session.
+    package init(node: any MsgqHost, attachment: MsgqAttachment, link: LinkID, channel: UInt64) {
         self.node = node
         self.attachment = attachment
         self.link = link
-        channel = MsgqWire.channel(forSession: session)
+        self.channel = channel
         incarnation = UInt32.random(in: 1...UInt32.max)
         packer = MsgqPacker(maxText: attachment.limits.msgmax)
         agentWriter = FrameWriter(maxBatchBytes: packer.maxBatchBytes)

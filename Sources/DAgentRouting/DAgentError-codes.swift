@@ -19,6 +19,7 @@ extension DAgentError {
         case 10: return "unknown kind"   // unknownKind
         case 20: return "bad topic"   // badTopic
         case 21: return "too many subscriptions"   // tooManySubscriptions
+        case 30: return "unauthenticated"   // unauthenticated
         case 100: return "invalid argument"   // invalidArgument
         case 101: return "invalid state"   // invalidState
         default: return "error \(code.rawValue)"

@@ -18,6 +18,11 @@ package struct LinkState {
     package var peerHeartbeatNs: UInt64 = 0
     /// A replica-to-replica link: no names, no routing, service frames only.
     package var isPeer = false
+    /// The cluster-secret handshake has not finished: only its frames pass.
+    package var authPending = false
+    /// A query-only link (`dagent tree`): registered, but its name is not in
+    /// the tree, and it may only ask TreeRequest.
+    package var queryOnly = false
     /// The source last validated on this child link, and the route-table
     /// version it was validated at (the fast path's source check).
     package var lastSource = ""

@@ -32,6 +32,9 @@ extension NodeCore {
     /// a publish's (`dst` nil), which travels wherever interest is.
     package func sourceProblem(_ src: String, dst: String?, from id: LinkID) -> String? {
         guard let link = links[id], !link.isParent, !link.isPeer else { return nil }
+        if link.queryOnly {
+            return "an envelope from query-only link '\(link.peerName)' (it registered to ask for the tree only)"
+        }
         if let entry = routes[src] {
             if entry.link == id {
                 links[id]!.lastSource = src
@@ -132,8 +135,24 @@ extension NodeCore {
         return refused
     }
 
-    /// The subtree's names as `dagent tree` shows them: sessions are secrets
-    /// and never leave the node in a tree reply.
+    /// A query-only registration (`dagent tree`): the link counts as
+    /// registered (the name passed the rules, the rate limit and, in secret
+    /// mode, the handshake), but the name is not added to the tree and the
+    /// link may only ask TreeRequest.
+    package func acceptQueryLink(_ reg: Dagent_Register, on id: LinkID) {
+        links[id]!.registered = true
+        links[id]!.queryOnly = true
+        links[id]!.peerName = reg.name
+        links[id]!.peerHeartbeatNs = UInt64(reg.heartbeatMs) * 1_000_000
+        log(.debug, "query-only link '\(reg.name)' from \(links[id]!.address)")
+        var result = Dagent_RegisterResult()
+        result.parentName = config.name
+        result.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
+        sendFrame(id, .registerResult(result))
+    }
+
+    /// The subtree's names as `dagent tree` shows them: no sessions (nor
+    /// their verifiers) ever leave the node in a tree reply.
     package var publicRecords: [Dagent_NameRecord] {
         routes.records().map { record in
             var r = record

@@ -134,7 +134,7 @@ extension NodeCore {
         let total = group.totalWeight
         guard total > 0 else { return nil }
         // A group's cursor starts at a random place, so one-shot publishers do not all pick the first member.
-        let cursor = pubsub.cursors[group.name] ?? newSession()
+        let cursor = pubsub.cursors[group.name] ?? newSession().verifier
         pubsub.cursors[group.name] = cursor &+ 1
         var slot = cursor % total
         for member in group.members {

@@ -62,22 +62,29 @@ extension NodeCore {
             refuseRegistration(id, .refused, problem)
             return
         }
-        if !config.secret.isEmpty && reg.secret != config.secret {
-            refuseRegistration(id, .refused, "wrong or missing cluster secret for '\(reg.name)'")
+        if reg.queryOnly {
+            acceptQueryLink(reg, on: id)
             return
         }
+        let presented = reg.sessionSecretBytes
+        if !presented.isEmpty && SessionSecret(bytes: presented) == nil {
+            refuseRegistration(id, .refused, "session_secret of \(presented.count) bytes for '\(reg.name)' (must be \(SessionSecret.byteCount)); "
+                               + "remove the node's session file to get a new session")
+            return
+        }
+        let presentedSession = SessionSecret(bytes: presented)
         if childCount >= config.maxChildren {
             refuseRegistration(id, .refused, "node '\(config.name)' already has max_children=\(config.maxChildren) children")
             return
         }
-        if let why = conflict(name: reg.name, session: reg.session, link: id) {
+        if let why = conflict(name: reg.name, session: presentedSession?.verifier ?? 0, link: id) {
             refuseRegistration(id, .nameTaken, why)
             return
         }
-        let session = reg.session != 0 ? reg.session : newSession()
+        let session = presentedSession ?? newSession()
         var own = Dagent_NameRecord()
         own.name = reg.name
-        own.session = session
+        own.session = session.verifier
         own.parent = config.name
         own.role = reg.role
         var accepted = [own]
@@ -95,7 +102,7 @@ extension NodeCore {
         links[id]!.peerName = reg.name
         links[id]!.peerHeartbeatNs = UInt64(reg.heartbeatMs) * 1_000_000
         for record in accepted { adopt(record, via: id) }
-        log(.info, "child '\(reg.name)' registered from \(link.address) (session \(hex(session)), \(accepted.count - 1) name(s) below it)")
+        log(.info, "child '\(reg.name)' registered from \(link.address) (session \(hex(session.verifier)), \(accepted.count - 1) name(s) below it)")
         if parentReady, let parent = parentLink {
             let requestID = sendNameAdded(accepted, to: parent)
             pendingUp[requestID] = .childRegister(link: id, name: reg.name, session: session, refusedHere: refused)
@@ -116,9 +123,9 @@ extension NodeCore {
         closeLink(id, reason)
     }
 
-    package func answerRegistration(_ id: LinkID, session: UInt64, refused: [Dagent_NameRefusal]) {
+    package func answerRegistration(_ id: LinkID, session: SessionSecret?, refused: [Dagent_NameRefusal]) {
         var result = Dagent_RegisterResult()
-        result.session = session
+        result.sessionSecretBytes = session?.bytes ?? []
         result.parentName = config.name
         result.epoch = routes[links[id]?.peerName ?? ""]?.epoch ?? 0
         result.refused = refused
@@ -139,8 +146,8 @@ extension NodeCore {
     }
 
     package func handleNameAdded(_ added: Dagent_NameAdded, from id: LinkID) {
-        guard let link = links[id], !link.isParent, link.registered else {
-            refuseLink(id, .refused, "NameAdded from a link that has not registered")
+        guard let link = links[id], !link.isParent, link.registered, !link.queryOnly else {
+            refuseLink(id, .refused, "NameAdded from a link that has not registered (or registered query-only)")
             return
         }
         var accepted: [Dagent_NameRecord] = []
@@ -253,7 +260,7 @@ extension NodeCore {
             closeLink(id, "registration refused")
             return
         }
-        session = result.session
+        if let issued = SessionSecret(bytes: result.sessionSecretBytes) { sessionSecret = issued }
         parentName = result.parentName
         parentReady = true
         links[id]!.registered = true

@@ -26,7 +26,7 @@ extension NodeCore {
                 refuseLink(id, .refused, reason)
                 continue
             }
-            if nowNs &- link.lastSentHeartbeatNs >= interval {
+            if nowNs &- link.lastSentHeartbeatNs >= interval && !link.authPending {
                 links[id]!.lastSentHeartbeatNs = nowNs
                 heartbeatSeq &+= 1
                 var hb = Dagent_Heartbeat()

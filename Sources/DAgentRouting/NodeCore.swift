@@ -15,8 +15,12 @@ public final class NodeCore {
     public package(set) var routes = RouteTable()
     /// Envelopes waiting for the route up to become ready.
     public package(set) var queues: SendQueues
-    /// Session id of this node's own name (0 until the parent assigns one).
-    public package(set) var session: UInt64
+    /// The session of this node's own name (nil until the parent assigns one):
+    /// a 128-bit secret, sent only to the parent (see `SessionSecret`).
+    public package(set) var sessionSecret: SessionSecret?
+    /// The session's verifier (0 without one): what names carry up the tree and
+    /// what log lines show.
+    public var session: UInt64 { sessionSecret?.verifier ?? 0 }
     /// Name of the parent this node registered with ("" at the top).
     public package(set) var parentName = ""
     /// True once the parent accepted our registration, until that link drops.
@@ -35,7 +39,13 @@ public final class NodeCore {
     /// Names added/withdrawn below us while our own registration was in flight.
     package var addedWhileRegistering: Set<String> = []
     package var withdrawnWhileRegistering: Set<String> = []
-    package let newSession: () -> UInt64
+    package let newSession: () -> SessionSecret
+    /// Cluster-secret handshakes in progress, by link (NodeCore-auth.swift).
+    package var handshakes: [LinkID: AuthHandshake] = [:]
+    /// Frames a link sends once its handshake is done (Register, PeerHello).
+    package var afterAuth: [LinkID: Dagent_Frame.OneOf_Body] = [:]
+    /// Source of handshake nonces (seeded in tests).
+    public var authNonce: () -> [UInt8] = AuthHandshake.randomNonce
     /// Names (besides our own) delivered here, e.g. "@state" on a root replica.
     public var localServices: Set<String> = []
     /// At the top of a root group: the group's directory and peer links
@@ -66,12 +76,12 @@ public final class NodeCore {
     public private(set) var draining = false
 
     /// - Parameters:
-    ///   - session: a session to present to the parent (a restarted node reclaiming its name), or 0.
-    ///   - sessionGenerator: source of new session ids (seeded in tests).
-    public init(config: NodeCoreConfig, session: UInt64 = 0,
-                sessionGenerator: @escaping () -> UInt64 = { UInt64.random(in: 1...UInt64.max) }) {
+    ///   - session: a session to present to the parent (a restarted node reclaiming its name), or nil.
+    ///   - sessionGenerator: source of new sessions (seeded in tests).
+    public init(config: NodeCoreConfig, session: SessionSecret? = nil,
+                sessionGenerator: @escaping () -> SessionSecret = SessionSecret.random) {
         self.config = config
-        self.session = session
+        self.sessionSecret = session
         self.newSession = sessionGenerator
         self.pubsub = PubSubState(limits: config.pubsub)
         self.queues = SendQueues(perDestinationLimit: config.sendQueueLength,
@@ -82,7 +92,7 @@ public final class NodeCore {
     /// Call once. The top of the tree is ready at once; other nodes wait for `linkUp` of a parent.
     public func start(nowNs: UInt64) {
         if !config.hasParent {
-            if session == 0 { session = newSession() }
+            if sessionSecret == nil { sessionSecret = newSession() }
             emit(.registered(session: session, parent: ""))
         }
     }
@@ -123,8 +133,11 @@ public final class NodeCore {
     /// A link is connected. `isParent` links are dialed by this node. A parent
     /// link may come with the `brothers` its transport reaches directly (a
     /// leaf's message-queue link): `nextHop` then sends to them straight.
+    /// In secret mode every link runs the handshake first, except one whose
+    /// transport already limits who can reach it (`skipsHandshake`: message
+    /// queues, which only processes of the same user can open).
     public func linkUp(_ id: LinkID, isParent: Bool, address: String, brothers: (any BrotherDirectory)? = nil,
-                       nowNs: UInt64) {
+                       skipsHandshake: Bool = false, nowNs: UInt64) {
         links[id] = LinkState(id: id, isParent: isParent, address: address, openedNs: nowNs,
                               lastHeardNs: nowNs, lastSentHeartbeatNs: nowNs)
         if isParent {
@@ -135,18 +148,23 @@ public final class NodeCore {
             parentReady = false
             addedWhileRegistering = []
             withdrawnWhileRegistering = []
-            var reg = Dagent_Register()
-            reg.name = config.name
-            reg.session = session
-            reg.role = config.role
-            reg.protocolVersion = WireConstants.protocolVersion
-            reg.subtree = routes.records()
-            reg.secret = config.secret
-            reg.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
-            sendFrame(id, .register(reg))
+            if skipsHandshake { sendFrame(id, .register(registration())) } else { authenticateThenSend(id, .register(registration())) }
         } else {
             admitUnregistered(id)
+            if !skipsHandshake { expectAuthentication(id) }
         }
+    }
+
+    /// Our Register for the parent link.
+    package func registration() -> Dagent_Register {
+        var reg = Dagent_Register()
+        reg.name = config.name
+        reg.sessionSecretBytes = sessionSecret?.bytes ?? []
+        reg.role = config.role
+        reg.protocolVersion = WireConstants.protocolVersion
+        reg.subtree = routes.records()
+        reg.heartbeatMs = UInt32(clamping: config.heartbeatIntervalNs / 1_000_000)
+        return reg
     }
 
     /// A peer link this node dialed is connected: say hello on it.
@@ -158,14 +176,15 @@ public final class NodeCore {
         state.peerName = "peer:\(hello.service)"
         links[id] = state
         var h = hello
-        h.secret = config.secret
-        sendFrame(id, .peerHello(h))
-        if authority?.peerCarriesInterest(hello) ?? true { interestLinkReady(id) }   // one interest link per replica pair
+        h.secret = ""
+        authenticateThenSend(id, .peerHello(h))
     }
 
     /// A link is gone (closed by either side, or failed).
     public func linkDown(_ id: LinkID, reason: String, nowNs: UInt64) {
         guard let link = links.removeValue(forKey: id) else { return }
+        handshakes[id] = nil
+        afterAuth[id] = nil
         interestLinkDown(id)
         if link.isPeer {
             log(stopping ? .debug : .info, "peer link \(link.address) down: \(reason)")
@@ -199,7 +218,11 @@ public final class NodeCore {
     /// The peer of `id` sent a frame body (the bytes after the length
     /// prefix). Envelopes take the fast path: only their routing header is read.
     public func receive(frameBody: ByteBuffer, from id: LinkID, nowNs: UInt64) {
-        guard links[id] != nil else { return }
+        guard let authPending = links[id]?.authPending else { return }
+        if authPending {
+            receiveBeforeAuthentication(frameBody, from: id, nowNs: nowNs)
+            return
+        }
         do {
             switch try InboundFrame.classify(frameBody) {
             case let .envelope(raw, header):
@@ -296,7 +319,11 @@ public final class NodeCore {
 
     /// The peer of `id` sent a decoded frame.
     public func receive(_ frame: Dagent_Frame, from id: LinkID, nowNs: UInt64) {
-        guard links[id] != nil else { return }
+        guard let authPending = links[id]?.authPending else { return }
+        if authPending {
+            receiveDuringAuthentication(frame, from: id, nowNs: nowNs)
+            return
+        }
         links[id]!.lastHeardNs = nowNs
         links[id]!.framesIn &+= 1
         switch frame.body {
@@ -323,9 +350,15 @@ public final class NodeCore {
         case .nameWithdrawn(let withdrawn)?:
             handleNameWithdrawn(withdrawn, from: id)
         case .linkError(let error)?:
-            log(.warning, "peer \(describe(id)) reports \(DAgentError.name(of: error.error)): \(error.reason)")
+            linkErrorReceived(error, from: id)
         case .treeRequest(let request)?:
+            // Only to a registered (and, in secret mode, authenticated) peer.
             // Answered by the driver, which knows the socket buffer depths.
+            guard links[id]!.registered else {
+                refuseLink(id, .unauthenticated, "tree query from a link that has not registered; "
+                           + "register first (`dagent tree` does, with --name and the cluster secret)")
+                return
+            }
             emit(.treeRequested(id, requestID: request.requestID))
         case .peerHello(let hello)?:
             handlePeerHello(hello, from: id)
@@ -337,6 +370,8 @@ public final class NodeCore {
             }
         case .interest(let update)?:
             handleInterest(update, from: id)
+        case .authHello?, .authChallenge?, .authProof?:
+            authenticationFrameAfterwards(frame, from: id)
         case .treeReply?, nil:
             log(.debug, "ignoring unexpected frame from \(describe(id))")
         }
@@ -345,10 +380,6 @@ public final class NodeCore {
     package func handlePeerHello(_ hello: Dagent_PeerHello, from id: LinkID) {
         guard let link = links[id], !link.isParent, !link.registered else {
             refuseLink(id, .refused, "PeerHello on a link that is already a tree link")
-            return
-        }
-        if !config.secret.isEmpty && hello.secret != config.secret {
-            refuseLink(id, .refused, "wrong or missing cluster secret in PeerHello from node \(hello.nodeID)")
             return
         }
         links[id]!.isPeer = true
@@ -416,7 +447,7 @@ public struct CoreStats: Equatable, Sendable {
 /// An upward name registration waiting for the parent's NameAck.
 package enum PendingUp {
     /// A child's Register: answer it with RegisterResult.
-    case childRegister(link: LinkID, name: String, session: UInt64, refusedHere: [Dagent_NameRefusal])
+    case childRegister(link: LinkID, name: String, session: SessionSecret?, refusedHere: [Dagent_NameRefusal])
     /// A child's NameAdded: answer it with NameAck carrying its request id.
     case childNames(link: LinkID, requestID: UInt64, refusedHere: [Dagent_NameRefusal])
     /// Names we added ourselves after (re)registering; nobody below waits.

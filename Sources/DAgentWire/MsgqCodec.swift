@@ -18,7 +18,7 @@ import NIOCore
 /// Small frames are batched into one message up to `msgmax`; a frame that
 /// does not fit is split into fragments that the receiver reassembles (per
 /// sender: the queue keeps each sender's messages to one receiver in order).
-/// A leaf's channel is its message type: `channel(forSession:)`.
+/// A leaf's channel is its message type: `randomChannel()`, one per connection.
 public enum MsgqWire {
     public static let magic0: UInt8 = 0xDA
     public static let magic1: UInt8 = 0x51
@@ -45,12 +45,11 @@ public enum MsgqWire {
         case wake = 4
     }
 
-    /// The message type (and channel) that belongs to a session: positive,
-    /// at least 2, below 2^62. Leaves of one agent must have distinct sessions.
-    @inline(__always)
-    public static func channel(forSession session: UInt64) -> UInt64 {
-        let c = session & 0x3FFF_FFFF_FFFF_FFFF
-        return c < 2 ? c + 2 : c
+    /// A channel (message type) for a new leaf connection: random, at least 2,
+    /// below 2^62. Channels are public (the name table lists them); a leaf's
+    /// session is a separate secret, so knowing a channel takes nothing over.
+    public static func randomChannel() -> UInt64 {
+        UInt64.random(in: 2..<(1 << 62))
     }
 
     /// Writes the 16-byte header.

@@ -109,9 +109,17 @@ struct RecvCommand: ParsableCommand {
 struct TreeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tree",
-        abstract: "Show the live tree as the node at ADDR sees it: names, levels, links, queue depths."
+        abstract: "Show the live tree as the node at ADDR sees it: names, levels, links, queue depths.",
+        discussion: """
+        The query registers with the node first, like the other one-shot commands, but query-only:
+        its --name is checked (and, in secret mode, the cluster secret proved) without adding it to
+        the tree. Nodes answer tree queries only on registered links. Sessions are never shown.
+        """
     )
     @Option(help: "Address of the node to ask (tcp://HOST:PORT, or msgq://PATH for the agent serving that path).") var via: String
+    @Option(help: "Name to register the query with (default: tree-RANDOM).") var name: String?
+    @Option(help: "Cluster secret, if the tree requires one (visible in ps: prefer --secret-file).") var secret: String = ""
+    @Option(help: "File holding the cluster secret (mode 0600), if the tree requires one.") var secretFile: String?
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Seconds to wait for the answer.") var timeout: Double = 3
 
@@ -123,7 +131,8 @@ struct TreeCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         do {
-            let reply = try TreeQuery.fetch(endpoint, timeout: timeout, group: group).wait()
+            let key = try secretFile.map { try SecretFile.read($0, label: "--secret-file") } ?? secret
+            let reply = try TreeQuery.fetch(endpoint, timeout: timeout, name: name, secret: key, group: group).wait()
             print(json ? TreeRender.json(reply) : TreeRender.text(reply))
         } catch {
             fail("\(error)")

@@ -175,15 +175,13 @@ public final class Cluster {
     }
 
     /// The names the node at `port` sees in its subtree (nil if it does not answer).
-    public func names(at port: Int) -> Set<String>? {
-        guard let reply = try? TreeQuery.fetch(.tcp(host: "127.0.0.1", port: port), timeout: 1, group: Cluster.group).wait() else {
-            return nil
-        }
-        return Set(reply.names.map(\.name))
+    /// (`secret`: the cluster secret of a tree in secret mode.)
+    public func names(at port: Int, secret: String = "") -> Set<String>? {
+        tree(at: port, secret: secret).map { Set($0.names.map(\.name)) }
     }
 
-    public func tree(at port: Int) -> Dagent_TreeReply? {
-        try? TreeQuery.fetch(.tcp(host: "127.0.0.1", port: port), timeout: 1, group: Cluster.group).wait()
+    public func tree(at port: Int, secret: String = "") -> Dagent_TreeReply? {
+        try? TreeQuery.fetch(.tcp(host: "127.0.0.1", port: port), timeout: 1, secret: secret, group: Cluster.group).wait()
     }
 
     /// Polls `condition` until it holds or `timeout` passes.

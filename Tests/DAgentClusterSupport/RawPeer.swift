@@ -7,6 +7,27 @@ import DAgentRouting
 public final class RawPeer {
     public let fd: Int32
 
+    /// A connected socket to 127.0.0.1:`port` (blocking).
+    static func connectFD(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let rc = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { close(fd); throw RawPeerError("connect to \(port) failed: errno \(errno)") }
+        return fd
+    }
+
+    /// Wraps an accepted socket (a fake server's side of a connection).
+    public init(accepted fd: Int32) {
+        self.fd = fd
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     public init(port: Int, receiveBuffer: Int? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if var size = receiveBuffer.map(Int32.init) {
@@ -76,4 +97,10 @@ public final class RawPeer {
         }
         return false
     }
+}
+
+/// A failure of the raw socket helpers.
+public struct RawPeerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import DAgentNode
 
@@ -15,6 +16,12 @@ final class OptionRegistryTests: XCTestCase {
             let v = o.key == "addr" ? "pull:tcp://127.0.0.1:7001" : "tcp://127.0.0.1:7001"
             return (v, v)
         case .addresses: return ("[tcp://127.0.0.1:7002, tcp://127.0.0.1:7003]", "tcp://127.0.0.1:7002,tcp://127.0.0.1:7003")
+        case .path where o.key == "secret_file":
+            // A real file: secret_file reads it (0600, at least 16 bytes).
+            let path = NSTemporaryDirectory() + "dagent-options-\(getpid()).secret"
+            FileManager.default.createFile(atPath: path, contents: Data("sample-cluster-secret\n".utf8))
+            chmod(path, 0o600)
+            return (path, path)
         case .path: return ("/tmp/dagent-x", "/tmp/dagent-x")
         case .string where o.key == "streams": return ("orders/=2", "orders/=2")
         case .string, .mapping: return ("node-x", "node-x")

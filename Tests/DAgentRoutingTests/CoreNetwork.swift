@@ -22,13 +22,14 @@ final class CoreNetwork {
     private var nextSession: UInt64 = 0x1000
 
     @discardableResult
-    func add(_ name: String, role: Dagent_NodeRole = .proxy, hasParent: Bool, session: UInt64 = 0,
+    func add(_ name: String, role: Dagent_NodeRole = .proxy, hasParent: Bool, session: SessionSecret? = nil,
              configure: (inout NodeCoreConfig) -> Void = { _ in }) -> NodeCore {
         var config = NodeCoreConfig(name: name, role: role, hasParent: hasParent)
         configure(&config)
         let core = NodeCore(config: config, session: session) { [unowned self] in
             self.nextSession += 1
-            return self.nextSession
+            let n = self.nextSession
+            return SessionSecret(bytes: (0..<16).map { UInt8(truncatingIfNeeded: n >> (8 * UInt64($0 % 8))) &+ UInt8($0) })!
         }
         cores[name] = core
         core.start(nowNs: nowNs)
@@ -241,6 +242,7 @@ final class CoreNetwork {
     /// Carries real frame bytes, split by the real `FrameReader`.
     private func transmit(_ bytes: ByteBuffer, from name: String, link: LinkID) {
         guard bytes.readableBytes > 0, !frozen.contains(name), let end = peers[name]?[link] else { return }
+        wire.append((name, end.node, Array(bytes.readableBytesView)))
         var reader = FrameReader(maxFrameBytes: 1 << 24)
         reader.append(bytes)
         while let body = try! reader.next() {
@@ -297,6 +299,9 @@ final class CoreNetwork {
     func received(_ node: String) -> [String] {
         (published[node] ?? []).flatMap { item in item.ids.map { _ in String(decoding: item.envelope.payload, as: UTF8.self) } }
     }
+
+    /// Every byte written on a link, in order: (from, to, bytes).
+    var wire: [(from: String, to: String, bytes: [UInt8])] = []
 
     /// Frames the core sent to test-driven raw links.
     var rawOut: [Dagent_Frame] = []

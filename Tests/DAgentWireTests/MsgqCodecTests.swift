@@ -161,12 +161,10 @@ final class MsgqCodecTests: XCTestCase {
         XCTAssertEqual(r.receive(text(wake), mtype: 78, senderIsMtype: false), .wake(sender: 78, incarnation: 1))
     }
 
-    func testChannelOfASessionIsAPositiveMessageType() {
-        XCTAssertEqual(MsgqWire.channel(forSession: 0), 2)
-        XCTAssertEqual(MsgqWire.channel(forSession: 1), 3)
-        XCTAssertEqual(MsgqWire.channel(forSession: 12345), 12345)
-        XCTAssertLessThan(MsgqWire.channel(forSession: UInt64.max), 1 << 62)
-        XCTAssertGreaterThanOrEqual(MsgqWire.channel(forSession: 1 << 62), 2)
+    func testRandomChannelsArePositiveMessageTypes() {
+        let channels = (0..<1000).map { _ in MsgqWire.randomChannel() }
+        XCTAssertTrue(channels.allSatisfy { $0 >= 2 && $0 < 1 << 62 })
+        XCTAssertGreaterThan(Set(channels).count, 990)
     }
 
     /// The writer keeps every batch under the limit it is given, so a batch of

@@ -140,7 +140,9 @@ enum DurableTargets {
             var c = NodeCoreConfig(name: "fuzz", role: hasParent ? .leaf : .root, hasParent: hasParent)
             c.sendQueueLength = 8
             c.maxQueuedDestinations = 4
-            let core = NodeCore(config: c, session: 1, sessionGenerator: { 2 })
+            // Fixed sessions (128-bit secrets): the run stays deterministic.
+            let core = NodeCore(config: c, session: SessionSecret(bytes: [UInt8](repeating: 1, count: 16)),
+                                sessionGenerator: { SessionSecret(bytes: [UInt8](repeating: 2, count: 16))! })
             let restored = core.restoreQueued(envelopes, nowNs: 1_000_000_000)
             FuzzCheck.require(restored >= 0 && restored <= envelopes.count, "restored \(restored) of \(envelopes.count)")
         }

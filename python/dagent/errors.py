@@ -87,6 +87,11 @@ class TooManySubscriptions(DAgentError):
     code, code_name = 21, "too many subscriptions"
 
 
+class Unauthenticated(DAgentError):
+    """The peer did not prove it knows the cluster secret (or sent frames before it did)."""
+    code, code_name = 30, "unauthenticated"
+
+
 class InvalidArgument(DAgentError):
     """C API: a bad name, address or argument."""
     code, code_name = 100, "invalid argument"
@@ -97,7 +102,7 @@ class InvalidState(DAgentError):
     code, code_name = 101, "invalid state"
 
 
-CODE_CLASSES = (NoRoute, NameTaken, TooLarge, HopLimit, NotReady, QueueFull, Timeout, BadFrame, Refused, UnknownKind, BadTopic, TooManySubscriptions, InvalidArgument, InvalidState)
+CODE_CLASSES = (NoRoute, NameTaken, TooLarge, HopLimit, NotReady, QueueFull, Timeout, BadFrame, Refused, UnknownKind, BadTopic, TooManySubscriptions, Unauthenticated, InvalidArgument, InvalidState)
 
 
 # END ERROR CODES

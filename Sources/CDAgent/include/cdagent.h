@@ -38,6 +38,7 @@ enum {
     DAGENT_E_UNKNOWN_KIND = 10,            /* an envelope kind the destination does not understand */
     DAGENT_E_BAD_TOPIC = 20,               /* a topic or pattern breaks a rule (empty token, wildcard in a topic, too long...) */
     DAGENT_E_TOO_MANY_SUBSCRIPTIONS = 21,  /* max_subscriptions or max_link_interest reached */
+    DAGENT_E_UNAUTHENTICATED = 30,         /* the peer did not prove it knows the cluster secret (or sent frames before it did) */
     DAGENT_E_CONFIG = 100,                 /* C API: a bad name, address or argument */
     DAGENT_E_STATE = 101                   /* C API: the node was destroyed, or a call was made where it cannot be */
 };

@@ -3,11 +3,11 @@ import NIOCore
 import NIOPosix
 
 /// Asks the node listening at an address what it sees (`dagent tree`).
-/// Opens a link, sends a `TreeRequest` (allowed before registration), waits
-/// for the `TreeReply` and closes. On `msgq://PATH` the link is a throwaway
-/// channel on the agent's queues.
+/// Opens a link, registers query-only (TreeQuery-register.swift), sends a
+/// `TreeRequest`, waits for the `TreeReply` and closes. On `msgq://PATH` the
+/// link is a throwaway channel on the agent's queues.
 public enum TreeQuery {
-    static func fetchMsgq(path: String, timeout: Double, loop: EventLoop) -> EventLoopFuture<Dagent_TreeReply> {
+    static func fetchMsgq(path: String, name: String, timeout: Double, loop: EventLoop) -> EventLoopFuture<Dagent_TreeReply> {
         let attachment: MsgqAttachment
         do {
             attachment = try MsgqAttachment.open(path: path, nowNs: NIODeadline.now().uptimeNanoseconds)
@@ -15,7 +15,7 @@ public enum TreeQuery {
             return loop.makeFailedFuture(error)
         }
         let promise = loop.makePromise(of: Dagent_TreeReply.self)
-        let channel = MsgqWire.channel(forSession: UInt64.random(in: 2..<(1 << 62)))
+        let channel = MsgqWire.randomChannel()
         let incarnation = UInt32.random(in: 1...UInt32.max)
         let receiver = MsgqReceiver(
             queue: attachment.down, mtype: Int(channel), senderIsMtype: false, msgmax: attachment.limits.msgmax,
@@ -23,9 +23,9 @@ public enum TreeQuery {
             deliver: { batch in
                 for case let .frames(sender, inc, bodies) in batch where sender == MsgqWire.agentChannel && inc == incarnation {
                     for body in bodies {
-                        if let frame = try? Dagent_Frame(serializedBytes: Array(body.readableBytesView)), case .treeReply(let reply)? = frame.body {
-                            promise.succeed(reply)
-                        }
+                        guard let frame = try? Dagent_Frame(serializedBytes: Array(body.readableBytesView)) else { continue }
+                        if case .treeReply(let reply)? = frame.body { promise.succeed(reply) }
+                        if let error = refusal(frame, endpoint: "msgq://\(path)") { promise.fail(error) }
                     }
                 }
             },
@@ -37,9 +37,7 @@ public enum TreeQuery {
             _ = (queue ?? attachment.up).send(m.bytes, wait: false)
         }
         var writer = FrameWriter()
-        var frame = Dagent_Frame()
-        frame.treeRequest.requestID = 1
-        try? writer.append(frame)
+        for frame in queryFrames(name: name) { try? writer.append(frame) }
         var messages: [MsgqOutMessage] = []
         MsgqPacker(maxText: attachment.limits.msgmax).pack(writer.take(allocator: ByteBufferAllocator()), sender: channel,
                                                            incarnation: incarnation, into: &messages)
@@ -57,10 +55,15 @@ public enum TreeQuery {
         return promise.futureResult
     }
 
-    public static func fetch(_ endpoint: Endpoint, timeout: Double = 3.0,
+    /// Asks the node at `endpoint` for its view of the tree. The query
+    /// registers query-only as `name` (default: `tree-` and random hex), after
+    /// the cluster secret handshake when `secret` is set (TCP only: message
+    /// queues trust the user).
+    public static func fetch(_ endpoint: Endpoint, timeout: Double = 3.0, name: String? = nil, secret: String = "",
                              group: EventLoopGroup) -> EventLoopFuture<Dagent_TreeReply> {
         let loop = group.next()
-        if case let .msgq(path) = endpoint { return fetchMsgq(path: path, timeout: timeout, loop: loop) }
+        let name = name ?? defaultName()
+        if case let .msgq(path) = endpoint { return fetchMsgq(path: path, name: name, timeout: timeout, loop: loop) }
         guard case let .tcp(host, port) = endpoint else {
             return loop.makeFailedFuture(ConfigError("dagent tree needs a tcp:// or msgq:// address (got \(endpoint))"))
         }
@@ -69,18 +72,13 @@ public enum TreeQuery {
             let sync = channel.pipeline.syncOperations
             try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
             try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-            try sync.addHandler(ReplyHandler(promise: promise))
+            try sync.addHandler(QueryHandler(promise: promise, name: name, secret: secret, endpoint: "\(endpoint)"))
         }
         connecting.whenComplete { result in
             switch result {
             case .failure(let error):
                 promise.fail(DAgentError(.refused, "cannot connect to \(endpoint): \(error)"))
             case .success(let channel):
-                var frame = Dagent_Frame()
-                var request = Dagent_TreeRequest()
-                request.requestID = 1
-                frame.treeRequest = request
-                channel.writeAndFlush(frame, promise: nil)
                 let timer = loop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
                     promise.fail(DAgentError(.timeout, "\(endpoint) did not answer the tree request within \(timeout)s"))
                 }
@@ -91,25 +89,6 @@ public enum TreeQuery {
             }
         }
         return promise.futureResult
-    }
-
-    final class ReplyHandler: ChannelInboundHandler {
-        typealias InboundIn = Dagent_Frame
-        let promise: EventLoopPromise<Dagent_TreeReply>
-        init(promise: EventLoopPromise<Dagent_TreeReply>) { self.promise = promise }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            if case .treeReply(let reply)? = unwrapInboundIn(data).body { promise.succeed(reply) }
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            promise.fail(DAgentError(.refused, "connection closed before the tree reply arrived"))
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: Error) {
-            promise.fail(DAgentError(.badFrame, "\(error)"))
-            context.close(promise: nil)
-        }
     }
 }
 

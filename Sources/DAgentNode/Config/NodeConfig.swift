@@ -45,7 +45,10 @@ public struct NodeConfig: Sendable {
     public var streams: [StreamPrefix] = []
     /// Directory for the session file and the durable queue log (`DATA/queue/`).
     public var dataDir: String?
+    /// `secret` / `secret_file`: the cluster secret (secret mode); "" for none.
     public var secret: String = ""
+    /// `secret_file`: where `secret` was read from.
+    public var secretFile: String?
     /// Answer every request with its own payload.
     public var echo: Bool = false
     /// `log_level`: trace, debug, info, notice, warning, error.

@@ -64,7 +64,14 @@ public enum NodeOptions {
         },
         .optionalString("data", \.dataDir, type: .path,
                         help: "data directory: the session file (name reclaim after restart) and the durable queue log"),
-        .string("secret", \.secret, help: "cluster secret children must present when registering"),
+        .string("secret", \.secret,
+                help: "cluster secret (secret mode): every TCP link proves it with an HMAC challenge-response both ways; prefer `secret_file`, which keeps it out of `ps` and config files"),
+        .custom("secret_file", type: .path, current: { $0.secretFile },
+                help: "file holding the cluster secret (mode 0600, at least 16 bytes; wins over `secret`); see docs/security.md") { c, v, ctx in
+            let path = ctx.absolute(v)
+            c.secret = try SecretFile.read(path, label: ctx.label)
+            c.secretFile = path
+        },
         .bool("echo", \.echo, help: "answer every request with its own payload"),
         .choice("log_level", ["trace", "debug", "info", "notice", "warning", "error", "critical"], current: { $0.logLevel },
                 help: "log level (logs go to stderr)") { c, v in c.logLevel = v },

@@ -41,7 +41,7 @@ extension Node {
                     link.close(reason: reason)
                 }
             case let .registered(session, parent):
-                if let dir = config.dataDir { SessionFile.save(dir: dir, session: session, logger: logger) }
+                if let dir = config.dataDir, let secret = core.sessionSecret { SessionFile.save(dir: dir, session: secret, logger: logger) }
                 if let index = parentIndex { parentSelector?.markUp(index) }
                 if !readyDone {
                     readyDone = true

@@ -148,17 +148,18 @@ extension Node {
     }
 }
 
-/// The session id of this node's name, kept in `DATA/session` so that a
-/// restarted node reclaims its name.
+/// The session of this node's name (128 bits, hex), kept in `DATA/session`
+/// (mode 0600) so that a restarted node reclaims its name. A file in another
+/// form (an older 64-bit session) is ignored: the node gets a new session.
 enum SessionFile {
-    static func load(dir: String) -> UInt64? {
+    static func load(dir: String) -> SessionSecret? {
         guard let text = try? String(contentsOfFile: "\(dir)/session", encoding: .utf8) else { return nil }
-        return UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines), radix: 16)
+        return SessionSecret(hex: text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    static func save(dir: String, session: UInt64, logger: Logger) {
+    static func save(dir: String, session: SessionSecret, logger: Logger) {
         do {
-            try AtomicFile.write(Data((hex(session) + "\n").utf8), to: "\(dir)/session")
+            try AtomicFile.write(Data((session.hex + "\n").utf8), to: "\(dir)/session")
         } catch {
             logger.warning("could not save session to \(dir)/session: \(error)")
         }

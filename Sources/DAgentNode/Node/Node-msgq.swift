@@ -35,13 +35,10 @@ extension Node {
         }
         lastDialError = ""
         dialing = false
-        if core.session == 0 {
-            // A leaf on a queue names its own session: it is also its channel
-            // (message type), so it must be known before the agent answers.
-            core.session = UInt64.random(in: 2..<(1 << 62))
-        }
+        // A fresh channel (message type) per connection: it is public (the name
+        // table lists it), so it is not the session, which stays a secret.
         let id = allocateLinkID()
-        let io = MsgqParentLinkIO(node: self, attachment: attachment, link: id, session: core.session)
+        let io = MsgqParentLinkIO(node: self, attachment: attachment, link: id, channel: MsgqWire.randomChannel())
         msgqLeaf = io
         io.start()
         linkUp(id, io: io, address: "msgq://\(path)", isParent: true, parentIndex: index)

@@ -55,7 +55,8 @@ extension Node {
 
     /// Sends a service frame on a peer link (flushed at the end of the loop turn).
     public func sendService(_ frame: Dagent_ServiceFrame, on id: LinkID) {
-        guard let link = links[id] else { return }
+        // Not before the cluster secret handshake is done (Raft resends what is lost).
+        guard let link = links[id], core.linkIsAuthenticated(id) else { return }
         var f = Dagent_Frame()
         f.service = frame
         try? link.append(f)

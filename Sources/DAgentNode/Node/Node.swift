@@ -108,8 +108,8 @@ public final class Node: @unchecked Sendable {
         var log = logger ?? Logger(label: "dagent")
         log[metadataKey: "node"] = "\(config.name)"
         self.logger = log
-        var session: UInt64 = 0
-        if let dir = config.dataDir { session = SessionFile.load(dir: dir) ?? 0 }
+        var session: SessionSecret?
+        if let dir = config.dataDir { session = SessionFile.load(dir: dir) }
         core = NodeCore(config: config.coreConfig, session: session)
         http = config.http == nil ? nil : HTTPServer(limits: config.httpLimits, logger: log)
         msgqOptions = MsgqOptions(maxFrameBytes: config.maxFrameBytes, slowConsumerBytes: config.slowConsumerBytes,
@@ -249,6 +249,9 @@ public final class Node: @unchecked Sendable {
         }.map { channel in
             self.servers.append(channel)
             self.logger.info("listening on \(endpoint) (bound \(channel.localAddress?.description ?? "?"))")
+            if let open = OpenListener.warning(for: endpoint, secret: !self.config.secret.isEmpty, tls: false) {
+                self.logger.warning("\(open)")
+            }
         }.flatMapErrorThrowing { error in
             throw ConfigError("cannot listen on \(endpoint): \(error)")
         }
@@ -316,7 +319,10 @@ public final class Node: @unchecked Sendable {
             self.parentIndex = parentIndex
             logger.info("connected to parent \(config.parents[parentIndex ?? 0]); registering '\(config.name)'")
         }
-        core.linkUp(id, isParent: isParent, address: address, brothers: (io as? MsgqParentLinkIO)?.brothers, nowNs: nowNs)
+        // Message queues are 0600: their trust boundary is the user, not the secret.
+        let onQueues = io is MsgqParentLinkIO || io is MsgqChildLinkIO
+        core.linkUp(id, isParent: isParent, address: address, brothers: (io as? MsgqParentLinkIO)?.brothers,
+                    skipsHandshake: onQueues, nowNs: nowNs)
         perform()
         flushDirty()
     }

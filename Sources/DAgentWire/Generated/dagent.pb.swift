@@ -140,6 +140,9 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
   /// max_subscriptions or max_link_interest reached
   case tooManySubscriptions // = 21
 
+  /// Security (30-39).
+  case unauthenticated // = 30
+
   /// C API: a bad name, address or argument [c: CONFIG]
   case invalidArgument // = 100
 
@@ -166,6 +169,7 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
     case 10: self = .unknownKind
     case 20: self = .badTopic
     case 21: self = .tooManySubscriptions
+    case 30: self = .unauthenticated
     case 100: self = .invalidArgument
     case 101: self = .invalidState
     default: self = .UNRECOGNIZED(rawValue)
@@ -187,6 +191,7 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
     case .unknownKind: return 10
     case .badTopic: return 20
     case .tooManySubscriptions: return 21
+    case .unauthenticated: return 30
     case .invalidArgument: return 100
     case .invalidState: return 101
     case .UNRECOGNIZED(let i): return i
@@ -208,6 +213,7 @@ public nonisolated enum Dagent_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable
     .unknownKind,
     .badTopic,
     .tooManySubscriptions,
+    .unauthenticated,
     .invalidArgument,
     .invalidState,
   ]
@@ -328,12 +334,23 @@ public nonisolated struct Dagent_Register: Sendable {
   /// Names already below the child (re-registration after a parent failover).
   public var subtree: [Dagent_NameRecord] = []
 
-  /// cluster secret, when configured
+  /// unused: the cluster secret never crosses the wire (see AuthHello)
   public var secret: String = String()
 
   /// How often this child sends heartbeats; the parent expires it after
   /// `misses` of these intervals (0: use the parent's own interval).
   public var heartbeatMs: UInt32 = 0
+
+  /// Security (200-299). The session: a 128-bit secret that reclaims the name
+  /// after a restart (16 bytes; empty asks for a new one). Only the child and
+  /// its parent ever see it; `session` (2) is unused. Names travel up the tree
+  /// with a verifier of the session (NameRecord.session), never the session.
+  public var sessionSecret: Data = Data()
+
+  /// A query-only link (`dagent tree`): the name is checked like any
+  /// registration, but it is not added to the tree; the link may only ask
+  /// TreeRequest.
+  public var queryOnly: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -366,6 +383,9 @@ public nonisolated struct Dagent_RegisterResult: Sendable {
   /// `misses` of these intervals).
   public var heartbeatMs: UInt32 = 0
 
+  /// Security (200-299): the session (16 random bytes) to present when reconnecting.
+  public var sessionSecret: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -379,6 +399,8 @@ public nonisolated struct Dagent_NameRecord: Sendable {
 
   public var name: String = String()
 
+  /// The session's verifier (a hash of the 128-bit session secret, see
+  /// SessionSecret): it recognises a reclaim but cannot make one. 0 in tree replies.
   public var session: UInt64 = 0
 
   /// bumped each time the name is (re)registered
@@ -489,7 +511,8 @@ public nonisolated struct Dagent_LinkError: Sendable {
 }
 
 /// Admin query answered by the node at the other end of the link
-/// (used by `dagent tree`). Allowed before registration.
+/// (used by `dagent tree`). Only on a registered link (`dagent tree`
+/// registers a query-only link first, after the secret handshake).
 public nonisolated struct Dagent_TreeRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1047,7 +1070,59 @@ public nonisolated struct Dagent_PeerHello: Sendable {
 
   public var name: String = String()
 
+  /// unused: the cluster secret never crosses the wire (see AuthHello)
   public var secret: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Security (30-39): the cluster secret handshake (secret mode), before
+/// Register or PeerHello on a link whose nodes share a secret. HMAC-SHA256 in
+/// both directions over both nonces, the secret never on the wire:
+///   dialer -> listener  AuthHello     { nonce_d }
+///   listener -> dialer  AuthChallenge { nonce_l, proof_l = HMAC(K, "dagent-auth-v1 listener" | nonce_d | nonce_l) }
+///   dialer -> listener  AuthProof     { proof_d = HMAC(K, "dagent-auth-v1 dialer" | nonce_d | nonce_l) }
+/// The dialer checks proof_l before it sends anything else (a fake parent
+/// learns nothing); the listener takes nothing but AuthProof until it checked
+/// proof_d. Nonces are 32 random bytes, fresh per connection on each side.
+public nonisolated struct Dagent_AuthHello: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nonce: Data = Data()
+
+  /// 1
+  public var version: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dagent_AuthChallenge: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nonce: Data = Data()
+
+  /// empty: the listener has no cluster secret
+  public var proof: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Dagent_AuthProof: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var proof: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1204,6 +1279,31 @@ public nonisolated struct Dagent_Frame: Sendable {
     set {body = .interest(newValue)}
   }
 
+  /// Security (30-39).
+  public var authHello: Dagent_AuthHello {
+    get {
+      if case .authHello(let v)? = body {return v}
+      return Dagent_AuthHello()
+    }
+    set {body = .authHello(newValue)}
+  }
+
+  public var authChallenge: Dagent_AuthChallenge {
+    get {
+      if case .authChallenge(let v)? = body {return v}
+      return Dagent_AuthChallenge()
+    }
+    set {body = .authChallenge(newValue)}
+  }
+
+  public var authProof: Dagent_AuthProof {
+    get {
+      if case .authProof(let v)? = body {return v}
+      return Dagent_AuthProof()
+    }
+    set {body = .authProof(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1222,6 +1322,10 @@ public nonisolated struct Dagent_Frame: Sendable {
     case service(Dagent_ServiceFrame)
     /// Pub/sub (20-29).
     case interest(Dagent_InterestUpdate)
+    /// Security (30-39).
+    case authHello(Dagent_AuthHello)
+    case authChallenge(Dagent_AuthChallenge)
+    case authProof(Dagent_AuthProof)
 
   }
 
@@ -1291,7 +1395,7 @@ nonisolated extension Dagent_Kind: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Dagent_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NO_ROUTE\0\u{1}NAME_TAKEN\0\u{1}TOO_LARGE\0\u{1}HOP_LIMIT\0\u{1}NOT_READY\0\u{1}QUEUE_FULL\0\u{1}TIMEOUT\0\u{1}BAD_FRAME\0\u{1}REFUSED\0\u{1}UNKNOWN_KIND\0\u{2}\u{a}BAD_TOPIC\0\u{1}TOO_MANY_SUBSCRIPTIONS\0\u{2}O\u{1}INVALID_ARGUMENT\0\u{1}INVALID_STATE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NO_ROUTE\0\u{1}NAME_TAKEN\0\u{1}TOO_LARGE\0\u{1}HOP_LIMIT\0\u{1}NOT_READY\0\u{1}QUEUE_FULL\0\u{1}TIMEOUT\0\u{1}BAD_FRAME\0\u{1}REFUSED\0\u{1}UNKNOWN_KIND\0\u{2}\u{a}BAD_TOPIC\0\u{1}TOO_MANY_SUBSCRIPTIONS\0\u{2}\u{9}UNAUTHENTICATED\0\u{2}F\u{1}INVALID_ARGUMENT\0\u{1}INVALID_STATE\0")
 }
 
 nonisolated extension Dagent_NodeRole: SwiftProtobuf._ProtoNameProviding {
@@ -1390,7 +1494,7 @@ nonisolated extension Dagent_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Register"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}session\0\u{1}role\0\u{3}protocol_version\0\u{1}subtree\0\u{1}secret\0\u{3}heartbeat_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}session\0\u{1}role\0\u{3}protocol_version\0\u{1}subtree\0\u{1}secret\0\u{3}heartbeat_ms\0\u{4}A\u{3}session_secret\0\u{3}query_only\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1405,6 +1509,8 @@ nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.subtree) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.secret) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.heartbeatMs) }()
+      case 200: try { try decoder.decodeSingularBytesField(value: &self.sessionSecret) }()
+      case 201: try { try decoder.decodeSingularBoolField(value: &self.queryOnly) }()
       default: break
       }
     }
@@ -1432,6 +1538,12 @@ nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.heartbeatMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.heartbeatMs, fieldNumber: 7)
     }
+    if !self.sessionSecret.isEmpty {
+      try visitor.visitSingularBytesField(value: self.sessionSecret, fieldNumber: 200)
+    }
+    if self.queryOnly != false {
+      try visitor.visitSingularBoolField(value: self.queryOnly, fieldNumber: 201)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1443,6 +1555,8 @@ nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.subtree != rhs.subtree {return false}
     if lhs.secret != rhs.secret {return false}
     if lhs.heartbeatMs != rhs.heartbeatMs {return false}
+    if lhs.sessionSecret != rhs.sessionSecret {return false}
+    if lhs.queryOnly != rhs.queryOnly {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1450,7 +1564,7 @@ nonisolated extension Dagent_Register: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Dagent_RegisterResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegisterResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{1}reason\0\u{1}session\0\u{3}parent_name\0\u{1}epoch\0\u{1}refused\0\u{3}heartbeat_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{1}reason\0\u{1}session\0\u{3}parent_name\0\u{1}epoch\0\u{1}refused\0\u{3}heartbeat_ms\0\u{4}A\u{3}session_secret\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1465,6 +1579,7 @@ nonisolated extension Dagent_RegisterResult: SwiftProtobuf.Message, SwiftProtobu
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.refused) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.heartbeatMs) }()
+      case 200: try { try decoder.decodeSingularBytesField(value: &self.sessionSecret) }()
       default: break
       }
     }
@@ -1492,6 +1607,9 @@ nonisolated extension Dagent_RegisterResult: SwiftProtobuf.Message, SwiftProtobu
     if self.heartbeatMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.heartbeatMs, fieldNumber: 7)
     }
+    if !self.sessionSecret.isEmpty {
+      try visitor.visitSingularBytesField(value: self.sessionSecret, fieldNumber: 200)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1503,6 +1621,7 @@ nonisolated extension Dagent_RegisterResult: SwiftProtobuf.Message, SwiftProtobu
     if lhs.epoch != rhs.epoch {return false}
     if lhs.refused != rhs.refused {return false}
     if lhs.heartbeatMs != rhs.heartbeatMs {return false}
+    if lhs.sessionSecret != rhs.sessionSecret {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2784,6 +2903,106 @@ nonisolated extension Dagent_PeerHello: SwiftProtobuf.Message, SwiftProtobuf._Me
   }
 }
 
+nonisolated extension Dagent_AuthHello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuthHello"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nonce\0\u{1}version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nonce.isEmpty {
+      try visitor.visitSingularBytesField(value: self.nonce, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_AuthHello, rhs: Dagent_AuthHello) -> Bool {
+    if lhs.nonce != rhs.nonce {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_AuthChallenge: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuthChallenge"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nonce\0\u{1}proof\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.proof) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nonce.isEmpty {
+      try visitor.visitSingularBytesField(value: self.nonce, fieldNumber: 1)
+    }
+    if !self.proof.isEmpty {
+      try visitor.visitSingularBytesField(value: self.proof, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_AuthChallenge, rhs: Dagent_AuthChallenge) -> Bool {
+    if lhs.nonce != rhs.nonce {return false}
+    if lhs.proof != rhs.proof {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Dagent_AuthProof: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuthProof"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}proof\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.proof) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.proof.isEmpty {
+      try visitor.visitSingularBytesField(value: self.proof, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Dagent_AuthProof, rhs: Dagent_AuthProof) -> Bool {
+    if lhs.proof != rhs.proof {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServiceFrame"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}stream_id\0\u{1}body\0\u{4}r\u{7}chunk_id\0\u{3}chunk_offset\0\u{3}chunk_total\0\u{3}chunk_ack\0\u{3}removed_node\0")
@@ -2846,7 +3065,7 @@ nonisolated extension Dagent_ServiceFrame: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelope\0\u{1}register\0\u{3}register_result\0\u{3}name_added\0\u{3}name_ack\0\u{3}name_withdrawn\0\u{1}heartbeat\0\u{3}link_error\0\u{3}tree_request\0\u{3}tree_reply\0\u{1}batch\0\u{3}peer_hello\0\u{1}service\0\u{2}\u{7}interest\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelope\0\u{1}register\0\u{3}register_result\0\u{3}name_added\0\u{3}name_ack\0\u{3}name_withdrawn\0\u{1}heartbeat\0\u{3}link_error\0\u{3}tree_request\0\u{3}tree_reply\0\u{1}batch\0\u{3}peer_hello\0\u{1}service\0\u{2}\u{7}interest\0\u{4}\u{a}auth_hello\0\u{3}auth_challenge\0\u{3}auth_proof\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3036,6 +3255,45 @@ nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._Messag
           self.body = .interest(v)
         }
       }()
+      case 30: try {
+        var v: Dagent_AuthHello?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .authHello(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .authHello(v)
+        }
+      }()
+      case 31: try {
+        var v: Dagent_AuthChallenge?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .authChallenge(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .authChallenge(v)
+        }
+      }()
+      case 32: try {
+        var v: Dagent_AuthProof?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .authProof(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .authProof(v)
+        }
+      }()
       default: break
       }
     }
@@ -3102,6 +3360,18 @@ nonisolated extension Dagent_Frame: SwiftProtobuf.Message, SwiftProtobuf._Messag
     case .interest?: try {
       guard case .interest(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .authHello?: try {
+      guard case .authHello(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .authChallenge?: try {
+      guard case .authChallenge(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .authProof?: try {
+      guard case .authProof(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
     }()
     case nil: break
     }
