@@ -27,8 +27,9 @@ extension NodeCore {
     /// control frame, a publish, or relayed through an action because
     /// actions were pending).
     public func receiveOrRelay(frameBody: ByteBuffer, from id: LinkID, nowNs: UInt64) -> Relay? {
-        guard links[id] != nil else { return nil }
-        guard actions.isEmpty && !draining else {
+        guard let link = links[id] else { return nil }
+        // A link still in its cluster-secret handshake, or actions pending: the full rules.
+        guard !link.authPending, actions.isEmpty && !draining else {
             receive(frameBody: frameBody, from: id, nowNs: nowNs)
             return nil
         }
