@@ -88,11 +88,18 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: fastRelease
         ),
+        // TLS material for links (swift-nio-ssl, swift-certificates, swift-crypto): config files,
+        // contexts, the handshake gate, the cluster CA of `dagent certs`. No routing.
+        .target(
+            name: "DAgentTLS",
+            dependencies: [nioCore, nioSSL, x509, crypto, .product(name: "NIOTLS", package: "swift-nio")],
+            exclude: ["README.md"]
+        ),
         // The NIO driver of one node: TCP links, config, tree queries, the public node API.
         .target(
             name: "DAgentNode",
             dependencies: [
-                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire", "DAgentHTTP",
+                "DAgentRouting", "DAgentLink", "DAgentMsgq", "DAgentWire", "DAgentHTTP", "DAgentTLS",
                 nioCore, nioLocks, nioPosix, logging,
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -197,12 +204,12 @@ let package = Package(
         // The C API's Swift half: @_cdecl functions over DAgentNode. No Python here.
         .target(
             name: "CDAgentCore",
-            dependencies: ["CDAgent", "DAgentNode", "DAgentWire", nioCore, nioPosix, nioLocks, logging]
+            dependencies: ["CDAgent", "DAgentNode", "DAgentTLS", "DAgentWire", nioCore, nioPosix, nioLocks, logging]
         ),
         // What the `dagent` and `dagent-bench` executables share: joining the tree as a one-shot node.
         .target(
             name: "DAgentCLI",
-            dependencies: ["DAgentNode", "DAgentWire", argumentParser, logging, nioCore, nioPosix]
+            dependencies: ["DAgentNode", "DAgentTLS", "DAgentWire", argumentParser, logging, nioCore, nioPosix]
         ),
         // Process helpers in C for the deploy supervisor: posix_spawn with file/signal actions, prctl.
         .target(name: "CDAgentProc"),
@@ -218,7 +225,7 @@ let package = Package(
         .executableTarget(
             name: "dagent",
             dependencies: [
-                "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState",
+                "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentRaft", "DAgentRaftStorage", "DAgentState", "DAgentTLS",
                 "DAgentWire", "DAgentPython", "DAgentMetrics", "DAgentPushGateway", "DAgentDeploy", "CDAgentProc",
                 argumentParser, logging, nioCore, nioPosix,
             ]
@@ -243,7 +250,7 @@ let package = Package(
         .testTarget(name: "DAgentWireTests", dependencies: ["DAgentWire", nioCore, nioEmbedded]),
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
-        .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire"]),
+        .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire", "DAgentTLS"]),
         .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", "DAgentNode", "DAgentWire", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(
@@ -253,7 +260,9 @@ let package = Package(
             exclude: ["testdata"]
         ),
         .testTarget(name: "DAgentStateTests", dependencies: ["DAgentState"]),
-        .testTarget(name: "DAgentPushTests", dependencies: ["DAgentPush", nioCore]),
+        .testTarget(name: "DAgentPushTests", dependencies: [
+            "DAgentPush", "DAgentPushGateway", nioCore, nioEmbedded, .product(name: "NIOWebSocket", package: "swift-nio"),
+        ]),
         .testTarget(name: "DAgentRootTests", dependencies: ["DAgentRoot", "DAgentRaft", "DAgentTestSupport"]),
         // The topology parser and the supervisor state machine (pure), spawner and logs (real processes).
         .testTarget(name: "DAgentDeployTests", dependencies: ["DAgentDeploy"]),
@@ -274,7 +283,7 @@ if Context.environment["DAGENT_FUZZ"] != nil {
     let fuzzFlags: [String] = ["-sanitize=fuzzer,address"]
     let instrumented: Set<String> = [
         "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
-        "DAgentState", "DAgentRoot", "DAgentPush",
+        "DAgentState", "DAgentRoot", "DAgentPush", "DAgentPushGateway", "DAgentDeploy",
     ]
     for target in package.targets where instrumented.contains(target.name) {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(fuzzFlags)]
@@ -283,7 +292,8 @@ if Context.environment["DAGENT_FUZZ"] != nil {
         name: "dagent-fuzz",
         dependencies: [
             "DAgentWire", "DAgentRouting", "DAgentMsgq", "DAgentNode", "DAgentRaft", "DAgentRaftStorage",
-            "DAgentState", "DAgentRoot", "DAgentPush", nioCore,
+            "DAgentState", "DAgentRoot", "DAgentPush", "DAgentPushGateway", "DAgentDeploy", nioCore,
+            .product(name: "NIOWebSocket", package: "swift-nio"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
         path: "fuzz/dagent-fuzz",

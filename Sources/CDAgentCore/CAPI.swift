@@ -149,6 +149,12 @@ func string(_ p: UnsafePointer<CChar>?) -> String? {
 @_cdecl("dagent_create")
 public func dagent_create(_ name: UnsafePointer<CChar>?, _ via: UnsafePointer<CChar>?, _ listen: UnsafePointer<CChar>?,
                           _ secret: UnsafePointer<CChar>?) -> OpaquePointer? {
+    createNode(name, via, listen, secret) { _ in }
+}
+
+/// `dagent_create` and its variants (CAPI-tls.swift): `configure` adds to the config first.
+func createNode(_ name: UnsafePointer<CChar>?, _ via: UnsafePointer<CChar>?, _ listen: UnsafePointer<CChar>?,
+                _ secret: UnsafePointer<CChar>?, configure: (inout NodeConfig) throws -> Void) -> OpaquePointer? {
     cdagent_clear_error()
     guard let name = string(name), !name.isEmpty else {
         fail(Int32(DAGENT_E_CONFIG), "a node needs a non-empty name")
@@ -156,6 +162,8 @@ public func dagent_create(_ name: UnsafePointer<CChar>?, _ via: UnsafePointer<CC
     }
     do {
         var config = NodeConfig(name: name)
+        try configure(&config)
+        config.name = name
         if var v = string(via), !v.isEmpty {
             if v.hasPrefix("push:") { v = String(v.dropFirst(5)) }
             config.parents = try Shorthand.parseList(v)
@@ -168,7 +176,7 @@ public func dagent_create(_ name: UnsafePointer<CChar>?, _ via: UnsafePointer<CC
             fail(Int32(DAGENT_E_CONFIG), "node '\(name)' needs an address to join through (e.g. tcp://127.0.0.1:7000) or to listen on")
             return nil
         }
-        config.secret = string(secret) ?? ""
+        if let secret = string(secret), !secret.isEmpty { config.secret = secret }
         config.reconnectInitialBackoff = 0.05
         let node = try Node(config: config, logger: stderrLogger)
         let h = try Handle(node: node)

@@ -32,8 +32,11 @@ package struct JoinOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds between heartbeats to the parent (heartbeat_interval).")
     package var heartbeatInterval: Double = 1.0
 
+    @OptionGroup package var tls: TLSOptions
+
     package func nodeConfig(suffix: String = "") throws -> NodeConfig {
-        var config = NodeConfig(name: (name ?? "dagent-cli-\(getpid())") + suffix)
+        var config = NodeConfig(name: (try name ?? tls.certificateName() ?? "dagent-cli-\(getpid())") + suffix)
+        config.tls = try tls.files()
         config.parents = try Shorthand.parseList(via.hasPrefix("push:") ? String(via.dropFirst(5)) : via)
         config.secret = try resolvedSecret()
         config.heartbeatInterval = heartbeatInterval

@@ -159,6 +159,7 @@ final class PushInflateHandler: ChannelInboundHandler {
         }
         let z = inflater!
         while true {
+            let before = (input.readableBytes, out.readableBytes, out.capacity)
             do {
                 try z.inflate(from: &input, to: &out)
                 if input.readableBytes == 0 { break }
@@ -168,6 +169,11 @@ final class PushInflateHandler: ChannelInboundHandler {
                 break   // every input byte is in; the rest of the message comes in the next frame
             } catch {
                 throw PushDeflateError.corrupt("\(error)")
+            }
+            // Bytes after the end of the deflate stream make zlib stop without progress; without
+            // this check the loop spun forever on a 65-byte frame (found by `scripts/fuzz push-deflate`).
+            if (input.readableBytes, out.readableBytes, out.capacity) == before {
+                throw PushDeflateError.corrupt("inflate makes no progress (\(input.readableBytes) byte(s) after the end of the deflate stream?)")
             }
             if produced + out.readableBytes > maxBytes { throw PushDeflateError.tooLarge(limit: maxBytes) }
             out.reserveCapacity(minimumWritableBytes: min(max(1024, out.readableBytes), maxBytes - produced - out.readableBytes + 1))

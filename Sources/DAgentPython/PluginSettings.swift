@@ -50,7 +50,7 @@ public struct PluginSettings: Sendable, Equatable {
     /// Parses the `plugins` key of a YAML document; relative dirs are taken from `baseDir`.
     public static func parse(yaml text: String, source: String, baseDir: String) throws -> PluginSettings? {
         let loaded: Any?
-        do { loaded = try Yams.load(yaml: text) } catch {
+        do { loaded = try ConfigYAML.load(yaml: text, source: source) } catch let e as ConfigError { throw e } catch {
             throw ConfigError("\(source): not valid YAML: \(error)")
         }
         guard let top = loaded as? [String: Any], let section = top["plugins"] else { return nil }

@@ -176,7 +176,11 @@ extension RootReplica {
     static let snapshotMagic: [UInt8] = Array("DAGSNAP1".utf8)
 
     /// The data of a Raft snapshot: the members' addresses, then the state machine.
-    func snapshotData() -> [UInt8] {
+    func snapshotData() -> [UInt8] { Self.snapshotData(addresses: addresses, machine: machine) }
+
+    /// The same from copies of the address book and the state machine (value types: a copy
+    /// costs nothing until the loop changes the original), so it can run on the storage thread.
+    static func snapshotData(addresses: [UInt64: Endpoint], machine: KVStateMachine) -> [UInt8] {
         let book = addresses.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
         let bookBytes = Array(book.utf8)
         var out = Self.snapshotMagic

@@ -141,12 +141,22 @@ extension RootReplica {
             return
         }
         guard index >= raft.firstIndex, let term = try? storage.term(at: index) else { return }
-        let snap = Snapshot(metadata: SnapshotMetadata(index: index, term: term, membership: raft.membership(at: index)),
-                            data: snapshotData())
+        let metadata = SnapshotMetadata(index: index, term: term, membership: raft.membership(at: index))
+        // Serialized on the storage thread from copies (the state of 200 MiB takes seconds to
+        // encode on a loaded machine; the loop keeps routing meanwhile).
+        let book = addresses, state = machine
         storageBusy = true
-        thread.run(on: node.eventLoop, synced: true, { disk in try disk.stageSnapshotFile(snap) }) { result, cost in
+        thread.run(on: node.eventLoop, synced: true, { disk -> Snapshot in
+            let snap = Snapshot(metadata: metadata, data: Self.snapshotData(addresses: book, machine: state))
+            try disk.stageSnapshotFile(snap)
+            return snap
+        }) { result, cost in
             self.storageBusy = false
-            if case .failure(let error) = result { self.storageFailed(error) }
+            let snap: Snapshot
+            switch result {
+            case .success(let s): snap = s
+            case .failure(let error): self.storageFailed(error)
+            }
             self.persisted(cost)
             do {
                 _ = try self.raft.compact(upTo: index, snapshotData: snap.data)

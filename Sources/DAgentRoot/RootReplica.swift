@@ -199,7 +199,7 @@ public final class RootReplica: @unchecked Sendable {
             hello.streamID = streamID
             hello.nodeID = selfID
             hello.name = node.config.name
-            node.dialPeer(endpoint, hello: hello).whenComplete { result in
+            node.dialPeer(endpoint, hello: hello, replica: id).whenComplete { result in
                 self.dialing.remove(id)
                 if case .success(let link) = result {
                     self.peers[id] = link

@@ -61,6 +61,8 @@ public final class RootStreams: TopOfTreeAuthority {
     /// The fields that decide a request's stream.
     struct Peek: Decodable {
         struct Keyed: Decodable { var key: String? }
+        var op: String?
+        var id: UInt64?
         var stream: UInt64?
         var key: String?
         var prefix: String?
@@ -72,9 +74,13 @@ public final class RootStreams: TopOfTreeAuthority {
     }
 
     /// The stream a request goes to, or the reason it cannot be served here.
-    func stream(for payload: Data) -> Result<UInt64, StreamRefusal> {
+    func stream(for payload: Data, from client: String) -> Result<UInt64, StreamRefusal> {
         guard let p = try? JSONDecoder().decode(Peek.self, from: payload) else { return .success(1) }   // the replica names the problem
         if let s = p.stream { return .success(s) }
+        if p.op == "unwatch", let id = p.id {   // to the stream that holds the client's watch
+            let holder = replicas.first { $0.value.watchClients.values.contains { $0.client == client && $0.clientID == id } }
+            return .success(holder?.key ?? 1)
+        }
         if let id = p.backup {
             return .success(replicas.first { $0.value.backups[id] != nil }?.key ?? 1)
         }
@@ -89,7 +95,7 @@ public final class RootStreams: TopOfTreeAuthority {
 
     func dispatch(_ envelope: Dagent_Envelope) {
         guard envelope.kind == .request else { directory.handleRequest(envelope); return }
-        switch stream(for: envelope.payload) {
+        switch stream(for: envelope.payload, from: envelope.src) {
         case .failure(let why):
             directory.reply(envelope, .failure("bad request: \(why.reason)", code: "bad_request"))
         case .success(let s):

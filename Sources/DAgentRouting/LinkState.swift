@@ -27,4 +27,6 @@ package struct LinkState {
     /// version it was validated at (the fast path's source check).
     package var lastSource = ""
     package var lastSourceVersion: UInt64 = .max
+    /// What the peer's TLS certificate allows (nil on a link without TLS).
+    package var certificate: CertificateNames?
 }

@@ -58,6 +58,10 @@ extension NodeCore {
             refuseRegistration(id, .refused, "invalid name: \(problem)")
             return
         }
+        if let problem = certificateOwnProblem(reg.name, on: id) {
+            refuseRegistration(id, .refused, problem)
+            return
+        }
         if let problem = registrationLimitProblem(reg, nowNs: nowNs) {
             refuseRegistration(id, .refused, problem)
             return
@@ -92,6 +96,8 @@ extension NodeCore {
         for record in reg.subtree where record.name != reg.name {
             if let problem = NameRules.registrationProblem(record.name) {
                 refused.append(refusal(record.name, .refused, "invalid name: \(problem)"))
+            } else if let problem = certificateSubtreeProblem(record.name, on: id, owner: reg.name) {
+                refused.append(refusal(record.name, .refused, problem))
             } else if let why = conflict(name: record.name, session: record.session, link: id) {
                 refused.append(refusal(record.name, .nameTaken, why))
             } else {
@@ -156,6 +162,8 @@ extension NodeCore {
         for record in offered {
             if let problem = NameRules.registrationProblem(record.name) {
                 refused.append(refusal(record.name, .refused, "invalid name: \(problem)"))
+            } else if let problem = certificateSubtreeProblem(record.name, on: id, owner: link.peerName) {
+                refused.append(refusal(record.name, .refused, problem))
             } else if let why = conflict(name: record.name, session: record.session, link: id) {
                 refused.append(refusal(record.name, .nameTaken, why))
             } else {
@@ -258,6 +266,11 @@ extension NodeCore {
             log(.error, "registration of '\(config.name)' with \(describe(id)) refused: \(DAgentError.name(of: result.error)): \(result.reason)")
             emit(.registrationFailed(result.error, reason: result.reason))
             closeLink(id, "registration refused")
+            return
+        }
+        if let problem = certificateParentProblem(result.parentName, on: id) {
+            log(.error, "registration of '\(config.name)' with \(describe(id)) not accepted: \(problem)")
+            closeLink(id, problem)
             return
         }
         if let issued = SessionSecret(bytes: result.sessionSecretBytes) { sessionSecret = issued }

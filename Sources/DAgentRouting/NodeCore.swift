@@ -382,6 +382,10 @@ public final class NodeCore {
             refuseLink(id, .refused, "PeerHello on a link that is already a tree link")
             return
         }
+        if let problem = certificatePeerProblem(hello, on: id) {
+            refuseLink(id, .refused, problem)
+            return
+        }
         links[id]!.isPeer = true
         links[id]!.registered = true
         links[id]!.peerName = hello.name.isEmpty ? "peer:\(hello.nodeID)" : hello.name

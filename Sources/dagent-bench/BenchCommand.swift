@@ -41,16 +41,21 @@ struct PingPong: ParsableCommand {
     @Option(help: "Event loops: 1 (A and B share a NIO thread), 2 (a NIO thread each, like two processes) or msgq (a message-queue loop each).") var loops: String = "1"
     @Flag(help: "Print one JSON line.") var json = false
     @Option(help: "Log level.") var logLevel: String = "warning"
+    @OptionGroup var tls: TLSOptions
 
     func run() throws {
         bootstrapLogging(level: logLevel)
         guard ["1", "2", "msgq"].contains(loops) else { fail("--loops must be 1, 2 or msgq") }
+        // With TLS the endpoints are bench-a and bench-b: the certificate must name both.
+        let tlsFiles = try tls.files()
         let group: MultiThreadedEventLoopGroup? = loops == "msgq" ? nil : MultiThreadedEventLoopGroup(numberOfThreads: Int(loops)!)
-        let tag = "\(getpid())"
-        var configA = NodeConfig(name: "bench-a-\(tag)")
+        let tag = tlsFiles == nil ? "-\(getpid())" : ""
+        var configA = NodeConfig(name: "bench-a\(tag)")
         configA.parents = try Shorthand.parseList(from)
-        var configB = NodeConfig(name: "bench-b-\(tag)")
+        var configB = NodeConfig(name: "bench-b\(tag)")
         configB.parents = try Shorthand.parseList(to)
+        configA.tls = tlsFiles
+        configB.tls = tlsFiles
         for c in [configA, configB] where c.maxMessageBytes < size {
             fail("--size \(size) exceeds max_message_bytes=\(c.maxMessageBytes)")
         }

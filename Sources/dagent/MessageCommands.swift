@@ -122,6 +122,7 @@ struct TreeCommand: ParsableCommand {
     @Option(help: "File holding the cluster secret (mode 0600), if the tree requires one.") var secretFile: String?
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Seconds to wait for the answer.") var timeout: Double = 3
+    @OptionGroup var tls: TLSOptions
 
     func run() throws {
         let endpoint: Endpoint
@@ -132,7 +133,8 @@ struct TreeCommand: ParsableCommand {
         defer { try? group.syncShutdownGracefully() }
         do {
             let key = try secretFile.map { try SecretFile.read($0, label: "--secret-file") } ?? secret
-            let reply = try TreeQuery.fetch(endpoint, timeout: timeout, name: name, secret: key, group: group).wait()
+            let reply = try TreeQuery.fetch(endpoint, timeout: timeout, name: try name ?? tls.certificateName(), secret: key, group: group,
+                                            tls: try tls.contexts()).wait()
             print(json ? TreeRender.json(reply) : TreeRender.text(reply))
         } catch {
             fail("\(error)")

@@ -35,7 +35,8 @@ struct ReloadCommand: ParsableCommand {
             do {
                 let first = join.via.split(separator: ",").first.map(String.init) ?? join.via
                 let endpoint = try Endpoint.parse(first.replacingOccurrences(of: "push:", with: "").replacingOccurrences(of: "pull:", with: ""))
-                target = try TreeQuery.fetch(endpoint, timeout: 5, secret: join.resolvedSecret(), group: group).wait().name
+                target = try TreeQuery.fetch(endpoint, timeout: 5, name: try join.tls.certificateName(), secret: join.resolvedSecret(), group: group,
+                                             tls: try join.tls.contexts()).wait().name
             } catch {
                 fail("cannot ask \(join.via) for its name (give --to NAME): \(error)")
             }

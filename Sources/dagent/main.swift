@@ -21,7 +21,8 @@ struct DAgentCommand: ParsableCommand {
         subcommands: [RunCommand.self, SendCommand.self, RequestCommand.self, RecvCommand.self, PubCommand.self, SubCommand.self,
                       TreeCommand.self, ReloadCommand.self, StateCommandGroup.self,
                       UpCommand.self, DownCommand.self, StatusCommand.self, LogsCommand.self, RestartCommand.self,
-                      DeployConfigCommand.self, SystemdCommand.self, SuperviseCommand.self, OptionsCommand.self, PushCommandGroup.self]
+                      DeployConfigCommand.self, SystemdCommand.self, SuperviseCommand.self, OptionsCommand.self, PushCommandGroup.self,
+                      CertsCommandGroup.self]
     )
 }
 

@@ -13,6 +13,7 @@ final class JSONFlagTests: XCTestCase {
             ["tree"], ["recv"], ["options"], ["status"], ["config"], ["up"],
             ["state", "get"], ["state", "put"], ["state", "del"], ["state", "cas"], ["state", "range"],
             ["state", "lease"], ["state", "lock"], ["state", "status"], ["state", "watch"],
+            ["certs", "init"], ["certs", "issue"],
         ]
         for cmd in commands {
             let help = c.run(cmd + ["--help"])

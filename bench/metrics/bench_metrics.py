@@ -36,17 +36,35 @@ def inc_costs(rounds, n=200_000):
     r = Registry()
     r.inc("bench_jobs_total")
     r.inc("bench_jobs_l_total", kind="a")
+    from dagent.report import _Handle
+    bound = _Handle(r, "bench_jobs_b_total", "counter", "jobs", ["kind"]).labels(kind="a")
     cases = {
         "prometheus_client Counter.inc()": lambda: pc.inc(),
         "dagent.report.inc(name)": lambda: r.inc("bench_jobs_total"),
         "prometheus_client Counter.labels(kind=).inc()": lambda: pcl.labels(kind="a").inc(),
         "prometheus_client child.inc() (labels bound once)": lambda: child.inc(),
         "dagent.report.inc(name, kind=)": lambda: r.inc("bench_jobs_l_total", kind="a"),
+        "dagent.report handle.labels(kind=) bound once, .inc()": lambda: bound.inc(),
     }
     out = {}
     for name, fn in cases.items():
         out[name] = statistics.median(timeit.timeit(fn, number=n) / n * 1e9 for _ in range(rounds))
     return out
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc, clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(pid, url):
+    """(wall seconds, CPU seconds the node spent) of one GET: on a loaded machine the CPU time is what
+    the scrape costs, the wall time what the scraper waited."""
+    c0 = cpu_seconds(pid)
+    wall, _ = get(url)
+    return wall, cpu_seconds(pid) - c0
 
 
 def get(url):
@@ -66,12 +84,20 @@ def scrape_costs(binary, rounds, series=100_000):
 dagent.report.REGISTRY.max_series = {series}
 for i in range({series}):
     dagent.report.inc("bench_series_total", i + 1, id=str(i))
+
+@dagent.on(90)
+def bump(msg):
+    dagent.report.inc("bench_series_total", 1, id="0")   # one series changes: /metrics/tree re-renders that metric
+    return b"ok"
 """)
+    os.symlink(os.path.join(ROOT, "plugins", "collector"), os.path.join(plug, "collector"))
     port, http = free_port(), free_port()
     cfg = os.path.join(work, "node.yaml")
     with open(cfg, "w") as f:
         f.write(f"name: big\nlisten: tcp://127.0.0.1:{port}\nhttp: tcp://127.0.0.1:{http}\n"
-                f"metrics: {{max_series: {series + 1000}}}\nplugins: {{dirs: [{plug}], handler_budget: 60}}\n")
+                f"metrics: {{max_series: {series + 1000}, report_to: big, report_interval: 1.0}}\n"
+                f"plugins: {{dirs: [{plug}], handler_budget: 60, config: {{collector: {{max_series: {series + 1000}, "
+                f"history_max_series: 100, publish: false, down_after: 600}}}}}}\n")
     p = subprocess.Popen([binary, "run", "--config", cfg], stderr=open(os.path.join(work, "node.log"), "w"))
     base = f"http://127.0.0.1:{http}"
     try:
@@ -86,8 +112,30 @@ for i in range({series}):
             time.sleep(0.5)
         else:
             raise SystemExit("bench: the node never held all the series; see " + work)
-        node = [get(base + "/metrics")[0] for _ in range(rounds)]
-        return {"node /metrics (Swift registry)": statistics.median(node)}
+        node = [timed(p.pid, base + "/metrics") for _ in range(rounds)]
+        while time.time() < deadline:
+            _, body = get(base + "/metrics/tree")
+            if body.count(b"bench_series_total{") >= series:
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit("bench: the collector never held all the series; see " + work)
+        warm, cold = [], []
+        for _ in range(rounds):
+            warm.append(timed(p.pid, base + "/metrics/tree"))
+            # one series changes; wait until the collector has it (the next report), then scrape
+            subprocess.run([binary, "request", "--via", f"tcp://127.0.0.1:{port}", "--to", "big", "--type", "90", "x"],
+                           capture_output=True, timeout=30)
+            def reports():
+                return sum(n["reports"] for n in json.loads(get(base + "/api/collector/nodes")[1]))
+            before, t_end = reports(), time.time() + 30
+            while time.time() < t_end and reports() < before + 2:   # two reports: the change is in
+                time.sleep(0.05)
+            cold.append(timed(p.pid, base + "/metrics/tree"))
+        med = lambda xs: (statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs))
+        return {"node /metrics (Swift registry)": med(node),
+                "collector /metrics/tree, a series changed since the last scrape (prometheus_client)": med(cold),
+                "collector /metrics/tree, nothing changed since the last scrape (cached)": med(warm)}
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
@@ -95,16 +143,18 @@ for i in range({series}):
 
 HAMMER = """import dagent, time
 N, SERIES = {n}, {series}
-names = [str(i) for i in range(SERIES)]
+# bound once, as the pushgateway side binds prometheus_client's children
+h = dagent.report.counter("hammer_total", help="h", labels=["id"])
+children = [h.labels(id=str(i)) for i in range(SERIES)]
 done = 0
 def burst():
     global done
     if done >= N:
         return
-    inc = dagent.report.inc
-    for i in range(min(20000, N - done)):
-        inc("hammer_total", 1, id=names[i % SERIES])
-    done += min(20000, N - done)
+    k = min(20000, N - done)
+    for i in range(k):
+        children[i % SERIES].inc()
+    done += k
     dagent.after(0, burst)
 def setup():
     dagent.after(0.5, burst)
@@ -207,7 +257,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--series", type=int, default=100_000)
     ap.add_argument("--updates", type=int, default=2_000_000, help="report.inc calls per reporter")
+    ap.add_argument("--only", choices=["scrape"], help="run only this part")
     a = ap.parse_args()
+    if a.only == "scrape":
+        for k, (wall, cpu) in scrape_costs(a.binary, a.rounds, a.series).items():
+            print(f"| {k} | {wall:.3f} | {cpu:.2f} |")
+        return
     costs = inc_costs(a.rounds)
     base = costs["prometheus_client Counter.inc()"]
     print(f"\nCost of one update, same interpreter ({sys.version.split()[0]}), medians of {a.rounds} rounds of 200,000\n")
@@ -225,10 +280,10 @@ def main():
         print(f"| prometheus-pushgateway (push_to_gateway in a loop) | {statistics.median(pgw):,.0f} | one series value in a push |")
     scrapes = scrape_costs(a.binary, a.rounds, a.series)
     print(f"\nScrape of {a.series:,} series (one node reporting to its own collector), medians of {a.rounds}\n")
-    print("| endpoint | seconds |")
-    print("|---|---|")
-    for k, v in scrapes.items():
-        print(f"| {k} | {v:.3f} |")
+    print("| endpoint | wall seconds | node CPU seconds |")
+    print("|---|---|---|")
+    for k, (wall, cpu) in scrapes.items():
+        print(f"| {k} | {wall:.3f} | {cpu:.2f} |")
     print(json.dumps({"inc_ns": costs, "scrape_s": scrapes, "collector_updates_per_s": upd, "pushgateway_updates_per_s": pgw}))
 
 

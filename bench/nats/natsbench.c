@@ -13,6 +13,10 @@
  * parser that handles MSG payloads spanning multiple reads.
  *
  * Build: gcc -O2 -o natsbench natsbench.c
+ * With TLS (--tls-ca/--tls-cert/--tls-key; OpenSSL):
+ *        gcc -O2 -DNATSBENCH_TLS -o natsbench natsbench.c -lssl -lcrypto
+ * The server's INFO arrives in plaintext, then the client upgrades the connection
+ * to TLS (as NATS clients do) and presents its certificate (mutual TLS).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +36,10 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef NATSBENCH_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
 
 #define SID_PING 1   /* on B */
 #define SID_STREAM 2 /* on B */
@@ -52,7 +60,15 @@ typedef struct conn {
     size_t wcap, woff, wlen;
     int info_seen;
     uint64_t pongs;
+#ifdef NATSBENCH_TLS
+    SSL *ssl;
+#endif
 } conn_t;
+
+#ifdef NATSBENCH_TLS
+static SSL_CTX *g_tls;
+static const char *g_tls_ca, *g_tls_cert, *g_tls_key;
+#endif
 
 /* ---- global benchmark state ---- */
 static conn_t A, B;
@@ -120,6 +136,18 @@ static inline size_t wpending(const conn_t *c) { return c->wlen - c->woff; }
 /* Write as much as possible without blocking. */
 static void wflush(conn_t *c) {
     while (c->woff < c->wlen) {
+#ifdef NATSBENCH_TLS
+        if (c->ssl) {
+            int n = SSL_write(c->ssl, c->wbuf + c->woff, (int)(c->wlen - c->woff));
+            if (n > 0) {
+                c->woff += (size_t)n;
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, n);
+            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) return;
+            die("%s: TLS write failed (error %d)", c->name, e);
+        }
+#endif
         ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
         if (n > 0) {
             c->woff += (size_t)n;
@@ -305,6 +333,24 @@ static void parse(conn_t *c) {
 }
 
 static void conn_read(conn_t *c) {
+#ifdef NATSBENCH_TLS
+    if (c->ssl) {
+        /* Drain what TLS has decrypted: poll() does not see bytes held inside OpenSSL. */
+        for (;;) {
+            if (c->rend == c->rcap) rensure(c, (c->rend - c->rstart) + 65536);
+            int n = SSL_read(c->ssl, c->rbuf + c->rend, (int)(c->rcap - c->rend));
+            if (n > 0) {
+                c->rend += (size_t)n;
+                parse(c);
+                continue;
+            }
+            int e = SSL_get_error(c->ssl, n);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+            if (e == SSL_ERROR_ZERO_RETURN) die("%s: connection closed by server", c->name);
+            die("%s: TLS read failed (error %d)", c->name, e);
+        }
+    }
+#endif
     for (int iter = 0; iter < 4; iter++) {
         if (c->rend == c->rcap) rensure(c, (c->rend - c->rstart) + 65536);
         ssize_t n = recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, 0);
@@ -421,18 +467,55 @@ static void sync_both(double timeout_s) {
     }
 }
 
+#ifdef NATSBENCH_TLS
+/* After the plaintext INFO: a blocking TLS handshake, then back to non-blocking. */
+static void tls_upgrade(conn_t *c) {
+    c->ssl = SSL_new(g_tls);
+    if (!c->ssl) die("%s: SSL_new failed", c->name);
+    SSL_set_fd(c->ssl, c->fd);
+    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
+    if (SSL_connect(c->ssl) != 1) {
+        char buf[256];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+        die("%s: TLS handshake failed: %s", c->name, buf);
+    }
+    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void tls_init(void) {
+    g_tls = SSL_CTX_new(TLS_client_method());
+    if (!g_tls) die("SSL_CTX_new failed");
+    SSL_CTX_set_min_proto_version(g_tls, TLS1_2_VERSION);
+    if (SSL_CTX_load_verify_locations(g_tls, g_tls_ca, NULL) != 1) die("cannot load --tls-ca %s", g_tls_ca);
+    SSL_CTX_set_verify(g_tls, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_use_certificate_chain_file(g_tls, g_tls_cert) != 1) die("cannot load --tls-cert %s", g_tls_cert);
+    if (SSL_CTX_use_PrivateKey_file(g_tls, g_tls_key, SSL_FILETYPE_PEM) != 1) die("cannot load --tls-key %s", g_tls_key);
+    if (SSL_CTX_check_private_key(g_tls) != 1) die("--tls-key does not match --tls-cert");
+}
+#endif
+
 static void handshake(void) {
     double dl = now_s() + 10.0;
     wait_until(&A.info_seen, dl, "INFO from A's server");
     wait_until(&B.info_seen, dl, "INFO from B's server");
+#ifdef NATSBENCH_TLS
+    if (g_tls) {
+        tls_upgrade(&A);
+        tls_upgrade(&B);
+    }
+#endif
     const char *fmt =
-        "CONNECT {\"verbose\":false,\"pedantic\":false,\"tls_required\":false,"
+        "CONNECT {\"verbose\":false,\"pedantic\":false,\"tls_required\":%s,"
         "\"name\":\"natsbench-%s\",\"lang\":\"c\",\"version\":\"0.1\",\"protocol\":1,"
         "\"echo\":true,\"headers\":false}\r\n";
     char buf[512];
-    int n = snprintf(buf, sizeof buf, fmt, "A");
+    const char *tls_required = "false";
+#ifdef NATSBENCH_TLS
+    if (g_tls) tls_required = "true";
+#endif
+    int n = snprintf(buf, sizeof buf, fmt, tls_required, "A");
     wappend(&A, buf, (size_t)n);
-    n = snprintf(buf, sizeof buf, fmt, "B");
+    n = snprintf(buf, sizeof buf, fmt, tls_required, "B");
     wappend(&B, buf, (size_t)n);
     const char *suba = "SUB bench.pong 1\r\nSUB bench.credit 2\r\n";
     const char *subb = "SUB bench.ping 1\r\nSUB bench.stream 2\r\n";
@@ -570,7 +653,8 @@ static void usage(void) {
             "  --rtt-count N  number of measured round trips (default: --count)\n"
             "  --window N     max stream messages in flight (default 20000)\n"
             "  --timeout S    fail if no progress for S seconds (default 10)\n"
-            "  --json         print one JSON line\n");
+            "  --json         print one JSON line\n"
+            "  --tls-ca F --tls-cert F --tls-key F   mutual TLS (built with -DNATSBENCH_TLS)\n");
     exit(2);
 }
 
@@ -588,6 +672,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--window")) g_window = strtoull(NEXT(), NULL, 10);
         else if (!strcmp(a, "--timeout")) g_timeout_s = strtod(NEXT(), NULL);
         else if (!strcmp(a, "--json")) json = 1;
+#ifdef NATSBENCH_TLS
+        else if (!strcmp(a, "--tls-ca")) g_tls_ca = NEXT();
+        else if (!strcmp(a, "--tls-cert")) g_tls_cert = NEXT();
+        else if (!strcmp(a, "--tls-key")) g_tls_key = NEXT();
+#endif
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage();
         else {
             fprintf(stderr, "natsbench: unknown argument %s\n", a);
@@ -600,6 +689,12 @@ int main(int argc, char **argv) {
     if (g_window < CREDIT_EVERY) die("--window must be >= %d", CREDIT_EVERY);
     uint64_t rtt_n = g_rtt_count ? g_rtt_count : g_count;
     signal(SIGPIPE, SIG_IGN);
+#ifdef NATSBENCH_TLS
+    if (g_tls_ca || g_tls_cert || g_tls_key) {
+        if (!(g_tls_ca && g_tls_cert && g_tls_key)) die("TLS needs --tls-ca, --tls-cert and --tls-key");
+        tls_init();
+    }
+#endif
 
     g_payload = malloc(g_size);
     if (!g_payload) die("out of memory");

@@ -7,6 +7,8 @@
 #   --rtt-count N  measured round trips per size (default 20000, capped at --count)
 #   --sizes LIST   payload sizes in bytes (default "64 1024")
 #   --port-base P  use ports P..P+3 (default: a random free block)
+#   --tls DIR      mutual TLS on every connection (clients and leafnodes); DIR holds ca.crt and
+#                  nats-hub, nats-leaf1, nats-leaf2 (SAN localhost) and natsbench .crt/.key files
 # Prints one JSON line per size on stdout; progress goes to stderr.
 set -euo pipefail
 
@@ -15,6 +17,7 @@ COUNT=200000
 RTT_COUNT=20000
 SIZES="64 1024"
 PORT_BASE=""
+TLS_DIR=""
 
 die() { echo "run.sh: error: $*" >&2; exit 1; }
 log() { echo "run.sh: $*" >&2; }
@@ -25,7 +28,8 @@ while [ $# -gt 0 ]; do
         --rtt-count) RTT_COUNT="${2:?--rtt-count needs a value}"; shift 2 ;;
         --sizes) SIZES="${2:?--sizes needs a value}"; shift 2 ;;
         --port-base) PORT_BASE="${2:?--port-base needs a value}"; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        --tls) TLS_DIR="${2:?--tls needs a directory}"; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -71,7 +75,18 @@ trap 'exit 143' TERM
 
 # ---- build ----
 log "building natsbench"
-gcc -O2 -Wall -o "$WORK/natsbench" "$HERE/natsbench.c" || die "failed to compile natsbench.c"
+TLS_ARGS=()
+CONF_SUFFIX=""
+if [ -n "$TLS_DIR" ]; then
+    for f in ca.crt nats-hub.crt nats-hub.key nats-leaf1.crt nats-leaf1.key nats-leaf2.crt nats-leaf2.key natsbench.crt natsbench.key; do
+        [ -f "$TLS_DIR/$f" ] || die "--tls $TLS_DIR: missing $f"
+    done
+    gcc -O2 -Wall -DNATSBENCH_TLS -o "$WORK/natsbench" "$HERE/natsbench.c" -lssl -lcrypto || die "failed to compile natsbench.c with TLS (libssl-dev?)"
+    TLS_ARGS=(--tls-ca "$TLS_DIR/ca.crt" --tls-cert "$TLS_DIR/natsbench.crt" --tls-key "$TLS_DIR/natsbench.key")
+    CONF_SUFFIX="-tls"
+else
+    gcc -O2 -Wall -o "$WORK/natsbench" "$HERE/natsbench.c" || die "failed to compile natsbench.c"
+fi
 
 # ---- pick ports ----
 port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q . ; }
@@ -98,8 +113,8 @@ log "ports: hub client $HUB_PORT, hub leafnode $HUB_LEAF_PORT, leaf1 $LEAF1_PORT
 
 for n in hub leaf1 leaf2; do
     sed -e "s/@HUB_PORT@/$HUB_PORT/g" -e "s/@HUB_LEAF_PORT@/$HUB_LEAF_PORT/g" \
-        -e "s/@LEAF1_PORT@/$LEAF1_PORT/g" -e "s/@LEAF2_PORT@/$LEAF2_PORT/g" \
-        "$HERE/$n.conf" > "$WORK/$n.conf"
+        -e "s/@LEAF1_PORT@/$LEAF1_PORT/g" -e "s/@LEAF2_PORT@/$LEAF2_PORT/g" -e "s#@CERTS@#$TLS_DIR#g" \
+        "$HERE/$n$CONF_SUFFIX.conf" > "$WORK/$n.conf"
 done
 
 # ---- start servers ----
@@ -151,7 +166,7 @@ for size in $SIZES; do
     log "size $size: $RTT_COUNT round trips + $COUNT stream messages"
     # background + wait so that INT/TERM traps run immediately (cleanup kills it)
     "$WORK/natsbench" --a "nats://127.0.0.1:$LEAF1_PORT" --b "nats://127.0.0.1:$LEAF2_PORT" \
-        --size "$size" --count "$COUNT" --rtt-count "$RTT_COUNT" --json &
+        --size "$size" --count "$COUNT" --rtt-count "$RTT_COUNT" "${TLS_ARGS[@]}" --json &
     BENCH_PID=$!
     wait "$BENCH_PID" || die "natsbench failed for size $size (exit $?)"
     BENCH_PID=""

@@ -10,6 +10,7 @@ enum FuzzTargets {
         DurableTargets.queueLog, DurableTargets.legacyDump,
         NodeTargets.config,
         RootTargets.dcf,
-        PushTargets.push,
+        PushTargets.push, MoreTargets.deflate,
+        MoreTargets.topology,
     ]
 }

@@ -33,6 +33,7 @@ import dagent
 try:
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+    from prometheus_client.samples import Sample
     from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 except ImportError as exc:  # pragma: no cover - a clear setup error
     raise ImportError("the collector plugin needs prometheus_client (Debian: python3-prometheus-client)") from exc
@@ -84,6 +85,8 @@ class Store:
         points = max(1, int(cfg["history_seconds"] / cfg["history_step"]))
         self.history = collections.OrderedDict()   # (node, metric, values) -> deque[(t, v)]
         self.points = points
+        self.versions = {}    # metric name -> changes so far (what render()'s cache is keyed on)
+        self.rendered = {False: {}, True: {}}   # text / OpenMetrics: metric name -> (version, bytes)
 
     def apply(self, report):
         name = report.get("node")
@@ -112,6 +115,7 @@ class Store:
                 elif fam["labels"] != list(f.get("labels", [])):
                     problems.append(f"metric '{mname}' of node '{name}' changed its labels")
                     continue
+                self.changed(mname)
                 for s in f.get("series", []):
                     key = tuple(s.get("l", []))
                     cell = fam["series"].get(key)
@@ -144,6 +148,8 @@ class Store:
                     dagent.log.warning("collector: node '%s' sent no report for %.1fs: down", n.name, now - n.last_seen)
                 if not n.up and n.families and n.down_since is not None and now - n.down_since > self.cfg["grace"]:
                     self.total -= n.series_count()
+                    for mname in n.families:
+                        self.changed(mname)
                     n.families = {}
                     for k in [k for k in self.history if k[0] == n.name]:
                         del self.history[k]
@@ -196,43 +202,96 @@ class Store:
 
     # ---- prometheus_client ----------------------------------------------------------
 
+    def _up_family(self):
+        up = GaugeMetricFamily("dagent_node_up", "1 while the node reports to this collector", labels=["node"])
+        for n in sorted(self.nodes.values(), key=lambda n: n.name):
+            up.add_metric([n.name], 1 if n.up else 0)
+        return up
+
+    def _by_metric(self):
+        """{metric name: [(node, family)]} over every node (under the lock)."""
+        families = {}
+        for n in self.nodes.values():
+            for mname, fam in n.families.items():
+                families.setdefault(mname, []).append((n.name, fam))
+        return families
+
+    @staticmethod
+    def _family(mname, entries):
+        """One prometheus_client metric family with every node's series of `mname` (under the lock).
+        Samples are appended directly (what add_metric does, without its per-call overhead)."""
+        entries = sorted(entries, key=lambda e: e[0])
+        kind, help_ = entries[0][1]["type"], entries[0][1]["help"] or mname
+        first = tuple(entries[0][1]["labels"])
+        entries = [e for e in entries if tuple(e[1]["labels"]) == first]   # a node with other label names: left out
+        labels = ("node",) + first
+        if kind == "counter":
+            mf = CounterMetricFamily(mname, help_, labels=labels)
+            sample_name = mf.name + "_total"
+        elif kind == "gauge":
+            mf = GaugeMetricFamily(mname, help_, labels=labels)
+            sample_name = mf.name
+        else:
+            mf = HistogramMetricFamily(mname, help_, labels=labels)
+        append = mf.samples.append
+        for node, fam in entries:
+            if kind == "histogram":
+                for key, cell in sorted(fam["series"].items()):
+                    acc, buckets = 0, []
+                    for i, c in enumerate(cell[1]):
+                        acc += c
+                        le = _le(fam["buckets"][i]) if i < len(fam["buckets"]) else "+Inf"
+                        buckets.append((le, acc))
+                    mf.add_metric([node] + list(key), buckets, cell[2])
+            else:
+                for key, cell in sorted(fam["series"].items()):
+                    append(Sample(sample_name, dict(zip(labels, (node,) + key)), cell[0], None, None))
+        return mf
+
     def collect(self):
         with self.lock:
-            up = GaugeMetricFamily("dagent_node_up", "1 while the node reports to this collector", labels=["node"])
-            for n in sorted(self.nodes.values(), key=lambda n: n.name):
-                up.add_metric([n.name], 1 if n.up else 0)
-            yield up
-            families = {}
-            for n in self.nodes.values():
-                for mname, fam in n.families.items():
-                    families.setdefault(mname, []).append((n.name, fam))
+            yield self._up_family()
+            families = self._by_metric()
             for mname in sorted(families):
-                entries = families[mname]
-                kind, help_ = entries[0][1]["type"], entries[0][1]["help"] or mname
-                labelsets = {tuple(f["labels"]) for _, f in entries}
-                labels = ["node"] + list(entries[0][1]["labels"]) if len(labelsets) == 1 else None
-                if labels is None:   # different label names per node: the first node's set only
-                    entries = [e for e in entries if tuple(e[1]["labels"]) == tuple(entries[0][1]["labels"])]
-                    labels = ["node"] + list(entries[0][1]["labels"])
-                if kind == "counter":
-                    mf = CounterMetricFamily(mname, help_, labels=labels)
-                elif kind == "gauge":
-                    mf = GaugeMetricFamily(mname, help_, labels=labels)
-                else:
-                    mf = HistogramMetricFamily(mname, help_, labels=labels)
-                for node, fam in entries:
-                    for key, cell in sorted(fam["series"].items()):
-                        values = [node] + list(key)
-                        if kind == "histogram":
-                            acc, buckets = 0, []
-                            for i, c in enumerate(cell[1]):
-                                acc += c
-                                le = _le(fam["buckets"][i]) if i < len(fam["buckets"]) else "+Inf"
-                                buckets.append((le, acc))
-                            mf.add_metric(values, buckets, cell[2])
-                        else:
-                            mf.add_metric(values, cell[0])
-                yield mf
+                yield self._family(mname, families[mname])
+
+    def changed(self, mname):
+        """Marks a metric's rendering stale (under the lock)."""
+        self.versions[mname] = self.versions.get(mname, 0) + 1
+
+    def render(self, openmetrics=False):
+        """The text of /metrics/tree. Each metric's part is rendered by prometheus_client and kept
+        until a report or an expiry changes that metric, so a scrape renders only what changed."""
+        gen = generate_openmetrics if openmetrics else generate_latest
+        cache = self.rendered[openmetrics]
+        with self.lock:
+            parts = [_strip_eof(gen(_One(self._up_family())), openmetrics)]
+            families = self._by_metric()
+            for mname in sorted(families):
+                version = self.versions.get(mname, 0)
+                hit = cache.get(mname)
+                if hit is None or hit[0] != version:
+                    hit = cache[mname] = (version, _strip_eof(gen(_One(self._family(mname, families[mname]))), openmetrics))
+                parts.append(hit[1])
+            for gone in [m for m in cache if m not in families]:
+                del cache[gone]
+        if openmetrics:
+            parts.append(b"# EOF\n")
+        return b"".join(parts)
+
+
+class _One:
+    """A registry for prometheus_client's generate_latest that holds one metric family."""
+
+    def __init__(self, family):
+        self.family = family
+
+    def collect(self):
+        yield self.family
+
+
+def _strip_eof(text, openmetrics):
+    return text[:-len(b"# EOF\n")] if openmetrics and text.endswith(b"# EOF\n") else text
 
 
 def _le(v):
@@ -327,8 +386,8 @@ def take_report(msg):
 
 def metrics_tree(req):
     if "application/openmetrics-text" in req.headers.get("accept", ""):
-        return 200, generate_openmetrics(_REGISTRY), {"Content-Type": "application/openmetrics-text; version=1.0.0; charset=utf-8"}
-    return 200, generate_latest(_REGISTRY), {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        return 200, STORE.render(openmetrics=True), {"Content-Type": "application/openmetrics-text; version=1.0.0; charset=utf-8"}
+    return 200, STORE.render(), {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 
 
 def nodes(req):

@@ -24,6 +24,7 @@ Two styles::
 import asyncio
 import json as _json
 import logging
+import os
 
 from . import _pubsub, _runtime
 from .errors import error_for
@@ -118,9 +119,12 @@ class Node:
     check ``ready()``). ``loop``: the asyncio loop that runs handlers (default:
     the running loop, else a private one driven by ``update``/``run_forever``).
     ``install``: make this node the one the module-level ``dagent.*`` functions use.
+    ``tls_cert``, ``tls_key``, ``tls_ca``: PEM files for a tree with mutual TLS (all three);
+    ``config``: a node YAML file whose options apply first (its ``tls:`` section, say).
     """
 
-    def __init__(self, name, via=None, listen=None, secret=None, ready_timeout=5.0, loop=None, install=True):
+    def __init__(self, name, via=None, listen=None, secret=None, ready_timeout=5.0, loop=None, install=True,
+                 tls_cert=None, tls_key=None, tls_ca=None, config=None):
         if not isinstance(name, str) or not name:
             raise ValueError(f"a node needs a non-empty name (str); got {name!r}")
         self._ext = ext = extension()
@@ -134,7 +138,15 @@ class Node:
         self._waiter = None
         self._handled = 0
         self._installed = False
-        handle = ext.dagent_create(name, via or "", listen or "", secret or "")
+        tls = (tls_cert, tls_key, tls_ca)
+        if any(tls) or config:
+            for label, value in zip(("tls_cert", "tls_key", "tls_ca", "config"), tls + (config,)):
+                if value is not None and not isinstance(value, (str, os.PathLike)):
+                    raise TypeError(f"{label} must be a file path (str); got {value!r}")
+            handle = ext.dagent_create_tls(name, via or "", listen or "", secret or "",
+                                           *(os.fspath(v) if v else "" for v in tls + (config,)))
+        else:
+            handle = ext.dagent_create(name, via or "", listen or "", secret or "")
         self.backend = _Backend(ext, handle, name)
         self.runtime = _runtime.Runtime(self.backend, self.loop)
         self._fd = self.backend.wakeup_fd()
@@ -344,12 +356,15 @@ def tree(via, json=False, timeout=3.0):
 _node = None
 
 
-def init(name, addr, ready_timeout=5.0, listen=None, secret=None):
-    """``dagent.init(name, "tcp://HOST:PORT")``: joins the tree as ``name``. Returns the Node."""
+def init(name, addr, ready_timeout=5.0, listen=None, secret=None, tls_cert=None, tls_key=None, tls_ca=None,
+         config=None):
+    """``dagent.init(name, "tcp://HOST:PORT")``: joins the tree as ``name``. Returns the Node.
+    ``tls_cert``/``tls_key``/``tls_ca`` or ``config`` as for ``Node``."""
     global _node
     if _node is not None:
         raise RuntimeError(f"dagent.init: node '{_node.name()}' is running; call dagent.destroy() first")
-    _node = Node(name=name, via=addr, listen=listen, secret=secret, ready_timeout=ready_timeout)
+    _node = Node(name=name, via=addr, listen=listen, secret=secret, ready_timeout=ready_timeout,
+                 tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca, config=config)
     return _node
 
 

@@ -84,7 +84,7 @@ static PyObject *dagent_raise(int rc) {
 }
 
 /* NULL node from create: raise. */
-%typemap(out) dagent_node *dagent_create {
+%typemap(out) dagent_node *dagent_create, dagent_node *dagent_create_tls {
     if (!$1) { dagent_raise(-dagent_last_error_code()); SWIG_fail; }
     $result = SWIG_NewPointerObj($1, $descriptor(dagent_node *), 0);
 }

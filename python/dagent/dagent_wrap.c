@@ -3718,6 +3718,113 @@ fail:
 }
 
 
+SWIGINTERN PyObject *_wrap_dagent_create_tls(PyObject *self, PyObject *args) {
+  PyObject *resultobj = 0;
+  char *arg1 = (char *) 0 ;
+  char *arg2 = (char *) 0 ;
+  char *arg3 = (char *) 0 ;
+  char *arg4 = (char *) 0 ;
+  char *arg5 = (char *) 0 ;
+  char *arg6 = (char *) 0 ;
+  char *arg7 = (char *) 0 ;
+  char *arg8 = (char *) 0 ;
+  int res1 ;
+  char *buf1 = 0 ;
+  int alloc1 = 0 ;
+  int res2 ;
+  char *buf2 = 0 ;
+  int alloc2 = 0 ;
+  int res3 ;
+  char *buf3 = 0 ;
+  int alloc3 = 0 ;
+  int res4 ;
+  char *buf4 = 0 ;
+  int alloc4 = 0 ;
+  int res5 ;
+  char *buf5 = 0 ;
+  int alloc5 = 0 ;
+  int res6 ;
+  char *buf6 = 0 ;
+  int alloc6 = 0 ;
+  int res7 ;
+  char *buf7 = 0 ;
+  int alloc7 = 0 ;
+  int res8 ;
+  char *buf8 = 0 ;
+  int alloc8 = 0 ;
+  PyObject *swig_obj[8] ;
+  dagent_node *result = 0 ;
+  
+  if (!SWIG_Python_UnpackTuple(args, "dagent_create_tls", 8, 8, swig_obj)) SWIG_fail;
+  res1 = SWIG_AsCharPtrAndSize(swig_obj[0], &buf1, NULL, &alloc1);
+  if (!SWIG_IsOK(res1)) {
+    SWIG_exception_fail(SWIG_ArgError(res1), "in method '" "dagent_create_tls" "', argument " "1"" of type '" "char const *""'");
+  }
+  arg1 = (char *)(buf1);
+  res2 = SWIG_AsCharPtrAndSize(swig_obj[1], &buf2, NULL, &alloc2);
+  if (!SWIG_IsOK(res2)) {
+    SWIG_exception_fail(SWIG_ArgError(res2), "in method '" "dagent_create_tls" "', argument " "2"" of type '" "char const *""'");
+  }
+  arg2 = (char *)(buf2);
+  res3 = SWIG_AsCharPtrAndSize(swig_obj[2], &buf3, NULL, &alloc3);
+  if (!SWIG_IsOK(res3)) {
+    SWIG_exception_fail(SWIG_ArgError(res3), "in method '" "dagent_create_tls" "', argument " "3"" of type '" "char const *""'");
+  }
+  arg3 = (char *)(buf3);
+  res4 = SWIG_AsCharPtrAndSize(swig_obj[3], &buf4, NULL, &alloc4);
+  if (!SWIG_IsOK(res4)) {
+    SWIG_exception_fail(SWIG_ArgError(res4), "in method '" "dagent_create_tls" "', argument " "4"" of type '" "char const *""'");
+  }
+  arg4 = (char *)(buf4);
+  res5 = SWIG_AsCharPtrAndSize(swig_obj[4], &buf5, NULL, &alloc5);
+  if (!SWIG_IsOK(res5)) {
+    SWIG_exception_fail(SWIG_ArgError(res5), "in method '" "dagent_create_tls" "', argument " "5"" of type '" "char const *""'");
+  }
+  arg5 = (char *)(buf5);
+  res6 = SWIG_AsCharPtrAndSize(swig_obj[5], &buf6, NULL, &alloc6);
+  if (!SWIG_IsOK(res6)) {
+    SWIG_exception_fail(SWIG_ArgError(res6), "in method '" "dagent_create_tls" "', argument " "6"" of type '" "char const *""'");
+  }
+  arg6 = (char *)(buf6);
+  res7 = SWIG_AsCharPtrAndSize(swig_obj[6], &buf7, NULL, &alloc7);
+  if (!SWIG_IsOK(res7)) {
+    SWIG_exception_fail(SWIG_ArgError(res7), "in method '" "dagent_create_tls" "', argument " "7"" of type '" "char const *""'");
+  }
+  arg7 = (char *)(buf7);
+  res8 = SWIG_AsCharPtrAndSize(swig_obj[7], &buf8, NULL, &alloc8);
+  if (!SWIG_IsOK(res8)) {
+    SWIG_exception_fail(SWIG_ArgError(res8), "in method '" "dagent_create_tls" "', argument " "8"" of type '" "char const *""'");
+  }
+  arg8 = (char *)(buf8);
+  result = (dagent_node *)dagent_create_tls((char const *)arg1,(char const *)arg2,(char const *)arg3,(char const *)arg4,(char const *)arg5,(char const *)arg6,(char const *)arg7,(char const *)arg8);
+  {
+    if (!result) {
+      dagent_raise(-dagent_last_error_code()); SWIG_fail; 
+    }
+    resultobj = SWIG_NewPointerObj(result, SWIGTYPE_p_dagent_node, 0);
+  }
+  if (alloc1 == SWIG_NEWOBJ) free((char*)buf1);
+  if (alloc2 == SWIG_NEWOBJ) free((char*)buf2);
+  if (alloc3 == SWIG_NEWOBJ) free((char*)buf3);
+  if (alloc4 == SWIG_NEWOBJ) free((char*)buf4);
+  if (alloc5 == SWIG_NEWOBJ) free((char*)buf5);
+  if (alloc6 == SWIG_NEWOBJ) free((char*)buf6);
+  if (alloc7 == SWIG_NEWOBJ) free((char*)buf7);
+  if (alloc8 == SWIG_NEWOBJ) free((char*)buf8);
+  return resultobj;
+fail:
+  if (alloc1 == SWIG_NEWOBJ) free((char*)buf1);
+  if (alloc2 == SWIG_NEWOBJ) free((char*)buf2);
+  if (alloc3 == SWIG_NEWOBJ) free((char*)buf3);
+  if (alloc4 == SWIG_NEWOBJ) free((char*)buf4);
+  if (alloc5 == SWIG_NEWOBJ) free((char*)buf5);
+  if (alloc6 == SWIG_NEWOBJ) free((char*)buf6);
+  if (alloc7 == SWIG_NEWOBJ) free((char*)buf7);
+  if (alloc8 == SWIG_NEWOBJ) free((char*)buf8);
+  return NULL;
+}
+
+
 SWIGINTERN PyObject *_wrap_dagent_destroy(PyObject *self, PyObject *args) {
   PyObject *resultobj = 0;
   dagent_node *arg1 = (dagent_node *) 0 ;
@@ -4454,6 +4561,7 @@ static PyMethodDef SwigMethods[] = {
 	 { "dagent_last_error", _wrap_dagent_last_error, METH_NOARGS, NULL},
 	 { "dagent_last_error_code", _wrap_dagent_last_error_code, METH_NOARGS, NULL},
 	 { "dagent_create", _wrap_dagent_create, METH_VARARGS, NULL},
+	 { "dagent_create_tls", _wrap_dagent_create_tls, METH_VARARGS, NULL},
 	 { "dagent_destroy", _wrap_dagent_destroy, METH_O, NULL},
 	 { "dagent_name", _wrap_dagent_name, METH_O, NULL},
 	 { "dagent_is_ready", _wrap_dagent_is_ready, METH_O, NULL},
@@ -5009,6 +5117,7 @@ SWIG_init(void) {
   SWIG_Python_SetConstant(d, "DAGENT_E_UNKNOWN_KIND",SWIG_From_int((int)(DAGENT_E_UNKNOWN_KIND)));
   SWIG_Python_SetConstant(d, "DAGENT_E_BAD_TOPIC",SWIG_From_int((int)(DAGENT_E_BAD_TOPIC)));
   SWIG_Python_SetConstant(d, "DAGENT_E_TOO_MANY_SUBSCRIPTIONS",SWIG_From_int((int)(DAGENT_E_TOO_MANY_SUBSCRIPTIONS)));
+  SWIG_Python_SetConstant(d, "DAGENT_E_UNAUTHENTICATED",SWIG_From_int((int)(DAGENT_E_UNAUTHENTICATED)));
   SWIG_Python_SetConstant(d, "DAGENT_E_CONFIG",SWIG_From_int((int)(DAGENT_E_CONFIG)));
   SWIG_Python_SetConstant(d, "DAGENT_E_STATE",SWIG_From_int((int)(DAGENT_E_STATE)));
   SWIG_Python_SetConstant(d, "DAGENT_ITEM_MESSAGE",SWIG_From_int((int)(DAGENT_ITEM_MESSAGE)));

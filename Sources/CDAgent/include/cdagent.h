@@ -87,6 +87,14 @@ int dagent_last_error_code(void);
  * `secret` may be NULL. Returns NULL on failure (see dagent_last_error). */
 dagent_node *dagent_create(const char *name, const char *via, const char *listen, const char *secret);
 
+/* As dagent_create, with mutual TLS and/or a config file. `tls_cert`, `tls_key`, `tls_ca`
+ * are PEM files (this node's certificate, its key, the cluster CA): give all three, or none
+ * (NULL or ""). `config_file` (NULL or "" for none) is a node YAML file whose options apply
+ * first (its `tls:` section, limits, ...); name, via, listen and secret, when given, win. */
+dagent_node *dagent_create_tls(const char *name, const char *via, const char *listen, const char *secret,
+                               const char *tls_cert, const char *tls_key, const char *tls_ca,
+                               const char *config_file);
+
 /* Stops the node, fails its pending requests, frees it. NULL is ignored. */
 void dagent_destroy(dagent_node *node);
 

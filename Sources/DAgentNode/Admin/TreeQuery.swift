@@ -1,6 +1,8 @@
 import DAgentWire
 import NIOCore
 import NIOPosix
+import NIOSSL
+import DAgentTLS
 
 /// Asks the node listening at an address what it sees (`dagent tree`).
 /// Opens a link, registers query-only (TreeQuery-register.swift), sends a
@@ -58,9 +60,10 @@ public enum TreeQuery {
     /// Asks the node at `endpoint` for its view of the tree. The query
     /// registers query-only as `name` (default: `tree-` and random hex), after
     /// the cluster secret handshake when `secret` is set (TCP only: message
-    /// queues trust the user).
+    /// queues trust the user). With `tls`, the connection is mutual TLS (a node
+    /// with `tls:` accepts nothing else).
     public static func fetch(_ endpoint: Endpoint, timeout: Double = 3.0, name: String? = nil, secret: String = "",
-                             group: EventLoopGroup) -> EventLoopFuture<Dagent_TreeReply> {
+                             group: EventLoopGroup, tls: TLSContexts? = nil) -> EventLoopFuture<Dagent_TreeReply> {
         let loop = group.next()
         let name = name ?? defaultName()
         if case let .msgq(path) = endpoint { return fetchMsgq(path: path, name: name, timeout: timeout, loop: loop) }
@@ -70,6 +73,7 @@ public enum TreeQuery {
         let promise = loop.makePromise(of: Dagent_TreeReply.self)
         let connecting = LinkBootstrap.connect(host: host, port: port, on: loop, connectTimeout: timeout, link: nil) { channel in
             let sync = channel.pipeline.syncOperations
+            if let tls { try sync.addHandler(NIOSSLClientHandler(context: tls.client, serverHostname: nil)) }
             try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
             try sync.addHandler(MessageToByteHandler(FrameEncoder()))
             try sync.addHandler(QueryHandler(promise: promise, name: name, secret: secret, endpoint: "\(endpoint)"))

@@ -42,7 +42,7 @@ public enum ConfigFile {
     /// The top-level mapping of a YAML config document.
     public static func mapping(yaml text: String, source: String) throws -> [String: Any] {
         let loaded: Any?
-        do { loaded = try Yams.load(yaml: text) } catch {
+        do { loaded = try ConfigYAML.load(yaml: text, source: source) } catch let e as ConfigError { throw e } catch {
             throw ConfigError("\(source): not valid YAML: \(error)")
         }
         if loaded == nil { return [:] }

@@ -1,3 +1,4 @@
+import DAgentTLS
 import DAgentWire
 import Foundation
 import Yams
@@ -74,6 +75,8 @@ public struct NodeConfig: Sendable {
     /// `http_max_header_bytes`, `http_max_body_bytes`, `http_max_connections`,
     /// `http_idle_timeout`, `http_handler_timeout`.
     public var httpLimits = HTTPLimits()
+    /// `tls: {cert, key, ca}`: mutual TLS on every TCP link (ConfigFile-tls.swift).
+    public var tls: TLSFiles?
 
     public init(name: String) { self.name = name }
 
@@ -117,6 +120,7 @@ public struct NodeConfig: Sendable {
             throw ConfigError("reconnect_max_backoff=\(reconnectMaxBackoff) must be >= reconnect_initial_backoff=\(reconnectInitialBackoff)")
         }
         try validateHTTP()
+        try validateTLS()
     }
 
     /// The routing core's view of this config.

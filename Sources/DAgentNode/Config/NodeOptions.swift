@@ -72,6 +72,16 @@ public enum NodeOptions {
             c.secret = try SecretFile.read(path, label: ctx.label)
             c.secretFile = path
         },
+        .yamlOnly("tls", type: .mapping, default: "none",
+                  help: "mutual TLS on every TCP link: `{cert: FILE, key: FILE, ca: FILE}` (PEM; the certificate's SANs are the names this node may hold; see docs/security.md)") { c, v, src in
+            try NodeConfig.parseTLS(&c, v, src)
+        },
+        .custom("tls_cert", type: .path, current: { $0.tls?.cert },
+                help: "this node's TLS certificate (PEM), as `tls.cert`") { c, v, src in NodeConfig.setTLSFile(&c, \.cert, v, src) },
+        .custom("tls_key", type: .path, current: { $0.tls?.key },
+                help: "this node's TLS private key (PEM), as `tls.key`") { c, v, src in NodeConfig.setTLSFile(&c, \.key, v, src) },
+        .custom("tls_ca", type: .path, current: { $0.tls?.ca },
+                help: "the cluster CA certificate (PEM) peers' certificates must chain to, as `tls.ca`") { c, v, src in NodeConfig.setTLSFile(&c, \.ca, v, src) },
         .bool("echo", \.echo, help: "answer every request with its own payload"),
         .choice("log_level", ["trace", "debug", "info", "notice", "warning", "error", "critical"], current: { $0.logLevel },
                 help: "log level (logs go to stderr)") { c, v in c.logLevel = v },

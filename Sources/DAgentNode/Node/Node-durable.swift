@@ -130,6 +130,7 @@ extension Node {
         let live = d.log.liveCount
         d.log.close()
         durableQueue = nil
+        core.queues.journaling = false
         if live > 0 { logger.notice("durable: \(live) queued message(s) kept in \(d.log.directory) for the next start") }
     }
 

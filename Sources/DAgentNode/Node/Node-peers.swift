@@ -18,12 +18,14 @@ extension Node {
     /// Dials a peer replica and says `hello` once connected. The returned
     /// future fails if the connection cannot be made; link events arrive
     /// through `onPeer`.
-    public func dialPeer(_ endpoint: Endpoint, hello: Dagent_PeerHello) -> EventLoopFuture<LinkID> {
+    /// With `tls:`, the peer's certificate must name replica `replica` (SAN `@raft.STREAM.ID`).
+    public func dialPeer(_ endpoint: Endpoint, hello: Dagent_PeerHello, replica: UInt64? = nil) -> EventLoopFuture<LinkID> {
         guard case let .tcp(host, port) = endpoint else {
             return eventLoop.makeFailedFuture(ConfigError("peer address \(endpoint) must be tcp://"))
         }
         let id = allocateLinkID()
         return connectLink(host: host, port: port) { channel in
+            try self.addTLS(channel, id: id, role: .dialedPeer(stream: hello.streamID, node: replica))
             try channel.pipeline.syncOperations.addHandler(
                 LinkHandler(node: self, linkID: id, isParent: false, parentIndex: nil,
                             maxFrameBytes: self.config.maxFrameBytes, peerHello: hello))
@@ -34,6 +36,7 @@ extension Node {
     func peerLinkUp(_ id: LinkID, io: any LinkIO, address: String, hello: Dagent_PeerHello) {
         links[id] = io
         core.peerLinkUp(id, address: address, hello: hello, nowNs: nowNs)
+        applyCertificate(id)
         perform()
         flushDirty()
     }

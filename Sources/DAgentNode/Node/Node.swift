@@ -7,6 +7,7 @@ import DAgentRouting
 import DAgentLink
 import DAgentMsgq
 import DAgentHTTP
+import DAgentTLS
 
 /// One dagent node: the routing core (`NodeCore`) driven by its links — TCP
 /// connections and System V message-queue channels — on a single NIO event loop.
@@ -47,6 +48,10 @@ public final class Node: @unchecked Sendable {
     var retiredLeafLinks: [MsgqParentLinkIO] = []
     /// Why the last attempt to reach a parent failed ("" once one succeeded). On the event loop.
     public internal(set) var lastDialError = ""
+    /// The TLS contexts when `tls:` is configured (TLSLinks.swift), and the SANs of
+    /// links whose handshake is done but which are not up in the core yet.
+    package let tls: TLSContexts?
+    var certifiedSANs: [LinkID: [String]] = [:]
 
     /// Called on the event loop for every DATA or REQUEST addressed to this
     /// node, and for ERROR/RESPONSE envelopes that match no pending request.
@@ -112,6 +117,7 @@ public final class Node: @unchecked Sendable {
         if let dir = config.dataDir { session = SessionFile.load(dir: dir) }
         core = NodeCore(config: config.coreConfig, session: session)
         http = config.http == nil ? nil : HTTPServer(limits: config.httpLimits, logger: log)
+        do { tls = try config.tls.map { try $0.load().contexts() } } catch { throw ConfigError("\(error)") }
         msgqOptions = MsgqOptions(maxFrameBytes: config.maxFrameBytes, slowConsumerBytes: config.slowConsumerBytes,
                                   heartbeatInterval: config.heartbeatInterval, maxChildren: config.maxChildren,
                                   msgqQueueBytes: config.msgqQueueBytes, msgqSendTimeout: config.msgqSendTimeout,
@@ -249,7 +255,7 @@ public final class Node: @unchecked Sendable {
         }.map { channel in
             self.servers.append(channel)
             self.logger.info("listening on \(endpoint) (bound \(channel.localAddress?.description ?? "?"))")
-            if let open = OpenListener.warning(for: endpoint, secret: !self.config.secret.isEmpty, tls: false) {
+            if let open = OpenListener.warning(for: endpoint, secret: !self.config.secret.isEmpty, tls: self.tls != nil) {
                 self.logger.warning("\(open)")
             }
         }.flatMapErrorThrowing { error in
@@ -259,6 +265,7 @@ public final class Node: @unchecked Sendable {
 
     func installHandlers(_ channel: Channel, isParent: Bool, parentIndex: Int?) throws {
         let id = allocateLinkID()
+        try addTLS(channel, id: id, role: isParent ? .parent(index: parentIndex) : .child)
         try channel.pipeline.syncOperations.addHandler(
             LinkHandler(node: self, linkID: id, isParent: isParent, parentIndex: parentIndex, maxFrameBytes: config.maxFrameBytes))
     }
@@ -323,6 +330,7 @@ public final class Node: @unchecked Sendable {
         let onQueues = io is MsgqParentLinkIO || io is MsgqChildLinkIO
         core.linkUp(id, isParent: isParent, address: address, brothers: (io as? MsgqParentLinkIO)?.brothers,
                     skipsHandshake: onQueues, nowNs: nowNs)
+        applyCertificate(id)
         perform()
         flushDirty()
     }
