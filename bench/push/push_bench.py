@@ -19,7 +19,6 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,28 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SECRET = b"push-bench-secret-0123456789"
 PAYLOAD = 64
-
-
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(what, cond, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if cond():
-                return
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"bench: {what} did not come up within {timeout}s")
+sys.path.insert(0, os.path.dirname(HERE))
+from benchlib import free_port, listening, log, wait  # noqa: E402
 
 
 # --- the systems --------------------------------------------------------------
@@ -109,7 +88,7 @@ def start_nats(procs):
     with open(conf, "w") as f:
         f.write(f"listen: 127.0.0.1:{port}\nwebsocket {{\n  listen: \"127.0.0.1:{ws}\"\n  no_tls: true\n}}\n")
     procs.start("nats", ["nats-server", "-c", conf])
-    wait("nats-server", lambda: socket.create_connection(("127.0.0.1", ws), 1).close() or True)
+    wait("nats-server", lambda: listening(ws))
     return {"url": f"ws://127.0.0.1:{ws}"}
 
 
@@ -117,7 +96,7 @@ def start_tornado(procs):
     rport, tport = free_port(), free_port()
     procs.start("redis", ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
                           "--appendonly", "no"])
-    wait("redis-server", lambda: socket.create_connection(("127.0.0.1", rport), 1).close() or True)
+    wait("redis-server", lambda: listening(rport))
     procs.start("tornado", [sys.executable, os.path.join(HERE, "tornado_redis.py"), str(tport), str(rport)])
     wait("tornado", lambda: urllib.request.urlopen(f"http://127.0.0.1:{tport}/ready", timeout=1).status == 200)
     return {"url": f"ws://127.0.0.1:{tport}/ws", "ready": f"http://127.0.0.1:{tport}/ready", "redis": rport}
