@@ -235,7 +235,8 @@ let package = Package(
             name: "dagent-bench",
             dependencies: [
                 "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentWire", "DAgentPython",
-                argumentParser, logging, nioCore, nioPosix, nioLocks,
+                argumentParser, logging, nioCore, nioPosix, nioLocks, nioHTTP1,
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
         // What several test targets share: temporary directories, disk helpers, free ports, waiting with a deadline.
