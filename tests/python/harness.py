@@ -33,11 +33,33 @@ def dagent_binary():
     return os.path.join(out, "dagent")
 
 
+# Under pytest-xdist (scripts/test runs this suite with -n 2) the workers are separate processes
+# that pick ports at the same time. Each worker only takes ports of its own 64-port blocks
+# (block = port // 64; worker k of n owns the blocks with block % n == k), so a port one worker
+# has picked but not yet bound (or is about to bind again after a restart) is never handed to the
+# other. Without xdist every block is this process's.
+PORT_BLOCK = 64
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+_handed_out = set()
+
+
+def owned_port(port):
+    """True if ``port`` belongs to this process's blocks (always true without xdist)."""
+    return (port // PORT_BLOCK) % _WORKERS == _WORKER
+
+
 def free_port():
-    """A free loopback TCP port (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback TCP port (bound, then released) of this worker's blocks, never one this
+    process was handed before (a port released for a process to bind may be given out again)."""
+    for _ in range(10000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if owned_port(port) and port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise AssertionError(f"no free port of worker {_WORKER}/{_WORKERS} after 10000 tries")
 
 
 def wait_for(what, cond, timeout=20.0, logs=None):

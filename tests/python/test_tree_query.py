@@ -31,9 +31,10 @@ def test_tree_with_mutual_tls(cluster, pki, tls_tree):
     with pytest.raises(dagent.Refused) as info:
         dagent.tree(tls_tree, name="someone", timeout=5.0, **tls)
     assert "does not allow the name 'someone'" in str(info.value)
-    # Without a certificate the TLS node never answers in plain TCP.
-    with pytest.raises(dagent.DAgentError):
-        dagent.tree(tls_tree, timeout=2.0)
+    # Without a certificate the query reads the node's TLS alert, and says so.
+    with pytest.raises(dagent.DAgentError) as info:
+        dagent.tree(tls_tree, timeout=5.0)
+    assert "the peer speaks TLS" in str(info.value)
     # Half the TLS files: a config error naming what is missing, before any connection.
     with pytest.raises(InvalidArgument) as info:
         dagent.tree(tls_tree, tls_cert=tls["tls_cert"])
