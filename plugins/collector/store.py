@@ -142,8 +142,18 @@ class Store:
         return out
 
     def sample(self):
-        now = time.time()
+        """One point for each series with a time series. Once `history_max_series` series have one,
+        only those are visited (not every series of every node, once a second)."""
+        now = round(time.time(), 3)
         with self.lock:
+            if len(self.history) >= self.cfg["history_max_series"]:
+                for (node, mname, key), dq in self.history.items():
+                    n = self.nodes.get(node)
+                    fam = n.families.get(mname) if n else None
+                    cell = fam["series"].get(key) if fam else None
+                    if cell is not None:
+                        dq.append((now, cell[0]))
+                return
             for n in self.nodes.values():
                 if not n.families:
                     continue
@@ -155,7 +165,7 @@ class Store:
                             if len(self.history) >= self.cfg["history_max_series"]:
                                 continue
                             dq = self.history[hk] = collections.deque(maxlen=self.points)
-                        dq.append((round(now, 3), cell[0]))
+                        dq.append((now, cell[0]))
 
     # ---- prometheus_client ----------------------------------------------------------
 

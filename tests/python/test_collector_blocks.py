@@ -145,3 +145,18 @@ def test_a_prometheus_client_that_writes_lines_differently_falls_back_to_its_gen
     store.apply({"node": "n", "families": [{"name": "g", "type": "gauge", "labels": ["id"], "series": [{"l": ["1"], "v": 9}]}]})
     assert store.render() == reference(store, False)
     assert not store.nodes["n"].families["g"]["blocks"][False].exact
+
+
+def test_time_series_once_full_visit_only_their_series():
+    cfg = dict(CFG, history_max_series=3)
+    store = store_mod.Store(cfg)
+    store.apply({"node": "n", "families": [{"name": "g", "type": "gauge", "labels": ["id"],
+                                             "series": [{"l": [str(i)], "v": i} for i in range(10)]}]})
+    store.sample()
+    assert len(store.history) == 3
+    kept = set(store.history)
+    store.apply({"node": "n", "families": [{"name": "g", "type": "gauge", "labels": ["id"],
+                                             "series": [{"l": [k[2][0]], "v": 100} for k in kept]}]})
+    store.sample()
+    assert set(store.history) == kept
+    assert all([v for _, v in dq] == [float(k[2][0]), 100] for k, dq in store.history.items())
