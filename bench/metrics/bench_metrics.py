@@ -59,9 +59,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def quiet(pid, rate=0.05, window=1.0, timeout=60):
+    """Waits until the process uses less than `rate` of a core over `window` seconds (its reporter,
+    the collector applying a change set and its history run in the background); returns the rate."""
+    deadline = time.time() + timeout
+    while True:
+        c0 = cpu_seconds(pid)
+        time.sleep(window)
+        used = (cpu_seconds(pid) - c0) / window
+        if used < rate or time.time() > deadline:
+            return used
+
+
 def timed(pid, url):
-    """(wall seconds, CPU seconds the node spent) of one GET: on a loaded machine the CPU time is what
-    the scrape costs, the wall time what the scraper waited."""
+    """(wall seconds, CPU seconds the serving process used) of one GET, once the process is quiet: on
+    a loaded machine the CPU time is what the scrape costs, the wall time what the scraper waited."""
+    quiet(pid)
     c0 = cpu_seconds(pid)
     wall, _ = get(url)
     return wall, cpu_seconds(pid) - c0
