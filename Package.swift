@@ -235,22 +235,23 @@ let package = Package(
             name: "dagent-bench",
             dependencies: [
                 "DAgentCLI", "DAgentNode", "DAgentRoot", "DAgentWire", "DAgentPython",
-                argumentParser, logging, nioCore, nioPosix, nioLocks,
+                argumentParser, logging, nioCore, nioPosix, nioLocks, nioHTTP1,
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        // What several test targets share: temporary directories, disk helpers.
-        .target(name: "DAgentTestSupport", path: "Tests/DAgentTestSupport"),
+        // What several test targets share: temporary directories, disk helpers, free ports, waiting with a deadline.
+        .target(name: "DAgentTestSupport", path: "Tests/DAgentTestSupport", exclude: ["README.md"]),
         // The one harness that starts real `dagent` processes for integration tests (`Cluster`, `RawPeer`).
         .target(
             name: "DAgentClusterSupport",
-            dependencies: ["DAgentWire", "DAgentNode", "DAgentRouting", nioCore, nioPosix],
+            dependencies: ["DAgentTestSupport", "DAgentWire", "DAgentNode", "DAgentRouting", nioCore, nioPosix],
             path: "Tests/DAgentClusterSupport",
             exclude: ["README.md"]
         ),
         .testTarget(name: "DAgentWireTests", dependencies: ["DAgentWire", nioCore, nioEmbedded]),
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
-        .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
-        .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentWire", "DAgentTLS"]),
+        .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentTestSupport", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
+        .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentTestSupport", "DAgentWire", "DAgentTLS"]),
         .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", "DAgentNode", "DAgentWire", .product(name: "CoreMetrics", package: "swift-metrics")]),
         .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(
@@ -265,7 +266,7 @@ let package = Package(
         ]),
         .testTarget(name: "DAgentRootTests", dependencies: ["DAgentRoot", "DAgentRaft", "DAgentTestSupport"]),
         // The topology parser and the supervisor state machine (pure), spawner and logs (real processes).
-        .testTarget(name: "DAgentDeployTests", dependencies: ["DAgentDeploy"]),
+        .testTarget(name: "DAgentDeployTests", dependencies: ["DAgentDeploy", "DAgentTestSupport"]),
         // Starts real `dagent` processes on loopback.
         .testTarget(
             name: "IntegrationTests",

@@ -75,6 +75,41 @@ extension JoinOptions {
     }
 }
 
+/// The receiving end of `dagent recv` and `dagent sub`: prints one line per message (stdout
+/// flushed at once), and ends after `count` messages or, with `timeout`, exits 1 once nothing
+/// more arrived for that many seconds. `print` runs on the node's event loop.
+package final class LinePrinter: @unchecked Sendable {
+    private let count: Int?
+    private let timeout: Double?
+    private let done = DispatchSemaphore(value: 0)
+    private var received = 0
+    private var last = Date()
+
+    package init(count: Int?, timeout: Double?) {
+        self.count = count
+        self.timeout = timeout
+    }
+
+    /// Prints `line` and counts it as one message received.
+    package func print(_ line: String) {
+        received += 1
+        last = Date()
+        Swift.print(line)
+        fflush(stdout)
+        if let count, received >= count { done.signal() }
+    }
+
+    /// Blocks until `count` messages were printed (forever without a count); with `timeout`,
+    /// exits 1 with how many arrived once `node` received nothing for that long.
+    package func wait(node: Node) throws {
+        guard let timeout else { return done.wait() }
+        while done.wait(timeout: .now() + 0.1) == .timedOut {
+            let (idle, received) = try node.eventLoop.submit { (Date().timeIntervalSince(self.last), self.received) }.wait()
+            if idle > timeout { fail("timeout: \(received) message(s) received, then nothing for \(timeout)s") }
+        }
+    }
+}
+
 extension Node {
     /// Waits until the event loop has run what is scheduled now: a send's or a publish's
     /// deferred flush has written its bytes when this returns.

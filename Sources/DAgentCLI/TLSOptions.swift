@@ -36,7 +36,7 @@ package struct TLSOptions: ParsableArguments {
     /// The first exact (non-wildcard, non-`@`) name of the certificate: a one-shot command's default name.
     package func certificateName() throws -> String? {
         guard let files = try files() else { return nil }
-        do { return try files.load().names.first { !$0.hasPrefix("*") && !$0.hasPrefix("@") } } catch {
+        do { return try files.load().clientName } catch {
             throw ConfigError("\(error)")
         }
     }

@@ -14,14 +14,7 @@ extension NodeCore {
     /// cookie). No-op for a message that did not ask for one.
     public func acceptDelivery(_ m: DataMessage, nowNs: UInt64) {
         guard Self.wantsReceipt(m) else { return }
-        var answer = Dagent_Envelope()
-        answer.src = config.name
-        answer.dst = m.src
-        answer.type = m.type
-        answer.kind = .response
-        answer.cookie = m.cookie
-        answer.hopLimit = config.hopLimit
-        route(answer, nowNs: nowNs)
+        answerEmpty(m.header, nowNs: nowNs)
     }
 
     /// Answers `m`'s sender with an ERROR (`code`, `reason`) instead of a
@@ -29,14 +22,6 @@ extension NodeCore {
     /// ask for a receipt (one-way messages are counted by whoever dropped them).
     public func refuseDelivery(_ m: DataMessage, _ code: Dagent_ErrorCode, _ reason: String, nowNs: UInt64) {
         guard Self.wantsReceipt(m) else { return }
-        var header = Dagent_Envelope()   // what `fail` reads; the payload is not sent back
-        header.src = m.src
-        header.dst = m.dst
-        header.type = m.type
-        header.kind = m.kind
-        header.id = m.id
-        header.cookie = m.cookie
-        header.sendTimeNs = m.sendTimeNs
-        fail(header, code, reason, nowNs: nowNs)
+        fail(m.header, code, reason, nowNs: nowNs)   // the payload is not sent back
     }
 }

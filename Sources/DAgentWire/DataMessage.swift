@@ -23,6 +23,14 @@ public struct DataMessage: Sendable {
 
     /// The same message as a `Dagent_Envelope` (copies the payload).
     public var envelope: Dagent_Envelope {
+        var e = header
+        e.payload = Data(payload.readableBytesView)
+        return e
+    }
+
+    /// The envelope of this message without its payload (no copy): what an answer to it
+    /// (a receipt, an error) is built from.
+    public var header: Dagent_Envelope {
         var e = Dagent_Envelope()
         e.src = src
         e.dst = dst
@@ -34,7 +42,6 @@ public struct DataMessage: Sendable {
         e.sendTimeNs = sendTimeNs
         e.error = error
         e.reason = reason
-        e.payload = Data(payload.readableBytesView)
         return e
     }
 }

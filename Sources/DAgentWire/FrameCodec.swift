@@ -16,7 +16,7 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .frameTooLarge(length, limit):
-            return "frame of \(length) bytes exceeds max_frame_bytes=\(limit)"
+            return "frame of \(length) bytes exceeds max_frame_bytes=\(limit)" + Self.tlsHint(length)
         case let .malformed(length, detail):
             return "malformed frame of \(length) bytes: \(detail)"
         case .emptyBody:
@@ -24,6 +24,14 @@ public enum FrameError: Error, Equatable, CustomStringConvertible {
         case let .badQueueMessage(detail):
             return "garbage on the message queue: \(detail)"
         }
+    }
+
+    /// A plaintext end that reads from a TLS peer takes the TLS record header (content type
+    /// 20...23, version 3.x) for the length prefix; the hint says so, and what to give.
+    static func tlsHint(_ length: Int) -> String {
+        guard (20...23).contains((length >> 24) & 0xFF), (length >> 16) & 0xFF == 3 else { return "" }
+        return " (these bytes are a TLS record: the peer speaks TLS; give this end tls: {cert, key, ca}, "
+            + "or --tls-cert/--tls-key/--tls-ca)"
     }
 }
 

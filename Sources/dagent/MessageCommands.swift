@@ -73,34 +73,18 @@ struct RecvCommand: ParsableCommand {
         var config = try join.nodeConfig()
         config.echo = echo
         let node = joinOrExit(config, timeout: join.joinTimeout)
-        let done = DispatchSemaphore(value: 0)
-        var received = 0
-        var last = Date()
+        let printer = LinePrinter(count: count, timeout: timeout)
         FileHandle.standardError.write(Data("dagent recv: '\(config.name)' ready\n".utf8))
         node.onMessage = { envelope in
             guard envelope.kind == .data || envelope.kind == .request else { return }
-            received += 1
-            last = Date()
             let text = String(decoding: envelope.payload, as: UTF8.self)
-            if json {
-                print("{\"src\":\(JSONString.quoted(envelope.src)),\"type\":\(envelope.type),\"payload\":\(JSONString.quoted(text))}")
-            } else {
-                print("\(envelope.src) \(envelope.type) \(text)")
-            }
-            fflush(stdout)
-            if let count, received >= count { done.signal() }
+            printer.print(json ? "{\"src\":\(JSONString.quoted(envelope.src)),\"type\":\(envelope.type),\"payload\":\(JSONString.quoted(text))}"
+                               : "\(envelope.src) \(envelope.type) \(text)")
         }
         node.onEvent = { event in
             if case .registrationFailed(let error) = event { fail("\(error)") }
         }
-        if let timeout {
-            while done.wait(timeout: .now() + 0.1) == .timedOut {
-                let idle = try node.eventLoop.submit { Date().timeIntervalSince(last) }.wait()
-                if idle > timeout { fail("timeout: \(received) message(s) received, then nothing for \(timeout)s") }
-            }
-        } else {
-            done.wait()
-        }
+        try printer.wait(node: node)
         try? node.shutdown()
     }
 }

@@ -72,25 +72,16 @@ struct SubCommand: ParsableCommand {
             fail("\(error.asDAgentError)")
         }
         let node = joinOrExit(try join.nodeConfig(), timeout: join.joinTimeout)
-        let done = DispatchSemaphore(value: 0)
-        var received = 0
-        var last = Date()
-        let json = self.json, count = self.count
+        let printer = LinePrinter(count: count, timeout: timeout)
+        let json = self.json
         node.onEvent = { event in
             if case .registrationFailed(let error) = event { fail("\(error)") }
         }
         do {
             let handler: (Dagent_Envelope) -> Void = { envelope in
-                received += 1
-                last = Date()
                 let text = String(decoding: envelope.payload, as: UTF8.self)
-                if json {
-                    print("{\"topic\":\(JSONString.quoted(envelope.topic)),\"data\":\(JSONString.quoted(text)),\"src\":\(JSONString.quoted(envelope.src))}")
-                } else {
-                    print("\(envelope.topic) \(text)")
-                }
-                fflush(stdout)
-                if let count, received >= count { done.signal() }
+                printer.print(json ? "{\"topic\":\(JSONString.quoted(envelope.topic)),\"data\":\(JSONString.quoted(text)),\"src\":\(JSONString.quoted(envelope.src))}"
+                                   : "\(envelope.topic) \(text)")
             }
             for pattern in patterns { _ = try node.subscribe(pattern, queue: queue, handler: handler).wait() }
         } catch {
@@ -99,14 +90,7 @@ struct SubCommand: ParsableCommand {
         }
         let what = patterns.count == 1 ? patterns[0] : "\(patterns.count) patterns"
         FileHandle.standardError.write(Data("dagent sub: subscribed to \(what)\(queue.isEmpty ? "" : " (queue \(queue))")\n".utf8))
-        if let timeout {
-            while done.wait(timeout: .now() + 0.1) == .timedOut {
-                let idle = try node.eventLoop.submit { Date().timeIntervalSince(last) }.wait()
-                if idle > timeout { fail("timeout: \(received) message(s) received, then nothing for \(timeout)s") }
-            }
-        } else {
-            done.wait()
-        }
+        try printer.wait(node: node)
         try? node.shutdown()
     }
 }

@@ -6,6 +6,7 @@ import XCTest
 import DAgentNode
 import DAgentRouting
 import DAgentMsgq
+import DAgentTestSupport
 
 /// The one harness that starts real `dagent` processes on loopback for the Swift
 /// integration tests (Tests/DAgentClusterSupport/README.md shows its use).
@@ -47,23 +48,8 @@ public final class Cluster {
         return "dagent"
     }
 
-    /// A free loopback port (bound then released).
-    public static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp in
-                _ = bind(fd, sp, len)
-                _ = getsockname(fd, sp, &len)
-            }
-        }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    /// A free loopback port (bound then released; DAgentTestSupport's `freePort()`).
+    public static func freePort() -> Int { DAgentTestSupport.freePort() }
 
     /// `dagent-bench`, built next to `dagent`.
     public var benchBinary: String { (binary as NSString).deletingLastPathComponent + "/dagent-bench" }
@@ -184,15 +170,11 @@ public final class Cluster {
         try? TreeQuery.fetch(.tcp(host: "127.0.0.1", port: port), timeout: 1, secret: secret, group: Cluster.group).wait()
     }
 
-    /// Polls `condition` until it holds or `timeout` passes.
+    /// Polls `condition` until it holds or `timeout` passes; a timeout fails the test with every log.
     public func waitFor(_ what: String, timeout: Double = 15, file: StaticString = #filePath, line: UInt = #line,
                  _ condition: () -> Bool) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return }
-            usleep(20_000)
-        }
-        XCTFail("timed out after \(timeout)s waiting for: \(what)\nlogs in \(dir.path):\n\(allLogs())", file: file, line: line)
+        DAgentTestSupport.waitFor(what, timeout: timeout, poll: 0.02, details: "logs in \(dir.path):\n\(allLogs())",
+                                  file: file, line: line, condition)
     }
 
     public func allLogs() -> String {

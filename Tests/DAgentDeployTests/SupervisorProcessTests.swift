@@ -1,4 +1,5 @@
 import DAgentDeploy
+import DAgentTestSupport
 import Foundation
 import XCTest
 
@@ -31,15 +32,6 @@ final class SupervisorProcessTests: XCTestCase {
         s.minUptime = 0.5
         s.stopTimeout = 2
         return s
-    }
-
-    func waitFor(_ what: String, timeout: Double = 10, _ cond: () -> Bool) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if cond() { return }
-            usleep(10_000)
-        }
-        XCTFail("timed out waiting for \(what)")
     }
 
     func row(_ s: Supervisor, _ name: String) -> ProcessStatus? { s.snapshot().first { $0.name == name } }

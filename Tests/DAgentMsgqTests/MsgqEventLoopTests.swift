@@ -1,3 +1,4 @@
+import DAgentTestSupport
 import DAgentWire
 import Foundation
 import NIOConcurrencyHelpers
@@ -54,14 +55,6 @@ final class MsgqEventLoopTests: XCTestCase {
         for m in messages { XCTAssertEqual(queue.send(m.bytes, wait: false), 0) }
     }
 
-    func waitUntil(_ what: String, _ condition: () -> Bool) {
-        let deadline = Date().addingTimeInterval(10)
-        while !condition() {
-            if Date() > deadline { XCTFail("timed out waiting for \(what)"); return }
-            usleep(1000)
-        }
-    }
-
     func testTasksAndTimersRunWithoutASource() throws {
         XCTAssertFalse(loop.inEventLoop)
         XCTAssertEqual(try loop.submit { self.loop.inEventLoop }.wait(), true)
@@ -78,7 +71,7 @@ final class MsgqEventLoopTests: XCTestCase {
         let got = NIOLockedValueBox<[MsgqDelivery]>([])
         _ = try attach(got: got)
         post("one")
-        waitUntil("the first message") { got.withLockedValue { $0.count } == 1 }
+        waitFor("the first message") { got.withLockedValue { $0.count } == 1 }
         usleep(20_000)   // the loop is back in msgrcv
         // A task from another thread wakes it with a wake message (never delivered).
         XCTAssertEqual(try loop.submit { 42 }.wait(), 42)
@@ -87,7 +80,7 @@ final class MsgqEventLoopTests: XCTestCase {
         _ = try loop.scheduleTask(in: .milliseconds(40)) {}.futureResult.wait()
         XCTAssertLessThan(NIODeadline.now() - start, .seconds(5))
         post("two")
-        waitUntil("the second message") { got.withLockedValue { $0.count } == 2 }
+        waitFor("the second message") { got.withLockedValue { $0.count } == 2 }
         XCTAssertEqual(queue.stat()?.messages, 0, "wakes were consumed")
     }
 
@@ -118,7 +111,7 @@ final class MsgqEventLoopTests: XCTestCase {
         _ = try attach(got: got, failed: failed)
         usleep(20_000)
         queue.remove()
-        waitUntil("the failure") { failed.withLockedValue { $0.count } == 1 }
+        waitFor("the failure") { failed.withLockedValue { $0.count } == 1 }
         XCTAssertTrue(failed.withLockedValue { $0[0] }.contains("msgrcv"), failed.withLockedValue { $0[0] })
         // Still a working loop afterwards.
         XCTAssertEqual(try loop.submit { 1 }.wait(), 1)

@@ -1,5 +1,6 @@
 import DAgentNode
 import DAgentRouting
+import DAgentTestSupport
 import DAgentWire
 import Foundation
 import NIOCore
@@ -7,27 +8,6 @@ import XCTest
 
 /// The Swift pub/sub API of `Node` on real TCP links (in one process).
 final class NodePubSubTests: XCTestCase {
-    func freePort() -> Int {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(s) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
-    func waitFor(_ what: String, timeout: Double = 10, _ condition: () throws -> Bool) rethrows {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return }
-            usleep(5_000)
-        }
-        XCTFail("timed out waiting for \(what)")
-    }
-
     func testSubscribePublishCancelAcrossTwoHops() throws {
         let port = freePort()
         var rc = NodeConfig(name: "root")

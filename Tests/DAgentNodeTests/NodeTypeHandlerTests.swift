@@ -1,4 +1,5 @@
 import DAgentNode
+import DAgentTestSupport
 import DAgentWire
 import Foundation
 import NIOCore
@@ -7,20 +8,8 @@ import XCTest
 /// `handleRequests(ofType:)` and `handleMessages(ofType:)`: reserved types taken
 /// before the application's handler, on real TCP links (in one process).
 final class NodeTypeHandlerTests: XCTestCase {
-    static func freePort() -> Int {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(s) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     func testHandleMessagesTakesRequestsAndOneWayMessagesOfItsType() throws {
-        let port = Self.freePort()
+        let port = freePort()
         var rc = NodeConfig(name: "root")
         rc.listen = [.tcp(host: "127.0.0.1", port: port)]
         let root = try Node(config: rc)
@@ -50,11 +39,9 @@ final class NodeTypeHandlerTests: XCTestCase {
         try root.send(to: "svc", type: both, payload: Data("one-way".utf8)).wait()
         try root.send(to: "svc", type: requestsOnly, payload: Data()).wait()   // not taken: goes to the application
         try root.send(to: "svc", type: 7, payload: Data()).wait()
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            lock.lock(); let done = app.count == 2 && taken.count == 2; lock.unlock()
-            if done { break }
-            usleep(5_000)
+        waitFor("two messages taken, two for the application") {
+            lock.lock(); defer { lock.unlock() }
+            return app.count == 2 && taken.count == 2
         }
         lock.lock()
         defer { lock.unlock() }

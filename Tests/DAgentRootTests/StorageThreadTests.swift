@@ -34,27 +34,6 @@ final class FsyncGate: @unchecked Sendable {
 /// The root's Raft fsync runs on a storage thread: routing through the root goes on while
 /// a save is in progress, and the write it holds is answered only once it is durable.
 final class StorageThreadTests: TempDirTestCase {
-    func freePort() -> Int {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(s) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
-    func waitFor(_ what: String, timeout: Double = 20, _ condition: () throws -> Bool) rethrows {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return }
-            usleep(5_000)
-        }
-        XCTFail("timed out waiting for \(what)")
-    }
-
     func testRoutingFlowsWhileAnFsyncIsBlocked() throws {
         let gate = FsyncGate()
         var options = DiskStorageOptions()
@@ -97,7 +76,7 @@ final class StorageThreadTests: TempDirTestCase {
 
         // Meanwhile the root routes: messages from a to b go through it.
         for i in 0..<50 { try a.send(to: "b", type: 7, payload: Data("m\(i)".utf8)).wait() }
-        waitFor("50 messages routed through the root during the fsync") {
+        waitFor("50 messages routed through the root during the fsync", timeout: 20) {
             received.lock(); defer { received.unlock() }; return got.count == 50
         }
         received.lock()

@@ -4,31 +4,7 @@ import XCTest
 @testable import DAgentRouting
 
 /// Authorization in the core: reserved names, source checks, limits, reply matching.
-final class AuthorizationTests: XCTestCase {
-    func body(_ body: Dagent_Frame.OneOf_Body) -> ByteBuffer {
-        var frame = Dagent_Frame()
-        frame.body = body
-        return ByteBuffer(bytes: try! frame.serializedBytes() as [UInt8])
-    }
-
-    func lastResult(_ net: CoreNetwork) -> Dagent_RegisterResult? {
-        let r = net.rawOut.reversed().compactMap { if case .registerResult(let r)? = $0.body { return r } else { return nil } }.first
-        net.rawOut = []
-        return r
-    }
-
-    func register(_ name: String, subtree: [String] = []) -> Dagent_Frame.OneOf_Body {
-        var reg = Dagent_Register()
-        reg.name = name
-        reg.protocolVersion = WireConstants.protocolVersion
-        reg.subtree = subtree.map { n in
-            var r = Dagent_NameRecord()
-            r.name = n
-            return r
-        }
-        return .register(reg)
-    }
-
+final class AuthorizationTests: XCTestCase, RawFrameTesting {
     func envelope(src: String, dst: String, _ text: String = "forged", kind: Dagent_Kind = .data) -> Dagent_Frame.OneOf_Body {
         var e = Dagent_Envelope()
         e.src = src

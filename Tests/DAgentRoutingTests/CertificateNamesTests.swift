@@ -5,7 +5,7 @@ import XCTest
 
 /// SAN → allowed names (pure), and the core applying it to registrations, names
 /// added later and peer hellos on a link whose TLS certificate is known.
-final class CertificateNamesTests: XCTestCase {
+final class CertificateNamesTests: XCTestCase, RawFrameTesting {
     func testExactNameAllowsOnlyThatName() {
         let names = CertificateNames(sans: ["leaf1"])
         XCTAssertNil(names.ownNameProblem("leaf1"))
@@ -50,30 +50,6 @@ final class CertificateNamesTests: XCTestCase {
     }
 
     // MARK: the core
-
-    func body(_ body: Dagent_Frame.OneOf_Body) -> ByteBuffer {
-        var frame = Dagent_Frame()
-        frame.body = body
-        return ByteBuffer(bytes: try! frame.serializedBytes() as [UInt8])
-    }
-
-    func register(_ name: String, subtree: [String] = []) -> Dagent_Frame.OneOf_Body {
-        var reg = Dagent_Register()
-        reg.name = name
-        reg.protocolVersion = WireConstants.protocolVersion
-        reg.subtree = subtree.map { n in
-            var r = Dagent_NameRecord()
-            r.name = n
-            return r
-        }
-        return .register(reg)
-    }
-
-    func lastResult(_ net: CoreNetwork) -> Dagent_RegisterResult? {
-        let r = net.rawOut.reversed().compactMap { if case .registerResult(let r)? = $0.body { return r } else { return nil } }.first
-        net.rawOut = []
-        return r
-    }
 
     func testRegistrationUnderACertificateNamingAnotherNodeIsRefused() {
         let net = CoreNetwork.standardTree()

@@ -5,22 +5,8 @@ import XCTest
 
 /// Secret mode in the routing core: every link runs the handshake before
 /// Register or PeerHello; tree queries only on registered links; sessions.
-final class SecretModeTests: XCTestCase {
+final class SecretModeTests: XCTestCase, RawFrameTesting {
     let secret = "the cluster secret, long enough"
-
-    func body(_ body: Dagent_Frame.OneOf_Body) -> ByteBuffer {
-        var frame = Dagent_Frame()
-        frame.body = body
-        return ByteBuffer(bytes: try! frame.serializedBytes() as [UInt8])
-    }
-
-    func register(_ name: String, queryOnly: Bool = false) -> Dagent_Frame.OneOf_Body {
-        var reg = Dagent_Register()
-        reg.name = name
-        reg.protocolVersion = WireConstants.protocolVersion
-        reg.queryOnly = queryOnly
-        return .register(reg)
-    }
 
     func contains(_ needle: [UInt8], _ hay: [UInt8]) -> Bool {
         guard hay.count >= needle.count else { return false }

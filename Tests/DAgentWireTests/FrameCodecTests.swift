@@ -63,6 +63,19 @@ final class FrameCodecTests: XCTestCase {
         }
     }
 
+    /// A plaintext end reading a TLS peer's alert (15 03 03 00 ...) is told that the peer speaks TLS.
+    func testATLSRecordTakenForALengthSaysThePeerSpeaksTLS() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: 4_259_840)))
+        var buffer = ByteBufferAllocator().buffer(capacity: 8)
+        buffer.writeBytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x74])
+        XCTAssertThrowsError(try channel.writeInbound(buffer)) { error in
+            XCTAssertEqual(error as? FrameError, .frameTooLarge(length: 0x1503_0300, limit: 4_259_840))
+            XCTAssertTrue("\(error)".contains("max_frame_bytes=4259840") && "\(error)".contains("the peer speaks TLS"), "\(error)")
+        }
+        XCTAssertFalse(FrameError.frameTooLarge(length: 5_000_000, limit: 100).description.contains("TLS"))
+    }
+
     func testMalformedFrameIsReported() throws {
         var buffer = ByteBufferAllocator().buffer(capacity: 8)
         buffer.writeInteger(UInt32(4))

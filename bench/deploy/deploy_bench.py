@@ -14,18 +14,10 @@ poller reads the log every millisecond):
 
 Rounds alternate the two systems; the table shows medians and ratios.
 """
-import json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
 
-
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import free_port, log  # noqa: E402
 
 REG = re.compile(r"child '([^']+)' registered")
 

@@ -16,37 +16,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(what, cond, timeout=30, logdir=""):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if cond():
-                return
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"bench: {what} did not come up within {timeout}s; logs in {logdir}")
+sys.path.insert(0, os.path.dirname(HERE))
+from benchlib import free_port, listening, log, wait  # noqa: E402
 
 
 class DAgentTree:
@@ -101,8 +79,7 @@ class NATS:
 
     def __enter__(self):
         self.start("hub")
-        wait("the NATS hub", lambda: socket.create_connection(("127.0.0.1", self.ports["HUB_PORT"]), 1).close() or True,
-             logdir=self.logdir)
+        wait("the NATS hub", lambda: listening(self.ports["HUB_PORT"]), logdir=self.logdir)
         logs = [self.start("leaf1"), self.start("leaf2")]
 
         def linked():

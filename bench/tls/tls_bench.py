@@ -12,23 +12,14 @@ The certificates of both come from `dagent certs` (a P-256 cluster CA).
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from benchlib import free_port, log  # noqa: E402
 
 
 def run_json(cmd):

@@ -3,6 +3,7 @@
     python -m dagent request --via tcp://127.0.0.1:7000 --to echo1 [--type 1] [--timeout 5] 'hello'
     python -m dagent send    --via msgq:///run/dagent/agent.q --to ep2 --type 7 'hi'
     python -m dagent tree    --via msgq:///run/dagent/agent.q [--json] [--timeout 3]
+    python -m dagent tree    --via tcp://127.0.0.1:7000 --secret-file S [--tls-cert C --tls-key K --tls-ca CA] [--name N]
 
 ``send`` and ``request`` join the tree as a short-lived node; ``tree`` only asks
 the node at the address what it sees (the same output as ``dagent tree``).
@@ -55,6 +56,11 @@ def parser():
     p.add_argument("--via", required=True, help=f"{VIA_HELP} to ask")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
+    p.add_argument("--name", help="name to register the query with (default: the certificate's, else tree-RANDOM)")
+    p.add_argument("--secret-file", help="file holding the cluster secret (mode 0600), for a tree in secret mode")
+    p.add_argument("--tls-cert", help="TLS certificate (PEM), for a tree with mutual TLS")
+    p.add_argument("--tls-key", help="TLS private key (PEM) of --tls-cert")
+    p.add_argument("--tls-ca", help="the cluster CA certificate (PEM)")
     return ap
 
 
@@ -64,7 +70,8 @@ def main(argv=None):
         return push_token(args)
     try:
         if args.cmd == "tree":
-            print(tree_report(args.via, json=args.json, timeout=args.timeout), flush=True)
+            print(tree_report(args.via, json=args.json, timeout=args.timeout, name=args.name, secret_file=args.secret_file,
+                              tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca), flush=True)
             return 0
         with dagent.Node(name=args.name, via=args.via, ready_timeout=args.timeout, install=False) as node:
             if args.cmd == "send":

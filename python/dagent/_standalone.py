@@ -335,19 +335,38 @@ class Node:
         return f"<dagent.Node '{self.backend.name()}' {state}>"
 
 
-def tree_report(via, json=False, timeout=3.0):
-    """The report of ``dagent tree --via VIA [--json]`` as a str (raises ``DAgentError``)."""
+def tree_report(via, json=False, timeout=3.0, name=None, secret=None, secret_file=None,
+                tls_cert=None, tls_key=None, tls_ca=None):
+    """The report of ``dagent tree --via VIA [--json] [--name ...] [--secret-file ...] [--tls-* ...]``
+    as a str (raises ``DAgentError``)."""
     if not isinstance(via, str):
         raise TypeError(f"tree needs an address str (tcp://HOST:PORT or msgq://PATH); got {via!r}")
-    return extension().dagent_tree(via, 1 if json else 0, float(timeout))
+    for label, value in (("name", name), ("secret", secret)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"tree: {label} must be a str; got {value!r}")
+    files = (secret_file, tls_cert, tls_key, tls_ca)
+    for label, value in zip(("secret_file", "tls_cert", "tls_key", "tls_ca"), files):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"tree: {label} must be a file path (str); got {value!r}")
+    return extension().dagent_tree_with(via, name or "", secret or "", *(os.fspath(v) if v else "" for v in files),
+                                        1 if json else 0, float(timeout))
 
 
-def tree(via, json=False, timeout=3.0):
+def tree(via, json=False, timeout=3.0, name=None, secret=None, secret_file=None, tls_cert=None, tls_key=None,
+         tls_ca=None):
     """What the node at ``via`` sees: ``tcp://HOST:PORT`` (any node that listens) or ``msgq://PATH``
     (the agent serving PATH). No node of your own is needed. Returns the indented text of
-    ``dagent tree``, or with ``json=True`` its JSON as a dict. Raises ``NotReady`` (no agent at a
-    msgq:// path), ``Refused`` (nothing listens at a tcp:// address) or ``Timeout``."""
-    text = tree_report(via, json, timeout)
+    ``dagent tree``, or with ``json=True`` its JSON as a dict.
+
+    A tree in secret mode needs ``secret`` (or ``secret_file``, mode 0600); one with mutual TLS needs
+    ``tls_cert``, ``tls_key`` and ``tls_ca`` (PEM files). ``name``: what the query registers as
+    (default: the certificate's name with TLS, else ``tree-RANDOM``); it is checked, and in TLS mode
+    must be allowed by the certificate, but never added to the tree.
+
+    Raises ``NotReady`` (no agent at a msgq:// path), ``Refused`` (nothing listens at a tcp://
+    address, or the node refused the query), ``Unauthenticated`` (a wrong secret), ``ConfigError``
+    (bad arguments or files) or ``Timeout``."""
+    text = tree_report(via, json, timeout, name, secret, secret_file, tls_cert, tls_key, tls_ca)
     return _json.loads(text) if json else text
 
 

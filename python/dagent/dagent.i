@@ -6,7 +6,7 @@
  *   request()  blocking, releases the GIL, returns bytes or raises;
  *   wait()     blocking poll for queued items, releases the GIL;
  *   take()     builds Message tuples and reply/timer events in one call.
- * dagent_tree / dagent_node_tree return the report as a str (typemaps below).
+ * dagent_tree / dagent_tree_with / dagent_node_tree return the report as a str (typemaps below).
  * Python handlers are dispatched in Python (dagent/_standalone.py), so no C
  * callback ever has to take the GIL.
  *
@@ -53,7 +53,7 @@ static PyObject *dagent_raise(int rc) {
 }
 %typemap(arginit) (const void *data, size_t len) "memset(&view$argnum, 0, sizeof(view$argnum));"
 
-/* char **out (dagent_tree, dagent_node_tree): not an argument in Python; the
+/* char **out (dagent_tree, dagent_tree_with, dagent_node_tree): not an argument in Python; the
  * malloc'd C string comes back as a str (the function's int result is dropped)
  * and is freed here. On failure the out typemap below has raised already. */
 %typemap(in, numinputs=0) char **out (char *text = NULL) {
@@ -73,7 +73,7 @@ static PyObject *dagent_raise(int rc) {
 /* int results: negative means failure, raise; otherwise return the int. */
 %typemap(out) int dagent_wait_ready, int dagent_send, int dagent_request_async, int dagent_respond,
                 int dagent_timer, int dagent_timer_cancel, int dagent_wakeup_fd,
-                int dagent_tree, int dagent_node_tree, int dagent_publish, int dagent_unsubscribe {
+                int dagent_tree, int dagent_tree_with, int dagent_node_tree, int dagent_publish, int dagent_unsubscribe {
     if ($1 < 0) { dagent_raise($1); SWIG_fail; }
     $result = PyLong_FromLong($1);
 }
@@ -105,8 +105,13 @@ static PyObject *dagent_raise(int rc) {
     $action
     Py_END_ALLOW_THREADS
 }
-/* dagent_tree waits for the answer, dagent_node_tree for the node's event loop. */
+/* dagent_tree(_with) waits for the answer, dagent_node_tree for the node's event loop. */
 %exception dagent_tree {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    Py_END_ALLOW_THREADS
+}
+%exception dagent_tree_with {
     Py_BEGIN_ALLOW_THREADS
     $action
     Py_END_ALLOW_THREADS

@@ -33,11 +33,33 @@ def dagent_binary():
     return os.path.join(out, "dagent")
 
 
+# Under pytest-xdist (scripts/test runs this suite with -n 2) the workers are separate processes
+# that pick ports at the same time. Each worker only takes ports of its own 64-port blocks
+# (block = port // 64; worker k of n owns the blocks with block % n == k), so a port one worker
+# has picked but not yet bound (or is about to bind again after a restart) is never handed to the
+# other. Without xdist every block is this process's.
+PORT_BLOCK = 64
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+_handed_out = set()
+
+
+def owned_port(port):
+    """True if ``port`` belongs to this process's blocks (always true without xdist)."""
+    return (port // PORT_BLOCK) % _WORKERS == _WORKER
+
+
 def free_port():
-    """A free loopback TCP port (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback TCP port (bound, then released) of this worker's blocks, never one this
+    process was handed before (a port released for a process to bind may be given out again)."""
+    for _ in range(10000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if owned_port(port) and port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise AssertionError(f"no free port of worker {_WORKER}/{_WORKERS} after 10000 tries")
 
 
 def wait_for(what, cond, timeout=20.0, logs=None):
@@ -65,6 +87,45 @@ def state(args, via, timeout=4):
     except ValueError:
         return None
 
+
+
+ABSENT = "__absent__"   # a get that found no key (state_op's result; normalise_absent maps it to None)
+
+
+def state_op(cid, kind, key, via, value=None, expect=None, timeout=4):
+    """One ``put``/``get``/``cas`` through ``dagent state`` as a ``linearizability.Op`` of client ``cid``.
+    An operation with no answer, or an error answer (it may still have been proposed), has an unknown
+    outcome: result None, completed at infinity. ``value``: what put or cas writes; ``expect``: cas's
+    expected value."""
+    import math
+    from linearizability import Op
+    t0 = time.monotonic()
+    if kind == "put":
+        ans = state(["put", key, value], via, timeout=timeout)
+        arg, result = value, (True if ans and ans.get("ok") else None)
+    elif kind == "get":
+        ans = state(["get", key], via, timeout=timeout)
+        arg, result = None, None
+        if ans is not None:
+            error = ans.get("error", "")
+            if ans.get("ok"):
+                result = ans["record"]["value"]
+            elif ans.get("code") == "not_found" or "not found" in error or "no key" in error:
+                result = ABSENT
+    else:
+        ans = state(["cas", key, value, "--expect", expect], via, timeout=timeout)
+        arg, result = (expect, value), None
+        if ans is not None:
+            if ans.get("ok"):
+                result = True
+            elif "compare failed" in ans.get("error", "") or "not found" in ans.get("error", ""):
+                result = False
+    return Op(cid, kind, key, arg, result, t0, math.inf if result is None else time.monotonic())
+
+
+def normalise_absent(history):
+    """Absent reads are the initial value None of the register model."""
+    return [o._replace(result=None) if o.kind == "get" and o.result == ABSENT else o for o in history]
 
 class Proc:
     """A started process: ``p`` (the Popen), ``lines`` (its stdout, line by line), its log."""
@@ -212,17 +273,22 @@ class Cluster:
         return "\n".join(out)
 
     # ---- a root group
-    def raft_group(self, n=3, prefix="r"):
-        """A root group of ``n`` replicas (not started; ``group.start(i)``)."""
-        return RaftGroup(self, n, prefix)
+    def raft_group(self, n=3, prefix="r", listen=False):
+        """A root group of ``n`` replicas (not started; ``group.start(i)``); ``listen``: see RaftGroup."""
+        return RaftGroup(self, n, prefix, listen)
 
 
 class RaftGroup:
-    """``n`` root replicas of one DCF cluster file; replica ``i`` (1-based) runs as ``r{i}``."""
+    """``n`` root replicas of one DCF cluster file; replica ``i`` (1-based) runs as ``r{i}``.
 
-    def __init__(self, cluster, n, prefix="r"):
-        self.cluster, self.prefix = cluster, prefix
+    With ``listen=True`` each replica also listens on a port of its own (``{prefix}{i}-listen``)
+    while the cluster file names another (``ports``), where a test puts something between the
+    replicas (a proxy, say); ``addr(i)`` is then the replica's own port, which clients use."""
+
+    def __init__(self, cluster, n, prefix="r", listen=False):
+        self.cluster, self.prefix, self.n = cluster, prefix, n
         self.ports = [cluster.port(f"{prefix}{i + 1}") for i in range(n)]
+        self.listen = [cluster.port(f"{prefix}{i + 1}-listen") for i in range(n)] if listen else None
         self.file = cluster.path(f"{prefix}-cluster.json")
         with open(self.file, "w") as f:
             json.dump([{"stream_id": 1, "node_id": i + 1, "ip": "127.0.0.1", "port": p,
@@ -233,14 +299,16 @@ class RaftGroup:
         return [i for i in range(1, len(self.ports) + 1) if f"{self.prefix}{i}" in self.cluster.procs]
 
     def addr(self, i):
-        return f"tcp://127.0.0.1:{self.ports[i - 1]}"
+        """Where clients reach replica i (its own port)."""
+        return f"tcp://127.0.0.1:{(self.listen or self.ports)[i - 1]}"
 
     def data(self, i):
         return self.cluster.path(f"{self.prefix}{i}-data")
 
     def start(self, i, *args):
+        listen = ("--listen", self.addr(i)) if self.listen else ()
         return self.cluster.start(f"{self.prefix}{i}", ["run", "--raft", self.file, "--node-id", str(i),
-                                                         "--data", self.data(i), *args])
+                                                         "--data", self.data(i), *listen, *args])
 
     def start_all(self):
         for i in range(1, len(self.ports) + 1):
@@ -249,10 +317,15 @@ class RaftGroup:
     def kill9(self, i):
         return self.cluster.kill9(f"{self.prefix}{i}")
 
-    def status(self, i):
+    def status(self, i, timeout=2):
         """``dagent state status`` of replica i, or None."""
-        r = self.cluster.run("state", "status", "--json", "--via", self.addr(i), "--timeout", "2", timeout=15)
+        r = self.cluster.run("state", "status", "--json", "--via", self.addr(i), "--timeout", str(timeout), timeout=15)
         return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def leader_among(self, ids):
+        """The leader as the replicas in ``ids`` report it, if one of them leads and none other does."""
+        seen = {i for i in ids if (self.status(i) or {}).get("role") == "leader"}
+        return seen.pop() if len(seen) == 1 else None
 
     def leader(self):
         """The leader's node id as some running replica reports it, or None."""

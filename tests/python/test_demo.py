@@ -6,16 +6,16 @@ import re
 import socket
 import subprocess
 
-from harness import ROOT, dagent_binary
+from harness import ROOT, dagent_binary, owned_port
 
 
 def port_base():
-    """A base P with P, P+1, P+2, P+10 and P+11 free on loopback."""
-    for _ in range(50):
+    """A base P with P, P+1, P+2, P+10 and P+11 free on loopback (all of this xdist worker's blocks)."""
+    for _ in range(1000):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             base = s.getsockname()[1]
-        if base > 65000:
+        if base > 65000 or not (owned_port(base) and owned_port(base + 11)):
             continue
         try:
             for off in (1, 2, 10, 11):

@@ -6,10 +6,9 @@ import json
 import math
 import random
 import threading
-import time
 
-from harness import state, wait_for
-from linearizability import Op, check
+from harness import normalise_absent, state, state_op, wait_for
+from linearizability import check
 
 
 def client(group, cid, n_ops, keys, history, lock, alive):
@@ -18,45 +17,10 @@ def client(group, cid, n_ops, keys, history, lock, alive):
         key = rnd.choice(keys)
         via = group.addr(rnd.choice(sorted(alive)))
         kind = rnd.choice(["put", "put", "get", "cas"])
-        t0 = time.monotonic()
-        if kind == "put":
-            value = f"c{cid}-{i}"
-            ans = state(["put", key, value], via)
-            arg, result = value, (True if ans and ans.get("ok") else None)
-        elif kind == "get":
-            ans = state(["get", key], via)
-            arg = None
-            if ans is None:
-                result = None
-            elif ans.get("ok"):
-                result = ans["record"]["value"]
-            elif "not found" in ans.get("error", "") or "no key" in ans.get("error", ""):
-                result = "__absent__"
-            else:
-                result = None
-        else:
-            expect, new = f"c{rnd.randrange(4)}-{rnd.randrange(n_ops)}", f"c{cid}-{i}"
-            ans = state(["cas", key, new, "--expect", expect], via)
-            arg = (expect, new)
-            if ans is None:
-                result = None
-            elif ans.get("ok"):
-                result = True
-            elif "compare failed" in ans.get("error", "") or "not found" in ans.get("error", ""):
-                result = False
-            else:
-                result = None
-        t1 = time.monotonic()
+        expect = f"c{rnd.randrange(4)}-{rnd.randrange(n_ops)}" if kind == "cas" else None
+        op = state_op(cid, kind, key, via, value=f"c{cid}-{i}", expect=expect)
         with lock:
-            if result is None:
-                history.append(Op(cid, kind, key, arg, None, t0, math.inf))
-            else:
-                history.append(Op(cid, kind, key, arg, result, t0, t1))
-
-
-def normalise(history):
-    """Absent reads are the initial value None of the register model."""
-    return [o._replace(result=None) if o.kind == "get" and o.result == "__absent__" else o for o in history]
+            history.append(op)
 
 
 def test_linearizable_under_leader_kill(cluster):
@@ -89,7 +53,7 @@ def test_linearizable_under_leader_kill(cluster):
     for k in keys:
         client_final = state(["get", k], g.addr(sorted(alive)[0]))
         assert client_final is not None
-    ok, bad = check(normalise(history))
+    ok, bad = check(normalise_absent(history))
     assert ok, f"history not linearizable on key {bad}: {[o for o in history if o.key == bad]}"
     acknowledged = [o for o in history if o.kind == "put" and o.result is True]
     assert acknowledged, "no write was acknowledged"

@@ -2,53 +2,25 @@
 partitions made by real TCP proxies between the replicas (both ways, one way, and cut
 connections). Clients keep running through every fault; the recorded history, final reads
 included, must be linearizable key by key, and writes must succeed again after each heal."""
-import json
 import math
 import random
 import signal
 import threading
 import time
 
-from conftest import free_port
-from harness import state, wait_for
+from harness import ABSENT, RaftGroup, normalise_absent, state, state_op, wait_for
 from linearizability import Op, check
 from tcp_proxy import Faults, ReplicaProxy
 
 
-class ProxiedGroup:
-    """Three replicas whose peer links all run through one `ReplicaProxy` each."""
+class ProxiedGroup(RaftGroup):
+    """Three replicas whose peer links all run through one `ReplicaProxy` each: the cluster file
+    names the proxies, each replica listens on its own port behind its proxy (clients bypass them)."""
 
     def __init__(self, cluster, n=3):
-        self.cluster, self.n = cluster, n
+        super().__init__(cluster, n, prefix="p", listen=True)
         self.faults = Faults()
-        self.private = {i: free_port() for i in range(1, n + 1)}   # where replica i listens
-        self.public = {i: free_port() for i in range(1, n + 1)}    # its proxy: what the cluster file names
-        self.file = cluster.path("proxied-cluster.json")
-        with open(self.file, "w") as f:
-            json.dump([{"stream_id": 1, "node_id": i, "ip": "127.0.0.1", "port": self.public[i],
-                        "role": "LEADER" if i == 1 else "FOLLOWER"} for i in range(1, n + 1)], f)
-        self.proxies = [ReplicaProxy(i, self.public[i], self.private[i], self.faults) for i in range(1, n + 1)]
-
-    def start(self, i):
-        self.cluster.start(f"p{i}", ["run", "--raft", self.file, "--node-id", str(i), "--data",
-                                     self.cluster.path(f"p{i}-data"), "--listen", self.addr(i)])
-
-    def addr(self, i):
-        """The replica's own port (clients bypass the proxies)."""
-        return f"tcp://127.0.0.1:{self.private[i]}"
-
-    def status(self, i, timeout=2):
-        r = self.cluster.run("state", "status", "--json", "--via", self.addr(i), "--timeout", str(timeout), timeout=15)
-        return json.loads(r.stdout) if r.returncode == 0 else None
-
-    def leader_among(self, ids):
-        """The leader as the replicas in ``ids`` report it, if one of them leads and they agree."""
-        seen = set()
-        for i in ids:
-            s = self.status(i)
-            if s and s.get("role") == "leader":
-                seen.add(i)
-        return seen.pop() if len(seen) == 1 else None
+        self.proxies = [ReplicaProxy(i, self.ports[i - 1], self.listen[i - 1], self.faults) for i in range(1, n + 1)]
 
     def close(self):
         for p in self.proxies:
@@ -64,54 +36,18 @@ def client(group, cid, keys, history, lock, stop, errors):
             key = rnd.choice(keys)
             via = group.addr(rnd.randrange(1, group.n + 1))
             kind = rnd.choice(["put", "put", "get", "cas"])
-            t0 = time.monotonic()
-            if kind == "put":
-                value = f"c{cid}-{i}"
-                ans = state(["put", key, value], via, timeout=2)
-                arg, result = value, (True if ans and ans.get("ok") else None)
-            elif kind == "get":
-                ans = state(["get", key], via, timeout=2)
-                arg = None
-                if ans is None:
-                    result = None
-                elif ans.get("ok"):
-                    result = ans["record"]["value"]
-                elif ans.get("code") == "not_found" or "not found" in ans.get("error", ""):
-                    result = "__absent__"
-                else:
-                    result = None
-            else:
-                expect, new = f"c{rnd.randrange(3)}-{rnd.randrange(1, i + 1)}", f"c{cid}-{i}"
-                ans = state(["cas", key, new, "--expect", expect], via, timeout=2)
-                arg = (expect, new)
-                if ans is None:
-                    result = None
-                elif ans.get("ok"):
-                    result = True
-                elif "compare failed" in ans.get("error", "") or "not found" in ans.get("error", ""):
-                    result = False
-                else:
-                    result = None
-            t1 = time.monotonic()
+            expect = f"c{rnd.randrange(3)}-{rnd.randrange(1, i + 1)}" if kind == "cas" else None
+            op = state_op(cid, kind, key, via, value=f"c{cid}-{i}", expect=expect, timeout=2)
             with lock:
-                if result is None:
-                    # An error answer (not leader, not ready) may still have been proposed: unknown outcome.
-                    history.append(Op(cid, kind, key, arg, None, t0, math.inf))
-                else:
-                    history.append(Op(cid, kind, key, arg, result, t0, t1))
+                history.append(op)
     except Exception as e:  # a broken client must fail the test, not vanish
         errors.append(f"client {cid}: {e!r}")
-
-
-def normalise(history):
-    return [o._replace(result=None) if o.kind == "get" and o.result == "__absent__" else o for o in history]
 
 
 def test_linearizable_under_pauses_and_proxy_partitions(cluster):
     g = ProxiedGroup(cluster)
     try:
-        for i in (1, 2, 3):
-            g.start(i)
+        g.start_all()
         everyone = (1, 2, 3)
         wait_for("a leader", lambda: g.leader_among(everyone) is not None, timeout=30)
         keys = ["k0", "k1", "k2"]
@@ -158,9 +94,9 @@ def test_linearizable_under_pauses_and_proxy_partitions(cluster):
                 t0 = time.monotonic()
                 ans = state(["get", k], g.addr(i), timeout=5)
                 assert ans is not None and (ans.get("ok") or "not found" in ans.get("error", "")), (k, i, ans)
-                result = ans["record"]["value"] if ans.get("ok") else "__absent__"
+                result = ans["record"]["value"] if ans.get("ok") else ABSENT
                 history.append(Op(100 + i, "get", k, None, result, t0, time.monotonic()))
-        ok, bad = check(normalise(history))
+        ok, bad = check(normalise_absent(history))
         assert ok, f"history not linearizable on key {bad}: {[o for o in history if o.key == bad]}"
         acknowledged = [o for o in history if o.kind == "put" and o.result is True]
         assert len(acknowledged) >= 12, f"only {len(acknowledged)} acknowledged writes"

@@ -15,32 +15,6 @@ sys.path.insert(0, PYTHON_DIR)
 import dagent  # noqa: E402
 
 
-@pytest.fixture
-def pki(cluster):
-    """A cluster CA and certificates for root (with *.root), echo1 and py1, made by `dagent certs`."""
-    ca, certs = cluster.path("ca"), cluster.path("certs")
-    assert cluster.run("certs", "init", "--out", ca).returncode == 0
-    for name, extra in (("root", ["--subtree"]), ("echo1", []), ("py1", []), ("py2", [])):
-        r = cluster.run("certs", "issue", "--ca", ca, "--name", name, "--out", certs, *extra)
-        assert r.returncode == 0, r.stderr
-
-    def flags(name):
-        return ["--tls-cert", f"{certs}/{name}.crt", "--tls-key", f"{certs}/{name}.key", "--tls-ca", f"{ca}/ca.crt"]
-
-    def kwargs(name):
-        return {"tls_cert": f"{certs}/{name}.crt", "tls_key": f"{certs}/{name}.key", "tls_ca": f"{ca}/ca.crt"}
-
-    return {"ca": ca, "certs": certs, "flags": flags, "kwargs": kwargs}
-
-
-@pytest.fixture
-def tls_tree(cluster, pki):
-    addr = cluster.addr("root")
-    cluster.start_node("root", "--listen", addr, *pki["flags"]("root"))
-    cluster.start_node("echo1", "--parent", addr, "--echo", *pki["flags"]("echo1"))
-    return addr
-
-
 def ready(name, addr, **kw):
     import time
     deadline = time.time() + 20

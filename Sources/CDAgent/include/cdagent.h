@@ -154,6 +154,18 @@ int dagent_update(dagent_node *node, int timeout_ms);
  * -DAGENT_E_TIMEOUT (no answer in time). */
 int dagent_tree(const char *addr, int json, double timeout_s, char **out);
 
+/* dagent_tree for a tree that demands credentials, with what `dagent tree` takes (each may be
+ * NULL or "" when not needed): `name` registers the query (default: the first exact name of
+ * `tls_cert`, else tree-RANDOM; checked, never added to the tree); `secret`, or `secret_file`
+ * (mode 0600, at least 16 bytes), is the cluster secret of a tree in secret mode (not both);
+ * `tls_cert`, `tls_key`, `tls_ca` are PEM files for mutual TLS (all three, or none). Bad or
+ * half-given arguments and unreadable files fail with -DAGENT_E_CONFIG before any connection;
+ * a wrong secret with -DAGENT_E_UNAUTHENTICATED, a name the certificate does not allow with
+ * -DAGENT_E_REFUSED. Otherwise as dagent_tree. */
+int dagent_tree_with(const char *addr, const char *name, const char *secret, const char *secret_file,
+                     const char *tls_cert, const char *tls_key, const char *tls_ca,
+                     int json, double timeout_s, char **out);
+
 /* The same report for this node itself (what `dagent tree` would show if it were asked),
  * including its brother p2p counters (direct_out/direct_in) on a msgq:// link.
  * *out as for dagent_tree. */
@@ -184,7 +196,7 @@ int dagent_unsubscribe(dagent_node *node, uint64_t id);
 /* Publications dropped so far because the caller did not take them fast enough. */
 int64_t dagent_publication_drops(dagent_node *node);
 
-/* Frees memory returned by dagent_request, dagent_tree and dagent_node_tree. */
+/* Frees memory returned by dagent_request, dagent_tree, dagent_tree_with and dagent_node_tree. */
 void dagent_free(void *p);
 
 #ifdef __cplusplus
