@@ -158,6 +158,10 @@ public final class PushGateway: PushSink, @unchecked Sendable {
         case let .unsub(ref, pattern):
             hub.unsubscribe(id, pattern: pattern, ref: ref)
         case let .pub(ref, topic, data):
+            if let allowed = service.publishClaims(client: id) {
+                publishNatively(id, user: user, allowed: allowed, ref: ref, topic: topic, data: data)
+                return
+            }
             if let e = hub.beginOp(id, ref: ref) {
                 hub.fail(id, PushRequestError(e.code, e.reason, ref: ref, topic: topic))
                 return
@@ -178,6 +182,20 @@ public final class PushGateway: PushSink, @unchecked Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// A client publish the service left to the gateway (no publish hooks): allowed
+    /// when a pattern of the token's `pub` claims matches the topic, as the plugin decides.
+    func publishNatively(_ id: PushClientID, user: String, allowed: [String], ref: String?, topic: String, data: [UInt8]) {
+        guard allowed.contains(where: { PushTopic.matches(pattern: $0, topic: topic) }) else {
+            hub.fail(id, PushRequestError(PushCodes.forbidden, "the token of '\(user)' does not allow publishing to '\(topic)' (pub: \(allowed.isEmpty ? "none" : allowed.joined(separator: ", ")))", ref: ref, topic: topic))
+            return
+        }
+        if let problem = publish(topic: topic, payload: Data(data)) {
+            hub.fail(id, PushRequestError(PushCodes.unavailable, problem, ref: ref, topic: topic))
+        } else {
+            hub.reply(id, PushFrames.published(topic: topic, ref: ref))
         }
     }
 
