@@ -10,6 +10,10 @@ public protocol LinkIO: AnyObject {
     var closing: Bool { get set }
     /// An envelope that starts at this node.
     func append(_ envelope: Dagent_Envelope)
+    /// A message that starts at this node, encoded from the caller's bytes.
+    func append(_ header: MessageHeader, payload: UnsafeRawBufferPointer)
+    /// A relayed envelope with its routing header (may join a batch).
+    func appendRelayed(_ raw: ByteBuffer, header: EnvelopeHeader, hopLimit: UInt32)
     /// A relayed envelope (raw bytes, hop limit patched).
     func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32)
     /// A relayed batch (raw bytes, hop limit patched).

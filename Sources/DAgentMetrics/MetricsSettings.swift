@@ -31,9 +31,13 @@ public struct MetricsSettings: Sendable, Equatable {
 
     /// The section from a YAML config file (nil if it has none).
     public static func load(configFile path: String) throws -> MetricsSettings? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError("cannot read config file '\(path)'") }
-        guard let top = (try? ConfigYAML.load(yaml: text, source: path)) as? [String: Any], let raw = top["metrics"] else { return nil }
-        return try parse(raw, source: path)
+        try MetricsSettings(document: try ConfigDocument.load(path: path))
+    }
+
+    /// The `metrics` section of an already parsed config file (nil if it has none).
+    public init?(document: ConfigDocument) throws {
+        guard let raw = document.section("metrics") else { return nil }
+        self = try Self.parse(raw, source: document.path)
     }
 
     public static func parse(_ raw: Any, source: String = "config") throws -> MetricsSettings {

@@ -392,6 +392,10 @@ package final class MsgqChildLinkIO: LinkIO {
     }
 
     package func append(_ envelope: Dagent_Envelope) { writer.append(envelope) }
+    package func append(_ header: MessageHeader, payload: UnsafeRawBufferPointer) { writer.append(header, payload: payload) }
+    package func appendRelayed(_ raw: ByteBuffer, header: EnvelopeHeader, hopLimit: UInt32) {
+        writer.appendRelayed(raw, header: header, hopLimit: hopLimit)
+    }
     package func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
         writer.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
     }

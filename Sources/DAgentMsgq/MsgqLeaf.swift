@@ -196,6 +196,12 @@ package final class MsgqParentLinkIO: LinkIO {
 
     package func append(_ envelope: Dagent_Envelope) { agentWriter.append(envelope) }
 
+    package func append(_ header: MessageHeader, payload: UnsafeRawBufferPointer) { agentWriter.append(header, payload: payload) }
+
+    package func appendRelayed(_ raw: ByteBuffer, header: EnvelopeHeader, hopLimit: UInt32) {
+        agentWriter.appendRelayed(raw, header: header, hopLimit: hopLimit)
+    }
+
     package func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
         agentWriter.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
     }
@@ -211,6 +217,20 @@ package final class MsgqParentLinkIO: LinkIO {
         let box = out(brother: brother)
         markDirty(box)
         box.writer.append(envelope)
+    }
+
+    /// A message for brother channel `brother`, encoded from the caller's bytes.
+    @inline(__always)
+    package func append(_ header: MessageHeader, payload: UnsafeRawBufferPointer, brother: UInt64) {
+        let box = out(brother: brother)
+        markDirty(box)
+        box.writer.append(header, payload: payload)
+    }
+
+    package func appendRelayed(_ raw: ByteBuffer, header: EnvelopeHeader, hopLimit: UInt32, brother: UInt64) {
+        let box = out(brother: brother)
+        markDirty(box)
+        box.writer.appendRelayed(raw, header: header, hopLimit: hopLimit)
     }
 
     package func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32, brother: UInt64) {

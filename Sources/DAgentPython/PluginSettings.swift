@@ -38,11 +38,13 @@ public struct PluginSettings: Sendable, Equatable {
 
     /// Reads the `plugins` section of a node config file (nil if it has none).
     public static func load(configFile path: String) throws -> PluginSettings? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigError("cannot read config file '\(path)'")
-        }
-        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        return try parse(yaml: text, source: path, baseDir: base)
+        try PluginSettings(document: try ConfigDocument.load(path: path))
+    }
+
+    /// The `plugins` section of an already parsed config file (nil if it has none).
+    public init?(document: ConfigDocument) throws {
+        guard let section = document.section("plugins") else { return nil }
+        self = try Self.parse(section: section, source: document.path, baseDir: document.baseDir)
     }
 
     /// Parses the `plugins` key of a YAML document; relative dirs are taken from `baseDir`.

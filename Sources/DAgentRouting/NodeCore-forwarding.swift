@@ -68,7 +68,10 @@ extension NodeCore {
     /// The fast path for an envelope arriving on a link: routed on its header
     /// alone and relayed as raw bytes. It is decoded only when it is for this
     /// node or must be answered with an error.
-    package func receiveRaw(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, nowNs: UInt64) {
+    /// With `inline`, a relay is returned for the driver to write instead of
+    /// emitted as an action (`receiveOrRelay`); nil when handled here.
+    @discardableResult
+    package func receiveRaw(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, nowNs: UInt64, inline: Bool = false) -> Relay? {
         let link = links[id]!
         let known = (0...3).contains(header.kind)
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
@@ -83,13 +86,14 @@ extension NodeCore {
         }
         if let next = forward {
             countOut(next)
+            if inline { return Relay(hop: next, raw: raw, header: header, hopLimit: header.hopLimit - 1, count: 0) }
             emit(.forwardRaw(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
-            return
+            return nil
         }
         if header.dst == config.name && known && (link.registered || link.isParent)
             && rawSourceAllowed(raw, dst: header.dst, batch: false, link: link) {
             var cache = EnvelopeCodec.StringCache()
-            if deliverRaw(raw, cache: &cache) { return }
+            if deliverRaw(raw, cache: &cache) { return nil }
         }
         // The slow path: decode and apply every rule.
         do {
@@ -98,21 +102,26 @@ extension NodeCore {
         } catch {
             badFrame(id, error)
         }
+        return nil
     }
 
     /// The fast path for a batch: routed on its header, relayed unopened.
     /// Opened only here at its destination, or when it must be failed: then
     /// every envelope gets the full rules (and its own error).
-    package func receiveRawBatch(_ raw: ByteBuffer, header: EnvelopeHeader, count: Int, from id: LinkID, nowNs: UInt64) {
+    @discardableResult
+    package func receiveRawBatch(_ raw: ByteBuffer, header: EnvelopeHeader, count: Int, from id: LinkID, nowNs: UInt64,
+                                 inline: Bool = false) -> Relay? {
         let link = links[id]!
         let mayBeTooLarge = raw.readableBytes > config.maxMessageBytes
         if header.dst != config.name && !mayBeTooLarge && header.hopLimit > 1 && (link.registered || link.isParent),
            case .link(let next) = nextHop(header.dst), rawSourceAllowed(raw, dst: header.dst, batch: true, link: link) {
             countOut(next, messages: count)
+            if inline { return Relay(hop: next, raw: raw, header: header, hopLimit: header.hopLimit - 1, count: count) }
             emit(.forwardRawBatch(next, raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
-            return
+            return nil
         }
         deliverBatch(raw, header: header, from: id, direct: nil, nowNs: nowNs)
+        return nil
     }
 
     /// Routes an envelope that is already validated and hop-counted.
@@ -205,36 +214,14 @@ extension NodeCore {
         try dispatchLocal(envelope, nowNs: nowNs)
     }
 
-    /// `sendLocal` for the driver's hot path. When the envelope leaves at once
-    /// on a link and no earlier action is still pending (so order is kept),
-    /// returns that hop with `envelope` stamped, for the driver to write
-    /// itself: no `.forward` action is built. Otherwise it does what
-    /// `sendLocal` does and returns nil.
-    public func sendLocalFast(_ envelope: inout Dagent_Envelope, nowNs: UInt64) throws(DAgentError) -> Hop? {
-        try stampLocal(&envelope)
-        if actions.isEmpty && !draining, routesNow(envelope.dst), case .link(let next) = nextHop(envelope.dst) {
-            countOut(next)
-            return next
-        }
-        try dispatchLocal(envelope, nowNs: nowNs)
-        return nil
-    }
-
     /// Checks an envelope that starts here and fills in source, id and hop limit.
     package func stampLocal(_ envelope: inout Dagent_Envelope) throws(DAgentError) {
-        if envelope.dst != lastValidDestination {
-            if let problem = NameRules.problem(with: envelope.dst) {
-                throw DAgentError(.noRoute, "bad destination: \(problem)")
-            }
-            lastValidDestination = envelope.dst
-        }
-        if envelope.payload.count > config.maxMessageBytes {
-            throw DAgentError(.tooLarge, "message of \(envelope.payload.count) bytes exceeds max_message_bytes=\(config.maxMessageBytes)")
-        }
-        if envelope.src.isEmpty || !localServices.contains(envelope.src) { envelope.src = config.name }
-        envelope.id = nextMessageID
-        nextMessageID &+= 1
-        envelope.hopLimit = config.hopLimit
+        var header = MessageHeader(dst: envelope.dst)
+        header.src = envelope.src
+        try stamp(&header, payloadCount: envelope.payload.count)
+        envelope.src = header.src
+        envelope.id = header.id
+        envelope.hopLimit = header.hopLimit
     }
 
     /// True if an envelope for `dst` that starts here is routed now rather

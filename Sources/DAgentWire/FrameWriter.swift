@@ -23,8 +23,6 @@ public struct FrameWriter {
     private var batchHop: UInt32 = 0
     private var batchKind = 0
     private var batchCount = 0
-    private var single: Dagent_Envelope?  // the first envelope, kept until a second one joins
-    private var singleSize = 0
 
     public init(allocator: ByteBufferAllocator = ByteBufferAllocator(), maxBatchCount: Int = 4096,
                 maxBatchBytes: Int = 256 * 1024) {
@@ -34,51 +32,73 @@ public struct FrameWriter {
         batch = allocator.buffer(capacity: 16 * 1024)
     }
 
-    /// Bytes waiting to be written (excluding an open batch).
+    /// Bytes waiting to be written (including an open batch).
     public var bufferedBytes: Int { out.readableBytes + batch.readableBytes }
     public var isEmpty: Bool { out.readableBytes == 0 && batchCount == 0 }
 
     /// Appends an envelope that starts at this node; it may join the open batch.
     public mutating func append(_ envelope: Dagent_Envelope) {
-        let size = EnvelopeCodec.size(of: envelope)
-        let kind = envelope.kind.rawValue
         // Publishes with queue-group picks never join a batch: a relay opens
         // them to give each link its own picks, and batches travel unopened.
-        let batchable = envelope.queues.isEmpty && !envelope.pickQueues
-        if batchable && batchCount > 0 && envelope.dst == batchDst && envelope.hopLimit == batchHop
-            && kind == batchKind && batchCount < maxBatchCount
-            && batch.readableBytes + (single == nil ? 0 : singleSize + 6) + size + 6 <= maxBatchBytes {
-            if let first = single {
-                appendEntry(first, size: singleSize)
-                single = nil
-            }
-            appendEntry(envelope, size: size)
+        guard envelope.queues.isEmpty && !envelope.pickQueues else {
+            closeBatch()
+            EnvelopeCodec.encodeFrame(envelope, into: &out)
+            return
+        }
+        let header = MessageHeader(envelope)
+        envelope.payload.withUnsafeBytes { append(header, payload: $0) }
+    }
+
+    /// Appends a message that starts at this node, encoded straight from the
+    /// caller's payload bytes (no `Dagent_Envelope`); it may join the open batch.
+    @inline(__always)
+    public mutating func append(_ header: MessageHeader, payload: UnsafeRawBufferPointer) {
+        let size = EnvelopeCodec.size(of: header, payloadCount: payload.count)
+        openBatch(dst: header.dst, hopLimit: header.hopLimit, kind: header.kind.rawValue, entrySize: size)
+        batch.writeInteger(UInt8(0x0A))
+        EnvelopeCodec.writeVarint(UInt64(size), &batch)
+        EnvelopeCodec.encode(header, payload: payload, size: size, into: &batch)
+    }
+
+    /// Makes the open batch one that an entry of `entrySize` bytes for
+    /// (dst, hopLimit, kind) can join: the same one if it fits, else a new one.
+    @inline(__always)
+    private mutating func openBatch(dst: String, hopLimit: UInt32, kind: Int, entrySize: Int) {
+        if batchCount > 0 && dst == batchDst && hopLimit == batchHop && kind == batchKind && batchCount < maxBatchCount
+            && batch.readableBytes + entrySize + 6 <= maxBatchBytes {
             batchCount += 1
             return
         }
         closeBatch()
-        if !batchable {
-            EnvelopeCodec.encodeFrame(envelope, into: &out)
-            return
-        }
-        single = envelope
-        singleSize = size
-        batchDst = envelope.dst
-        batchHop = envelope.hopLimit
+        batchDst = dst
+        batchHop = hopLimit
         batchKind = kind
         batchCount = 1
-    }
-
-    private mutating func appendEntry(_ envelope: Dagent_Envelope, size: Int) {
-        batch.writeInteger(UInt8(0x0A))
-        EnvelopeCodec.writeVarint(UInt64(size), &batch)
-        EnvelopeCodec.encode(envelope, size: size, into: &batch)
     }
 
     /// Appends a relayed envelope (raw bytes, hop limit patched).
     public mutating func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
         closeBatch()
         EnvelopeCodec.encodeFrame(raw: raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit, into: &out)
+    }
+
+    /// Appends a relayed envelope whose routing header is `header`, with the
+    /// hop limit patched to `hopLimit`: it joins the open batch when it goes to
+    /// the same destination with the same hop limit and kind (so a relay
+    /// turns a run of single envelopes into one batch frame), else it starts
+    /// one. Publishes with queue-group picks are written on their own.
+    public mutating func appendRelayed(_ raw: ByteBuffer, header: EnvelopeHeader, hopLimit: UInt32) {
+        guard !header.hasQueuePicks, !header.dst.isEmpty else {
+            appendRaw(raw, hopLimitOffset: header.hopLimitOffset, hopLimit: hopLimit)
+            return
+        }
+        let size = raw.readableBytes
+        openBatch(dst: header.dst, hopLimit: hopLimit, kind: header.kind, entrySize: size)
+        batch.writeInteger(UInt8(0x0A))
+        EnvelopeCodec.writeVarint(UInt64(size), &batch)
+        let start = batch.writerIndex
+        batch.writeImmutableBuffer(raw)
+        if header.hopLimitOffset >= 0 { batch.setInteger(hopLimit, at: start + header.hopLimitOffset, endianness: .little) }
     }
 
     /// Appends a relayed batch (raw batch bytes, hop limit patched).
@@ -93,16 +113,18 @@ public struct FrameWriter {
         try FrameCodec.encode(frame, into: &out)
     }
 
-    /// Finishes the open batch (if any) into the output.
+    /// Finishes the open batch (if any) into the output. A batch of one is
+    /// written as a plain envelope frame: its one entry (`0x0A len envelope`)
+    /// is exactly the body of `Frame{envelope}`.
     public mutating func closeBatch() {
         guard batchCount > 0 else { return }
-        if let first = single {
-            EnvelopeCodec.encodeFrame(first, into: &out)
-            single = nil
+        if batchCount == 1 {
+            out.writeInteger(UInt32(batch.readableBytes))
+            out.writeImmutableBuffer(batch)
         } else {
             BatchCodec.encodeFrame(dst: batchDst, hopLimit: batchHop, kind: batchKind, entries: batch, into: &out)
-            batch.clear()
         }
+        batch.clear()
         batchCount = 0
     }
 

@@ -123,9 +123,11 @@ final class BenchRun: @unchecked Sendable {
     }
 
     func start() -> EventLoopFuture<BenchResult> {
-        try? b.eventLoop.submit { self.b.onMessage = { [unowned self] e in self.onB(e) } }.wait()
+        // Batch handlers with `DataMessage`s (headers parsed once, payloads slices of what was read),
+        // as an application on the data path takes them.
+        try? b.eventLoop.submit { self.b.onMessages = { [unowned self] batch in for m in batch { self.onB(m) } } }.wait()
         loop.execute {
-            self.a.onMessage = { [unowned self] e in self.onA(e) }
+            self.a.onMessages = { [unowned self] batch in for m in batch { self.onA(m) } }
             self.probe(attempt: 0)
         }
         return promise.futureResult
@@ -173,28 +175,25 @@ final class BenchRun: @unchecked Sendable {
 
     /// B: answers requests, counts the stream, returns credits (with the count,
     /// and at the end the time the last message arrived and B's direct sends).
-    func onB(_ e: Dagent_Envelope) {
-        if e.kind == .request {
-            b.reply(to: e, payload: e.payload)
-        } else if e.type == Self.streamType {
+    func onB(_ m: DataMessage) {
+        if m.kind == .request {
+            b.reply(to: m, payload: m.payload)
+        } else if m.type == Self.streamType {
             received += 1
             if received % 1000 == 0 || received == count {
-                var credit = Data(count: 24)
-                credit.withUnsafeMutableBytes { p in
-                    p.storeBytes(of: UInt64(received), toByteOffset: 0, as: UInt64.self)
-                    p.storeBytes(of: received == count ? DispatchTime.now().uptimeNanoseconds : 0, toByteOffset: 8, as: UInt64.self)
-                    p.storeBytes(of: b.directOut, toByteOffset: 16, as: UInt64.self)
+                var credit = (UInt64(received), received == count ? DispatchTime.now().uptimeNanoseconds : 0, b.directOut)
+                try? withUnsafeBytes(of: &credit) { p throws(DAgentError) in
+                    try b.sendOnLoop(to: a.config.name, type: Self.creditType, payload: p)
                 }
-                try? b.sendOnLoop(to: a.config.name, type: Self.creditType, payload: credit)
             }
         }
     }
 
-    func onA(_ e: Dagent_Envelope) {
-        if e.type == Self.creditType && e.payload.count == 24 {
-            let (got, end, bDirect) = e.payload.withUnsafeBytes { p in
-                (p.load(fromByteOffset: 0, as: UInt64.self), p.load(fromByteOffset: 8, as: UInt64.self), p.load(fromByteOffset: 16, as: UInt64.self))
-            }
+    func onA(_ m: DataMessage) {
+        if m.type == Self.creditType && m.payload.readableBytes == 24 {
+            let got = m.payload.getInteger(at: m.payload.readerIndex, endianness: .little, as: UInt64.self)!
+            let end = m.payload.getInteger(at: m.payload.readerIndex + 8, endianness: .little, as: UInt64.self)!
+            let bDirect = m.payload.getInteger(at: m.payload.readerIndex + 16, endianness: .little, as: UInt64.self)!
             credited = Int(got)
             if credited == count {
                 let elapsed = Double(end - streamStart) / 1e9
@@ -205,8 +204,8 @@ final class BenchRun: @unchecked Sendable {
                 return
             }
             pump()
-        } else if e.kind == .error {
-            promise.fail(DAgentError(e.error, e.reason))
+        } else if m.kind == .error {
+            promise.fail(DAgentError(m.error, m.reason))
         }
     }
 

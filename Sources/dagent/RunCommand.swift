@@ -74,10 +74,15 @@ struct RunCommand: ParsableCommand {
         options = kept + ["--\(name)", value]
     }
 
-    func buildConfig(defaultName: String = "", listen replicaListen: Endpoint? = nil) throws -> NodeConfig {
+    /// The config file, read and parsed once for the node, its plugins and its metrics (nil without `--config`).
+    func loadDocument() throws -> ConfigDocument? {
+        try config.map { try ConfigDocument.load(path: $0) }
+    }
+
+    func buildConfig(document: ConfigDocument?, defaultName: String = "", listen replicaListen: Endpoint? = nil) throws -> NodeConfig {
         var c = NodeConfig(name: defaultName)
         if let replicaListen { c.listen = [replicaListen] }
-        if let path = config { c = try ConfigFile.load(path: path, into: c) }
+        if let document { c = try ConfigFile.load(document: document, into: c) }
         var plugins = PluginSettings()   // the plugin flags are applied by buildPluginSettings
         let rest = try PluginOptions.table.apply(flags: try NodeOptions.table.apply(flags: options, to: &c), to: &plugins)
         var metrics = MetricsSettings()   // applied by buildMetricsSettings
@@ -91,17 +96,17 @@ struct RunCommand: ParsableCommand {
 
     /// The `plugins:` section of the config file plus the plugin flags.
     /// The `metrics:` section of the config file plus --report-to / --report-interval.
-    func buildMetricsSettings() throws -> MetricsSettings {
+    func buildMetricsSettings(document: ConfigDocument?) throws -> MetricsSettings {
         var s = MetricsSettings()
-        if let path = config, let fromFile = try MetricsSettings.load(configFile: path) { s = fromFile }
+        if let document, let fromFile = try MetricsSettings(document: document) { s = fromFile }
         _ = try MetricsOptions.table.apply(flags: options, to: &s)
         try s.validate()
         return s
     }
 
-    func buildPluginSettings() throws -> PluginSettings {
+    func buildPluginSettings(document: ConfigDocument?) throws -> PluginSettings {
         var s = PluginSettings()
-        if let path = config, let fromFile = try PluginSettings.load(configFile: path) { s = fromFile }
+        if let document, let fromFile = try PluginSettings(document: document) { s = fromFile }
         _ = try PluginOptions.table.apply(flags: options, to: &s)
         try s.validate()
         return s
@@ -116,18 +121,19 @@ struct RunCommand: ParsableCommand {
         let pluginSettings: PluginSettings
         let metricsSettings: MetricsSettings
         do {
+            let document = try loadDocument()   // one read of --config for every layer
             if let raft {
                 guard let nodeId else { throw ConfigError("--raft needs --node-id N") }
                 let loaded = try RaftGroupSetup.loadStreams(jsonPath: raft, nodeID: nodeId, dataDir: data)
                 group = loaded.groups[0]
                 otherGroups = Array(loaded.groups.dropFirst())
                 streamMembers = loaded.members
-                config = try buildConfig(defaultName: "r\(nodeId)", listen: group!.listen)
+                config = try buildConfig(document: document, defaultName: "r\(nodeId)", listen: group!.listen)
             } else {
-                config = try buildConfig()
+                config = try buildConfig(document: document)
             }
-            pluginSettings = try buildPluginSettings()
-            metricsSettings = try buildMetricsSettings()
+            pluginSettings = try buildPluginSettings(document: document)
+            metricsSettings = try buildMetricsSettings(document: document)
         } catch { fail("\(error)", code: 2) }
         bootstrapLogging(level: config.logLevel)
         let stopSignals = StopSignals()
@@ -168,7 +174,7 @@ struct RunCommand: ParsableCommand {
             }
             if pluginSettings.isEnabled {
                 let h = try PluginHost(node: node, settings: pluginSettings)
-                h.reloadSettings = { try self.buildPluginSettings() }
+                h.reloadSettings = { try self.buildPluginSettings(document: try self.loadDocument()) }   // re-read once per reload
                 let registry = metrics.registry
                 h.onReport = { json in MetricsReport.apply(json: json, to: registry) }
                 PluginMetricsWiring.attach(h, to: registry)

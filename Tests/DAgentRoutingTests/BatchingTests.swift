@@ -114,35 +114,35 @@ final class FrameWriterTests: XCTestCase {
 import Foundation
 @testable import DAgentRouting
 
-/// `sendLocalFast`: the driver writes an envelope itself only when nothing
-/// the core emitted earlier is still pending, so order is kept.
-final class SendLocalFastTests: XCTestCase {
-    func envelope(_ dst: String, _ text: String) -> Dagent_Envelope {
-        var e = Dagent_Envelope()
-        e.dst = dst
-        e.payload = Data(text.utf8)
-        return e
-    }
-
+/// `sendFast`: the driver encodes a message from its header and the caller's
+/// bytes itself only when nothing the core emitted earlier is still pending,
+/// so order is kept; otherwise `sendStamped` takes the full path.
+final class SendFastTests: XCTestCase {
     func testReturnsTheLinkWhenNothingIsPending() throws {
         let net = CoreNetwork.standardTree()
         let core = net.cores["ep1"]!
         XCTAssertTrue(core.actions.isEmpty)
-        var e = envelope("ep2", "fast")
-        let hop = try core.sendLocalFast(&e, nowNs: net.nowNs)
+        var h = MessageHeader(dst: "ep2")
+        let hop = try core.sendFast(&h, payloadCount: 4)
         XCTAssertEqual(hop, Hop(link: core.parentLink!), "up to a1, written by the driver")
-        XCTAssertEqual(e.src, "ep1", "stamped: source, id, hop limit")
-        XCTAssertEqual(e.hopLimit, WireConstants.defaultHopLimit)
-        XCTAssertTrue(core.actions.isEmpty, "no .forward action built")
+        XCTAssertEqual(h.src, "ep1", "stamped: source, id, hop limit")
+        XCTAssertEqual(h.hopLimit, WireConstants.defaultHopLimit)
+        XCTAssertNotEqual(h.id, 0)
+        XCTAssertTrue(core.actions.isEmpty, "no action built")
     }
 
     func testFallsBackBehindPendingActionsAndKeepsOrder() throws {
         let net = CoreNetwork.standardTree()
         let core = net.cores["ep1"]!
-        try core.sendLocal(envelope("ep2", "first"), nowNs: net.nowNs)
+        var first = Dagent_Envelope()
+        first.dst = "ep2"
+        first.payload = Data("first".utf8)
+        try core.sendLocal(first, nowNs: net.nowNs)
         XCTAssertEqual(core.actions.count, 1)
-        var e = envelope("ep2", "second")
-        XCTAssertNil(try core.sendLocalFast(&e, nowNs: net.nowNs), "an action is pending: go through the queue")
+        var h = MessageHeader(dst: "ep2")
+        let second = Data("second".utf8)
+        XCTAssertNil(try core.sendFast(&h, payloadCount: second.count), "an action is pending: go through the queue")
+        try second.withUnsafeBytes { p in try core.sendStamped(h.envelope(payload: p), nowNs: net.nowNs) }
         XCTAssertEqual(core.actions.count, 2)
         net.pump()
         XCTAssertEqual(net.texts("ep2"), ["first", "second"])
@@ -151,13 +151,16 @@ final class SendLocalFastTests: XCTestCase {
     func testErrorsAndQueueingAreUnchanged() throws {
         let net = CoreNetwork.standardTree()
         let core = net.cores["ep1"]!
-        var bad = envelope("", "x")
-        XCTAssertThrowsError(try core.sendLocalFast(&bad, nowNs: net.nowNs))
-        var big = envelope("ep2", String(repeating: "x", count: core.config.maxMessageBytes + 1))
-        XCTAssertThrowsError(try core.sendLocalFast(&big, nowNs: net.nowNs))
+        var bad = MessageHeader(dst: "")
+        XCTAssertThrowsError(try core.sendFast(&bad, payloadCount: 1))
+        var big = MessageHeader(dst: "ep2")
+        XCTAssertThrowsError(try core.sendFast(&big, payloadCount: core.config.maxMessageBytes + 1)) { error in
+            XCTAssertTrue("\(error)".contains("max_message_bytes=\(core.config.maxMessageBytes)"), "\(error)")
+        }
         net.cut("ep1", core.parentLink!)
-        var queued = envelope("ep2", "later")
-        XCTAssertNil(try core.sendLocalFast(&queued, nowNs: net.nowNs), "no route up: queued, not written")
+        var queued = MessageHeader(dst: "ep2")
+        XCTAssertNil(try core.sendFast(&queued, payloadCount: 5), "no route up: not written by the driver")
+        try core.sendStamped(queued.envelope(payload: UnsafeRawBufferPointer(start: nil, count: 0)), nowNs: net.nowNs)
         XCTAssertEqual(core.stats.queued, 1)
     }
 }

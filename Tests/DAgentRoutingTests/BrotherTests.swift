@@ -34,9 +34,8 @@ final class BrotherTests: XCTestCase {
     func testTheHopNamesTheBrotherChannel() throws {
         let (net, _) = leaves()
         let core = net.cores["l1"]!
-        var e = Dagent_Envelope()
-        e.dst = "l2"
-        let hop = try core.sendLocalFast(&e, nowNs: net.nowNs)
+        var h = MessageHeader(dst: "l2")
+        let hop = try core.sendFast(&h, payloadCount: 0)
         XCTAssertEqual(hop, Hop(link: core.parentLink!, brother: 22))
     }
 

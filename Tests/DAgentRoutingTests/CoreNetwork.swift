@@ -116,7 +116,18 @@ final class CoreNetwork {
                 for item in batch {
                     guard let core = cores[item.to], peers[item.to]?[item.link] != nil else { continue }
                     if let body = item.frame {
-                        core.receive(frameBody: body, from: item.link, nowNs: nowNs)
+                        if relayInline {
+                            if let r = core.receiveOrRelay(frameBody: body, from: item.link, nowNs: nowNs) {
+                                inlineRelays += 1
+                                if r.count == 0 {
+                                    writers[Key(node: item.to, hop: r.hop), default: FrameWriter()].appendRelayed(r.raw, header: r.header, hopLimit: r.hopLimit)
+                                } else {
+                                    writers[Key(node: item.to, hop: r.hop), default: FrameWriter()].appendRawBatch(r.raw, hopLimitOffset: r.header.hopLimitOffset, hopLimit: r.hopLimit)
+                                }
+                            }
+                        } else {
+                            core.receive(frameBody: body, from: item.link, nowNs: nowNs)
+                        }
                     } else {
                         peers[item.to]?[item.link] = nil
                         core.linkDown(item.link, reason: "closed by peer", nowNs: nowNs)
@@ -158,6 +169,11 @@ final class CoreNetwork {
 
     /// Inbox batches taken (local deliveries are handed over in batches).
     var deliveryBatches = 0
+    /// Drive relays as the Node does: `receiveOrRelay`, the relay written
+    /// into the next hop's writer without an action.
+    var relayInline = false
+    /// Frames relayed that way.
+    var inlineRelays = 0
     /// Frames relayed on the raw fast path (never decoded by the relay).
     var rawForwards = 0
     var rawBatchForwards = 0

@@ -55,6 +55,7 @@ final class DurableQueueTests: XCTestCase {
         try c.start("target2", ["recv", "--via", c.addr(root), "--name", "target2", "--count", "1"])
         try c.start("a1c", agent)
         c.waitFor("a1 back under root") { c.names(at: root)?.contains("a1") == true }
+        c.waitFor("target2 registered") { c.names(at: root)?.contains("target2") == true }   // else the send below has no route yet
         XCTAssertFalse(c.log("a1c").contains("durable: replayed"), c.log("a1c"))
         XCTAssertEqual(c.run(["send", "--via", c.addr(a1), "--to", "target2", "fresh"]).status, 0, c.allLogs())
         XCTAssertEqual(c.waitForExit("target2", timeout: 10), 0, c.allLogs())

@@ -1,8 +1,9 @@
 """The Raft figures of root replicas in their /metrics (issue 15 §1): term, commit and applied
 index, apply lag, leader flag, fsync latency histogram, WAL bytes; checked with promtool."""
 from conftest import free_port
-from harness import state, wait_for
+from harness import wait_for
 from test_metrics import get, promtool, value
+from test_state_ops import put_all
 
 
 def test_raft_metrics_on_every_replica(cluster, workdir):
@@ -11,9 +12,7 @@ def test_raft_metrics_on_every_replica(cluster, workdir):
     for i in (1, 2, 3):
         group.start(i, "--http", f"tcp://127.0.0.1:{http[i]}")
     leader = group.wait_for_leader()
-    for n in range(20):
-        ans = state(["put", f"m{n}", f"v{n}"], group.addr(leader))
-        assert ans and ans.get("ok"), ans
+    put_all([(group.addr(leader), [(f"m{n}", f"v{n}") for n in range(20)])])   # 20 entries, each acknowledged
 
     def scrape(i):
         return get(f"http://127.0.0.1:{http[i]}/metrics")

@@ -12,7 +12,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def test_send_fails_when_the_plugin_queue_is_full(cluster, workdir):
     via = cluster.listen_addr("agent")
     cluster.start_node("agent", "--listen", via, "--plugins", os.path.join(HERE, "slow_plugin"),
-                       "--plugin-queue-length", "2")
+                       "--plugin-queue-length", "2",
+                       "--handler-budget", "600")   # the blocked handler must not be interrupted (watchdog) under load
     wait_for("the plugin", lambda: cluster.run("request", "--via", via, "--to", "agent", "--type", "62", "x").returncode == 0,
              logs=cluster.logs)
     gate = os.path.join(workdir, "gate")

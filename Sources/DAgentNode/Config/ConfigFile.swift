@@ -26,10 +26,7 @@ public enum ConfigFile {
     public static let sectionKeys: Set<String> = ["plugins", "raft", "metrics"]
 
     public static func load(path: String, into base: NodeConfig? = nil) throws -> NodeConfig {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigError("cannot read config file '\(path)'")
-        }
-        return try parse(yaml: text, source: path, into: base)
+        try load(document: try ConfigDocument.load(path: path), into: base)
     }
 
     /// Parses a YAML document of node options (`NodeOptions.table`); unknown keys are errors.

@@ -17,6 +17,12 @@ final class TCPLinkIO: LinkIO {
 
     func append(_ envelope: Dagent_Envelope) { writer.append(envelope) }
 
+    func append(_ header: MessageHeader, payload: UnsafeRawBufferPointer) { writer.append(header, payload: payload) }
+
+    func appendRelayed(_ raw: ByteBuffer, header: EnvelopeHeader, hopLimit: UInt32) {
+        writer.appendRelayed(raw, header: header, hopLimit: hopLimit)
+    }
+
     func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
         writer.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
     }

@@ -28,14 +28,13 @@ public enum RpcWaiter: Sendable {
 /// Sending, requesting and replying. Safe from any thread; the `…OnLoop`
 /// variants are the fast path for code already on the event loop.
 extension Node {
-    static func envelope(to dst: String, type: UInt32, payload: Data, kind: Dagent_Kind) -> Dagent_Envelope {
-        var e = Dagent_Envelope()
-        e.dst = dst
-        e.type = type
-        e.payload = payload
-        e.kind = kind
-        e.sendTimeNs = wallClockNs()
-        return e
+    /// The header of a message that starts here (source, id and hop limit are stamped by the core).
+    @inline(__always)
+    static func header(to dst: String, type: UInt32, kind: Dagent_Kind, cookie: UInt64 = 0) -> MessageHeader {
+        var h = MessageHeader(dst: dst, type: type, kind: kind)
+        h.cookie = cookie
+        h.sendTimeNs = wallClockNs()
+        return h
     }
 
     /// Sends a one-way message. Fails at once for errors known locally
@@ -54,21 +53,30 @@ extension Node {
 
     /// `send` for callers already on the event loop.
     public func sendOnLoop(to dst: String, type: UInt32, payload: Data) throws(DAgentError) {
-        try sendFromHere(Self.envelope(to: dst, type: type, payload: payload, kind: .data), nowNs: nowNs)
+        try sendFromHere(Self.header(to: dst, type: type, kind: .data), payload: payload, nowNs: nowNs)
     }
 
-    /// Sends an envelope that starts at this node (on the event loop). When the
-    /// core says it leaves at once on a link, it is written to that link
-    /// straight away (`NodeCore.sendLocalFast`); otherwise the core's actions
-    /// are performed. The write is flushed at the end of the loop turn.
+    /// `send` for callers on the event loop, from bytes the caller holds
+    /// (encoded straight into the link's buffer; not kept after the call).
+    public func sendOnLoop(to dst: String, type: UInt32, payload: UnsafeRawBufferPointer) throws(DAgentError) {
+        try sendFromHere(Self.header(to: dst, type: type, kind: .data), payload: payload, nowNs: nowNs)
+    }
+
+    /// `send` for callers on the event loop, from a `ByteBuffer` (a received payload slice, say).
+    public func sendOnLoop(to dst: String, type: UInt32, payload: ByteBuffer) throws(DAgentError) {
+        try sendFromHere(Self.header(to: dst, type: type, kind: .data), payload: payload, nowNs: nowNs)
+    }
+
+    /// Sends an envelope that starts at this node (on the event loop), by the
+    /// same path as the header-and-bytes sends (`Node-send.swift`).
     func sendFromHere(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
-        var e = envelope
-        if let hop = try core.sendLocalFast(&e, nowNs: nowNs) {
-            write(e, to: hop)
-        } else {
+        guard envelope.queues.isEmpty && !envelope.pickQueues else {
+            try core.sendLocal(envelope, nowNs: nowNs)   // queue-group picks: the full path
             perform()
+            scheduleFlush()
+            return
         }
-        scheduleFlush()
+        try sendFromHere(MessageHeader(envelope), payload: envelope.payload, nowNs: nowNs)
     }
 
     /// Sends a one-way message and completes when the destination node has
@@ -84,10 +92,8 @@ extension Node {
                 return
             }
             let cookie = self.rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: self.rpcTimeoutNs(timeout))
-            var e = Self.envelope(to: dst, type: type, payload: payload, kind: .data)
-            e.cookie = cookie
             do throws(DAgentError) {
-                try self.sendFromHere(e, nowNs: now)
+                try self.sendFromHere(Self.header(to: dst, type: type, kind: .data, cookie: cookie), payload: payload, nowNs: now)
             } catch {
                 _ = self.rpc.complete(cookie: cookie)
                 waiter.fail(error)
@@ -119,10 +125,8 @@ extension Node {
             return
         }
         let cookie = rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: rpcTimeoutNs(timeout))
-        var e = Self.envelope(to: dst, type: type, payload: payload, kind: .request)
-        e.cookie = cookie
         do {
-            try sendFromHere(e, nowNs: now)
+            try sendFromHere(Self.header(to: dst, type: type, kind: .request, cookie: cookie), payload: payload, nowNs: now)
         } catch {
             _ = rpc.complete(cookie: cookie)
             waiter.fail(error)
@@ -136,11 +140,10 @@ extension Node {
             eventLoop.execute { self.reply(to: request, payload: payload) }
             return
         }
-        var e = Self.envelope(to: request.src, type: request.type, payload: payload, kind: .response)
-        e.cookie = request.cookie
-        if core.localServices.contains(request.dst) { e.src = request.dst }   // the responder is the service
+        var h = Self.header(to: request.src, type: request.type, kind: .response, cookie: request.cookie)
+        if core.localServices.contains(request.dst) { h.src = request.dst }   // the responder is the service
         do {
-            try sendFromHere(e, nowNs: nowNs)
+            try sendFromHere(h, payload: payload, nowNs: nowNs)
         } catch {
             logger.warning("reply to '\(request.src)' failed: \(error)")
         }
@@ -152,11 +155,10 @@ extension Node {
             eventLoop.execute { self.replyError(to: request, code: code, reason: reason) }
             return
         }
-        var e = Self.envelope(to: request.src, type: request.type, payload: Data(), kind: .error)
-        e.cookie = request.cookie
-        e.error = code
-        e.reason = reason
-        try? sendFromHere(e, nowNs: nowNs)
+        var h = Self.header(to: request.src, type: request.type, kind: .error, cookie: request.cookie)
+        h.error = code
+        h.reason = reason
+        try? sendFromHere(h, payload: UnsafeRawBufferPointer(start: nil, count: 0), nowNs: nowNs)
     }
 
     /// What this node sees (the reply `dagent tree` prints for this node).

@@ -114,10 +114,10 @@ extension Node {
 
     /// Answers a request from the data path with `payload` (on the event loop).
     public func reply(to request: DataMessage, payload: ByteBuffer) {
-        var e = Self.envelope(to: request.src, type: request.type, payload: Data(payload.readableBytesView), kind: .response)
-        e.cookie = request.cookie
+        var h = Self.header(to: request.src, type: request.type, kind: .response, cookie: request.cookie)
+        if !core.localServices.isEmpty && core.localServices.contains(request.dst) { h.src = request.dst }   // the responder is the service
         do {
-            try sendFromHere(e, nowNs: nowNs)
+            try sendFromHere(h, payload: payload, nowNs: nowNs)
         } catch {
             logger.warning("reply to '\(request.src)' failed: \(error)")
         }

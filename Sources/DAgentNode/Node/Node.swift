@@ -352,8 +352,11 @@ public final class Node: @unchecked Sendable {
 
     @inline(__always)
     package func received(frameBody: ByteBuffer, from id: LinkID) {
-        core.receive(frameBody: frameBody, from: id, nowNs: nowNs)
-        perform()
+        if let relay = core.receiveOrRelay(frameBody: frameBody, from: id, nowNs: nowNs) {
+            write(relay)   // passing through: into the next link's buffer, no action
+        } else {
+            perform()
+        }
     }
 
     package func badFrame(_ id: LinkID, _ error: FrameError) {

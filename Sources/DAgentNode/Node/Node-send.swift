@@ -1,0 +1,81 @@
+import DAgentLink
+import DAgentRouting
+import DAgentWire
+import Foundation
+import NIOCore
+
+/// The data path's writes without envelopes or actions: a message that starts
+/// here is encoded from the caller's bytes into the outgoing buffer of the
+/// hop the core names (`NodeCore.sendFast`), and a frame that only passes
+/// through is copied into its next link's buffer as it came in, joining the
+/// batch open there (`NodeCore.receiveOrRelay`). The buffers are flushed once
+/// per burst. What the fast path does not take goes through the core's
+/// actions as before.
+extension Node {
+    /// Sends a message that starts at this node (on the event loop), from
+    /// `payload` as the caller holds it. Errors known at once are thrown.
+    func sendFromHere(_ header: MessageHeader, payload: UnsafeRawBufferPointer, nowNs: UInt64) throws(DAgentError) {
+        var h = header
+        if let hop = try core.sendFast(&h, payloadCount: payload.count) {
+            write(h, payload: payload, to: hop)
+        } else {
+            try core.sendStamped(h.envelope(payload: payload), nowNs: nowNs)
+            perform()
+        }
+        scheduleFlush()
+    }
+
+    /// `sendFromHere` for a payload held as `Data`.
+    func sendFromHere(_ header: MessageHeader, payload: Data, nowNs: UInt64) throws(DAgentError) {
+        var failure: DAgentError?
+        payload.withUnsafeBytes { p in
+            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// `sendFromHere` for a payload held as a `ByteBuffer` (a slice of what was read).
+    func sendFromHere(_ header: MessageHeader, payload: ByteBuffer, nowNs: UInt64) throws(DAgentError) {
+        var failure: DAgentError?
+        payload.withUnsafeReadableBytes { p in
+            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Writes a stamped message to the hop the core named: a link, or a
+    /// brother's channel through the msgq parent link.
+    @inline(__always)
+    func write(_ header: MessageHeader, payload: UnsafeRawBufferPointer, to hop: Hop) {
+        if hop.isBrother {
+            guard let leaf = msgqLeaf, leaf.link == hop.link else { return }
+            leaf.append(header, payload: payload, brother: hop.brother)
+        } else {
+            guard let link = links[hop.link] else { return }
+            link.append(header, payload: payload)
+        }
+        markDirty(hop.link)
+    }
+
+    /// Writes a frame the core relays without an action.
+    @inline(__always)
+    func write(_ relay: Relay) {
+        let hop = relay.hop
+        if hop.isBrother {
+            guard let leaf = msgqLeaf, leaf.link == hop.link else { return }
+            if relay.count == 0 {
+                leaf.appendRelayed(relay.raw, header: relay.header, hopLimit: relay.hopLimit, brother: hop.brother)
+            } else {
+                leaf.appendRawBatch(relay.raw, hopLimitOffset: relay.header.hopLimitOffset, hopLimit: relay.hopLimit, brother: hop.brother)
+            }
+        } else {
+            guard let link = links[hop.link] else { return }
+            if relay.count == 0 {
+                link.appendRelayed(relay.raw, header: relay.header, hopLimit: relay.hopLimit)
+            } else {
+                link.appendRawBatch(relay.raw, hopLimitOffset: relay.header.hopLimitOffset, hopLimit: relay.hopLimit)
+            }
+        }
+        markDirty(hop.link)
+    }
+}
