@@ -150,6 +150,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
             int("max_topic_bytes", &limits.maxTopicBytes)
             int("max_clients", &limits.maxClients)
             if let n = l["plugin_timeout"] as? NSNumber { limits.pluginTimeout = n.doubleValue }
+            if let n = l["close_timeout"] as? NSNumber { limits.closeTimeout = n.doubleValue }
             int("deflate_min_bytes", &limits.deflateMinBytes)
             gateway.hub.limits = limits
         }

@@ -23,7 +23,8 @@ import dagent
 from dagent import _runtime, push
 
 LIMIT_KEYS = {"send_queue_bytes": int, "max_frame_bytes": int, "max_subscriptions": int, "max_pending_ops": int,
-              "max_topic_bytes": int, "max_clients": int, "plugin_timeout": float, "deflate_min_bytes": int}
+              "max_topic_bytes": int, "max_clients": int, "plugin_timeout": float, "close_timeout": float,
+              "deflate_min_bytes": int}
 
 CONFIG = dagent.Config(
     secret_file=dagent.Option(str, default="", help="file holding the HS256 secret that signs the tokens "
