@@ -158,6 +158,10 @@ public final class PushGateway: PushSink, @unchecked Sendable {
         case let .unsub(ref, pattern):
             hub.unsubscribe(id, pattern: pattern, ref: ref)
         case let .pub(ref, topic, data):
+            if let allowed = service.publishClaims(client: id) {
+                publishNatively(id, user: user, allowed: allowed, ref: ref, topic: topic, data: data)
+                return
+            }
             if let e = hub.beginOp(id, ref: ref) {
                 hub.fail(id, PushRequestError(e.code, e.reason, ref: ref, topic: topic))
                 return
@@ -178,6 +182,20 @@ public final class PushGateway: PushSink, @unchecked Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// A client publish the service left to the gateway (no publish hooks): allowed
+    /// when a pattern of the token's `pub` claims matches the topic, as the plugin decides.
+    func publishNatively(_ id: PushClientID, user: String, allowed: [String], ref: String?, topic: String, data: [UInt8]) {
+        guard allowed.contains(where: { PushTopic.matches(pattern: $0, topic: topic) }) else {
+            hub.fail(id, PushRequestError(PushCodes.forbidden, "the token of '\(user)' does not allow publishing to '\(topic)' (pub: \(allowed.isEmpty ? "none" : allowed.joined(separator: ", ")))", ref: ref, topic: topic))
+            return
+        }
+        if let problem = publish(topic: topic, payload: Data(data)) {
+            hub.fail(id, PushRequestError(PushCodes.unavailable, problem, ref: ref, topic: topic))
+        } else {
+            hub.reply(id, PushFrames.published(topic: topic, ref: ref))
         }
     }
 
@@ -228,14 +246,35 @@ public final class PushGateway: PushSink, @unchecked Sendable {
         }
     }
 
-    /// Writes a close frame (code, reason cut to 123 bytes) and closes the channel.
+    /// Writes a close frame (code, reason cut to 123 bytes) and closes the channel once it is
+    /// written. The frame goes out behind what the client has not read yet (a slow consumer can
+    /// have megabytes in NIO's and the kernel's send buffers), so a client that does not take it
+    /// within `close_timeout` is aborted with a TCP reset: the connection never outlives its
+    /// close by more than that, whether or not the client reads.
     func sendClose(_ ch: Channel, code: UInt16, reason: String) {
         var data = ch.allocator.buffer(capacity: 125)
         data.writeInteger(code)
         data.writeString(String(decoding: reason.utf8.prefix(123), as: UTF8.self))
+        let timeout = hub.limits.closeTimeout
+        let logger = logger
+        let abort = ch.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
+            guard ch.isActive else { return }
+            logger.warning("push connection \(ch.remoteAddress.map { "\($0)" } ?? "?") aborted: it did not take its close frame (\(code)) within close_timeout=\(timeout)s")
+            Self.abort(ch)
+        }
+        ch.closeFuture.whenComplete { _ in abort.cancel() }
         ch.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).whenComplete { _ in
             ch.close(promise: nil)
         }
+    }
+
+    /// Closes with SO_LINGER 0: a TCP reset, and the kernel drops what the peer has not read.
+    static func abort(_ ch: Channel) {
+        guard let socket = ch as? SocketOptionProvider else {
+            ch.close(promise: nil)
+            return
+        }
+        socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in ch.close(promise: nil) }
     }
 }
 
