@@ -82,9 +82,6 @@ extension RootReplica {
             let leaderSendsFirst = raft.role == .leader && rd.hardState.map({ $0.vote == selfID || $0.vote == 0 }) ?? true
             if leaderSendsFirst {
                 for message in rd.messages { send(message) }
-                // On the wire before the storage thread is woken: a woken thread can take the
-                // loop's core, and the appends would wait in the link's buffer meanwhile.
-                if !rd.messages.isEmpty { node.flushDirty() }
             }
             if rd.mustSync {
                 // Only entries, snapshots and term/vote changes need an fsync; a Ready that
@@ -131,8 +128,6 @@ extension RootReplica {
     func finishReady(_ rd: Ready, sentFirst: Bool) -> Bool {
         if !sentFirst {
             for message in rd.messages { send(message) }
-            // Acknowledgements and votes leave now, not after the apply below.
-            if !rd.messages.isEmpty { node.flushDirty() }
         }
         if let snapshot = rd.snapshot, !snapshot.data.isEmpty {
             do { try restoreSnapshot(snapshot.data) } catch {
@@ -144,9 +139,6 @@ extension RootReplica {
         for entry in rd.committedEntries {
             if entry.type == .confChange { membershipApplied(entry) } else { apply(entry) }
         }
-        // The answers of the applied writes leave before the next Ready is taken (and its
-        // save wakes the storage thread).
-        if !rd.committedEntries.isEmpty { node.flushDirty() }
         for rs in rd.readStates where rs.context.count == 8 {
             readyReads.append((rs.index, rs.context.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
         }
