@@ -422,6 +422,17 @@ static PyObject *m_control(PyObject *self, PyObject *args) {
     return r;
 }
 
+static PyObject *m_command_answer(PyObject *self, PyObject *args) {
+    unsigned long long token;
+    const char *text;
+    Py_ssize_t text_len;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "Ks#y*", &token, &text, &text_len, &data)) return NULL;
+    G.command_answer(G.ctx, token, text, (size_t)text_len, data.buf, (size_t)data.len);
+    PyBuffer_Release(&data);
+    Py_RETURN_NONE;
+}
+
 static PyObject *m_idle(PyObject *self, PyObject *unused) {
     scope_clear_interrupt(atomic_load(&s_seq));
     scope_set(CPY_SCOPE_IDLE, 0, 0);
@@ -630,6 +641,7 @@ static PyMethodDef methods[] = {
     {"unsubscribe", m_unsubscribe, METH_VARARGS, "unsubscribe(id)"},
     {"log", m_log, METH_VARARGS, "log(level, plugin, message)"},
     {"control", m_control, METH_VARARGS, "control(op, text) -> str | None"},
+    {"command_answer", m_command_answer, METH_VARARGS, "command_answer(token, text, data): a host command's text and binary body"},
     {"idle", m_idle, METH_NOARGS, "The plugin thread is about to wait for work."},
     {"busy", m_busy, METH_NOARGS, "The plugin thread woke up."},
     {"guard", m_guard, METH_VARARGS, "guard(slot, kind, fn, *args): fn(*args) under the watchdog."},

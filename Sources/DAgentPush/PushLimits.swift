@@ -19,6 +19,10 @@ public struct PushLimits: Sendable, Equatable {
     public var maxTopics = 100_000
     /// Seconds the push plugin has to answer a connect, subscribe or publish (`plugin_timeout`).
     public var pluginTimeout = 5.0
+    /// Seconds a closed client has to take its close frame (and the frames queued
+    /// before it) off its socket (`close_timeout`); past it the connection is
+    /// aborted with a TCP reset, so a client that stopped reading is not kept.
+    public var closeTimeout = 10.0
     /// permessage-deflate (RFC 7692) for the clients that offer it (`deflate`).
     public var deflate = true
     /// Server messages shorter than this go out uncompressed, even to a deflate client (`deflate_min_bytes`).

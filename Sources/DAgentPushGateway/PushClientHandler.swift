@@ -18,9 +18,13 @@ final class PushClientHandler: ChannelInboundHandler {
     var closing = false
 
     let deflate: PushDeflateParams?
+    /// The context of the channel's `WebSocketFrameEncoder` (see `PushConn`).
+    let encoder: ChannelHandlerContext?
 
-    init(gateway: PushGateway, token: String?, remote: String, maxFrameBytes: Int, deflate: PushDeflateParams? = nil) {
+    init(gateway: PushGateway, token: String?, remote: String, maxFrameBytes: Int, deflate: PushDeflateParams? = nil,
+         encoder: ChannelHandlerContext? = nil) {
         self.gateway = gateway
+        self.encoder = encoder
         self.token = token
         self.remote = remote
         self.maxFrameBytes = maxFrameBytes
@@ -30,7 +34,7 @@ final class PushClientHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         let channel = context.channel
         gateway.onLoop { [self] in
-            id = gateway.accepted(channel, token: token, remote: remote, deflate: deflate)
+            id = gateway.accepted(channel, token: token, remote: remote, deflate: deflate, encoder: encoder)
         }
     }
 

@@ -32,7 +32,10 @@ extension PushGateway {
                 let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
                 let params = deflate ? PushDeflateParams.negotiate(head.headers["sec-websocket-extensions"]) : nil
                 return channel.eventLoop.makeCompletedFuture {
-                    let handler = PushClientHandler(gateway: self, token: token, remote: remote, maxFrameBytes: maxFrame, deflate: params)
+                    // The gateway frames each message once and writes it below NIO's encoder.
+                    let encoder = try? channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+                    let handler = PushClientHandler(gateway: self, token: token, remote: remote, maxFrameBytes: maxFrame,
+                                                    deflate: params, encoder: encoder)
                     try channel.pipeline.syncOperations.addHandler(PushInflateHandler(params: params, maxBytes: maxFrame))
                     try channel.pipeline.syncOperations.addHandler(
                         NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 256, maxAccumulatedFrameSize: maxFrame))

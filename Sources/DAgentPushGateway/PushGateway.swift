@@ -18,14 +18,17 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     let logger: Logger
     /// Where `dagent tree` and the log say this gateway runs.
     public let nodeName: String
-    var channels: [PushClientID: Channel] = [:]
-    var dirty: [Channel] = []
+    /// The connected clients (PushGateway-wire.swift).
+    var conns: [PushClientID: PushConn] = [:]
+    /// Clients written to since the last flush (each once), and a spare list.
+    var dirty: [PushConn] = []
+    var spareDirty: [PushConn] = []
     var flushScheduled = false
+    /// Each hub frame framed for the wire once (PushGateway-wire.swift).
+    var wire = PushWireFrames()
     var nextID: PushClientID = 1
     /// Client frames that arrived before the token was accepted.
     var early: [PushClientID: [[UInt8]]] = [:]
-    /// permessage-deflate of the clients that negotiated it (PushDeflate.swift).
-    var deflateParams: [PushClientID: PushDeflateParams] = [:]
     let deflater = PushDeflater()
     let clock: () -> UInt64
 
@@ -55,7 +58,10 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     // MARK: clients
 
     /// A WebSocket was upgraded: registers it and asks the service about its token.
-    func accepted(_ channel: Channel, token: String?, remote: String, deflate: PushDeflateParams? = nil) -> PushClientID? {
+    /// `encoder`: the context of the channel's `WebSocketFrameEncoder`, below which
+    /// the gateway writes the frames it encoded itself.
+    func accepted(_ channel: Channel, token: String?, remote: String, deflate: PushDeflateParams? = nil,
+                  encoder: ChannelHandlerContext? = nil) -> PushClientID? {
         precondition(loop.inEventLoop)
         let id = nextID
         nextID += 1
@@ -68,11 +74,10 @@ public final class PushGateway: PushSink, @unchecked Sendable {
             sendClose(channel, code: PushCodes.tryAgainLater, reason: "the gateway has \(hub.clientCount) clients (max_clients=\(hub.limits.maxClients))")
             return nil
         }
-        channels[id] = channel
-        if let deflate { deflateParams[id] = deflate }
+        conns[id] = PushConn(channel: channel, encoder: channel.eventLoop === loop ? encoder : nil, deflate: deflate)
         let timeout = hub.limits.pluginTimeout
         let timer = loop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) { [weak self] in
-            guard let self, self.channels[id] != nil, !self.hub.isAuthorized(id) else { return }
+            guard let self, self.conns[id] != nil, !self.hub.isAuthorized(id) else { return }
             self.disconnect(id, code: PushCodes.tryAgainLater, reason: "the push service did not answer the connect within plugin_timeout=\(timeout)s")
         }
         service.connect(client: id, token: token, remote: remote) { [weak self] decision in
@@ -85,7 +90,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     }
 
     func connectDecided(_ id: PushClientID, _ decision: PushDecision) {
-        guard channels[id] != nil, !hub.isAuthorized(id) else { return }
+        guard conns[id] != nil, !hub.isAuthorized(id) else { return }
         switch decision {
         case .allow(let user):
             hub.authorize(id, user: user)
@@ -99,9 +104,8 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     /// The client's channel closed (`code`: what its close frame said, 1006 without one).
     func gone(_ id: PushClientID, code: UInt16) {
         precondition(loop.inEventLoop)
-        guard channels.removeValue(forKey: id) != nil else { return }
+        guard conns.removeValue(forKey: id) != nil else { return }
         early[id] = nil
-        deflateParams[id] = nil
         let user = hub.user(of: id)
         let known = hub.isAuthorized(id)
         hub.remove(id, code: code)
@@ -111,7 +115,7 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     /// A text frame from the client.
     func received(_ id: PushClientID, _ bytes: [UInt8]) {
         precondition(loop.inEventLoop)
-        guard channels[id] != nil else { return }
+        guard conns[id] != nil else { return }
         guard hub.isAuthorized(id) else {
             var held = early[id, default: []]
             if held.count >= hub.limits.maxPendingOps {
@@ -154,6 +158,10 @@ public final class PushGateway: PushSink, @unchecked Sendable {
         case let .unsub(ref, pattern):
             hub.unsubscribe(id, pattern: pattern, ref: ref)
         case let .pub(ref, topic, data):
+            if let allowed = service.publishClaims(client: id) {
+                publishNatively(id, user: user, allowed: allowed, ref: ref, topic: topic, data: data)
+                return
+            }
             if let e = hub.beginOp(id, ref: ref) {
                 hub.fail(id, PushRequestError(e.code, e.reason, ref: ref, topic: topic))
                 return
@@ -174,6 +182,20 @@ public final class PushGateway: PushSink, @unchecked Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// A client publish the service left to the gateway (no publish hooks): allowed
+    /// when a pattern of the token's `pub` claims matches the topic, as the plugin decides.
+    func publishNatively(_ id: PushClientID, user: String, allowed: [String], ref: String?, topic: String, data: [UInt8]) {
+        guard allowed.contains(where: { PushTopic.matches(pattern: $0, topic: topic) }) else {
+            hub.fail(id, PushRequestError(PushCodes.forbidden, "the token of '\(user)' does not allow publishing to '\(topic)' (pub: \(allowed.isEmpty ? "none" : allowed.joined(separator: ", ")))", ref: ref, topic: topic))
+            return
+        }
+        if let problem = publish(topic: topic, payload: Data(data)) {
+            hub.fail(id, PushRequestError(PushCodes.unavailable, problem, ref: ref, topic: topic))
+        } else {
+            hub.reply(id, PushFrames.published(topic: topic, ref: ref))
         }
     }
 
@@ -201,32 +223,19 @@ public final class PushGateway: PushSink, @unchecked Sendable {
     /// Closes every client with `code`.
     public func closeAll(code: UInt16, reason: String) {
         onLoop {
-            for id in Array(self.channels.keys) { self.hub.close(id, code: code, reason: reason) }
+            for id in Array(self.conns.keys) { self.hub.close(id, code: code, reason: reason) }
         }
     }
 
     // MARK: PushSink
 
-    public func write(_ id: PushClientID, _ frame: ByteBuffer) -> Bool {
-        guard let ch = channels[id] else { return false }
-        if !deflateParams.isEmpty, let p = deflateParams[id], frame.readableBytes >= hub.limits.deflateMinBytes,
-           let z = deflater.compress(frame, windowBits: p.serverMaxWindowBits, allocator: ch.allocator) {
-            ch.write(WebSocketFrame(fin: true, rsv1: true, opcode: .text, data: z), promise: nil)
-        } else {
-            ch.write(WebSocketFrame(fin: true, opcode: .text, data: frame), promise: nil)
-        }
-        markDirty(ch)
-        return ch.isWritable
-    }
-
     public func close(_ id: PushClientID, code: UInt16, reason: String) {
-        guard let ch = channels.removeValue(forKey: id) else { return }
+        guard let conn = conns.removeValue(forKey: id) else { return }
         early[id] = nil
-        deflateParams[id] = nil
         if code == PushCodes.slowConsumer {
             logger.warning("push client \(id) closed: \(reason)")
         }
-        sendClose(ch, code: code, reason: reason)
+        sendClose(conn.channel, code: code, reason: reason)
         service?.disconnected(client: id, user: nil)
     }
 
@@ -237,30 +246,35 @@ public final class PushGateway: PushSink, @unchecked Sendable {
         }
     }
 
-    func markDirty(_ ch: Channel) {
-        dirty.append(ch)
-        if !flushScheduled {
-            flushScheduled = true
-            loop.execute { self.flushDirty() }
-        }
-    }
-
-    func flushDirty() {
-        flushScheduled = false
-        let list = dirty
-        dirty.removeAll(keepingCapacity: true)
-        var seen = Set<ObjectIdentifier>()
-        for ch in list where seen.insert(ObjectIdentifier(ch)).inserted { ch.flush() }
-    }
-
-    /// Writes a close frame (code, reason cut to 123 bytes) and closes the channel.
+    /// Writes a close frame (code, reason cut to 123 bytes) and closes the channel once it is
+    /// written. The frame goes out behind what the client has not read yet (a slow consumer can
+    /// have megabytes in NIO's and the kernel's send buffers), so a client that does not take it
+    /// within `close_timeout` is aborted with a TCP reset: the connection never outlives its
+    /// close by more than that, whether or not the client reads.
     func sendClose(_ ch: Channel, code: UInt16, reason: String) {
         var data = ch.allocator.buffer(capacity: 125)
         data.writeInteger(code)
         data.writeString(String(decoding: reason.utf8.prefix(123), as: UTF8.self))
+        let timeout = hub.limits.closeTimeout
+        let logger = logger
+        let abort = ch.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout * 1e9))) {
+            guard ch.isActive else { return }
+            logger.warning("push connection \(ch.remoteAddress.map { "\($0)" } ?? "?") aborted: it did not take its close frame (\(code)) within close_timeout=\(timeout)s")
+            Self.abort(ch)
+        }
+        ch.closeFuture.whenComplete { _ in abort.cancel() }
         ch.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)).whenComplete { _ in
             ch.close(promise: nil)
         }
+    }
+
+    /// Closes with SO_LINGER 0: a TCP reset, and the kernel drops what the peer has not read.
+    static func abort(_ ch: Channel) {
+        guard let socket = ch as? SocketOptionProvider else {
+            ch.close(promise: nil)
+            return
+        }
+        socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in ch.close(promise: nil) }
     }
 }
 

@@ -21,6 +21,12 @@ public enum PushTypes {
 public final class PushNodeService: PushService, @unchecked Sendable {
     public let node: Node
     public let gateway: PushGateway
+    /// `on_publish` hooks the plugin has (it says so at `configure` and with `hooks`).
+    /// Without any, client publishes are decided here against the token's `pub`
+    /// claims: no Python per published message. Node loop only.
+    var publishHooks = 1
+    /// The `pub` claims of each connected client, from the plugin's connect answer. Node loop only.
+    var pubClaims: [PushClientID: [String]] = [:]
 
     public init(node: Node, gateway: PushGateway) {
         self.node = node
@@ -80,6 +86,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
             do {
                 try configure(obj)
                 gateway.service = self
+                publishHooks = (obj["publish_hooks"] as? NSNumber)?.intValue ?? 1
                 answer(["ok": true, "epoch": gateway.hub.streams.epoch, "path": PushGateway.path])
             } catch {
                 refuse("\(error)")
@@ -99,13 +106,17 @@ public final class PushNodeService: PushService, @unchecked Sendable {
             let code = (obj["code"] as? NSNumber)?.uint16Value ?? 1000
             gateway.disconnect(id, code: code, reason: obj["reason"] as? String ?? "closed by the push service")
             answer(["ok": true])
+        case "hooks":
+            guard let n = (obj["publish"] as? NSNumber)?.intValue, n >= 0 else { refuse("hooks needs \"publish\": the number of on_publish hooks"); return }
+            publishHooks = n
+            answer(["ok": true])
         case "stats":
             let s = gateway.hub.stats
             answer(["clients": s.clients, "queue_bytes": s.queueBytes, "messages": s.messages, "deliveries": s.deliveries,
                     "conflated": s.conflated, "epoch": gateway.hub.streams.epoch,
                     "closes": Dictionary(s.closes.map { (PushStats.closeName($0.key), $0.value) }, uniquingKeysWith: +)])
         default:
-            refuse("unknown push control op '\(op)' (configure, detach, publish, close, stats)")
+            refuse("unknown push control op '\(op)' (configure, detach, publish, close, stats, hooks)")
         }
     }
 
@@ -139,6 +150,7 @@ public final class PushNodeService: PushService, @unchecked Sendable {
             int("max_topic_bytes", &limits.maxTopicBytes)
             int("max_clients", &limits.maxClients)
             if let n = l["plugin_timeout"] as? NSNumber { limits.pluginTimeout = n.doubleValue }
+            if let n = l["close_timeout"] as? NSNumber { limits.closeTimeout = n.doubleValue }
             int("deflate_min_bytes", &limits.deflateMinBytes)
             gateway.hub.limits = limits
         }
@@ -178,7 +190,11 @@ public final class PushNodeService: PushService, @unchecked Sendable {
     public func connect(client: PushClientID, token: String?, remote: String, completion: @escaping @Sendable (PushDecision) -> Void) {
         var obj: [String: Any] = ["op": "connect", "client": client, "remote": remote]
         if let token { obj["token"] = token }
-        ask(obj) { completion(Self.decision($0, denyCode: Int(PushCodes.unauthorized))) }
+        ask(obj) { [self] r in
+            // On the node's loop (the request's future): keep the claims for publishClaims.
+            if case .success(let o) = r, o["ok"] as? Bool == true, let pub = o["pub"] as? [String] { pubClaims[client] = pub }
+            completion(Self.decision(r, denyCode: Int(PushCodes.unauthorized)))
+        }
     }
 
     public func subscribe(client: PushClientID, user: String, pattern: String, completion: @escaping @Sendable (PushDecision) -> Void) {
@@ -201,8 +217,15 @@ public final class PushNodeService: PushService, @unchecked Sendable {
     }
 
     public func disconnected(client: PushClientID, user: String?) {
+        pubClaims[client] = nil
         let payload = (try? JSONSerialization.data(withJSONObject: ["op": "disconnect", "client": client])) ?? Data()
         _ = node.send(to: node.config.name, type: PushTypes.event, payload: payload)
+    }
+}
+
+extension PushNodeService {
+    public func publishClaims(client: PushClientID) -> [String]? {
+        publishHooks == 0 ? pubClaims[client] : nil
     }
 }
 

@@ -22,4 +22,12 @@ public protocol PushService: AnyObject {
     func subscribe(client: PushClientID, user: String, pattern: String, completion: @escaping @Sendable (PushDecision) -> Void)
     func publish(client: PushClientID, user: String, topic: String, data: [UInt8], completion: @escaping @Sendable (PushPublishDecision) -> Void)
     func disconnected(client: PushClientID, user: String?)
+    /// The topic patterns the client's token lets it publish to, when the gateway may
+    /// decide a publish of this client itself (the service has no publish hooks); nil
+    /// to ask `publish` every time. Called on the gateway's loop.
+    func publishClaims(client: PushClientID) -> [String]?
+}
+
+extension PushService {
+    public func publishClaims(client: PushClientID) -> [String]? { nil }
 }

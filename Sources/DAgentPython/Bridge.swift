@@ -2,6 +2,7 @@ import CPyHost
 import DAgentWire
 import Foundation
 import Logging
+import NIOCore
 import DAgentNode
 import DAgentRouting
 
@@ -15,7 +16,7 @@ enum Bridge {
             take: take, send: send, request: request, request_async: requestAsync, respond: respond,
             log: log, is_ready: isReady, control: control, handled: handled,
             publish: publish, subscribe: subscribe, unsubscribe: unsubscribe,
-            handler_times: handlerTimes)
+            handler_times: handlerTimes, command_answer: commandAnswer)
     }
 
     @inline(__always)
@@ -166,6 +167,11 @@ enum Bridge {
             break
         }
         return nil
+    }
+
+    static let commandAnswer: @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafePointer<CChar>?, Int, UnsafeRawPointer?, Int) -> Void = { ctx, token, text, textLen, bytes, len in
+        let body = bytes.map { ByteBuffer(bytes: UnsafeRawBufferPointer(start: $0, count: len)) } ?? ByteBuffer()
+        host(ctx).commandDone(token: token, ok: true, text: string(text, textLen), data: body)
     }
 
     static let handled: @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<UInt64>?, Int32) -> Void = { ctx, counts, n in

@@ -52,25 +52,29 @@ extension PluginHost {
             "op": "http", "route": route, "method": request.method.rawValue, "path": request.path,
             "query": request.query, "headers": headers, "body": Data(request.body.readableBytesView).base64EncodedString(),
         ]
-        command(cmd) { result in
+        command(cmd, answer: { result, body in
             switch result {
             case .failure(let error):
                 promise.succeed(.error(.internalServerError, error.reason))
             case .success(let text):
-                promise.succeed(Self.httpResponse(fromJSON: text))
+                promise.succeed(Self.httpResponse(fromJSON: text, body: body))
             }
-        }
+        })
         return promise.futureResult
     }
 
-    /// `{"status": 200, "headers": {...}, "body": BASE64}` from the plugin thread.
-    static func httpResponse(fromJSON text: String) -> HTTPResponse {
+    /// `{"status": 200, "headers": {...}}` and the body's bytes from the plugin thread
+    /// (`command_answer`), or `{"status": ..., "headers": ..., "body": BASE64}` alone (`command_done`).
+    static func httpResponse(fromJSON text: String, body bytes: ByteBuffer? = nil) -> HTTPResponse {
         guard let obj = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
             return .error(.internalServerError, "the plugin's answer was not understood")
         }
         let code = (obj["status"] as? NSNumber)?.intValue ?? 200
         var headers = HTTPHeaders()
         for (k, v) in (obj["headers"] as? [String: String]) ?? [:] { headers.add(name: k, value: v) }
+        if let bytes {
+            return HTTPResponse(status: HTTPResponseStatus(statusCode: code), headers: headers, body: bytes)
+        }
         let body = Data(base64Encoded: obj["body"] as? String ?? "") ?? Data()
         return HTTPResponse(status: HTTPResponseStatus(statusCode: code), headers: headers, body: ByteBuffer(bytes: body))
     }

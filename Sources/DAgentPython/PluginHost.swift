@@ -48,7 +48,9 @@ public final class PluginHost: @unchecked Sendable {
     var wakeScheduled = false
     var state = State.starting
     var settings: PluginSettings
-    var commandWaiters: [UInt64: @Sendable (Result<String, DAgentError>) -> Void] = [:]
+    /// Host commands waiting for the plugin thread: their text answer, and the binary body of an
+    /// HTTP answer (`command_answer`; nil for a `command_done`).
+    var commandWaiters: [UInt64: @Sendable (Result<String, DAgentError>, ByteBuffer?) -> Void] = [:]
     var nextToken: UInt64 = 1
     var dropLogged: UInt64 = 0
     /// Pub/sub (PluginHost-pubsub.swift): the plugins' subscriptions by id and the
@@ -168,7 +170,7 @@ public final class PluginHost: @unchecked Sendable {
         let mainRC = cpy_run_main("dagent._host", "main", json, &error)
         let failed = mainRC != 0 ? (error.map { String(cString: $0) } ?? "unknown error") : nil
         free(error)
-        let waiters: [@Sendable (Result<String, DAgentError>) -> Void] = lock.withLock {
+        let waiters: [@Sendable (Result<String, DAgentError>, ByteBuffer?) -> Void] = lock.withLock {
             state = .stopped
             defer { commandWaiters = [:] }
             return Array(commandWaiters.values)
@@ -180,7 +182,7 @@ public final class PluginHost: @unchecked Sendable {
         } else {
             logger.info("plugin host stopped")
         }
-        for w in waiters { w(.failure(DAgentError(.refused, "the plugin host stopped"))) }
+        for w in waiters { w(.failure(DAgentError(.refused, "the plugin host stopped")), nil) }
         finishedSignal.signal()
     }
 
@@ -300,6 +302,11 @@ public final class PluginHost: @unchecked Sendable {
     }
 
     func command(_ cmd: [String: Any], completion: @escaping @Sendable (Result<String, DAgentError>) -> Void) {
+        command(cmd, answer: { result, _ in completion(result) })
+    }
+
+    /// Queues a host command; `answer` gets its text, and the binary body if the plugin thread sent one.
+    func command(_ cmd: [String: Any], answer completion: @escaping @Sendable (Result<String, DAgentError>, ByteBuffer?) -> Void) {
         let text = String(decoding: (try? JSONSerialization.data(withJSONObject: cmd)) ?? Data("{}".utf8), as: UTF8.self)
         let wake: Bool? = lock.withLock {
             guard state != .stopped else { return nil }
@@ -311,7 +318,7 @@ public final class PluginHost: @unchecked Sendable {
             return !signalled
         }
         guard let wake else {
-            completion(.failure(DAgentError(.refused, "the plugin host of node '\(node.config.name)' is not running")))
+            completion(.failure(DAgentError(.refused, "the plugin host of node '\(node.config.name)' is not running")), nil)
             return
         }
         if wake { cpy_eventfd_signal(wakeFD) }
@@ -377,12 +384,16 @@ public final class PluginHost: @unchecked Sendable {
     func commandDone(json text: String) {
         guard let obj = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
               let token = (obj["token"] as? NSNumber)?.uint64Value else { return }
+        commandDone(token: token, ok: obj["ok"] as? Bool ?? false, text: obj["text"] as? String ?? "", data: nil)
+    }
+
+    /// Completes host command `token` (from `command_done`, or `command_answer` with a body).
+    func commandDone(token: UInt64, ok: Bool, text: String, data: ByteBuffer?) {
         let waiter = lock.withLock { commandWaiters.removeValue(forKey: token) }
-        let message = obj["text"] as? String ?? ""
-        if obj["ok"] as? Bool ?? false {
-            waiter?(.success(message))
+        if ok {
+            waiter?(.success(text), data)
         } else {
-            waiter?(.failure(DAgentError(.refused, message)))
+            waiter?(.failure(DAgentError(.refused, text)), data)
         }
     }
 }

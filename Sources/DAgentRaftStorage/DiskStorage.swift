@@ -39,6 +39,8 @@ public final class DiskStorage: RaftStorage, @unchecked Sendable {
     private var poisonedBy: String?
     /// A snapshot file written by `stageSnapshotFile` whose `compact(with:)` is still to come.
     private var staged: (index: UInt64, term: UInt64)?
+    /// A snapshot file `stageSnapshotFile` is writing right now (outside the lock).
+    private var staging: (index: UInt64, term: UInt64)?
 
     /// Opens (or creates) the storage in `directory` and recovers its state. Throws
     /// `DurableStorageError` if the data is damaged beyond a torn tail.
@@ -244,11 +246,30 @@ public final class DiskStorage: RaftStorage, @unchecked Sendable {
     /// only updates memory and buffers its WAL marker (durable with the next sync). Until
     /// that marker is synced the file is newer than the newest marker, and recovery
     /// discards it: a crash in between loses nothing but the snapshot.
+    ///
+    /// The file is written without holding the storage's lock, so `save` on another thread
+    /// (the WAL's group commits) goes on meanwhile: staging the file of a large state takes
+    /// seconds. Old snapshot files and WAL segments are not pruned while a file is staged
+    /// (the pruning waits for the next sync after it), so a staged file never counts as one
+    /// of the `keepSnapshots` newest. One staging at a time.
     public func stageSnapshotFile(_ snapshot: Snapshot) throws {
+        let name = (snapshot.metadata.index, snapshot.metadata.term)
+        try mutate { _ in
+            precondition(staging == nil, "DiskStorage: stageSnapshotFile while another file is staged")
+            staging = name
+        }
+        do {
+            try snapshots.write(snapshot)
+        } catch {
+            lock.lock(); defer { lock.unlock() }
+            staging = nil
+            if poisonedBy == nil { poisonedBy = "\(error)" }
+            throw error
+        }
         try mutate { touched in
             touched()
-            try snapshots.write(snapshot)
-            staged = (snapshot.metadata.index, snapshot.metadata.term)
+            staging = nil
+            staged = name
         }
     }
 
@@ -265,7 +286,7 @@ public final class DiskStorage: RaftStorage, @unchecked Sendable {
     }
 
     private func cleanupIfDue() throws {
-        guard cleanupDue, !wal.hasUnsynced else { return }
+        guard cleanupDue, !wal.hasUnsynced, staging == nil else { return }
         try options.crashHook?(.beforeCompactionCleanup)
         let kept = try snapshots.prune(keep: options.keepSnapshots)
         try wal.removeSegments(coveredBy: kept.last?.index ?? 0)

@@ -1,5 +1,6 @@
 import DAgentRaftStorage
 import DAgentWire
+import Dispatch
 import Foundation
 import DAgentNode
 import DAgentRouting
@@ -10,6 +11,8 @@ import DAgentState
 struct BackupImage {
     var bytes: [UInt8]
     var lastUseNs: UInt64
+    /// Still being encoded off the loop (never expired; no chunk can be asked for yet).
+    var preparing = false
 }
 
 /// Backups in chunks: `{"op":"backup"}` takes the image and answers its id, size, chunk
@@ -28,14 +31,25 @@ extension RootReplica {
             reply(request, .failure("too many backups in progress on replica \(selfID) (max_backups=\(options.maxBackups)); retry later", code: "busy", retry: false))
             return
         }
-        let bytes = machine.snapshot()
-        let id = nextRequestID()
-        backups[id] = BackupImage(bytes: bytes, lastUseNs: wallClockNs())
-        var a = StateAnswer(ok: true)
-        a.backup = StateBackupJSON(id: id, size: UInt64(bytes.count), chunkBytes: UInt64(backupChunkBytes),
-                                   checksum: Self.checksum(bytes), revision: machine.revision, index: raft.appliedIndex)
-        a.revision = machine.revision
-        reply(request, a)
+        // The image is encoded and checksummed off the event loop, from a value copy of the
+        // state at this (ReadIndex) point: for a state of 200 MiB that takes seconds, during
+        // which the loop would hear no heartbeats and expire its links (the client's too).
+        let state = machine, index = raft.appliedIndex, id = nextRequestID()
+        backups[id] = BackupImage(bytes: [], lastUseNs: wallClockNs(), preparing: true)   // counts towards max_backups
+        let loop = node.eventLoop
+        DispatchQueue.global(qos: .utility).async {
+            let bytes = state.snapshot()
+            let checksum = Self.checksum(bytes)
+            loop.execute {
+                guard self.backups[id] != nil else { return }   // the replica stopped meanwhile
+                self.backups[id] = BackupImage(bytes: bytes, lastUseNs: wallClockNs())
+                var a = StateAnswer(ok: true)
+                a.backup = StateBackupJSON(id: id, size: UInt64(bytes.count), chunkBytes: UInt64(self.backupChunkBytes),
+                                           checksum: checksum, revision: state.revision, index: index)
+                a.revision = state.revision
+                self.reply(request, a)
+            }
+        }
     }
 
     func serveBackupChunk(_ request: Dagent_Envelope) {
@@ -70,7 +84,7 @@ extension RootReplica {
 
     func expireBackups() {
         let now = wallClockNs()
-        backups = backups.filter { Double(now - $0.value.lastUseNs) / 1e9 <= options.backupIdleSeconds }
+        backups = backups.filter { $0.value.preparing || Double(now - $0.value.lastUseNs) / 1e9 <= options.backupIdleSeconds }
     }
 }
 

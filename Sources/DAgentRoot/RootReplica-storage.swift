@@ -18,32 +18,55 @@ struct PersistCost: Sendable {
 /// loop (which also routes the tree) never waits behind an fsync.
 ///
 /// Jobs run one at a time, in submission order; each job's completion is handed back
-/// to the event loop. The replica submits at most one job at a time (`storageBusy`), so
-/// the storage is never written from two places at once.
+/// to the event loop. The replica submits at most one save at a time (`storageBusy`), so
+/// the WAL is never written from two places at once.
+///
+/// Snapshot files of compactions are written on a second thread (`runBeside`, one at a
+/// time: `compacting`), which `DiskStorage.stageSnapshotFile` allows beside a save, so that
+/// the seconds it takes to encode and write a large state never hold up the group commits.
 final class RaftStorageThread: @unchecked Sendable {
     let storage: DiskStorage
     private let queue: DispatchQueue
+    private let snapshotQueue: DispatchQueue
 
     init(storage: DiskStorage, label: String) {
         self.storage = storage
         self.queue = DispatchQueue(label: label, qos: .userInitiated)
+        self.snapshotQueue = DispatchQueue(label: label + ".snapshot", qos: .utility)
     }
 
     /// Runs `job` on the storage thread, then `done` with its result and cost on `loop`.
     func run<T: Sendable>(on loop: any EventLoop, synced: Bool, _ job: @escaping @Sendable (DiskStorage) throws -> T,
                           done: @escaping @Sendable (Result<T, Error>, PersistCost) -> Void) {
+        run(on: queue, loop: loop, synced: synced, countsWAL: true, job, done: done)
+    }
+
+    /// Runs `job` on the snapshot thread, beside the storage thread's writes (only for work
+    /// that `DiskStorage` allows concurrently: `stageSnapshotFile`).
+    func runBeside<T: Sendable>(on loop: any EventLoop, _ job: @escaping @Sendable (DiskStorage) throws -> T,
+                                done: @escaping @Sendable (Result<T, Error>, PersistCost) -> Void) {
+        // WAL bytes written meanwhile belong to the storage thread's saves, not to this job.
+        run(on: snapshotQueue, loop: loop, synced: true, countsWAL: false, job, done: done)
+    }
+
+    private func run<T: Sendable>(on queue: DispatchQueue, loop: any EventLoop, synced: Bool, countsWAL: Bool,
+                                  _ job: @escaping @Sendable (DiskStorage) throws -> T,
+                                  done: @escaping @Sendable (Result<T, Error>, PersistCost) -> Void) {
         queue.async {
-            let bytesBefore = self.storage.walStats.bytes
+            let bytesBefore = countsWAL ? self.storage.walStats.bytes : 0
             let start = DispatchTime.now().uptimeNanoseconds
             let result = Result { try job(self.storage) }
             let cost = PersistCost(nanoseconds: DispatchTime.now().uptimeNanoseconds &- start, synced: synced,
-                                   walBytes: self.storage.walStats.bytes - bytesBefore)
+                                   walBytes: countsWAL ? self.storage.walStats.bytes - bytesBefore : 0)
             loop.execute { done(result, cost) }
         }
     }
 
     /// Waits until every submitted job has run (its completion may still be queued on the loop).
-    func drain() { queue.sync {} }
+    func drain() {
+        snapshotQueue.sync {}
+        queue.sync {}
+    }
 }
 
 /// The Ready loop. A `Ready` whose writes need an fsync is saved on the storage thread;
@@ -73,6 +96,7 @@ extension RootReplica {
                         if let termVote { self.syncedTermVote = termVote }
                         self.persisted(cost)
                         self.finishReady(rd, sentFirst: leaderSendsFirst)
+                        self.finishCompaction()
                         self.processReady()
                     }
                     return
@@ -125,10 +149,13 @@ extension RootReplica {
     }
 
     /// Compacts the log once `snapshotEvery` entries were applied. With disk storage the
-    /// snapshot file is written and fsync'd on the storage thread first; the compaction
-    /// itself (memory, and a WAL marker that rides with the next fsync) runs on the loop.
+    /// snapshot is encoded (from value copies of the state) and its file written and fsync'd
+    /// on the snapshot thread, beside the WAL writes: the Ready loop, and with it every
+    /// write and read, goes on meanwhile. The compaction itself (memory, and a WAL marker that
+    /// rides with the next fsync) runs on the loop once the file is staged and no storage
+    /// write is under way (`finishCompaction`).
     func maybeCompact() {
-        guard appliedSinceSnapshot >= snapshotEvery, !storageBusy else { return }
+        guard appliedSinceSnapshot >= snapshotEvery, !compacting else { return }
         appliedSinceSnapshot = 0
         let index = raft.appliedIndex
         guard let thread = storageThread else {
@@ -142,30 +169,37 @@ extension RootReplica {
         }
         guard index >= raft.firstIndex, let term = try? storage.term(at: index) else { return }
         let metadata = SnapshotMetadata(index: index, term: term, membership: raft.membership(at: index))
-        // Serialized on the storage thread from copies (the state of 200 MiB takes seconds to
-        // encode on a loaded machine; the loop keeps routing meanwhile).
+        // Serialized from copies (the state of 200 MiB takes seconds to encode on a loaded
+        // machine; the loop keeps routing and committing meanwhile).
         let book = addresses, state = machine
-        storageBusy = true
-        thread.run(on: node.eventLoop, synced: true, { disk -> Snapshot in
+        compacting = true
+        thread.runBeside(on: node.eventLoop, { disk -> Snapshot in
             let snap = Snapshot(metadata: metadata, data: Self.snapshotData(addresses: book, machine: state))
             try disk.stageSnapshotFile(snap)
             return snap
         }) { result, cost in
-            self.storageBusy = false
-            let snap: Snapshot
             switch result {
-            case .success(let s): snap = s
+            case .success(let snap): self.stagedCompaction = (index, snap)
             case .failure(let error): self.storageFailed(error)
             }
             self.persisted(cost)
-            do {
-                _ = try self.raft.compact(upTo: index, snapshotData: snap.data)
-                self.logger.info("compacted the raft log up to index \(index)")
-            } catch {
-                self.logger.warning("log compaction failed: \(error)")
-                do { try thread.storage.discardStagedSnapshot() } catch { self.storageFailed(error) }
-            }
-            self.processReady()
+            self.finishCompaction()
         }
+    }
+
+    /// Makes a staged snapshot the log's compaction point, once no `Ready` is being saved
+    /// (the storage's in-memory log is not changed under a save in flight).
+    func finishCompaction() {
+        guard !storageBusy, let (index, snap) = stagedCompaction else { return }
+        stagedCompaction = nil
+        compacting = false
+        do {
+            _ = try raft.compact(upTo: index, snapshotData: snap.data)
+            logger.info("compacted the raft log up to index \(index)")
+        } catch {
+            logger.warning("log compaction failed: \(error)")
+            do { try storageThread?.storage.discardStagedSnapshot() } catch { storageFailed(error) }
+        }
+        processReady()
     }
 }

@@ -87,6 +87,10 @@ public final class RootReplica: @unchecked Sendable {
     let storageThread: RaftStorageThread?
     /// A storage write is under way on `storageThread`: no new `Ready` until it is done.
     var storageBusy = false
+    /// A compaction's snapshot file is being staged beside the WAL writes, or waits (in
+    /// `stagedCompaction`) for the storage thread to be idle (`RootReplica-storage.swift`).
+    var compacting = false
+    var stagedCompaction: (index: UInt64, snapshot: Snapshot)?
     /// Storage totals (`RootReplica-figures.swift`), and a hook that sees every write's cost.
     var figures = RaftStorageFigures()
     var onPersisted: ((PersistCost) -> Void)?

@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dagent-bench",
         abstract: "Load generators that measure the tree.",
-        subcommands: [PingPong.self, Mesh.self, StateBench.self, PythonBench.self, FanoutBench.self, WSFanoutBench.self]
+        subcommands: [PingPong.self, Mesh.self, StateBench.self, PythonBench.self, FanoutBench.self, WSFanoutBench.self, QueueBench.self]
     )
 }
 

@@ -222,7 +222,8 @@ final class MsgqTests: XCTestCase {
     /// Joining a queue nobody serves fails with the reason, not just a timeout.
     func testJoiningWithoutAnAgentSaysWhy() throws {
         let missing = c.dir.appendingPathComponent("nobody.q").path
-        let r = c.run(["send", "--via", "msgq://\(missing)", "--to", "x", "hi"])
+        // --join-timeout 1: the first attempt already fails with the reason; no need to wait the default 5 s.
+        let r = c.run(["send", "--via", "msgq://\(missing)", "--to", "x", "--join-timeout", "1", "hi"])
         XCTAssertEqual(r.status, 1)
         let last = r.err.split(separator: "\n").last.map(String.init) ?? ""
         XCTAssertTrue(last.hasPrefix("dagent: not ready: could not register"), r.err)

@@ -59,9 +59,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def quiet(pid, rate=0.05, window=1.0, timeout=60):
+    """Waits until the process uses less than `rate` of a core over `window` seconds (its reporter,
+    the collector applying a change set and its history run in the background); returns the rate."""
+    deadline = time.time() + timeout
+    while True:
+        c0 = cpu_seconds(pid)
+        time.sleep(window)
+        used = (cpu_seconds(pid) - c0) / window
+        if used < rate or time.time() > deadline:
+            return used
+
+
 def timed(pid, url):
-    """(wall seconds, CPU seconds the node spent) of one GET: on a loaded machine the CPU time is what
-    the scrape costs, the wall time what the scraper waited."""
+    """(wall seconds, CPU seconds the serving process used) of one GET, once the process is quiet: on
+    a loaded machine the CPU time is what the scrape costs, the wall time what the scraper waited."""
+    quiet(pid)
     c0 = cpu_seconds(pid)
     wall, _ = get(url)
     return wall, cpu_seconds(pid) - c0
@@ -87,14 +100,20 @@ for i in range({series}):
 
 @dagent.on(90)
 def bump(msg):
-    dagent.report.inc("bench_series_total", 1, id="0")   # one series changes: /metrics/tree re-renders that metric
+    dagent.report.inc("bench_series_total", 1, id="0")   # one series changes: /metrics/tree re-renders that series
+    return b"ok"
+
+@dagent.on(91)
+def bump_all(msg):
+    for i in range({series}):
+        dagent.report.inc("bench_series_total", 1, id=str(i))   # every series changes
     return b"ok"
 """)
     os.symlink(os.path.join(ROOT, "plugins", "collector"), os.path.join(plug, "collector"))
     port, http = free_port(), free_port()
     cfg = os.path.join(work, "node.yaml")
     with open(cfg, "w") as f:
-        f.write(f"name: big\nlisten: tcp://127.0.0.1:{port}\nhttp: tcp://127.0.0.1:{http}\n"
+        f.write(f"name: big\nlisten: tcp://127.0.0.1:{port}\nhttp: tcp://127.0.0.1:{http}\nhttp_handler_timeout: 300\n"
                 f"metrics: {{max_series: {series + 1000}, report_to: big, report_interval: 1.0}}\n"
                 f"plugins: {{dirs: [{plug}], handler_budget: 60, config: {{collector: {{max_series: {series + 1000}, "
                 f"history_max_series: 100, publish: false, down_after: 600}}}}}}\n")
@@ -114,28 +133,39 @@ def bump(msg):
             raise SystemExit("bench: the node never held all the series; see " + work)
         node = [timed(p.pid, base + "/metrics") for _ in range(rounds)]
         while time.time() < deadline:
-            _, body = get(base + "/metrics/tree")
-            if body.count(b"bench_series_total{") >= series:
-                break
+            try:
+                _, body = get(base + "/metrics/tree")
+                if body.count(b"bench_series_total{") >= series:
+                    break
+            except OSError:
+                pass
             time.sleep(0.5)
         else:
             raise SystemExit("bench: the collector never held all the series; see " + work)
-        warm, cold = [], []
-        for _ in range(rounds):
-            warm.append(timed(p.pid, base + "/metrics/tree"))
-            # one series changes; wait until the collector has it (the next report), then scrape
-            subprocess.run([binary, "request", "--via", f"tcp://127.0.0.1:{port}", "--to", "big", "--type", "90", "x"],
-                           capture_output=True, timeout=30)
-            def reports():
-                return sum(n["reports"] for n in json.loads(get(base + "/api/collector/nodes")[1]))
-            before, t_end = reports(), time.time() + 30
+        def reports():
+            return sum(n["reports"] for n in json.loads(get(base + "/api/collector/nodes")[1]))
+
+        def change(kind):
+            """Has the plugin change one series (90) or all (91); waits until the collector has it (the next report)."""
+            subprocess.run([binary, "request", "--via", f"tcp://127.0.0.1:{port}", "--to", "big", "--type", kind, "x",
+                            "--timeout", "60"], capture_output=True, timeout=90)
+            before, t_end = reports(), time.time() + 60
             while time.time() < t_end and reports() < before + 2:   # two reports: the change is in
                 time.sleep(0.05)
+
+        get(base + "/metrics/tree")
+        warm, cold, every = [], [], []
+        for _ in range(rounds):
+            warm.append(timed(p.pid, base + "/metrics/tree"))
+            change("90")
             cold.append(timed(p.pid, base + "/metrics/tree"))
+            change("91")
+            every.append(timed(p.pid, base + "/metrics/tree"))
         med = lambda xs: (statistics.median(x[0] for x in xs), statistics.median(x[1] for x in xs))
         return {"node /metrics (Swift registry)": med(node),
-                "collector /metrics/tree, a series changed since the last scrape (prometheus_client)": med(cold),
-                "collector /metrics/tree, nothing changed since the last scrape (cached)": med(warm)}
+                "collector /metrics/tree, one series changed since the last scrape": med(cold),
+                "collector /metrics/tree, every series changed since the last scrape": med(every),
+                "collector /metrics/tree, nothing changed since the last scrape": med(warm)}
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
@@ -239,6 +269,42 @@ def pushgateway_updates(seconds=5, series=100, reporters=4):
         gw.wait(timeout=20)
 
 
+def scrape_peers(rounds, series=100_000):
+    """The same 100k series exposed by the peers: prometheus_client's generate_latest in this
+    interpreter (a Counter with `series` children), and prometheus-pushgateway's /metrics holding
+    them (one push). (wall, CPU) seconds; for the pushgateway the CPU time of its process."""
+    from prometheus_client import CollectorRegistry, Counter, generate_latest, push_to_gateway
+    reg = CollectorRegistry()
+    c = Counter("bench_series", "series", ["id"], registry=reg)
+    for i in range(series):
+        c.labels(id=str(i)).inc(i + 1)
+    runs = []
+    for _ in range(rounds):
+        c0, t0 = time.process_time(), time.perf_counter()
+        generate_latest(reg)
+        runs.append((time.perf_counter() - t0, time.process_time() - c0))
+    out = {"prometheus_client generate_latest (same interpreter)":
+           (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))}
+    exe = shutil.which("prometheus-pushgateway")
+    if not exe:
+        return out
+    work = tempfile.mkdtemp(prefix="dagent-bench-pgw.")
+    port = free_port()
+    gw = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={work}/p"],
+                          stderr=open(os.path.join(work, "gw.log"), "w"))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/metrics")
+        push_to_gateway(f"127.0.0.1:{port}", job="bench", registry=reg, timeout=120)
+        get(f"http://127.0.0.1:{port}/metrics")
+        runs = [timed(gw.pid, f"http://127.0.0.1:{port}/metrics") for _ in range(rounds)]
+        out["prometheus-pushgateway /metrics (one push of them)"] = (statistics.median(r[0] for r in runs),
+                                                                    statistics.median(r[1] for r in runs))
+    finally:
+        gw.send_signal(signal.SIGTERM)
+        gw.wait(timeout=20)
+    return out
+
+
 def wait_http(url, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -248,6 +314,19 @@ def wait_http(url, timeout=60):
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"bench: {url} never answered")
+
+
+def print_scrapes(a):
+    scrapes = scrape_costs(a.binary, a.rounds, a.series)
+    peers = scrape_peers(a.rounds, a.series)
+    print(f"\nScrape of {a.series:,} series (one node reporting to its own collector; the peers hold the same "
+          f"series), medians of {a.rounds}\n")
+    print("| endpoint | wall seconds | CPU seconds (the serving process) |")
+    print("|---|---|---|")
+    for k, (wall, cpu) in list(scrapes.items()) + list(peers.items()):
+        print(f"| {k} | {wall:.3f} | {cpu:.2f} |")
+    scrapes.update(peers)
+    return scrapes
 
 
 def main():
@@ -260,8 +339,7 @@ def main():
     ap.add_argument("--only", choices=["scrape"], help="run only this part")
     a = ap.parse_args()
     if a.only == "scrape":
-        for k, (wall, cpu) in scrape_costs(a.binary, a.rounds, a.series).items():
-            print(f"| {k} | {wall:.3f} | {cpu:.2f} |")
+        print_scrapes(a)
         return
     costs = inc_costs(a.rounds)
     base = costs["prometheus_client Counter.inc()"]
@@ -278,12 +356,7 @@ def main():
     print(f"| dagent collector (report.inc in 4 plugins, report_interval 0.2 s) | {statistics.median(upd):,.0f} | one `report.inc` call, aggregated on its node |")
     if pgw[0] is not None:
         print(f"| prometheus-pushgateway (push_to_gateway in a loop) | {statistics.median(pgw):,.0f} | one series value in a push |")
-    scrapes = scrape_costs(a.binary, a.rounds, a.series)
-    print(f"\nScrape of {a.series:,} series (one node reporting to its own collector), medians of {a.rounds}\n")
-    print("| endpoint | wall seconds | node CPU seconds |")
-    print("|---|---|---|")
-    for k, (wall, cpu) in scrapes.items():
-        print(f"| {k} | {wall:.3f} | {cpu:.2f} |")
+    scrapes = print_scrapes(a)
     print(json.dumps({"inc_ns": costs, "scrape_s": scrapes, "collector_updates_per_s": upd, "pushgateway_updates_per_s": pgw}))
 
 

@@ -23,7 +23,8 @@ import dagent
 from dagent import _runtime, push
 
 LIMIT_KEYS = {"send_queue_bytes": int, "max_frame_bytes": int, "max_subscriptions": int, "max_pending_ops": int,
-              "max_topic_bytes": int, "max_clients": int, "plugin_timeout": float, "deflate_min_bytes": int}
+              "max_topic_bytes": int, "max_clients": int, "plugin_timeout": float, "close_timeout": float,
+              "deflate_min_bytes": int}
 
 CONFIG = dagent.Config(
     secret_file=dagent.Option(str, default="", help="file holding the HS256 secret that signs the tokens "
@@ -76,7 +77,7 @@ def _gateway_config(config):
             raise dagent.ConfigError(f"plugin 'push': limit {key} must be a positive {kind.__name__} (got {value!r})")
         limits[key] = value
     return {"op": "configure", "history": history, "conflate": list(config.conflate), "limits": limits,
-            "deflate": bool(config.deflate)}
+            "deflate": bool(config.deflate), "publish_hooks": len(push._hooks["publish"])}
 
 
 def setup(config):
@@ -91,7 +92,17 @@ def setup(config):
     if push._forget_owner not in rt.remove_hooks:
         rt.remove_hooks.append(push._forget_owner)
 
+    def publish_hooks(n):
+        # Hooks registered by plugins loaded later: the gateway asks for every publish again.
+        try:
+            rt.backend.send(dagent.name(), push.CONTROL_TYPE, json.dumps({"op": "hooks", "publish": n}).encode())
+        except dagent.DAgentError as exc:
+            dagent.log.error("push: cannot tell the gateway about %d publish hook(s): %s", n, exc)
+    push._publish_hooks_changed = publish_hooks
+
     async def attach():
+        # Counted when sent: plugins loaded after this one may have added publish hooks.
+        body["publish_hooks"] = len(push._hooks["publish"])
         try:
             reply = json.loads(await rt.system_arequest(dagent.name(), push.CONTROL_TYPE, json.dumps(body).encode(), 10))
             dagent.log.info("push gateway attached on %s (epoch %s)", reply.get("path"), reply.get("epoch"))
@@ -114,6 +125,7 @@ def teardown():
     if not _secret:
         return
     rt = _runtime.current()
+    push._publish_hooks_changed = None
     _clients.clear()
     try:
         rt.backend.send(dagent.name(), push.CONTROL_TYPE, json.dumps({"op": "detach"}).encode())
@@ -151,7 +163,9 @@ async def _connect(ev):
     if isinstance(verdict, push.Deny):
         return _answer(False, code=verdict.code or 4001, reason=verdict.reason)
     _clients[client.id] = client
-    return _answer(True, user=client.user)
+    # The pub claims let the gateway decide this client's publishes itself while no
+    # on_publish hook is registered (no Python per published message then).
+    return _answer(True, user=client.user, pub=list(client.claims.get("pub") or []))
 
 
 async def _subscribe(ev):

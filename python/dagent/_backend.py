@@ -50,7 +50,9 @@ Pub/sub (both native backends; ``dagent/_pubsub.py`` uses them)::
 Optional (the embedded backend has them): ``wakeup_fd()`` (readable when work
 is pending), ``current_slot()``, ``guard(slot, kind, fn, *args)`` (plugin code
 under the watchdog), ``idle()``/``busy()`` (the plugin thread waits / wakes),
-``control(op, text)`` (status reports and command results to the agent).
+``control(op, text)`` (status reports and command results to the agent),
+``command_answer(token, text, data)`` (a host command's answer with a binary body: an HTTP
+route's status and headers as JSON, and its body's bytes).
 """
 
 REQUIRED = ("bind", "name", "is_ready", "send", "request", "request_async", "respond", "log")

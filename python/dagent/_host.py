@@ -16,6 +16,7 @@ reported (file, line, exception) and skipped; the others load.
 """
 
 import asyncio
+import base64
 import hashlib
 import importlib.abc
 import importlib.machinery
@@ -256,8 +257,14 @@ class Host:
                     self._setup_logging()
                 ok, summary = self.reload(cmd.get("plugin"), force=bool(cmd.get("force")))
             elif op == "http":
-                def done(answer, token=token):
-                    self._control("command_done", json.dumps({"token": token, "ok": True, "text": answer}))
+                answer = getattr(self.backend, "command_answer", None)
+
+                def done(meta, body, token=token):
+                    if answer is not None:   # the body's bytes as they are
+                        answer(token, json.dumps(meta), body)
+                    else:
+                        meta["body"] = base64.b64encode(body).decode()
+                        self._control("command_done", json.dumps({"token": token, "ok": True, "text": json.dumps(meta)}))
                 _http.handle(self.rt, cmd, done)
                 return
             elif op == "stop":

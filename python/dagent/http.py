@@ -113,6 +113,7 @@ def static(prefix, directory):
 
 
 def _encode(result):
+    """(``{"status", "headers"}``, body bytes) of what a handler returned."""
     status, headers = 200, {}
     if isinstance(result, tuple):
         if len(result) == 2:
@@ -136,20 +137,19 @@ def _encode(result):
         raise TypeError(f"an HTTP handler's body must be str, bytes, dict, list or None; got {type(result).__name__}")
     if not isinstance(status, int) or not 100 <= status <= 599:
         raise ValueError(f"HTTP status must be an int in 100...599; got {status!r}")
-    return {"status": status, "headers": {str(k): str(v) for k, v in headers.items()},
-            "body": base64.b64encode(body).decode()}
+    return {"status": status, "headers": {str(k): str(v) for k, v in headers.items()}}, body
 
 
 def _error(status, text):
-    return {"status": status, "headers": {"Content-Type": "text/plain; charset=utf-8"},
-            "body": base64.b64encode(text.encode()).decode()}
+    return {"status": status, "headers": {"Content-Type": "text/plain; charset=utf-8"}}, text.encode()
 
 
 def handle(rt, cmd, done):
-    """Runs the handler for host command ``cmd``; calls ``done(json_text)`` (maybe later, for async handlers)."""
+    """Runs the handler for host command ``cmd``; calls ``done(meta, body)`` (maybe later, for async handlers):
+    ``meta`` is ``{"status", "headers"}``, ``body`` the bytes."""
     entry = _routes(rt).get(cmd.get("route"))
     if entry is None:
-        done(json.dumps(_error(404, f"404 Not Found: no Python route at {cmd.get('path')} any more\n")))
+        done(*_error(404, f"404 Not Found: no Python route at {cmd.get('path')} any more\n"))
         return
     fn, slot = entry
     req = Request(cmd.get("method", "GET"), cmd.get("path", ""), cmd.get("query", ""), cmd.get("headers", {}),
@@ -157,24 +157,26 @@ def handle(rt, cmd, done):
 
     def failed(exc):
         rt.report_error(slot, f"http {req.method} {req.path}", exc)
-        return json.dumps(_error(500, f"500 Internal Server Error: {type(exc).__name__}: {exc}\n"))
+        return _error(500, f"500 Internal Server Error: {type(exc).__name__}: {exc}\n")
 
     try:
         result = rt.call_as(slot, fn, req)
     except Exception as exc:  # noqa: BLE001 - a plugin's exception is its 500
-        done(failed(exc))
+        done(*failed(exc))
         return
     if hasattr(result, "__await__"):
         async def finish():
             try:
-                done(json.dumps(_encode(await result)))
+                answer = _encode(await result)
             except Exception as exc:  # noqa: BLE001
-                done(failed(exc))
+                answer = failed(exc)
+            done(*answer)
         task = rt.loop.create_task(finish())
         rt.owner(slot).tasks.add(task)
         task.add_done_callback(rt.owner(slot).tasks.discard)
         return
     try:
-        done(json.dumps(_encode(result)))
+        answer = _encode(result)
     except Exception as exc:  # noqa: BLE001
-        done(failed(exc))
+        answer = failed(exc)
+    done(*answer)

@@ -172,6 +172,15 @@ class Client:
 
 # Hooks by kind: lists of (fn, owner slot). A plugin's hooks go when it is unloaded.
 _hooks = {"connect": [], "subscribe": [], "publish": []}
+# Set by the push plugin: called with the number of publish hooks whenever it changes (the
+# gateway decides client publishes itself, against the token's pub claims, while there are none).
+_publish_hooks_changed = None
+
+
+def _publish_hooks_now():
+    cb = _publish_hooks_changed
+    if cb is not None:
+        cb(len(_hooks["publish"]))
 
 
 def _register(kind, fn):
@@ -180,6 +189,8 @@ def _register(kind, fn):
     from . import _runtime
     slot = _runtime.current().current_slot() if _runtime._current is not None else 0
     _hooks[kind].append((fn, slot))
+    if kind == "publish":
+        _publish_hooks_now()
     return fn
 
 
@@ -200,8 +211,11 @@ def on_publish(fn):
 
 def _forget_owner(rt, slot, owner=None):
     """A ``Runtime.remove_hooks`` entry: a plugin's push hooks go when it is unloaded."""
+    before = len(_hooks["publish"])
     for kind in _hooks:
         _hooks[kind] = [h for h in _hooks[kind] if h[1] != slot]
+    if len(_hooks["publish"]) != before:
+        _publish_hooks_now()
 
 
 async def run_hooks(kind, *args):

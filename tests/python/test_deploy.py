@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import textwrap
+import threading
 import time
 import uuid
 
@@ -384,14 +385,25 @@ def test_restart_and_logs(tree_factory):
     assert "registered 'a1'" in t.run("logs", "--tail", "50", "a1").stdout
     bad = t.run("logs", "nobody", check=False)
     assert bad.returncode == 2 and "no process, agent or root replica 'nobody'" in bad.stderr
-    # --follow prints what is appended.
+    # --follow prints what is appended. Its output is read by a thread: a readline() inside the
+    # condition blocked past wait_for's deadline (CI hung there when the line never came).
     p = subprocess.Popen([D, "logs", "-f", t.path, "--follow", "--tail", "1", "echo2"], stdout=subprocess.PIPE, text=True)
+    followed = []
+
+    def read():
+        for line in p.stdout:
+            followed.append(line)
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
+        wait_for("the tail line, so the log is being followed", lambda: followed, timeout=20)
         t.run("restart", "echo2")
-        wait_for("the restart in the followed log", lambda: "started (role leaf)" in p.stdout.readline(), timeout=20)
+        wait_for("the restart in the followed log", lambda: any("started (role leaf)" in line for line in followed[1:]),
+                 timeout=20)
     finally:
         p.kill()
         p.wait()
+        reader.join(5)
 
 
 def test_an_agent_with_plugins_and_their_config(tree_factory):

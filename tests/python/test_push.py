@@ -1,8 +1,11 @@
 """The push service end to end: real agents with an HTTP listener and the push
 plugin, real WebSocket clients (the `websockets` package)."""
 import asyncio
+import base64
+import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +88,14 @@ def run(coro, timeout=60):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
+async def recv(ws, timeout=10, what="a frame"):
+    """The next frame, or an AssertionError naming what did not come within ``timeout`` s."""
+    try:
+        return await asyncio.wait_for(ws.recv(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"no {what} within {timeout}s") from None
+
+
 async def recv_op(ws, op, timeout=10):
     """The next frame with this op (others are skipped)."""
     deadline = time.monotonic() + timeout
@@ -92,9 +103,19 @@ async def recv_op(ws, op, timeout=10):
         left = deadline - time.monotonic()
         if left <= 0:
             raise AssertionError(f"no {op!r} frame within {timeout}s")
-        frame = json.loads(await asyncio.wait_for(ws.recv(), left))
+        frame = json.loads(await recv(ws, left, f"{op!r} frame"))
         if frame["op"] == op:
             return frame
+
+
+async def until_closed(ws, timeout=10, what="the gateway to close the connection"):
+    """Reads (and drops) frames until the connection closes; (code, reason). Fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            await recv(ws, deadline - time.monotonic(), what)
+    except websockets.ConnectionClosed:
+        return ws.close_code, ws.close_reason
 
 
 async def connect(url):
@@ -106,7 +127,7 @@ async def connect(url):
 async def subscribe(ws, topic, **extra):
     await ws.send(json.dumps({"op": "sub", "topic": topic, **extra}))
     while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        frame = json.loads(await recv(ws, 10, f"answer to the subscription to {topic!r}"))
         if frame["op"] in ("subscribed", "error"):
             return frame
 
@@ -114,12 +135,7 @@ async def subscribe(ws, topic, **extra):
 async def closed_with(url):
     """The close code and reason the gateway ends this connection with."""
     ws = await websockets.connect(url)
-    try:
-        async for _ in ws:
-            pass
-    except websockets.ConnectionClosed:
-        pass
-    return ws.close_code, ws.close_reason
+    return await until_closed(ws)
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +143,9 @@ def tree(tmp_path_factory):
     t = Tree(str(tmp_path_factory.mktemp("push")))
     try:
         t.agent("a1", history={"hist.>": {"size": 3}}, conflate=["metrics.>"],
-                limits={"send_queue_bytes": 65536, "max_subscriptions": 20, "max_frame_bytes": 4096})
-        t.agent("a2", extra="http_max_connections: 4096\n")
+                limits={"send_queue_bytes": 65536, "max_subscriptions": 20, "max_frame_bytes": 4096, "close_timeout": 60})
+        # a2 has no hooks plugin: its gateway decides client publishes itself (no Python per publish).
+        t.agent("a2", extra="http_max_connections: 4096\n", limits={"send_queue_bytes": 65536, "close_timeout": 1}, hooks=False)
         yield t
     finally:
         t.stop()
@@ -193,15 +210,18 @@ def test_wildcard_subscription_gets_a_publish_from_another_agent(tree):
     run(main())
 
 
-def test_browser_publish_allowed_and_denied_and_binary_data(tree):
+@pytest.mark.parametrize("gw", ["a1", "a2"])
+def test_browser_publish_allowed_and_denied_and_binary_data(tree, gw):
+    # a1 asks the plugin about every publish (it has an on_publish hook); a2 has none, so
+    # its gateway checks the token's pub claims itself, with the same answers.
     async def main():
-        ws = await connect(tree.url("a1", tok(topics=["room.>"], pub=["room.1"])))
+        ws = await connect(tree.url(gw, tok(topics=["room.>"], pub=["room.1"])))
         assert (await subscribe(ws, "room.>"))["op"] == "subscribed"
         await ws.send(json.dumps({"op": "pub", "topic": "room.1", "data_b64": "AP8=", "id": "p1"}))
         # The message may come before or after the acknowledgement.
         got = {}
         while len(got) < 2:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            frame = json.loads(await recv(ws, 10, "the message and the acknowledgement"))
             got[frame["op"]] = frame
         assert got["published"]["id"] == "p1"
         msg = got["msg"]
@@ -273,22 +293,20 @@ def test_recovery_fills_the_gap_and_says_when_it_cannot(tree):
 def test_slow_client_cut_off_and_conflated_topic_kept_current(tree):
     async def main():
         pub = await connect(tree.url("a1", tok("pub", topics=[], pub=["bulk.x", "metrics.cpu"])))
-        # A client that never reads: its socket fills, then its queue passes 64 KiB.
-        import socket
-        small = socket.create_connection(("127.0.0.1", tree.http["a1"]))
-        small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        # No permessage-deflate for this one: its frames must fill the socket as they are.
+        # A client that does not read during the burst: its socket fills (the gateway's kernel send buffer
+        # grows to megabytes), then its queue passes send_queue_bytes=64 KiB and it is cut off with 4008.
+        # No permessage-deflate for it: its frames must fill the socket as they are.
         # No client keepalive on the two clients that do not read: their pongs would wait behind
         # the unread frames, and under load the client would close with 1011 before the server
         # acts (the server's own cut-off is what this test checks).
-        slow = await websockets.connect(tree.url("a1", tok("slow", topics=["bulk.>"])), sock=small, max_queue=1, read_limit=1024,
+        slow = await websockets.connect(tree.url("a1", tok("slow", topics=["bulk.>"])), max_queue=1, read_limit=1024,
                                         compression=None, ping_interval=None)
-        await slow.send(json.dumps({"op": "sub", "topic": "bulk.>"}))
+        await recv_op(slow, "connected")
+        assert (await subscribe(slow, "bulk.>"))["op"] == "subscribed"
         conflated = await websockets.connect(tree.url("a1", tok("meter", topics=["metrics.>"])), max_queue=1, read_limit=1024,
                                              compression=None, ping_interval=None)
         await recv_op(conflated, "connected")
         assert (await subscribe(conflated, "metrics.>"))["op"] == "subscribed"
-        await asyncio.sleep(0)  # let both subscriptions land before publishing
         blob = "x" * 3000
         for i in range(0, 4000, 16):
             # 16 at a time: max_pending_ops (32) bounds what a client may have waiting for the plugin.
@@ -299,27 +317,53 @@ def test_slow_client_cut_off_and_conflated_topic_kept_current(tree):
                 assert (await recv_op(pub, "published"))["op"] == "published"
         wait_for("the slow client to be cut off", lambda: tree.gateway("a1")["closes"].get("slow_consumer", 0) >= 1)
         # The conflated client was not cut off, and once it reads it ends on the latest value.
-        last = None
+        deadline = time.monotonic() + 30
         while True:
-            try:
-                frame = json.loads(await asyncio.wait_for(conflated.recv(), 3))
-            except asyncio.TimeoutError:
+            frame = json.loads(await recv(conflated, deadline - time.monotonic(), "the last metrics.cpu value (#3999)"))
+            if frame["op"] == "msg" and frame["data"] == f"{blob}3999":
                 break
-            if frame["op"] == "msg":
-                last = frame
-        assert last is not None and last["data"] == f"{blob}3999", last and last["data"][-8:]
-        g = tree.gateway("a1")
-        assert g["conflated"] > 0
-        try:
-            await slow.recv()
-            async for _ in slow:
-                pass
-        except websockets.ConnectionClosed:
-            pass
-        assert slow.close_code in (4008, 1006)
+        assert tree.gateway("a1")["conflated"] > 0
+        # Reading late, the slow client still gets its close frame, behind the megabytes it had not read
+        # (a1's close_timeout=60 s leaves it that long before the gateway resets the connection).
+        code, reason = await until_closed(slow, 30, "the slow client's close frame (4008)")
+        assert code == 4008 and "over send_queue_bytes=65536" in reason, (code, reason)
         await conflated.close()
         await pub.close()
     run(main(), timeout=120)
+
+
+def test_cut_off_client_that_never_reads_is_reset_after_close_timeout(tree):
+    """A cut-off client that never takes its close frame does not keep its connection (nor the
+    megabytes queued for it): after close_timeout (1 s on a2) the gateway resets it."""
+    port = tree.http["a2"]
+    stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    hello = (f"GET /ws?token={tok('stalled', topics=['bulk.>'])} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+             f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    sub = json.dumps({"op": "sub", "topic": "bulk.>"}).encode()
+    mask = os.urandom(4)
+    # The handshake and a masked `sub` text frame, and then it never reads a byte (not even the 101).
+    stalled.sendall(hello.encode() + bytes([0x81, 0x80 | len(sub)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(sub)))
+
+    async def main():
+        pub = await connect(tree.url("a2", tok("pub", topics=[], pub=["bulk.y"])))
+        blob = "y" * 3000
+        sent = 0
+        while tree.gateway("a2")["closes"].get("slow_consumer", 0) < 1:
+            assert sent < 20000, f"{sent} messages of 3000 bytes and the client that never reads is not cut off"
+            for _ in range(256):
+                await pub.send(json.dumps({"op": "pub", "topic": "bulk.y", "data": blob}))
+                if sent % 16 == 15:   # max_pending_ops (32) bounds what may wait for the plugin
+                    for _ in range(16):
+                        await recv_op(pub, "published")
+                sent += 1
+        await pub.close()
+    run(main(), timeout=120)
+
+    def reset():
+        return stalled.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
+    wait_for("the gateway to reset the cut-off client that does not read its close frame", reset, timeout=30)
+    stalled.close()
 
 
 # ---- bad input ------------------------------------------------------------------
@@ -339,24 +383,19 @@ def test_bad_input_gets_clear_errors_and_others_are_served(tree):
         # A subscription flood: max_subscriptions=20 on a1.
         for i in range(30):
             await ws.send(json.dumps({"op": "sub", "topic": f"room.{i}", "id": i}))
-        answers = [json.loads(await ws.recv()) for _ in range(30)]
+        answers = [json.loads(await recv(ws, 10, f"answer {i + 1} of 30")) for i in range(30)]
         limited = [a for a in answers if a["op"] == "error" and a["code"] == 4429]
         assert len(limited) >= 10 and any("max_subscriptions=20" in a["reason"] or "max_pending_ops" in a["reason"] for a in limited)
         await ws.close()
         # Binary frame: 1003.
         ws = await connect(tree.url("a1", tok("bin")))
         await ws.send(b"\x00\x01")
-        with pytest.raises(websockets.ConnectionClosed):
-            while True:
-                await ws.recv()
-        assert ws.close_code == 1003
+        assert (await until_closed(ws))[0] == 1003
         # Oversized frame: 1009 (max_frame_bytes=4096 on a1).
         ws = await connect(tree.url("a1", tok("big")))
         await ws.send(json.dumps({"op": "pub", "topic": "room.9", "data": "y" * 10000}))
-        with pytest.raises(websockets.ConnectionClosed):
-            while True:
-                await ws.recv()
-        assert ws.close_code == 1009 and "max_frame_bytes=4096" in ws.close_reason
+        code, reason = await until_closed(ws)
+        assert code == 1009 and "max_frame_bytes=4096" in reason
         # The bystander still gets what is published.
         await bystander.send(json.dumps({"op": "pub", "topic": "room.9", "data": "still here"}))
         assert (await recv_op(bystander, "msg"))["data"] == "still here"

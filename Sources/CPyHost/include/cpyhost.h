@@ -86,6 +86,9 @@ typedef struct cpy_callbacks {
      * `buckets` holds CPY_HANDLER_BUCKETS + 1 non-cumulative counts per slot
      * (bounds in cpy_handler_bounds, the last one +Inf), `sums` the seconds. */
     void (*handler_times)(void *ctx, const int32_t *slots, const uint64_t *buckets, const double *sums, int n);
+    /* Answers host command `token` with a text and a binary body (an HTTP route's status and headers
+     * as JSON, and its body: no base64 or JSON string in between). */
+    void (*command_answer)(void *ctx, uint64_t token, const char *text, size_t text_len, const void *data, size_t len);
 } cpy_callbacks;
 
 /* The upper bounds (seconds) of the handler-time histogram's buckets. */

@@ -68,4 +68,49 @@ final class StagedSnapshotTests: TempDirTestCase {
         XCTAssertEqual(try s.snapshotFiles().map(\.index), [])
         try s.discardStagedSnapshot()   // nothing staged: a no-op
     }
+
+    /// The file of a large state takes seconds to write: WAL saves must not wait for it,
+    /// and old snapshots are not pruned while it is staged.
+    func testSavesGoOnWhileASnapshotFileIsBeingWritten() throws {
+        let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        var options = DiskStorageOptions(segmentSize: 4096, keepSnapshots: 1)
+        options.crashHook = { step in
+            guard case .beforeSnapshotRename = step else { return }
+            entered.signal()
+            _ = release.wait(timeout: .now() + 60)
+        }
+        let s = try DiskStorage(directory: dir, options: options)
+        try s.save(Ready(hardState: HardState(term: 1, commit: 40), entries: makeEntries(1...40, term: 1)))
+        let staged = snap(30)
+        let done = DispatchSemaphore(value: 0)
+        let failure = LockedBox<Error?>(nil)
+        DispatchQueue.global().async {
+            do { try s.stageSnapshotFile(staged) } catch { failure.set(error) }
+            done.signal()
+        }
+        XCTAssertEqual(entered.wait(timeout: .now() + 30), .success, "the staging reached its rename")
+        // The staging thread is inside its file write: these saves do not wait for it.
+        try s.save(Ready(hardState: HardState(term: 1, commit: 41), entries: makeEntries(41...41, term: 1)))
+        try s.save(Ready(hardState: HardState(term: 1, commit: 42), entries: makeEntries(42...42, term: 1)))
+        XCTAssertEqual(try s.lastIndex(), 42)
+        release.signal()
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        XCTAssertNil(failure.get())
+        try s.compact(with: staged)
+        try s.save(Ready(hardState: HardState(term: 1, commit: 43), entries: makeEntries(43...43, term: 1)))
+        let state = try StorageState(s)
+        s.close()
+        let r = try open()
+        XCTAssertEqual(r.recoveryReport.snapshotIndex, 30)
+        XCTAssertEqual(try StorageState(r), state)
+    }
+}
+
+/// A value shared with a test's helper thread.
+private final class LockedBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
+    func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
 }
