@@ -5,7 +5,8 @@
 #   DAGENT_BIN=.build/release/dagent bench/datapath/profile.sh tree|p2p|python [OUTDIR]
 #
 # tree:   the pingpong endpoints (dagent-bench) and the three relays (a1, root, a2)
-# p2p:    the first brother pingpong of the round (both brothers, msgq loops, one process)
+# p2p:    the first brother pingpong of the round (both brothers, msgq loops, one process);
+#         2026-12-01 it attached too late to that short-lived process and recorded nothing
 # python: the dagent-bench python process (the node's loop and the plugin thread)
 # Prints `perf report --no-children` (top symbols, and the split by shared object) of each.
 set -euo pipefail
