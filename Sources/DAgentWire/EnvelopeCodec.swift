@@ -210,6 +210,7 @@ public enum EnvelopeCodec {
         do {  // (NIO's withUnsafeReadableBytes rethrows our typed error)
             return try raw.withUnsafeReadableBytes { p throws(FrameError) -> EnvelopeHeader in
                 var h = EnvelopeHeader(dst: "", kind: 0, hopLimit: 0, hopLimitOffset: -1)
+                var hasQueues = false, pickQueues = false   // a later pick_queues overrides an earlier one (protobuf: last wins)
                 var i = 0
                 while i < p.count {
                     let key = try readVarint(p, &i)
@@ -218,11 +219,12 @@ public enum EnvelopeCodec {
                     case (2, 2): h.dst = try string(p, try readLength(p, &i))
                     case (7, 0): h.kind = Int(Int32(truncatingIfNeeded: try readVarint(p, &i)))
                     case (8, 5): h.hopLimitOffset = i; h.hopLimit = try fixed32(p, &i)
-                    case (100, 2): _ = try readLength(p, &i); h.hasQueuePicks = true
-                    case (101, 0): if try readVarint(p, &i) != 0 { h.hasQueuePicks = true }
+                    case (100, 2): _ = try readLength(p, &i); hasQueues = true
+                    case (101, 0): pickQueues = try readVarint(p, &i) != 0
                     default: try skip(wireType: wireType, p, &i)
                     }
                 }
+                h.hasQueuePicks = hasQueues || pickQueues
                 return h
             }
         }

@@ -54,4 +54,19 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(h.kind, -1)
         XCTAssertEqual(try Dagent_Batch(serializedBytes: Array(raw.readableBytesView)).kind, .UNRECOGNIZED(-1))
     }
+
+    /// fuzz target `envelope`: `pick_queues` (field 101) true, then again false. Protobuf keeps
+    /// the last value (false), but `EnvelopeCodec.header` kept the first and reported queue picks
+    /// for an envelope that has none.
+    func testALaterPickQueuesFalseOverridesAnEarlierTrue() throws {
+        // dst "d", pick_queues = 1, pick_queues = 0.
+        let input: [UInt8] = [0x12, 0x01, 0x64, 0xA8, 0x06, 0x01, 0xA8, 0x06, 0x00]
+        let e = try EnvelopeCodec.decode(buffer(input))
+        XCTAssertFalse(e.pickQueues)
+        XCTAssertTrue(e.queues.isEmpty)
+        XCTAssertFalse(try EnvelopeCodec.header(buffer(input)).hasQueuePicks)
+        // And the other way round: the later true wins.
+        let flipped: [UInt8] = [0x12, 0x01, 0x64, 0xA8, 0x06, 0x00, 0xA8, 0x06, 0x01]
+        XCTAssertTrue(try EnvelopeCodec.header(buffer(flipped)).hasQueuePicks)
+    }
 }
