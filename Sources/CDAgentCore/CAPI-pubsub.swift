@@ -12,8 +12,8 @@ import NIOCore
 extension Handle {
     /// Queues a publication for subscription `id` (on the node's event loop). Over
     /// `slow_subscriber_bytes` of queued publication payload, it is dropped and counted.
-    func push(publication e: Dagent_Envelope, subscription id: UInt64, limit: Int) {
-        let n = e.payload.count
+    func push(publication m: DataMessage, subscription id: UInt64, limit: Int) {
+        let n = m.payload.readableBytes
         lock.withLock {
             if destroyed { return }
             if queuedPublicationBytes + n > limit && queuedPublicationBytes > 0 {
@@ -22,8 +22,8 @@ extension Handle {
             }
             queuedPublicationBytes += n
             let wasEmpty = queue.isEmpty
-            queue.append(QueuedItem(kind: Int32(DAGENT_ITEM_PUBLICATION), code: 0, type: 0, cookie: 0, token: id, src: e.src,
-                                    data: ByteBuffer(bytes: e.payload), topic: e.dst))
+            queue.append(QueuedItem(kind: Int32(DAGENT_ITEM_PUBLICATION), code: 0, type: 0, cookie: 0, token: id, src: m.src,
+                                    data: m.payload, topic: m.dst))
             if wasEmpty {
                 var one: UInt8 = 1
                 _ = write(writeFD, &one, 1)
@@ -70,8 +70,8 @@ public func dagent_subscribe(_ p: OpaquePointer?, _ pattern: UnsafePointer<CChar
     let subscribe = { () throws -> UInt64 in
         // On the loop, where deliveries happen too: none can come before `box.id` is set.
         let box = SubscriptionID()
-        let s = try node.subscribeOnLoop(pat, queue: group) { [weak h] e in
-            h?.push(publication: e, subscription: box.id, limit: limit)
+        let s = try node.subscribeMessagesOnLoop(pat, queue: group) { [weak h] m in
+            h?.push(publication: m, subscription: box.id, limit: limit)   // the payload a slice of the bytes read
         }
         box.id = s.id
         h.subscriptions[s.id] = s

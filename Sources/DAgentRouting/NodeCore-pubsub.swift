@@ -35,6 +35,11 @@ extension NodeCore {
     public func publish(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
         var e = envelope
         try stampPublish(&e)
+        try publishStamped(e, nowNs: nowNs)
+    }
+
+    /// Routes a stamped publish that starts here, or queues it while the route up is not ready.
+    package func publishStamped(_ e: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
         if config.hasParent && !parentReady {
             // The route up is not ready: hold it with the other queued messages, in order.
             do {
@@ -50,13 +55,7 @@ extension NodeCore {
 
     /// Checks a publish that starts here and fills in kind, source, id and hop limit.
     package func stampPublish(_ e: inout Dagent_Envelope) throws(DAgentError) {
-        if e.dst != pubsub.lastValidTopic {
-            do { try TopicRules.checkTopic(e.dst, limits: config.pubsub.topic) } catch { throw error.asDAgentError }
-            pubsub.lastValidTopic = e.dst
-        }
-        if e.payload.count > config.maxMessageBytes {
-            throw DAgentError(.tooLarge, "message of \(e.payload.count) bytes on topic '\(e.dst)' exceeds max_message_bytes=\(config.maxMessageBytes)")
-        }
+        try checkPublish(e.dst, payloadCount: e.payload.count)
         e.kind = .publish
         e.src = config.name
         e.id = nextMessageID
@@ -66,6 +65,20 @@ extension NodeCore {
         e.queues = []
         e.pickQueues = false
         pubsub.counters.published &+= 1
+    }
+
+    /// The checks of a publish that starts here: the topic rules (the last
+    /// valid topic is remembered: streams publish on one topic) and
+    /// `max_message_bytes`.
+    @inline(__always)
+    package func checkPublish(_ topic: String, payloadCount: Int) throws(DAgentError) {
+        if topic != pubsub.lastValidTopic {
+            do { try TopicRules.checkTopic(topic, limits: config.pubsub.topic) } catch { throw error.asDAgentError }
+            pubsub.lastValidTopic = topic
+        }
+        if payloadCount > config.maxMessageBytes {
+            throw DAgentError(.tooLarge, "message of \(payloadCount) bytes on topic '\(topic)' exceeds max_message_bytes=\(config.maxMessageBytes)")
+        }
     }
 
     /// Works out where a publish on `topic` goes. `from` is the link it came
@@ -79,13 +92,28 @@ extension NodeCore {
         }
         var match = pubsub.interest.sublist.match(topic)
         var plan = PublishPlan()
-        var linkPicks: [LinkID: [String]] = [:]
-        var order: [LinkID] = []
         func allowed(_ link: LinkID) -> Bool {
             if link == from { return false }
             if fromPeer, links[link]?.isPeer == true { return false }   // peers never relay for each other
             return links[link] != nil
         }
+        let parentUnknown = config.hasParent && parentReady && parentLink != nil && from != parentLink
+            && !pubsub.interest.known.contains(parentLink!)
+        if match.groups.isEmpty {
+            // No queue group: every target once (the match lists each once), no picks to carry.
+            plan.links.reserveCapacity(match.plain.count)
+            for target in match.plain {
+                switch target {
+                case .local(let id): plan.locals.append(id)
+                case .link(let link) where allowed(link): plan.links.append((link, []))
+                default: break
+                }
+            }
+            if parentUnknown, let p = parentLink, !plan.links.contains(where: { $0.0 == p }) { plan.blindParent = true }
+            return plan
+        }
+        var linkPicks: [LinkID: [String]] = [:]
+        var order: [LinkID] = []
         for target in match.plain {
             switch target {
             case .local(let id): plan.locals.append(id)
@@ -94,8 +122,6 @@ extension NodeCore {
             default: break
             }
         }
-        let parentUnknown = config.hasParent && parentReady && parentLink != nil && from != parentLink
-            && !pubsub.interest.known.contains(parentLink!)
         if !match.groups.isEmpty {
             let mine: Set<String>?
             switch picks {
@@ -164,6 +190,11 @@ extension NodeCore {
             dropBadPublish(envelope.dst, from: from, "the topic breaks the topic rules")
             return
         }
+        routePublish(envelope, plan: plan, picks: picks)
+    }
+
+    /// Routes a decoded, hop-counted publish where `plan` says.
+    package func routePublish(_ envelope: Dagent_Envelope, plan: PublishPlan, picks: GroupPicks) {
         if plan.isEmpty {
             pubsub.counters.unwanted &+= 1
             return
@@ -196,7 +227,11 @@ extension NodeCore {
 
     /// The fast path for a PUBLISH envelope read off a link: routed on its
     /// header; relayed as raw bytes unless it carries queue-group picks.
-    package func receivePublishRaw(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, nowNs: UInt64) {
+    /// With `inline` (`receiveOrRelay`), the copies for other links go into
+    /// `relays` and a local delivery into `publications` (a `DataMessage`,
+    /// the payload a slice of the frame) instead of actions; a publish with
+    /// queue picks still takes the slow path, with actions.
+    package func receivePublishRaw(_ raw: ByteBuffer, header: EnvelopeHeader, from id: LinkID, nowNs: UInt64, inline: Bool = false) {
         let link = links[id]!
         guard link.registered || link.isParent else {
             refuseLink(id, .refused, "publish on '\(header.dst)' from a link that has not registered; send Register first")
@@ -225,29 +260,38 @@ extension NodeCore {
         }
         if !plan.locals.isEmpty {
             do {
-                var envelope = try EnvelopeCodec.decode(raw)
-                if envelope.payload.count > config.maxMessageBytes {
-                    dropBadPublish(header.dst, from: id, "payload of \(envelope.payload.count) bytes over max_message_bytes=\(config.maxMessageBytes)")
-                    return
+                if inline {
+                    var m = try EnvelopeCodec.decodeMessage(raw, cache: &publishStrings)
+                    if m.payload.readableBytes > config.maxMessageBytes {
+                        dropBadPublish(header.dst, from: id, "payload of \(m.payload.readableBytes) bytes over max_message_bytes=\(config.maxMessageBytes)")
+                        return
+                    }
+                    m.hopLimit = header.hopLimit - 1
+                    pubsub.counters.delivered &+= UInt64(plan.locals.count)
+                    publications.append(Publication(message: m, subscriptions: plan.locals))
+                } else {
+                    var envelope = try EnvelopeCodec.decode(raw)
+                    if envelope.payload.count > config.maxMessageBytes {
+                        dropBadPublish(header.dst, from: id, "payload of \(envelope.payload.count) bytes over max_message_bytes=\(config.maxMessageBytes)")
+                        return
+                    }
+                    envelope.hopLimit = header.hopLimit - 1
+                    pubsub.counters.delivered &+= UInt64(plan.locals.count)
+                    emit(.deliverPublish(envelope, subscriptions: plan.locals))
                 }
-                envelope.hopLimit = header.hopLimit - 1
-                pubsub.counters.delivered &+= UInt64(plan.locals.count)
-                emit(.deliverPublish(envelope, subscriptions: plan.locals))
             } catch {
                 badFrame(id, error)
                 return
             }
         }
-        for (next, _) in plan.links where !dropForSlowLink(next) {
-            emit(.forwardRaw(Hop(link: next), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
-        }
-        if plan.blindParent, let p = parentLink, !dropForSlowLink(p) {
-            emit(.forwardRaw(Hop(link: p), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
-        }
+        relayPublish(raw, header: header, count: 0, plan: plan, inline: inline)
     }
 
-    /// A batch of publishes on one topic (never carrying picks): relayed unopened.
-    package func receivePublishBatch(_ raw: ByteBuffer, header: EnvelopeHeader, count: Int, from id: LinkID, nowNs: UInt64) {
+    /// A batch of publishes on one topic (never carrying picks): relayed
+    /// unopened, opened only for local subscriptions. With `inline`, as
+    /// `receivePublishRaw` with `inline`: no actions.
+    package func receivePublishBatch(_ raw: ByteBuffer, header: EnvelopeHeader, count: Int, from id: LinkID, nowNs: UInt64,
+                                     inline: Bool = false) {
         let link = links[id]!
         guard link.registered || link.isParent else {
             refuseLink(id, .refused, "publishes on '\(header.dst)' from a link that has not registered; send Register first")
@@ -268,32 +312,60 @@ extension NodeCore {
         }
         if !plan.locals.isEmpty {
             do {
-                var cache = EnvelopeCodec.StringCache()
-                cache.dst = header.dst
-                for slice in try BatchCodec.envelopes(raw) {
-                    var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
-                    guard envelope.dst == header.dst, envelope.kind == .publish,
-                          envelope.payload.count <= config.maxMessageBytes else {
-                        dropBadPublish(envelope.dst, from: id, "inside a batch of publishes on '\(header.dst)', not a publish on that topic or over max_message_bytes")
-                        continue
+                if inline {
+                    publishStrings.dst = header.dst
+                    for slice in try BatchCodec.envelopes(raw) {
+                        var m = try EnvelopeCodec.decodeMessage(slice, cache: &publishStrings)
+                        guard m.dst == header.dst, m.kind == .publish, m.payload.readableBytes <= config.maxMessageBytes else {
+                            dropBadPublish(m.dst, from: id, "inside a batch of publishes on '\(header.dst)', not a publish on that topic or over max_message_bytes")
+                            continue
+                        }
+                        m.hopLimit = header.hopLimit - 1
+                        pubsub.counters.delivered &+= UInt64(plan.locals.count)
+                        publications.append(Publication(message: m, subscriptions: plan.locals))
                     }
-                    envelope.hopLimit = header.hopLimit - 1
-                    envelope.queues = []
-                    envelope.pickQueues = false
-                    pubsub.counters.delivered &+= UInt64(plan.locals.count)
-                    emit(.deliverPublish(envelope, subscriptions: plan.locals))
+                } else {
+                    var cache = EnvelopeCodec.StringCache()
+                    cache.dst = header.dst
+                    for slice in try BatchCodec.envelopes(raw) {
+                        var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
+                        guard envelope.dst == header.dst, envelope.kind == .publish,
+                              envelope.payload.count <= config.maxMessageBytes else {
+                            dropBadPublish(envelope.dst, from: id, "inside a batch of publishes on '\(header.dst)', not a publish on that topic or over max_message_bytes")
+                            continue
+                        }
+                        envelope.hopLimit = header.hopLimit - 1
+                        envelope.queues = []
+                        envelope.pickQueues = false
+                        pubsub.counters.delivered &+= UInt64(plan.locals.count)
+                        emit(.deliverPublish(envelope, subscriptions: plan.locals))
+                    }
                 }
             } catch {
                 badFrame(id, error)
                 return
             }
         }
-        for (next, _) in plan.links where !dropForSlowLink(next) {
-            emit(.forwardRawBatch(Hop(link: next), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+        relayPublish(raw, header: header, count: count, plan: plan, inline: inline)
+    }
+
+    /// The copies of a publish frame (`count` 0: one envelope, else a batch)
+    /// for the links in `plan`, counted, slow links dropped: into `relays`
+    /// with `inline`, else as actions.
+    @inline(__always)
+    package func relayPublish(_ raw: ByteBuffer, header: EnvelopeHeader, count: Int, plan: PublishPlan, inline: Bool) {
+        func out(_ link: LinkID) {
+            guard !dropForSlowLink(link) else { return }
+            if inline {
+                relays.append(Relay(hop: Hop(link: link), raw: raw, header: header, hopLimit: header.hopLimit - 1, count: count))
+            } else if count == 0 {
+                emit(.forwardRaw(Hop(link: link), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            } else {
+                emit(.forwardRawBatch(Hop(link: link), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
+            }
         }
-        if plan.blindParent, let p = parentLink, !dropForSlowLink(p) {
-            emit(.forwardRawBatch(Hop(link: p), raw, hopLimitOffset: header.hopLimitOffset, hopLimit: header.hopLimit - 1))
-        }
+        for (next, _) in plan.links { out(next) }
+        if plan.blindParent, let p = parentLink { out(p) }
     }
 
     /// A decoded publish from a link (the slow path: picks, or a batch opened).

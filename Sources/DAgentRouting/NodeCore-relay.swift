@@ -22,10 +22,13 @@ public struct Relay: Equatable {
 /// handles it, with actions.
 extension NodeCore {
     /// `receive(frameBody:from:nowNs:)`, except that a frame relayed on the
-    /// fast path is returned instead of emitted as `.forwardRaw`/`.forwardRawBatch`.
-    /// Returns nil when the frame was handled here (delivered, failed, a
-    /// control frame, a publish, or relayed through an action because
-    /// actions were pending).
+    /// fast path is returned instead of emitted as `.forwardRaw`/`.forwardRawBatch`,
+    /// and a publish (without queue picks) puts its copies for other links
+    /// into `relays` and its local deliveries into `publications`
+    /// (NodeCore-pubfast.swift) instead of actions: the driver takes both
+    /// after the call, relays before any action. Returns nil when the frame
+    /// was handled here (delivered, failed, a control frame, a publish, or
+    /// relayed through an action because actions were pending).
     public func receiveOrRelay(frameBody: ByteBuffer, from id: LinkID, nowNs: UInt64) -> Relay? {
         guard let link = links[id] else { return nil }
         // A link still in its cluster-secret handshake, or actions pending: the full rules.
@@ -43,8 +46,18 @@ extension NodeCore {
                 links[id]!.lastHeardNs = nowNs
                 links[id]!.framesIn &+= 1
                 return receiveRawBatch(raw, header: header, count: count, from: id, nowNs: nowNs, inline: true)
-            default:
-                receive(frameBody: frameBody, from: id, nowNs: nowNs)   // classifies again: control frames and publishes are rare
+            case let .envelope(raw, header):   // a publish: copies into `relays`, local deliveries into `publications`
+                links[id]!.lastHeardNs = nowNs
+                links[id]!.framesIn &+= 1
+                receivePublishRaw(raw, header: header, from: id, nowNs: nowNs, inline: true)
+                return nil
+            case let .batch(raw, header, count):   // publishes on one topic
+                links[id]!.lastHeardNs = nowNs
+                links[id]!.framesIn &+= 1
+                receivePublishBatch(raw, header: header, count: count, from: id, nowNs: nowNs, inline: true)
+                return nil
+            case .control:
+                receive(frameBody: frameBody, from: id, nowNs: nowNs)   // classifies again: control frames are rare
                 return nil
             }
         } catch {

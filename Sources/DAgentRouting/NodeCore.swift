@@ -69,6 +69,17 @@ public final class NodeCore {
     /// Messages delivered to this node, in order; the driver takes them in
     /// batches (`takeInbox`) after each input.
     public package(set) var inbox: [DataMessage] = []
+    /// Publications for this node's subscriptions that came in on the fast
+    /// path (`receiveOrRelay`), in order; the driver takes them
+    /// (`takePublications`) after each input (NodeCore-pubfast.swift).
+    public package(set) var publications: [Publication] = []
+    /// Copies of publish frames to write to other links, from the fast path
+    /// (`receiveOrRelay`): the driver writes them (`takeRelays`) before it
+    /// performs any action.
+    public package(set) var relays: [Relay] = []
+    /// Strings of the last publish decoded on the fast path (one topic and
+    /// publisher per stream: no new String per message).
+    package var publishStrings = EnvelopeCodec.StringCache()
 
     /// Pending actions; the driver takes them with `drainActions`.
     public package(set) var actions: [CoreAction] = []

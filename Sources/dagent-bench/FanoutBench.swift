@@ -247,8 +247,8 @@ final class DAgentFanout: FanoutClients {
             var c = NodeConfig(name: "fan-sub-\(tag)-\(i)")
             c.parents = try Shorthand.parseList(sub)
             let node = joinOrExit(c, timeout: 10, group: group)
-            _ = try node.subscribe(topic) { e in
-                run.delivered(i, e.payload)
+            _ = try node.subscribeMessages(topic) { m in
+                run.delivered(i, m.payload)
             }.wait()
             subs.append(node)
         }

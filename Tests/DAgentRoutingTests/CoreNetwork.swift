@@ -125,6 +125,7 @@ final class CoreNetwork {
                                     writers[Key(node: item.to, hop: r.hop), default: FrameWriter()].appendRawBatch(r.raw, hopLimitOffset: r.header.hopLimitOffset, hopLimit: r.hopLimit)
                                 }
                             }
+                            takeFastPublications(at: item.to)
                         } else {
                             core.receive(frameBody: body, from: item.link, nowNs: nowNs)
                         }
@@ -151,6 +152,7 @@ final class CoreNetwork {
             writers[Key(node: name, hop: hop), default: FrameWriter()].appendRawBatch(raw, hopLimitOffset: offset, hopLimit: limit)
             rawBatchForwards += 1
         case let .deliverPublish(envelope, ids):
+            publishActions += 1
             published[name, default: []].append((envelope, ids))
         case let .close(link, reason):
             closes.append((name, reason))
@@ -166,6 +168,37 @@ final class CoreNetwork {
             events[name, default: []].append(action)
         }
     }
+
+    /// What a publish frame left on the fast path (`relays`, `publications`),
+    /// taken as the Node does: the copies written first, then the deliveries.
+    private func takeFastPublications(at name: String) {
+        let core = cores[name]!
+        var relays: [Relay] = []
+        core.takeRelays(swappingWith: &relays)
+        for r in relays {
+            inlinePublishRelays += 1
+            if r.count == 0 {
+                writers[Key(node: name, hop: r.hop), default: FrameWriter()].appendRelayed(r.raw, header: r.header, hopLimit: r.hopLimit)
+            } else {
+                writers[Key(node: name, hop: r.hop), default: FrameWriter()].appendRawBatch(r.raw, hopLimitOffset: r.header.hopLimitOffset, hopLimit: r.hopLimit)
+            }
+        }
+        var publications: [Publication] = []
+        core.takePublications(swappingWith: &publications)
+        for p in publications {
+            fastPublications += 1
+            published[name, default: []].append((p.message.envelope, p.subscriptions))
+        }
+    }
+
+    /// Publish copies relayed through `relays`, and publications delivered
+    /// through `publications` (the fast path, no actions).
+    var inlinePublishRelays = 0
+    /// Publications delivered through `.deliverPublish` actions (the slow path).
+    var publishActions = 0
+    var fastPublications = 0
+    /// Publishes from a node written straight from header and payload (`publishFast`).
+    var fastPublishWrites = 0
 
     /// Inbox batches taken (local deliveries are handed over in batches).
     var deliveryBatches = 0
@@ -288,11 +321,32 @@ final class CoreNetwork {
     }
 
     func publish(_ from: String, _ topic: String, _ text: String = "x") throws(DAgentError) {
+        try publishUnpumped(from, topic, text)
+        pump()
+    }
+
+    /// `publish` without running the network (publishes in one burst share the writers).
+    func publishUnpumped(_ from: String, _ topic: String, _ text: String = "x") throws(DAgentError) {
         var e = Dagent_Envelope()
         e.dst = topic
         e.payload = .init(text.utf8)
-        try cores[from]!.publish(e, nowNs: nowNs)
-        pump()
+        if relayInline {
+            // As the Node publishes: `publishFast`, then header and payload into each link's writer.
+            let core = cores[from]!
+            var h = MessageHeader(dst: topic, kind: .publish)
+            var failure: DAgentError?
+            Array(text.utf8).withUnsafeBytes { p in
+                do throws(DAgentError) {
+                    for hop in try core.publishFast(&h, payload: p, nowNs: nowNs) {
+                        writers[Key(node: from, hop: hop), default: FrameWriter()].append(h, payload: p)
+                        fastPublishWrites += 1
+                    }
+                } catch { failure = error }
+            }
+            if let failure { throw failure }
+        } else {
+            try cores[from]!.publish(e, nowNs: nowNs)
+        }
     }
 
     /// Payloads delivered to subscriptions of `node` (once per delivery to a subscription).

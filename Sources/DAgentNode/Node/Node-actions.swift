@@ -13,6 +13,7 @@ extension Node {
         defer {
             if durableQueue != nil && !core.queues.journal.isEmpty { scheduleDurableCommit() }
             if !core.inbox.isEmpty && !core.draining { deliverInbox() }
+            if !core.publications.isEmpty && !core.draining { deliverPublications() }
         }
         core.drainActions { action in
             switch action {

@@ -27,23 +27,37 @@ public final class Subscription: @unchecked Sendable {
 /// must not block. Delivery is at most once, in order per publisher.
 extension Node {
     /// Subscribes to `pattern` (on the event loop or not); the future fails
-    /// with `bad topic` or `too many subscriptions`.
-    public func subscribe(_ pattern: String, queue: String = "",
-                          handler: @escaping (Dagent_Envelope) -> Void) -> EventLoopFuture<Subscription> {
+    /// with `bad topic` or `too many subscriptions`. The handler gets each
+    /// publication as a `DataMessage` (topic in `dst`, the payload a slice of
+    /// the bytes read: no copy).
+    public func subscribeMessages(_ pattern: String, queue: String = "",
+                                  handler: @escaping (DataMessage) -> Void) -> EventLoopFuture<Subscription> {
         if eventLoop.inEventLoop {
-            return eventLoop.makeCompletedFuture { try subscribeOnLoop(pattern, queue: queue, handler: handler) }
+            return eventLoop.makeCompletedFuture { try subscribeMessagesOnLoop(pattern, queue: queue, handler: handler) }
         }
-        return eventLoop.submit { try self.subscribeOnLoop(pattern, queue: queue, handler: handler) }
+        return eventLoop.submit { try self.subscribeMessagesOnLoop(pattern, queue: queue, handler: handler) }
     }
 
-    /// `subscribe` for callers on the event loop.
-    public func subscribeOnLoop(_ pattern: String, queue: String = "",
-                                handler: @escaping (Dagent_Envelope) -> Void) throws(DAgentError) -> Subscription {
+    /// `subscribe` with a handler that takes a `Dagent_Envelope` (a copy of the payload per delivery).
+    public func subscribe(_ pattern: String, queue: String = "",
+                          handler: @escaping (Dagent_Envelope) -> Void) -> EventLoopFuture<Subscription> {
+        subscribeMessages(pattern, queue: queue) { handler($0.envelope) }
+    }
+
+    /// `subscribeMessages` for callers on the event loop.
+    public func subscribeMessagesOnLoop(_ pattern: String, queue: String = "",
+                                        handler: @escaping (DataMessage) -> Void) throws(DAgentError) -> Subscription {
         let id = try core.subscribe(pattern, queue: queue)
         subscriptionHandlers[id] = handler
         perform()
         scheduleFlush()
         return Subscription(id: id, pattern: pattern, queue: queue, node: self)
+    }
+
+    /// `subscribe` for callers on the event loop.
+    public func subscribeOnLoop(_ pattern: String, queue: String = "",
+                                handler: @escaping (Dagent_Envelope) -> Void) throws(DAgentError) -> Subscription {
+        try subscribeMessagesOnLoop(pattern, queue: queue) { handler($0.envelope) }
     }
 
     /// Ends subscription `id` (from any thread).
@@ -68,14 +82,23 @@ extension Node {
         return eventLoop.submit { try self.publishOnLoop(topic, payload: payload) }
     }
 
-    /// `publish` for callers on the event loop (the fast path).
+    /// `publish` for callers on the event loop (the fast path: header and
+    /// payload encoded straight into each link's outgoing buffer, no envelope).
     public func publishOnLoop(_ topic: String, payload: Data) throws(DAgentError) {
-        var e = Dagent_Envelope()
-        e.dst = topic
-        e.payload = payload
-        e.sendTimeNs = wallClockNs()
-        try core.publish(e, nowNs: nowNs)
-        perform()
+        var failure: DAgentError?
+        payload.withUnsafeBytes { p in
+            do throws(DAgentError) { try publishOnLoop(topic, payload: p) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// `publishOnLoop` for a payload the caller holds as raw bytes.
+    public func publishOnLoop(_ topic: String, payload: UnsafeRawBufferPointer) throws(DAgentError) {
+        var h = MessageHeader(dst: topic, kind: .publish)
+        h.sendTimeNs = wallClockNs()
+        let hops = try core.publishFast(&h, payload: payload, nowNs: nowNs)
+        for hop in hops { write(h, payload: payload, to: hop) }
+        if hops.isEmpty || !core.actions.isEmpty { perform() }   // the slow path, a queued publish (durable log), logs
         scheduleFlush()
     }
 
@@ -90,10 +113,35 @@ extension Node {
         eventLoop.submit { (self.core.subscriptionCount, self.core.pubsubCounters) }
     }
 
+    /// A publication from an action (the slow path: the payload is copied once for all subscriptions).
     func deliverPublish(_ envelope: Dagent_Envelope, to ids: [UInt64]) {
+        let m = DataMessage(envelope)
         for id in ids {
-            subscriptionHandlers[id]?(envelope)
+            subscriptionHandlers[id]?(m)
         }
+    }
+
+    /// Hands the publications of the fast path to their handlers, in order.
+    /// A handler that publishes or subscribes re-enters `perform`; what it
+    /// causes is delivered by this loop, after the publications before it.
+    func deliverPublications() {
+        guard !publicationsBusy else { return }
+        publicationsBusy = true
+        defer { publicationsBusy = false }
+        while !core.publications.isEmpty {
+            core.takePublications(swappingWith: &deliveringPublications)
+            for p in deliveringPublications {
+                for id in p.subscriptions { subscriptionHandlers[id]?(p.message) }
+            }
+        }
+        deliveringPublications.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes the publish copies the core relayed without actions.
+    func writeRelays() {
+        core.takeRelays(swappingWith: &writingRelays)
+        for relay in writingRelays { write(relay) }
+        writingRelays.removeAll(keepingCapacity: true)
     }
 
     /// Publishes for a link whose unsent bytes are over `slow_subscriber_bytes` are dropped.

@@ -81,7 +81,12 @@ public final class Node: @unchecked Sendable {
     /// Types whose one-way messages `typeHandlers` take too (`handleMessages(ofType:)`).
     var oneWayTypes: Set<UInt32> = []
     /// Handlers of this node's subscriptions, by subscription id (Node-pubsub.swift).
-    var subscriptionHandlers: [UInt64: (Dagent_Envelope) -> Void] = [:]
+    var subscriptionHandlers: [UInt64: (DataMessage) -> Void] = [:]
+    /// The publications batch being delivered, the relays being written, and
+    /// the lists kept for the next swap (Node-pubsub.swift).
+    var deliveringPublications: [Publication] = []
+    var publicationsBusy = false
+    var writingRelays: [Relay] = []
     /// Called on the event loop to add what a layer above the routing core
     /// knows (the plugin host) to this node's `dagent tree` reply. Must not block.
     public var treeExtension: ((inout Dagent_TreeReply) -> Void)?
@@ -355,6 +360,7 @@ public final class Node: @unchecked Sendable {
         if let relay = core.receiveOrRelay(frameBody: frameBody, from: id, nowNs: nowNs) {
             write(relay)   // passing through: into the next link's buffer, no action
         } else {
+            if !core.relays.isEmpty { writeRelays() }   // a publish's copies, before any action
             perform()
         }
     }
