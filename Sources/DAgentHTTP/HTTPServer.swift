@@ -79,6 +79,9 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// The pipeline name of the keep-alive idle timer (`http_idle_timeout`).
+    static let idleHandlerName = "dagent-http-idle"
+
     func initialize(_ channel: Channel) throws {
         let open = stats.connections.wrappingAdd(1, ordering: .relaxed).newValue
         let stats = self.stats
@@ -87,8 +90,7 @@ public final class HTTPServer: Sendable {
                                          overloaded: open > limits.maxConnections, stats: stats)
         let made = upgraders.withLockedValue { $0.map(\.make) }.map { $0(channel) }
         let sync = channel.pipeline.syncOperations
-        let idle = IdleStateHandler(allTimeout: .nanoseconds(Int64(limits.idleTimeout * 1e9)))
-        try sync.addHandler(idle)
+        try sync.addHandler(IdleStateHandler(allTimeout: .nanoseconds(Int64(limits.idleTimeout * 1e9))), name: Self.idleHandlerName)
         if made.isEmpty {
             try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
         } else {
@@ -101,7 +103,7 @@ public final class HTTPServer: Sendable {
                     // request handler just removed, so past the upgrade the idle handler would only
                     // cost a timer reset and a promise per write. The upgraded protocol keeps its own
                     // liveness (the push gateway: client pings, `close_timeout`).
-                    context.pipeline.syncOperations.removeHandler(idle, promise: nil)
+                    context.pipeline.syncOperations.removeHandler(name: Self.idleHandlerName, promise: nil)
                 }),
                 withErrorHandling: false)
         }
