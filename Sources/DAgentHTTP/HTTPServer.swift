@@ -79,6 +79,9 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// The pipeline name of the keep-alive idle timer (`http_idle_timeout`).
+    static let idleHandlerName = "dagent-http-idle"
+
     func initialize(_ channel: Channel) throws {
         let open = stats.connections.wrappingAdd(1, ordering: .relaxed).newValue
         let stats = self.stats
@@ -87,7 +90,7 @@ public final class HTTPServer: Sendable {
                                          overloaded: open > limits.maxConnections, stats: stats)
         let made = upgraders.withLockedValue { $0.map(\.make) }.map { $0(channel) }
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(IdleStateHandler(allTimeout: .nanoseconds(Int64(limits.idleTimeout * 1e9))))
+        try sync.addHandler(IdleStateHandler(allTimeout: .nanoseconds(Int64(limits.idleTimeout * 1e9))), name: Self.idleHandlerName)
         if made.isEmpty {
             try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
         } else {
@@ -96,6 +99,11 @@ public final class HTTPServer: Sendable {
                 withServerUpgrade: (upgraders: made, completionHandler: { context in
                     stats.upgrades.add(1)
                     context.pipeline.syncOperations.removeHandler(handler, promise: nil)
+                    // `http_idle_timeout` is for HTTP keep-alive: its events were handled by the
+                    // request handler just removed, so past the upgrade the idle handler would only
+                    // cost a timer reset and a promise per write. The upgraded protocol keeps its own
+                    // liveness (the push gateway: client pings, `close_timeout`).
+                    context.pipeline.syncOperations.removeHandler(name: Self.idleHandlerName, promise: nil)
                 }),
                 withErrorHandling: false)
         }

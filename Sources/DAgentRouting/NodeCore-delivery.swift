@@ -70,16 +70,6 @@ extension DataMessage {
     package init(_ e: Dagent_Envelope) {
         var buffer = ByteBuffer()
         buffer.writeBytes(e.payload)
-        self.init(payload: buffer)
-        src = e.src
-        dst = e.dst
-        type = e.type
-        kind = e.kind
-        id = e.id
-        cookie = e.cookie
-        hopLimit = e.hopLimit
-        sendTimeNs = e.sendTimeNs
-        error = e.error
-        reason = e.reason
+        self.init(header: MessageHeader(e), payload: buffer)
     }
 }

@@ -14,7 +14,7 @@ extension NodeCore {
     /// cookie). No-op for a message that did not ask for one.
     public func acceptDelivery(_ m: DataMessage, nowNs: UInt64) {
         guard Self.wantsReceipt(m) else { return }
-        answerEmpty(m.header, nowNs: nowNs)
+        answerEmpty(m.headerEnvelope, nowNs: nowNs)
     }
 
     /// Answers `m`'s sender with an ERROR (`code`, `reason`) instead of a
@@ -22,6 +22,6 @@ extension NodeCore {
     /// ask for a receipt (one-way messages are counted by whoever dropped them).
     public func refuseDelivery(_ m: DataMessage, _ code: Dagent_ErrorCode, _ reason: String, nowNs: UInt64) {
         guard Self.wantsReceipt(m) else { return }
-        fail(m.header, code, reason, nowNs: nowNs)   // the payload is not sent back
+        fail(m.headerEnvelope, code, reason, nowNs: nowNs)   // the payload is not sent back
     }
 }

@@ -4,45 +4,35 @@ import NIOCore
 /// One message on the data path, from the read to the handler: its header,
 /// parsed once, and its payload as a slice of the bytes it arrived in (no
 /// copy). The routing core delivers these in batches; `envelope` builds the
-/// protobuf type for code that wants one (a copy of the payload).
+/// protobuf type for code that wants one (a copy of the payload). The header
+/// fields read and write through to `header` (`m.src`, `m.cookie`, ...).
+@dynamicMemberLookup
 public struct DataMessage: Sendable {
-    public var src: String = ""
-    public var dst: String = ""
-    public var type: UInt32 = 0
-    public var kind: Dagent_Kind = .data
-    public var id: UInt64 = 0
-    public var cookie: UInt64 = 0
-    public var hopLimit: UInt32 = 0
-    public var sendTimeNs: UInt64 = 0
-    public var error: Dagent_ErrorCode = .ok
-    public var reason: String = ""
+    /// The routing header: the same fields a send fills in (`MessageHeader`).
+    public var header: MessageHeader
     /// The payload bytes: a slice of the frame read off the link.
     public var payload: ByteBuffer
 
-    public init(payload: ByteBuffer) { self.payload = payload }
+    public init(header: MessageHeader = MessageHeader(), payload: ByteBuffer) {
+        self.header = header
+        self.payload = payload
+    }
+
+    @inlinable
+    public subscript<T>(dynamicMember field: WritableKeyPath<MessageHeader, T>) -> T {
+        get { header[keyPath: field] }
+        set { header[keyPath: field] = newValue }
+    }
 
     /// The same message as a `Dagent_Envelope` (copies the payload).
     public var envelope: Dagent_Envelope {
-        var e = header
-        e.payload = Data(payload.readableBytesView)
-        return e
+        payload.withUnsafeReadableBytes { header.envelope(payload: $0) }
     }
 
     /// The envelope of this message without its payload (no copy): what an answer to it
     /// (a receipt, an error) is built from.
-    public var header: Dagent_Envelope {
-        var e = Dagent_Envelope()
-        e.src = src
-        e.dst = dst
-        e.type = type
-        e.kind = kind
-        e.id = id
-        e.cookie = cookie
-        e.hopLimit = hopLimit
-        e.sendTimeNs = sendTimeNs
-        e.error = error
-        e.reason = reason
-        return e
+    public var headerEnvelope: Dagent_Envelope {
+        header.envelope(payload: UnsafeRawBufferPointer(start: nil, count: 0))
     }
 }
 

@@ -18,7 +18,7 @@ public struct MessageHeader: Sendable, Equatable {
     public var error: Dagent_ErrorCode = .ok
     public var reason: String = ""
 
-    public init(dst: String, type: UInt32 = 0, kind: Dagent_Kind = .data) {
+    public init(dst: String = "", type: UInt32 = 0, kind: Dagent_Kind = .data) {
         self.dst = dst
         self.type = type
         self.kind = kind

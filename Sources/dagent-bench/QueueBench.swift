@@ -98,20 +98,14 @@ struct QueueBench: ParsableCommand {
         }
     }
 
-    /// A loopback port that nobody listens on (bound, then closed).
+    /// A loopback port that nobody listens on (bound by a NIO listener, then closed).
     func closedPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard ok else { fail("cannot bind a loopback port: errno \(errno)") }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let listener = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
+        guard let port = listener.localAddress?.port else { fail("cannot bind a loopback port") }
+        try listener.close().wait()
+        return port
     }
 
     func median(_ v: [Double]) -> Double {

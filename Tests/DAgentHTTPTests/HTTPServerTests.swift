@@ -44,19 +44,8 @@ final class HTTPServerTests: XCTestCase {
 
     /// Sends `raw` and returns everything until the server closes (or 5 s pass).
     func exchange(_ raw: String) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(fd, 0)
+        let fd = connectRaw(port)
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        XCTAssertEqual(rc, 0)
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let bytes = Array(raw.utf8)
         var sent = 0
         while sent < bytes.count {
@@ -64,14 +53,9 @@ final class HTTPServerTests: XCTestCase {
             if n <= 0 { break }
             sent += n
         }
-        var out = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &buf, buf.count, 0)
-            if n <= 0 { break }
-            out += buf[0..<n]
-        }
-        return String(decoding: out, as: UTF8.self)
+        var out = ""
+        _ = readUntilClosed(fd, &out)
+        return out
     }
 
     func get(_ path: String, _ extra: String = "") throws -> String {
@@ -179,5 +163,84 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertTrue(r.hasPrefix("HTTP/1.1 101"), r)
         XCTAssertTrue(r.hasSuffix("upgraded"), r)
         XCTAssertTrue(try get("/healthz").hasPrefix("HTTP/1.1 200"))
+    }
+
+    /// A connection to `port` on loopback whose reads give up after `timeout` seconds.
+    func connectRaw(_ port: Int, timeout: Int = 5) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(rc, 0)
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    /// Reads until the peer closes (true) or a read times out (false); `out` gets the bytes.
+    func readUntilClosed(_ fd: Int32, _ out: inout String) -> Bool {
+        var bytes = [UInt8](), buf = [UInt8](repeating: 0, count: 65536)
+        defer { out += String(decoding: bytes, as: UTF8.self) }
+        while true {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n == 0 { return true }
+            if n < 0 { return false }
+            bytes += buf[0..<n]
+        }
+    }
+
+    func testIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout() throws {
+        var limits = HTTPLimits()
+        limits.idleTimeout = 0.3
+        let quick = HTTPServer(limits: limits, logger: Logger(label: "test"))
+        try quick.router.add("/healthz", owner: "t") { _, loop in loop.makeSucceededFuture(.text("ok\n")) }
+        try quick.start(host: "127.0.0.1", port: 0, group: group).wait()
+        defer { _ = try? quick.stop()?.wait() }
+        let fd = connectRaw(quick.boundPort!)
+        defer { close(fd) }
+        let request = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        XCTAssertEqual(request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }, request.count)
+        var got = ""
+        XCTAssertTrue(readUntilClosed(fd, &got), "the idle keep-alive connection was still open after 5 s: \(got)")
+        XCTAssertTrue(got.hasPrefix("HTTP/1.1 200"), got)
+    }
+
+    func testUpgradedConnectionOutlivesTheHTTPIdleTimeout() throws {
+        /// Keeps the upgraded connection open and quiet, then writes after three idle timeouts.
+        final class QuietUpgrader: HTTPServerProtocolUpgrader, @unchecked Sendable {
+            let supportedProtocol = "x-quiet"
+            let requiredUpgradeHeaders: [String] = []
+            func buildUpgradeResponse(channel: Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+                channel.eventLoop.makeSucceededFuture(initialResponseHeaders)
+            }
+            func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
+                let channel = context.channel
+                channel.eventLoop.scheduleTask(in: .milliseconds(900)) {
+                    let idleLeft = (try? channel.pipeline.syncOperations.handler(type: IdleStateHandler.self)) != nil
+                    var b = channel.allocator.buffer(capacity: 32)
+                    b.writeString(idleLeft ? "idle-handler-left" : "alive")
+                    channel.writeAndFlush(b).whenComplete { _ in channel.close(promise: nil) }
+                }
+                return context.eventLoop.makeSucceededVoidFuture()
+            }
+        }
+        var limits = HTTPLimits()
+        limits.idleTimeout = 0.3
+        let quick = HTTPServer(limits: limits, logger: Logger(label: "test"))
+        quick.addUpgrader(owner: "test") { _ in QuietUpgrader() }
+        try quick.start(host: "127.0.0.1", port: 0, group: group).wait()
+        defer { _ = try? quick.stop()?.wait() }
+        let fd = connectRaw(quick.boundPort!)
+        defer { close(fd) }
+        let request = Array("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: x-quiet\r\n\r\n".utf8)
+        XCTAssertEqual(request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }, request.count)
+        var got = ""
+        XCTAssertTrue(readUntilClosed(fd, &got), got)
+        XCTAssertTrue(got.hasPrefix("HTTP/1.1 101"), got)
+        XCTAssertTrue(got.hasSuffix("alive"), "the upgraded connection was not left alone by the HTTP idle timeout: \(got)")
     }
 }

@@ -3,11 +3,11 @@
 Counter.inc in the same interpreter, and how long a scrape of 100,000 series takes on a node's
 /metrics (Swift registry) and on the collector's /metrics/tree (prometheus_client).
 Prints a Markdown table; medians of ROUNDS."""
+import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,12 +18,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "python"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from benchlib import free_port  # noqa: E402
 
 
 def inc_costs(rounds, n=200_000):
@@ -250,20 +246,26 @@ print(pushes)
 def pushgateway_updates(seconds=5, series=100, reporters=4):
     """The same 4 reporters pushing their 100 series to prometheus-pushgateway as fast as it takes
     them: updates/s = series values accepted per second."""
-    exe = shutil.which("prometheus-pushgateway")
-    if not exe:
+    if not shutil.which("prometheus-pushgateway"):
         return None
-    work = tempfile.mkdtemp(prefix="dagent-bench-pgw.")
-    port = free_port()
-    gw = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={work}/p"],
-                          stderr=open(os.path.join(work, "gw.log"), "w"))
-    try:
-        wait_http(f"http://127.0.0.1:{port}/metrics")
+    with pushgateway() as (port, _):
         script = PUSHER.format(series=series, seconds=seconds, port=port)
         ps = [subprocess.Popen(["/usr/bin/python3", "-c", script, str(i)], stdout=subprocess.PIPE, text=True)
               for i in range(reporters)]
         pushes = sum(int(p.communicate(timeout=seconds + 60)[0].strip() or 0) for p in ps)
         return pushes * series / seconds
+
+
+@contextlib.contextmanager
+def pushgateway():
+    """A prometheus-pushgateway on a free loopback port, up and answering: yields (port, pid)."""
+    work = tempfile.mkdtemp(prefix="dagent-bench-pgw.")
+    port = free_port()
+    gw = subprocess.Popen([shutil.which("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}",
+                           f"--persistence.file={work}/p"], stderr=open(os.path.join(work, "gw.log"), "w"))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/metrics")
+        yield port, gw.pid
     finally:
         gw.send_signal(signal.SIGTERM)
         gw.wait(timeout=20)
@@ -285,23 +287,14 @@ def scrape_peers(rounds, series=100_000):
         runs.append((time.perf_counter() - t0, time.process_time() - c0))
     out = {"prometheus_client generate_latest (same interpreter)":
            (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))}
-    exe = shutil.which("prometheus-pushgateway")
-    if not exe:
+    if not shutil.which("prometheus-pushgateway"):
         return out
-    work = tempfile.mkdtemp(prefix="dagent-bench-pgw.")
-    port = free_port()
-    gw = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={work}/p"],
-                          stderr=open(os.path.join(work, "gw.log"), "w"))
-    try:
-        wait_http(f"http://127.0.0.1:{port}/metrics")
+    with pushgateway() as (port, pid):
         push_to_gateway(f"127.0.0.1:{port}", job="bench", registry=reg, timeout=120)
         get(f"http://127.0.0.1:{port}/metrics")
-        runs = [timed(gw.pid, f"http://127.0.0.1:{port}/metrics") for _ in range(rounds)]
+        runs = [timed(pid, f"http://127.0.0.1:{port}/metrics") for _ in range(rounds)]
         out["prometheus-pushgateway /metrics (one push of them)"] = (statistics.median(r[0] for r in runs),
                                                                     statistics.median(r[1] for r in runs))
-    finally:
-        gw.send_signal(signal.SIGTERM)
-        gw.wait(timeout=20)
     return out
 
 
