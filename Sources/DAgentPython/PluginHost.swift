@@ -30,7 +30,8 @@ public final class PluginHost: @unchecked Sendable {
 
     enum State { case starting, running, stopped }
     enum Event {
-        case reply(token: UInt64, code: Int32, payload: Data)
+        /// `payload`: the answer as the node read it (a slice of the frame), or the failure's reason.
+        case reply(token: UInt64, code: Int32, payload: ByteBuffer)
         case command(token: UInt64, json: String)
         case publication(id: UInt64, topic: String, src: String, payload: Data)
     }
@@ -442,7 +443,7 @@ public final class PluginHost: @unchecked Sendable {
         for ev in pending {
             switch ev {
             case let .reply(token, code, payload):
-                payload.withUnsafeBytes { p in cpy_batch_reply(batch, token, code, p.baseAddress, p.count) }
+                payload.withUnsafeReadableBytes { p in cpy_batch_reply(batch, token, code, p.baseAddress, p.count) }
             case let .command(token, json):
                 var text = json
                 text.withUTF8 { t in cpy_batch_command(batch, token, t.baseAddress, t.count) }
