@@ -253,6 +253,8 @@ let package = Package(
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentTestSupport", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
         .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentTestSupport", "DAgentWire", "DAgentTLS"]),
         .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", "DAgentNode", "DAgentWire", .product(name: "CoreMetrics", package: "swift-metrics")]),
+        // The C API called as a C program calls it (two nodes in the test process, loopback TCP).
+        .testTarget(name: "CDAgentTests", dependencies: ["CDAgent", "CDAgentCore", "DAgentTestSupport"]),
         .testTarget(name: "DAgentHTTPTests", dependencies: ["DAgentHTTP", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging]),
         .testTarget(
             name: "DAgentRaftTests",

@@ -285,6 +285,26 @@ public func dagent_send(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ typ
 public func dagent_request(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ type: UInt32, _ data: UnsafeRawPointer?, _ len: Int,
                            _ timeout: Double, _ reply: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
                            _ replyLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    blockingRequest(p, dst, type, data, len, timeout) { n in
+        let out = malloc(Swift.max(n, 1))!
+        reply?.pointee = out
+        replyLen?.pointee = n
+        return out
+    }
+}
+
+@_cdecl("dagent_request_into")
+public func dagent_request_into(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ type: UInt32, _ data: UnsafeRawPointer?, _ len: Int,
+                                _ timeout: Double, _ alloc: dagent_alloc?, _ user: UnsafeMutableRawPointer?) -> Int32 {
+    guard let alloc else { return fail(Int32(DAGENT_E_CONFIG), "dagent_request_into needs an allocator (alloc is NULL)") }
+    return blockingRequest(p, dst, type, data, len, timeout) { n in alloc(user, n) }
+}
+
+/// A blocking request: waits for the answer, then copies its payload (a slice
+/// of the frame the node read, `Node.requestMessage`) once, into the memory
+/// `storage(count)` returns on the caller's thread.
+private func blockingRequest(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ type: UInt32, _ data: UnsafeRawPointer?, _ len: Int,
+                             _ timeout: Double, storage: (Int) -> UnsafeMutableRawPointer?) -> Int32 {
     guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
     let name = string(dst) ?? ""
     let rc = checkSize(h, name, len)
@@ -293,12 +313,12 @@ public func dagent_request(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ 
         return fail(Int32(DAGENT_E_STATE), "dagent_request blocks; it cannot be called on the node's event loop")
     }
     do {
-        let envelope = try h.node.request(to: name, type: type, payload: bytes(data, len), timeout: timeout).wait()
-        let n = envelope.payload.count
-        let out = malloc(max(n, 1))!
-        envelope.payload.withUnsafeBytes { b in if n > 0 { out.copyMemory(from: b.baseAddress!, byteCount: n) } }
-        reply?.pointee = out
-        replyLen?.pointee = n
+        let answer = try h.node.requestMessage(to: name, type: type, payload: bytes(data, len), timeout: timeout).wait()
+        let n = answer.payload.readableBytes
+        guard let out = storage(n) else {
+            return fail(Int32(DAGENT_E_STATE), "no memory for the \(n)-byte reply from '\(name)' (the allocator returned NULL)")
+        }
+        answer.payload.withUnsafeReadableBytes { b in if n > 0 { out.copyMemory(from: b.baseAddress!, byteCount: n) } }
         return 0
     } catch {
         return fail(error)
@@ -315,11 +335,13 @@ public func dagent_request_async(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar
     let payload = bytes(data, len)
     let node = h.node
     node.eventLoop.execute {
-        node.requestOnLoop(to: name, type: type, payload: payload, timeout: timeout, waiter: .callback { [weak h] r in
+        node.requestOnLoop(to: name, type: type, payload: payload, timeout: timeout, waiter: .message { [weak h] r in
             guard let h else { return }
             switch r {
-            case .success(let e):
-                h.push(QueuedItem(kind: Int32(DAGENT_ITEM_REPLY), code: 0, type: type, cookie: 0, token: token, src: name, data: ByteBuffer(bytes: e.payload)))
+            case .success(let answer):
+                // The payload stays a slice of the frame the node read; dagent_take hands it out
+                // and keeps it alive until the next take, as for messages (no copy here).
+                h.push(QueuedItem(kind: Int32(DAGENT_ITEM_REPLY), code: 0, type: type, cookie: 0, token: token, src: name, data: answer.payload))
             case .failure(let e):
                 h.push(QueuedItem(kind: Int32(DAGENT_ITEM_REPLY), code: Int32(e.code.rawValue), type: type, cookie: 0, token: token,
                                   src: name, data: ByteBuffer(string: e.reason)))

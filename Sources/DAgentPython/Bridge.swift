@@ -77,10 +77,10 @@ enum Bridge {
         if name == h.node.config.name {
             return fail(reason, .refused, "a blocking dagent.request to this node itself ('\(name)') would wait for the plugin thread it blocks; use `await dagent.arequest(...)`")
         }
-        final class Box: @unchecked Sendable { var result: Result<Dagent_Envelope, DAgentError>? }
+        final class Box: @unchecked Sendable { var result: Result<DataMessage, DAgentError>? }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
-        h.outbox.push(.request(dst: name, type: type, payload: data(bytes, len), timeout: timeout, waiter: .callback { r in
+        h.outbox.push(.request(dst: name, type: type, payload: data(bytes, len), timeout: timeout, waiter: .message { r in
             box.result = r
             done.signal()
         }))
@@ -88,10 +88,10 @@ enum Bridge {
             return fail(reason, .timeout, "request to '\(name)' (type \(type)) got no answer within \(timeout)s")
         }
         switch box.result! {
-        case .success(let envelope):
-            let n = envelope.payload.count
+        case .success(let answer):
+            let n = answer.payload.readableBytes
             let out = malloc(Swift.max(n, 1))!
-            envelope.payload.withUnsafeBytes { p in if n > 0 { out.copyMemory(from: p.baseAddress!, byteCount: n) } }
+            answer.payload.withUnsafeReadableBytes { p in if n > 0 { out.copyMemory(from: p.baseAddress!, byteCount: n) } }
             reply?.pointee = out
             replyLen?.pointee = n
             return 0
@@ -106,10 +106,10 @@ enum Bridge {
         let name = string(dst, dstLen)
         let rc = precheck(h, name, len, reason)
         if rc != 0 { return rc }
-        h.outbox.push(.request(dst: name, type: type, payload: data(bytes, len), timeout: timeout, waiter: .callback { [unowned h] r in
+        h.outbox.push(.request(dst: name, type: type, payload: data(bytes, len), timeout: timeout, waiter: .message { [unowned h] r in
             switch r {
-            case .success(let envelope): h.post(.reply(token: token, code: 0, payload: envelope.payload))
-            case .failure(let error): h.post(.reply(token: token, code: Int32(error.code.rawValue), payload: Data(error.reason.utf8)))
+            case .success(let answer): h.post(.reply(token: token, code: 0, payload: answer.payload))   // no copy until Python's bytes
+            case .failure(let error): h.post(.reply(token: token, code: Int32(error.code.rawValue), payload: ByteBuffer(string: error.reason)))
             }
         }))
         return 0

@@ -15,17 +15,18 @@ extension NodeCore {
 
     /// The fast path for envelope bytes addressed to this node: decoded once
     /// into the inbox. Returns false (nothing done) for what needs the full
-    /// rules: pings, delivery receipts, errors, unknown kinds, oversized
-    /// payloads, malformed bytes, another destination. Inside a batch, the
-    /// batch's `hopLimit` is the message's.
+    /// rules: pings, errors, unknown kinds, oversized payloads, malformed
+    /// bytes, another destination. A confirmed send (a DATA with a cookie)
+    /// takes it too: its receipt is the driver's, sent once the message was
+    /// accepted (`acceptDelivery`). Inside a batch, the batch's `hopLimit` is
+    /// the message's.
     @inline(__always)
     package func deliverRaw(_ raw: ByteBuffer, cache: inout EnvelopeCodec.StringCache, hopLimit: UInt32? = nil) -> Bool {
         guard var m = try? EnvelopeCodec.decodeMessage(raw, cache: &cache) else { return false }
         if let hopLimit { m.hopLimit = hopLimit }
         switch m.kind {
-        case .data: guard m.cookie == 0 else { return false }
+        case .data, .response: break
         case .request: guard m.type != WireConstants.pingType else { return false }
-        case .response: break
         default: return false
         }
         guard m.payload.readableBytes <= config.maxMessageBytes, m.dst == config.name else { return false }

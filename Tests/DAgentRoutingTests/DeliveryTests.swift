@@ -28,13 +28,51 @@ final class DeliveryTests: XCTestCase {
             var e = Dagent_Envelope()
             e.dst = "ep2"
             e.payload = Data("m\(i)".utf8)
-            if i % 3 == 0 { e.cookie = UInt64(100 + i) }   // wants a receipt: the full path
+            if i % 3 == 0 { e.cookie = UInt64(100 + i) }   // wants a receipt (the fast path too)
+            if i % 5 == 0 { e.kind = .error; e.error = .refused }   // an ERROR: the full path
             try net.cores["ep1"]!.sendLocal(e, nowNs: net.nowNs)
         }
         net.pump()
-        XCTAssertEqual(net.texts("ep2"), (0..<20).map { "m\($0)" })
+        XCTAssertEqual(net.inbox("ep2").map { String(decoding: $0.payload, as: UTF8.self) }, (0..<20).map { "m\($0)" })
         let receipts = net.inbox("ep1").filter { $0.kind == .response }.map(\.cookie)
-        XCTAssertEqual(receipts, stride(from: 0, to: 20, by: 3).map { UInt64(100 + $0) })
+        let confirmed: [Int] = (0..<20).filter { (i: Int) -> Bool in i % 3 == 0 && i % 5 != 0 }   // DATA with a cookie (not the ERRORs)
+        XCTAssertEqual(receipts, confirmed.map { (i: Int) -> UInt64 in UInt64(100 + i) })
+    }
+
+    func testAConfirmedSendTakesTheFastPathAndIsStillAcknowledged() throws {
+        let net = CoreNetwork.standardTree()
+        let (_, link) = net.rawLink(to: "a1")
+        var reg = Dagent_Frame()
+        reg.register.name = "peer"
+        reg.register.protocolVersion = WireConstants.protocolVersion
+        net.cores["a1"]!.receive(frameBody: ByteBuffer(bytes: try reg.serializedBytes() as [UInt8]), from: link, nowNs: net.nowNs)
+        net.pump()
+        net.rawOut.removeAll()
+        var f = Dagent_Frame()
+        f.envelope.src = "peer"
+        f.envelope.dst = "a1"
+        f.envelope.type = 5
+        f.envelope.kind = .data
+        f.envelope.cookie = 77
+        f.envelope.hopLimit = 8
+        f.envelope.payload = Data("confirmed".utf8)
+        let body = ByteBuffer(bytes: try f.serializedBytes() as [UInt8])
+        let a1 = net.cores["a1"]!
+        XCTAssertNil(a1.receiveOrRelay(frameBody: body, from: link, nowNs: net.nowNs))
+        XCTAssertEqual(a1.inbox.count, 1)
+        let m = try XCTUnwrap(a1.inbox.first)
+        XCTAssertEqual(m.cookie, 77)
+        XCTAssertEqual(String(decoding: m.payload.readableBytesView, as: UTF8.self), "confirmed")
+        body.withUnsafeReadableBytes { frame in
+            m.payload.withUnsafeReadableBytes { payload in
+                let start = frame.baseAddress!, p = payload.baseAddress!
+                XCTAssertTrue(p >= start && p < start + frame.count, "decoded once, the payload a slice of the frame (no Dagent_Envelope)")
+            }
+        }
+        net.pump()   // the test's driver accepts it: the receipt goes back
+        let receipts = net.rawOut.filter { $0.envelope.kind == .response }
+        XCTAssertEqual(receipts.map(\.envelope.cookie), [77])
+        XCTAssertEqual(receipts.map(\.envelope.dst), ["peer"])
     }
 
     func testThePayloadIsASliceOfTheFrame() throws {

@@ -3507,6 +3507,22 @@ static PyObject *set_error_factory(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The reply of request(): dagent_request_into asks for its memory once the answer is there;
+ * this takes the GIL back (released while waiting) and makes the bytes object, so the one
+ * copy is from the node's read buffer into the bytes. */
+struct reply_bytes {
+    PyThreadState *saved;   /* the released thread state; NULL once the GIL is held again */
+    PyObject *bytes;
+};
+
+static void *reply_bytes_alloc(void *user, size_t len) {
+    struct reply_bytes *r = (struct reply_bytes *)user;
+    PyEval_RestoreThread(r->saved);
+    r->saved = NULL;
+    r->bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
+    return r->bytes ? PyBytes_AS_STRING(r->bytes) : NULL;
+}
+
 /* request(node, dst, type, data, timeout) -> bytes; the GIL is released while waiting. */
 static PyObject *py_request(PyObject *self, PyObject *args) {
     PyObject *nodeobj;
@@ -3517,17 +3533,17 @@ static PyObject *py_request(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OsIy*d:request", &nodeobj, &dst, &type, &data, &timeout)) return NULL;
     dagent_node *node = node_arg(nodeobj);
     if (!node) { PyBuffer_Release(&data); return NULL; }
-    void *reply = NULL;
-    size_t reply_len = 0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = dagent_request(node, dst, type, data.buf, (size_t)data.len, timeout, &reply, &reply_len);
-    Py_END_ALLOW_THREADS
+    struct reply_bytes r = {NULL, NULL};
+    r.saved = PyEval_SaveThread();
+    int rc = dagent_request_into(node, dst, type, data.buf, (size_t)data.len, timeout, reply_bytes_alloc, &r);
+    if (r.saved) PyEval_RestoreThread(r.saved);
     PyBuffer_Release(&data);
-    if (rc < 0) return dagent_raise(rc);
-    PyObject *out = PyBytes_FromStringAndSize((const char *)reply, (Py_ssize_t)reply_len);
-    dagent_free(reply);
-    return out;
+    if (rc < 0) {
+        if (!r.bytes && PyErr_Occurred()) return NULL;   /* the bytes could not be made (MemoryError) */
+        Py_XDECREF(r.bytes);
+        return dagent_raise(rc);
+    }
+    return r.bytes;
 }
 
 /* wait(node, timeout_ms) -> number of queued items; the GIL is released while waiting. */

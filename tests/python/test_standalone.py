@@ -218,6 +218,27 @@ def test_many_messages_leave_rss_flat(tree):
         assert grown < 20_000, f"RSS grew {grown} kB over 200k messages"
 
 
+def test_large_replies_arrive_intact_and_are_not_kept(tree):
+    """A reply reaches Python with one copy (dagent_request_into for `request`, dagent_take for
+    `arequest`): 900 kB replies arrive intact, and 200 of them leave RSS flat (none is kept)."""
+    addr = tree[0]
+    with ready_node("py-big", addr) as node:
+        body = bytes(range(256)) * 3500          # 896,000 bytes, under max_message_bytes (1 MiB)
+
+        def both():
+            assert node.request("echo1", 1, body, timeout=10) == body
+            assert node.run(node.arequest("echo1", 1, body, timeout=10)) == body
+
+        for _ in range(10):
+            both()               # warm up: buffers reach their working size
+        before = rss_kb()
+        for _ in range(100):
+            both()
+        grown = rss_kb() - before
+        print(f"RSS: {before} kB after warm-up, +{grown} kB after 200 more 896 kB replies")
+        assert grown < 40_000, f"RSS grew {grown} kB over 200 replies of 896 kB (179 MB if they were kept)"
+
+
 def test_request_to_a_plugin(tree):
     """A standalone Python node asks a node running the shipped plugins (embedded CPython)."""
     addr, cluster = tree

@@ -5,8 +5,8 @@
  *
  * Threading: every function may be called from any thread. Messages for the
  * node arrive on its event loop and are queued; `dagent_take` /
- * `dagent_update` hand them to the caller's thread. `dagent_request` and
- * `dagent_wait`/`dagent_update` block the calling thread.
+ * `dagent_update` hand them to the caller's thread. `dagent_request`,
+ * `dagent_request_into` and `dagent_wait`/`dagent_update` block the calling thread.
  *
  * Errors: functions returning int return 0 (or a count) on success and a
  * negative wire error code (-DAGENT_E_*) on failure; `dagent_last_error()`
@@ -114,7 +114,17 @@ int dagent_send(dagent_node *node, const char *dst, uint32_t type, const void *d
 int dagent_request(dagent_node *node, const char *dst, uint32_t type, const void *data, size_t len,
                    double timeout_s, void **reply, size_t *reply_len);
 
-/* Non-blocking request: the outcome is queued as a DAGENT_ITEM_REPLY item carrying `token`. */
+/* Memory for a reply of `len` bytes (dagent_request_into); NULL makes the request fail with DAGENT_E_STATE. */
+typedef void *(*dagent_alloc)(void *user, size_t len);
+
+/* Blocking request whose answer is copied once, from the bytes the node read straight into memory
+ * that `alloc(user, reply_len)` returns. On success `alloc` was called exactly once, on the calling
+ * thread, after the answer arrived (also for an empty answer); on failure it was not called. */
+int dagent_request_into(dagent_node *node, const char *dst, uint32_t type, const void *data, size_t len,
+                        double timeout_s, dagent_alloc alloc, void *user);
+
+/* Non-blocking request: the outcome is queued as a DAGENT_ITEM_REPLY item carrying `token`.
+ * The item's data is the answer where the node read it (no copy), valid as an item's pointers are. */
 int dagent_request_async(dagent_node *node, const char *dst, uint32_t type, const void *data, size_t len,
                          double timeout_s, uint64_t token);
 

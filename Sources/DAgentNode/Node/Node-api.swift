@@ -6,14 +6,19 @@ import DAgentLink
 import DAgentMsgq
 
 /// Completes a request: a promise, or a callback (for C and Python callers).
+/// `.message` gets the reply as it was read: its header and its payload as a
+/// slice of the frame (no copy). `.promise` and `.callback` get a
+/// `Dagent_Envelope`, built for them from that message (a copy of the payload).
 public enum RpcWaiter: Sendable {
     case promise(EventLoopPromise<Dagent_Envelope>)
     case callback(@Sendable (Result<Dagent_Envelope, DAgentError>) -> Void)
+    case message(@Sendable (Result<DataMessage, DAgentError>) -> Void)
 
-    func succeed(_ envelope: Dagent_Envelope) {
+    func succeed(_ reply: DataMessage) {
         switch self {
-        case .promise(let p): p.succeed(envelope)
-        case .callback(let f): f(.success(envelope))
+        case .promise(let p): p.succeed(reply.envelope)
+        case .callback(let f): f(.success(reply.envelope))
+        case .message(let f): f(.success(reply))
         }
     }
 
@@ -21,6 +26,7 @@ public enum RpcWaiter: Sendable {
         switch self {
         case .promise(let p): p.fail(error)
         case .callback(let f): f(.failure(error))
+        case .message(let f): f(.failure(error))
         }
     }
 }
@@ -109,6 +115,22 @@ extension Node {
         let promise = eventLoop.makePromise(of: Dagent_Envelope.self)
         eventLoop.execute {
             self.requestOnLoop(to: dst, type: type, payload: payload, timeout: timeout, waiter: .promise(promise))
+        }
+        return promise.futureResult
+    }
+
+    /// `request` whose future holds the RESPONSE as it was read (header and
+    /// payload slice, no copy of the payload): for callers that copy the
+    /// payload once themselves (the C API).
+    public func requestMessage(to dst: String, type: UInt32, payload: Data, timeout: Double) -> EventLoopFuture<DataMessage> {
+        let promise = eventLoop.makePromise(of: DataMessage.self)
+        eventLoop.execute {
+            self.requestOnLoop(to: dst, type: type, payload: payload, timeout: timeout, waiter: .message { r in
+                switch r {
+                case .success(let reply): promise.succeed(reply)
+                case .failure(let error): promise.fail(error)
+                }
+            })
         }
         return promise.futureResult
     }
