@@ -41,7 +41,7 @@ extension PluginHost {
     func post(publication e: Dagent_Envelope, subscription id: UInt64) {
         let wake: Bool? = lock.withLock {
             guard state != .stopped else { return nil }
-            if inbox.count + takenCount + queuedPublications >= queueLength {
+            if inboxCount + takenCount + queuedPublications >= queueLength {
                 stats.dropped += 1
                 return nil
             }

@@ -10,9 +10,10 @@ import DAgentRouting
 /// The embedded CPython plugin host of one node.
 ///
 /// Python runs on one dedicated plugin thread. The node's event loop never
-/// waits for it: each DATA or REQUEST for the node is appended to a bounded
-/// inbox under a lock, and an eventfd wakes the plugin thread when the inbox
-/// goes from empty to non-empty. The plugin thread takes the GIL once per
+/// waits for it: each batch of DATA and REQUEST messages for the node is
+/// appended to a bounded inbox under one lock, as the array the node delivered
+/// (moved, not copied message by message), and an eventfd wakes the plugin
+/// thread when the inbox goes from empty to non-empty. The plugin thread takes the GIL once per
 /// batch (up to 2048 messages) and calls the handlers; what they send goes
 /// back through an `Outbox` drained by one task on the event loop.
 ///
@@ -37,14 +38,18 @@ public final class PluginHost: @unchecked Sendable {
 
     // Guarded by `lock`.
     let lock = NIOLock()
-    var inbox = CircularBuffer<DataMessage>(initialCapacity: 4096)
+    /// The batches delivered and not yet taken, in arrival order, and how many messages they hold.
+    var inbox: [[DataMessage]] = []
+    var inboxCount = 0
     var events: [Event] = []
     /// True while the plugin thread is awake or will come back by itself: no need to signal.
     var signalled = false
     /// Messages taken from `inbox` but not yet handed to Python (counted against queue_length).
     var takenCount = 0
-    // Plugin thread only: the inbox as last swapped out, fed to Python in batches.
-    var taken = CircularBuffer<DataMessage>(initialCapacity: 4096)
+    // Plugin thread only: the inbox as last swapped out, fed to Python in batches of at most
+    // `max` from message `takenPos` of batch `takenChunk` on; `takenLeft` not yet fed.
+    var taken: [[DataMessage]] = []
+    var takenChunk = 0, takenPos = 0, takenLeft = 0
     // Event loop only: a wake-up is scheduled for the end of this loop tick.
     var wakeScheduled = false
     var state = State.starting
@@ -103,7 +108,7 @@ public final class PluginHost: @unchecked Sendable {
         node.onMessages = { [unowned self] batch in self.deliver(batch) }
         node.handlerAcknowledgesDeliveries = true   // a receipt only once the inbox took the message
         node.treeExtension = { [unowned self] reply in
-            let (queued, dropped, settings) = self.lock.withLock { (self.inbox.count + self.takenCount, self.stats.dropped, self.settings) }
+            let (queued, dropped, settings) = self.lock.withLock { (self.inboxCount + self.takenCount, self.stats.dropped, self.settings) }
             reply.pluginHost = self.stats.info(settings: settings, queued: queued, dropped: dropped)
         }
     }
@@ -203,12 +208,50 @@ public final class PluginHost: @unchecked Sendable {
     // MARK: intake (event loop)
 
     /// Hands a batch of messages for this node to the plugins: one lock, at
-    /// most one wake-up. On the event loop; never blocks. Payloads stay the
-    /// slices the node read; the only copy is into the Python bytes object.
+    /// most one wake-up. On the event loop; never blocks. A batch of plain
+    /// messages (the usual case) goes into the inbox as it is, one array under
+    /// the lock; payloads stay the slices the node read, and the only copy is
+    /// into the Python bytes object.
     public func deliver(_ batch: [DataMessage]) {
+        guard !batch.isEmpty else { return }
+        // Without the lock, in place: only DATA and REQUESTs, none for the host itself?
+        var plain = true, receipts = false
+        batch.withUnsafeBufferPointer { b in
+            for i in b.indices {
+                let kind = b[i].kind
+                guard kind == .data || kind == .request, b[i].type != WireConstants.pluginAdminType else {
+                    plain = false
+                    return
+                }
+                if kind == .data && b[i].cookie != 0 { receipts = true }
+            }
+        }
+        if plain {
+            let (queued, wake): (Bool, Bool) = lock.withLock {
+                guard state != .stopped, inboxCount + takenCount + batch.count <= queueLength else { return (false, false) }
+                inbox.append(batch)
+                inboxCount += batch.count
+                defer { signalled = true }
+                return (true, !signalled)
+            }
+            if queued {
+                if wake { scheduleWake() }
+                if receipts {
+                    for m in batch where m.kind == .data && m.cookie != 0 { node.acceptDelivery(m) }
+                }
+                return
+            }
+        }
+        deliverEach(batch)
+    }
+
+    /// The general case of `deliver`: message by message, for batches with
+    /// admin requests or other kinds, a stopped host or a queue that fills up.
+    func deliverEach(_ batch: [DataMessage]) {
         var refused: [DataMessage] = []
         var accepted: [DataMessage] = []   // those that asked for a delivery receipt
         var admins: [DataMessage] = []
+        var queued: [DataMessage] = []
         var wake = false, stopped = false
         var dropped: (before: UInt64, after: UInt64) = (0, 0)
         lock.withLock {
@@ -219,28 +262,25 @@ public final class PluginHost: @unchecked Sendable {
                     admins.append(m)
                 } else if stopped {
                     refused.append(m)
-                } else if inbox.count + takenCount >= queueLength {
+                } else if inboxCount + takenCount + queued.count >= queueLength {
                     stats.dropped += 1
                     refused.append(m)
                 } else {
-                    inbox.append(m)
+                    queued.append(m)
                     if m.cookie != 0 && m.kind == .data { accepted.append(m) }
-                    if !signalled {
-                        signalled = true
-                        wake = true
-                    }
+                }
+            }
+            if !queued.isEmpty {
+                inbox.append(queued)
+                inboxCount += queued.count
+                if !signalled {
+                    signalled = true
+                    wake = true
                 }
             }
             dropped.after = stats.dropped
         }
-        // One eventfd write per event-loop tick, after the whole read burst, not per batch.
-        if wake && !wakeScheduled {
-            wakeScheduled = true
-            node.eventLoop.execute {
-                self.wakeScheduled = false
-                cpy_eventfd_signal(self.wakeFD)
-            }
-        }
+        if wake { scheduleWake() }
         if !refused.isEmpty {
             let reason = stopped
                 ? "the plugin host of node '\(node.config.name)' is not running"
@@ -260,6 +300,16 @@ public final class PluginHost: @unchecked Sendable {
         for m in admins {
             node.acceptDelivery(m)
             admin(m.envelope)
+        }
+    }
+
+    /// One eventfd write per event-loop tick, after the whole read burst, not per batch.
+    func scheduleWake() {
+        guard !wakeScheduled else { return }
+        wakeScheduled = true
+        node.eventLoop.execute {
+            self.wakeScheduled = false
+            cpy_eventfd_signal(self.wakeFD)
         }
     }
 
@@ -339,27 +389,56 @@ public final class PluginHost: @unchecked Sendable {
 
     /// Moves up to `max` messages and all events into the C batch. The inbox
     /// is swapped out whole (O(1) under the lock); batches are cut from the
-    /// swapped-out part without the lock.
+    /// swapped-out part without the lock, and each delivered array is let go
+    /// of (with its payloads) once it has been fed.
     func take(into batch: OpaquePointer?, max: Int) -> Int32 {
         cpy_eventfd_drain(wakeFD)
         var pending: [Event] = []
         let more: Bool = lock.withLock {
-            if taken.isEmpty && !inbox.isEmpty { swap(&inbox, &taken) }
+            if takenLeft == 0 && inboxCount > 0 {
+                swap(&inbox, &taken)
+                takenLeft = inboxCount
+                inboxCount = 0
+            }
             swap(&pending, &events)
             queuedPublications = 0
-            let left = taken.count - Swift.min(max, taken.count)
-            takenCount = left
-            signalled = left > 0 || !inbox.isEmpty
+            takenCount = takenLeft - Swift.min(max, takenLeft)
+            signalled = takenCount > 0 || inboxCount > 0
             return signalled
         }
-        for _ in 0..<Swift.min(max, taken.count) {
-            let e = taken.removeFirst()
-            var src = e.src
-            src.withUTF8 { s in
-                e.payload.withUnsafeReadableBytes { p in
-                    cpy_batch_message(batch, s.baseAddress, s.count, e.type, e.kind == .request ? e.cookie : 0, p.baseAddress, p.count)
+        var n = Swift.min(max, takenLeft)
+        takenLeft -= n
+        while n > 0 {
+            let fed: Int = taken[takenChunk].withUnsafeBufferPointer { b in
+                let end = Swift.min(b.count, takenPos + n)
+                for i in takenPos..<end {
+                    let kind = b[i].kind, type = b[i].type, cookie = kind == .request ? b[i].cookie : 0
+                    let add = { (s: UnsafeBufferPointer<UInt8>) in
+                        b[i].payload.withUnsafeReadableBytes { p in
+                            s.withMemoryRebound(to: CChar.self) { s in
+                                cpy_batch_message(batch, s.baseAddress, s.count, type, cookie, p.baseAddress, p.count)
+                            }
+                        }
+                    }
+                    if b[i].src.utf8.withContiguousStorageIfAvailable(add) == nil {
+                        var src = b[i].src
+                        src.withUTF8(add)
+                    }
                 }
+                return end - takenPos
             }
+            n -= fed
+            takenPos += fed
+            if takenPos == taken[takenChunk].count {
+                taken[takenChunk] = []   // its messages are in Python now
+                takenChunk += 1
+                takenPos = 0
+            }
+        }
+        if takenLeft == 0 {
+            taken.removeAll(keepingCapacity: true)
+            takenChunk = 0
+            takenPos = 0
         }
         for ev in pending {
             switch ev {

@@ -45,7 +45,7 @@ extension NodeCore {
     @inline(__always)
     package func nextHop(_ dst: String) -> NextHop {
         if dst == config.name || (!localServices.isEmpty && localServices.contains(dst)) { return .local }
-        if let entry = routes[dst] { return .link(Hop(link: entry.link)) }
+        if !routes.isEmpty, let entry = routes[dst] { return .link(Hop(link: entry.link)) }
         if !config.hasParent {
             // Top of a root group: the directory says which replica holds it.
             if let authority, let link = authority.peerLink(holding: dst), links[link] != nil { return .link(Hop(link: link)) }
@@ -62,7 +62,8 @@ extension NodeCore {
     package func countOut(_ hop: Hop, messages: Int = 1) {
         stats.routed &+= UInt64(messages)
         if hop.isBrother { stats.directOut &+= UInt64(messages) }
-        links[hop.link]?.framesOut &+= 1
+        // In place through the index: `links[id]?.x += 1` moves the whole LinkState out and back.
+        if let i = links.index(forKey: hop.link) { links.values[i].framesOut &+= 1 }
     }
 
     /// The fast path for an envelope arriving on a link: routed on its header
@@ -227,7 +228,7 @@ extension NodeCore {
     /// True if an envelope for `dst` that starts here is routed now rather
     /// than queued (or refused) until the route up is ready.
     package func routesNow(_ dst: String) -> Bool {
-        dst == config.name || routes[dst] != nil || (config.hasParent && parentReady)
+        dst == config.name || (!routes.isEmpty && routes[dst] != nil) || (config.hasParent && parentReady)
     }
 
     /// Routes a stamped envelope, or queues it while the route up is not ready.

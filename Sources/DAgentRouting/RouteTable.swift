@@ -35,6 +35,7 @@ public struct RouteTable: Sendable {
     public init() {}
 
     public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
     public subscript(name: String) -> RouteEntry? { entries[name] }
     public var allEntries: [String: RouteEntry] { entries }
 

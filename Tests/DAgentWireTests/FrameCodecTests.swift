@@ -224,4 +224,49 @@ final class EnvelopeCodecTests: XCTestCase {
         reader.append(big)
         XCTAssertThrowsError(try reader.next())
     }
+
+    /// Frames split across reads at every possible point come out whole and in order, and the
+    /// bodies taken before a split keep their bytes (the carried frame is copied, not the read).
+    func testFrameReaderCarriesFramesAcrossReads() throws {
+        var stream = ByteBufferAllocator().buffer(capacity: 0)
+        var payloads: [[UInt8]] = []
+        for n in [1, 300, 7, 4096, 2, 65, 1000] {
+            let p = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ n) }
+            payloads.append(p)
+            stream.writeInteger(UInt32(n))
+            stream.writeBytes(p)
+        }
+        let all = Array(stream.readableBytesView)
+        for first in stride(from: 1, to: all.count, by: 37) {
+            for second in [1, 3, 500, 5000] where first + second < all.count {
+                var reader = FrameReader(maxFrameBytes: 1 << 20)
+                var bodies: [ByteBuffer] = []
+                for cut in [0..<first, first..<(first + second), (first + second)..<all.count] {
+                    reader.append(ByteBuffer(bytes: all[cut]))
+                    while let body = try reader.next() { bodies.append(body) }
+                }
+                XCTAssertEqual(bodies.map { Array($0.readableBytesView) }, payloads, "cuts at \(first), \(first + second)")
+                XCTAssertEqual(reader.pendingBytes, 0)
+            }
+        }
+        // Appends without taking the frames in between keep every byte too.
+        var reader = FrameReader(maxFrameBytes: 1 << 20)
+        for chunk in stride(from: 0, to: all.count, by: 999) {
+            reader.append(ByteBuffer(bytes: all[chunk..<min(chunk + 999, all.count)]))
+        }
+        var bodies: [[UInt8]] = []
+        while let body = try reader.next() { bodies.append(Array(body.readableBytesView)) }
+        XCTAssertEqual(bodies, payloads)
+    }
+
+    /// A frame over the limit is refused even when its length prefix is split across reads.
+    func testFrameReaderRefusesLargeFrameSplitInItsPrefix() {
+        var reader = FrameReader(maxFrameBytes: 1000)
+        var head = ByteBufferAllocator().buffer(capacity: 4)
+        head.writeInteger(UInt32(5000))
+        reader.append(head.getSlice(at: 0, length: 2)!)
+        XCTAssertNil(try reader.next())
+        reader.append(head.getSlice(at: 2, length: 2)!)
+        XCTAssertThrowsError(try reader.next())
+    }
 }

@@ -112,6 +112,7 @@ extension Node {
 
     @inline(__always)
     func markDirty(_ id: LinkID) {
+        if dirty.last == id { return }   // a burst to one link: no hashing per message
         if dirtySet.insert(id).inserted { dirty.append(id) }
     }
 

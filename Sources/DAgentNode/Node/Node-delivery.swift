@@ -15,21 +15,41 @@ extension Node {
         defer { deliveringInbox = false }
         while !core.inbox.isEmpty {
             core.takeInbox(swappingWith: &delivering)
-            toHandlers.removeAll(keepingCapacity: true)
             var receipts = false
-            for m in delivering {
-                let wantsReceipt = NodeCore.wantsReceipt(m)
-                if consumedHere(m) {
-                    if wantsReceipt { core.acceptDelivery(m, nowNs: nowNs); receipts = true }
-                } else if onMessages != nil {
-                    toHandlers.append(m)
-                    if wantsReceipt && !handlerAcknowledgesDeliveries { core.acceptDelivery(m, nowNs: nowNs); receipts = true }
+            // Usually every message goes to `onMessages`: then it gets the inbox's array itself
+            // (moved, no copy per message). `toHandlers` is built only once one is taken here.
+            var split = false
+            let batchHandler = onMessages != nil
+            for i in delivering.indices {
+                let wantsReceipt = NodeCore.wantsReceipt(delivering[i])
+                let toHandler: Bool
+                if consumedHere(delivering[i]) {
+                    if wantsReceipt { core.acceptDelivery(delivering[i], nowNs: nowNs); receipts = true }
+                    toHandler = false
+                } else if batchHandler {
+                    if wantsReceipt && !handlerAcknowledgesDeliveries { core.acceptDelivery(delivering[i], nowNs: nowNs); receipts = true }
+                    toHandler = true
                 } else {
-                    onMessage?(m.envelope)
-                    if wantsReceipt { core.acceptDelivery(m, nowNs: nowNs); receipts = true }
+                    onMessage?(delivering[i].envelope)
+                    if wantsReceipt { core.acceptDelivery(delivering[i], nowNs: nowNs); receipts = true }
+                    toHandler = false
+                }
+                if split {
+                    if toHandler { toHandlers.append(delivering[i]) }
+                } else if !toHandler && batchHandler {
+                    split = true
+                    toHandlers.removeAll(keepingCapacity: true)
+                    toHandlers.append(contentsOf: delivering[..<i])
                 }
             }
-            if !toHandlers.isEmpty, let handler = onMessages { handler(toHandlers) }
+            if let handler = onMessages {
+                if !split {
+                    if !delivering.isEmpty { handler(delivering) }
+                } else if !toHandlers.isEmpty {
+                    handler(toHandlers)
+                    toHandlers.removeAll(keepingCapacity: true)
+                }
+            }
             if receipts || handlerAcknowledgesDeliveries {
                 perform()
                 scheduleFlush()
@@ -63,8 +83,8 @@ extension Node {
             service(m.envelope)
             return true
         }
-        if !typeHandlers.isEmpty, m.kind == .request || (m.kind == .data && oneWayTypes.contains(m.type)),
-           let handler = typeHandlers[m.type] {
+        if !handledTypes.isEmpty, m.kind == .request || (m.kind == .data && oneWayTypes.contains(m.type)),
+           handledTypes.contains(m.type), let handler = typeHandlers[m.type] {
             handler(m.envelope)
             return true
         }
@@ -106,7 +126,7 @@ extension Node {
     /// too (`envelope.kind == .data`: nothing to answer).
     public func handleMessages(ofType type: UInt32, _ handler: @escaping (Dagent_Envelope) -> Void) {
         let install = {
-            self.oneWayTypes.insert(type)
+            if !self.oneWayTypes.contains(type) { self.oneWayTypes.append(type) }
             self.typeHandlers[type] = handler
         }
         if eventLoop.inEventLoop { install() } else { eventLoop.execute(install) }

@@ -14,31 +14,32 @@ import NIOCore
 extension Node {
     /// Sends a message that starts at this node (on the event loop), from
     /// `payload` as the caller holds it. Errors known at once are thrown.
-    func sendFromHere(_ header: MessageHeader, payload: UnsafeRawBufferPointer, nowNs: UInt64) throws(DAgentError) {
+    /// The clock (`nowNs`) is read only off the fast path: a stream of sends reads none.
+    func sendFromHere(_ header: MessageHeader, payload: UnsafeRawBufferPointer, nowNs: @autoclosure () -> UInt64) throws(DAgentError) {
         var h = header
         if let hop = try core.sendFast(&h, payloadCount: payload.count) {
             write(h, payload: payload, to: hop)
         } else {
-            try core.sendStamped(h.envelope(payload: payload), nowNs: nowNs)
+            try core.sendStamped(h.envelope(payload: payload), nowNs: nowNs())
             perform()
         }
         scheduleFlush()
     }
 
     /// `sendFromHere` for a payload held as `Data`.
-    func sendFromHere(_ header: MessageHeader, payload: Data, nowNs: UInt64) throws(DAgentError) {
+    func sendFromHere(_ header: MessageHeader, payload: Data, nowNs: @autoclosure () -> UInt64) throws(DAgentError) {
         var failure: DAgentError?
         payload.withUnsafeBytes { p in
-            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs) } catch { failure = error }
+            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs()) } catch { failure = error }
         }
         if let failure { throw failure }
     }
 
     /// `sendFromHere` for a payload held as a `ByteBuffer` (a slice of what was read).
-    func sendFromHere(_ header: MessageHeader, payload: ByteBuffer, nowNs: UInt64) throws(DAgentError) {
+    func sendFromHere(_ header: MessageHeader, payload: ByteBuffer, nowNs: @autoclosure () -> UInt64) throws(DAgentError) {
         var failure: DAgentError?
         payload.withUnsafeReadableBytes { p in
-            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs) } catch { failure = error }
+            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs()) } catch { failure = error }
         }
         if let failure { throw failure }
     }

@@ -77,9 +77,11 @@ public final class Node: @unchecked Sendable {
     public var onEvent: ((NodeEvent) -> Void)?
     var serviceHandlers: [String: (Dagent_Envelope) -> Void] = [:]
     /// Requests of reserved types taken before the application's handlers (`handleRequests(ofType:)`).
-    var typeHandlers: [UInt32: (Dagent_Envelope) -> Void] = [:]
+    var typeHandlers: [UInt32: (Dagent_Envelope) -> Void] = [:] { didSet { handledTypes = Array(typeHandlers.keys) } }
+    /// The keys of `typeHandlers`, scanned per message instead of hashing (there are a few at most).
+    var handledTypes: [UInt32] = []
     /// Types whose one-way messages `typeHandlers` take too (`handleMessages(ofType:)`).
-    var oneWayTypes: Set<UInt32> = []
+    var oneWayTypes: [UInt32] = []
     /// Handlers of this node's subscriptions, by subscription id (Node-pubsub.swift).
     var subscriptionHandlers: [UInt64: (Dagent_Envelope) -> Void] = [:]
     /// Called on the event loop to add what a layer above the routing core

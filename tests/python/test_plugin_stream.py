@@ -1,0 +1,90 @@
+"""A stream of one-way messages into a plugin handler through the batched data path (the node
+hands whole batches to the plugin host, which feeds Python in batches): every message arrives
+once and in the sender's order, a handler that raises now and then is counted and the stream
+goes on, and requests in the middle of the stream are answered from the return value.
+
+Needs the standalone extension built in place (see test_standalone.py)."""
+import json
+import os
+import sys
+import time
+
+from harness import PYTHON_DIR, wait_for
+
+sys.path.insert(0, PYTHON_DIR)
+
+import dagent  # noqa: E402
+
+PLUGIN = """
+import dagent
+
+state = {"n": 0, "next": 0, "out_of_order": 0}
+
+@dagent.on(70)
+def seq(msg):
+    i = int(msg.data)
+    if i != state["next"]:
+        state["out_of_order"] += 1
+    state["next"] = i + 1
+    state["n"] += 1
+    if i % 1000 == 999:
+        raise ValueError(f"every thousandth message raises ({i})")
+
+@dagent.on(71)
+def ask(msg):
+    return json.dumps(state) if msg.data == b"state" else msg.data.upper()
+
+import json
+"""
+
+COUNT = 30_000
+
+
+def test_a_stream_arrives_in_order_with_errors_counted_and_requests_answered(cluster):
+    plugins = cluster.path("plugins")
+    os.makedirs(plugins)
+    with open(os.path.join(plugins, "seq.py"), "w") as f:
+        f.write(PLUGIN)
+    via = cluster.addr("agent")
+    cluster.start_node("agent", "--listen", via, "--plugins", plugins)
+    deadline = time.time() + 20
+    while True:
+        try:
+            node = dagent.Node(name="streamer", via=via, ready_timeout=2.0)
+            break
+        except dagent.NotReady:
+            if time.time() > deadline:
+                raise
+    try:
+        wait_for("the plugin", lambda: node.request("agent", 71, b"x", timeout=2.0) == b"X", logs=cluster.logs)
+        for i in range(COUNT):
+            node.send("agent", 70, str(i).encode())
+            if i % 5000 == 2500:   # a request in the middle of the stream, answered from the return value
+                assert node.request("agent", 71, b"mid", timeout=10.0) == b"MID"
+
+        def state():
+            return json.loads(node.request("agent", 71, b"state", timeout=10.0))
+        wait_for(f"{COUNT} messages handled", lambda: state()["n"] == COUNT, timeout=60, logs=cluster.logs)
+        s = state()
+        assert s == {"n": COUNT, "next": COUNT, "out_of_order": 0}, s
+    finally:
+        node.close()
+    wait_for("the errors counted", lambda: (_plugin(cluster, via, "seq") or {}).get("errors") == COUNT // 1000,
+             logs=cluster.logs)
+    assert _plugin(cluster, via, "seq")["state"] == "loaded"
+
+
+def _plugin(cluster, via, name):
+    """The plugin's entry in `dagent tree --json` (wherever the reply nests it), or None."""
+    def walk(x):
+        if isinstance(x, dict):
+            if x.get("name") == name and "errors" in x:
+                return x
+            x = list(x.values())
+        if isinstance(x, list):
+            for v in x:
+                found = walk(v)
+                if found is not None:
+                    return found
+        return None
+    return walk(cluster.run_json("tree", "--via", via))
