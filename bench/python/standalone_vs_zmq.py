@@ -7,7 +7,11 @@
 Round trip: the client sends a request, the server's handler returns the payload,
 N times in a row (blocking request; zmq: REQ/REP). Stream: the client sends N one-way
 messages, then one request that the server answers once it has counted all N
-(zmq: PAIR, then a "done" frame and an ack). Without --via-root the client's
+(zmq: PAIR, then a "done" frame and an ack). dagent's `send` does not block, so the
+client keeps at most WINDOW_BYTES unanswered (a blocking count request after each
+window; at 64 B the window holds more than the whole stream): a link with more than
+`slow_consumer_bytes` (64 MiB) unsent is cut off, and 5000 x 128 KiB sent blind was.
+pyzmq's PAIR blocks at its own high-water mark (1000 messages). Without --via-root the client's
 parent is the server node (one TCP link, like zmq's); with it, both join a
 `dagent run` root (two hops); with --via-msgq, both are leaves on the message
 queues of a `dagent run --msgq` agent and talk brother to brother (p2p), and
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 
+WINDOW_BYTES = 16 << 20  # a quarter of the default slow_consumer_bytes
 
 
 def free_port():
@@ -52,6 +57,10 @@ def dagent_server(listen, via):
     def done(msg):
         n, count[0] = count[0], 0
         return str(n).encode()
+
+    @node.on(4)
+    def window(msg):
+        return str(count[0]).encode()
 
     @node.on(9)
     def quit_(msg):
@@ -122,9 +131,12 @@ def run_dagent(args, via):
     for _ in range(args.rtt):
         node.request("bench-srv", 1, payload)
     rtt = (time.perf_counter() - t0) / args.rtt
+    window = max(1, WINDOW_BYTES // max(1, args.size))
     t0 = time.perf_counter()
-    for _ in range(args.stream):
+    for i in range(1, args.stream + 1):
         node.send("bench-srv", 2, payload)
+        if i % window == 0 and i < args.stream:
+            node.request("bench-srv", 4, b"", timeout=60)
     got = int(node.request("bench-srv", 3, b"", timeout=60))
     stream = time.perf_counter() - t0
     assert got == args.stream, f"server counted {got} of {args.stream}"
@@ -169,6 +181,17 @@ def spawn(argv):
     return p
 
 
+def reap(p):
+    """Wait for a server that was told to quit; kill one left running by a failed client.
+
+    An orphaned server keeps the inherited stderr open, so `... 2>&1 | tail` never ended."""
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rtt", type=int, default=20000)
@@ -211,15 +234,17 @@ def main():
         label = "dagent (direct link)"
     try:
         results[label] = run_dagent(args, addr)
-        srv.wait(10)
     finally:
+        reap(srv)
         if root:
             root.terminate()
             root.wait()
     where = tmp if args.via_msgq else str(free_port())
     srv = spawn(["--serve", "zmq", where])
-    results[f"pyzmq ({'ipc' if args.via_msgq else 'tcp'}, REQ/REP, PAIR)"] = run_zmq(args, where)
-    srv.wait(10)
+    try:
+        results[f"pyzmq ({'ipc' if args.via_msgq else 'tcp'}, REQ/REP, PAIR)"] = run_zmq(args, where)
+    finally:
+        reap(srv)
     shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"python {sys.version.split()[0]}, payload {args.size} B, {args.rtt} round trips, {args.stream} streamed")
