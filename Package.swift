@@ -251,7 +251,7 @@ let package = Package(
         .testTarget(name: "DAgentWireTests", dependencies: ["DAgentWire", nioCore, nioEmbedded]),
         .testTarget(name: "DAgentRoutingTests", dependencies: ["DAgentRouting", "DAgentWire", nioCore]),
         .testTarget(name: "DAgentMsgqTests", dependencies: ["DAgentMsgq", "DAgentTestSupport", "DAgentRouting", "DAgentWire", nioCore, nioLocks]),
-        .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentTestSupport", "DAgentWire", "DAgentTLS"]),
+        .testTarget(name: "DAgentNodeTests", dependencies: ["DAgentNode", "DAgentRouting", "DAgentTestSupport", "DAgentWire", "DAgentTLS"]),
         .testTarget(name: "DAgentMetricsTests", dependencies: ["DAgentMetrics", "DAgentNode", "DAgentWire", .product(name: "CoreMetrics", package: "swift-metrics")]),
         // The C API called as a C program calls it (two nodes in the test process, loopback TCP).
         .testTarget(name: "CDAgentTests", dependencies: ["CDAgent", "CDAgentCore", "DAgentTestSupport"]),

@@ -11,6 +11,9 @@ public struct RpcTable<Waiter>: Sendable where Waiter: Sendable {
         public var dst: String
         public var type: UInt32
         public var timeoutNs: UInt64
+        /// The link the request was written to, when the sender knew it (the fast path);
+        /// nil while it waits in a send queue or took the core's actions.
+        public var link: LinkID?
     }
 
     private var pending: [UInt64: Pending] = [:]
@@ -54,6 +57,19 @@ public struct RpcTable<Waiter>: Sendable where Waiter: Sendable {
         guard cookie != 0, let p = pending[cookie] else { return nil }
         if kind == .response && src != p.dst { return nil }
         return pending.removeValue(forKey: cookie)
+    }
+
+    /// Records that the request on `cookie` was written to `link`.
+    public mutating func sent(cookie: UInt64, on link: LinkID) {
+        pending[cookie]?.link = link
+    }
+
+    /// Removes and returns the requests written to `link` (it went down: their frames, or the
+    /// answers' way back, went with it), oldest cookie first.
+    public mutating func removeAll(sentOn link: LinkID) -> [Pending] {
+        let lost = pending.filter { $0.value.link == link }
+        for cookie in lost.keys { pending[cookie] = nil }
+        return lost.sorted { $0.key < $1.key }.map(\.value)
     }
 
     /// Removes and returns every request whose deadline has passed.

@@ -99,7 +99,9 @@ extension Node {
             }
             let cookie = self.rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: self.rpcTimeoutNs(timeout))
             do throws(DAgentError) {
-                try self.sendFromHere(Self.header(to: dst, type: type, kind: .data, cookie: cookie), payload: payload, nowNs: now)
+                if let link = try self.sendFromHere(Self.header(to: dst, type: type, kind: .data, cookie: cookie), payload: payload, nowNs: now) {
+                    self.rpc.sent(cookie: cookie, on: link)
+                }
             } catch {
                 _ = self.rpc.complete(cookie: cookie)
                 waiter.fail(error)
@@ -148,7 +150,9 @@ extension Node {
         }
         let cookie = rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: rpcTimeoutNs(timeout))
         do {
-            try sendFromHere(Self.header(to: dst, type: type, kind: .request, cookie: cookie), payload: payload, nowNs: now)
+            if let link = try sendFromHere(Self.header(to: dst, type: type, kind: .request, cookie: cookie), payload: payload, nowNs: now) {
+                rpc.sent(cookie: cookie, on: link)
+            }
         } catch {
             _ = rpc.complete(cookie: cookie)
             waiter.fail(error)

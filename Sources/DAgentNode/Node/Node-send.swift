@@ -15,33 +15,38 @@ extension Node {
     /// Sends a message that starts at this node (on the event loop), from
     /// `payload` as the caller holds it. Errors known at once are thrown.
     /// The clock (`nowNs`) is read only off the fast path: a stream of sends reads none.
-    func sendFromHere(_ header: MessageHeader, payload: UnsafeRawBufferPointer, nowNs: @autoclosure () -> UInt64) throws(DAgentError) {
+    /// Returns the link the message was written to, nil when the core's actions took it.
+    @discardableResult
+    func sendFromHere(_ header: MessageHeader, payload: UnsafeRawBufferPointer, nowNs: @autoclosure () -> UInt64) throws(DAgentError) -> LinkID? {
         var h = header
+        var link: LinkID?
         if let hop = try core.sendFast(&h, payloadCount: payload.count) {
             write(h, payload: payload, to: hop)
+            link = hop.link
         } else {
             try core.sendStamped(h.envelope(payload: payload), nowNs: nowNs())
             perform()
         }
         scheduleFlush()
+        return link
     }
 
     /// `sendFromHere` for a payload held as `Data`.
-    func sendFromHere(_ header: MessageHeader, payload: Data, nowNs: @autoclosure () -> UInt64) throws(DAgentError) {
-        var failure: DAgentError?
-        payload.withUnsafeBytes { p in
-            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs()) } catch { failure = error }
+    @discardableResult
+    func sendFromHere(_ header: MessageHeader, payload: Data, nowNs: @autoclosure () -> UInt64) throws(DAgentError) -> LinkID? {
+        let sent: Result<LinkID?, DAgentError> = payload.withUnsafeBytes { p in
+            do throws(DAgentError) { return .success(try sendFromHere(header, payload: p, nowNs: nowNs())) } catch { return .failure(error) }
         }
-        if let failure { throw failure }
+        return try sent.get()
     }
 
     /// `sendFromHere` for a payload held as a `ByteBuffer` (a slice of what was read).
-    func sendFromHere(_ header: MessageHeader, payload: ByteBuffer, nowNs: @autoclosure () -> UInt64) throws(DAgentError) {
-        var failure: DAgentError?
-        payload.withUnsafeReadableBytes { p in
-            do throws(DAgentError) { try sendFromHere(header, payload: p, nowNs: nowNs()) } catch { failure = error }
+    @discardableResult
+    func sendFromHere(_ header: MessageHeader, payload: ByteBuffer, nowNs: @autoclosure () -> UInt64) throws(DAgentError) -> LinkID? {
+        let sent: Result<LinkID?, DAgentError> = payload.withUnsafeReadableBytes { p in
+            do throws(DAgentError) { return .success(try sendFromHere(header, payload: p, nowNs: nowNs())) } catch { return .failure(error) }
         }
-        if let failure { throw failure }
+        return try sent.get()
     }
 
     /// Writes a stamped message to the hop the core named: a link, or a

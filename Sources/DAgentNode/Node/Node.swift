@@ -347,6 +347,7 @@ public final class Node: @unchecked Sendable {
         io.didGoDown()
         if dirtySet.remove(id) != nil { dirty.removeAll { $0 == id } }
         core.linkDown(id, reason: reason, nowNs: nowNs)
+        failRequests(sentOn: id, which: id == parentLinkID ? "the parent link" : "its link", reason: reason)
         if id == parentLinkID {
             parentLinkID = nil
             if let index = parentIndex { parentSelector?.markDown(index, nowNs: nowNs) }
@@ -393,6 +394,16 @@ public final class Node: @unchecked Sendable {
 
     func describe(_ address: SocketAddress) -> String {
         "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+    }
+
+    /// Fails at once the requests written to a link that went down (rather than at their
+    /// timeout): what was still in its buffer is gone, and so is the way back for an answer.
+    func failRequests(sentOn id: LinkID, which: String, reason: String) {
+        let now = nowNs
+        for pending in rpc.removeAll(sentOn: id) {
+            onRPCDone?(Double(now &- (pending.deadlineNs &- pending.timeoutNs)) / 1e9, "error")
+            pending.waiter.fail(DAgentError(.noRoute, "request to '\(pending.dst)' (type \(pending.type)): \(which) it left on went down before an answer (\(reason)); it may or may not have been handled"))
+        }
     }
 
     func tick() {
