@@ -314,6 +314,22 @@ final class CoreNetwork {
         pump()
     }
 
+    /// Three root replicas r1–r3 (fully peered), each with one leaf (l1–l3); l2 and l3
+    /// subscribe to `t`, and the publish frames counted so far are reset.
+    func addRootGroupWithSubscribedLeaves() throws(DAgentError) {
+        for r in ["r1", "r2", "r3"] { add(r, role: .root, hasParent: false) }
+        connectPeers("r1", "r2")
+        connectPeers("r1", "r3")
+        connectPeers("r2", "r3")
+        for (leaf, root) in [("l1", "r1"), ("l2", "r2"), ("l3", "r3")] {
+            add(leaf, role: .leaf, hasParent: true)
+            connect(leaf, to: root)
+        }
+        _ = try subscribe("l2", "t")
+        _ = try subscribe("l3", "t")
+        publishFrames = [:]
+    }
+
     func subscribe(_ node: String, _ pattern: String, queue: String = "") throws(DAgentError) -> UInt64 {
         let id = try cores[node]!.subscribe(pattern, queue: queue)
         pump()

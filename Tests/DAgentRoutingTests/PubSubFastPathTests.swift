@@ -302,17 +302,7 @@ final class PubSubFastPathTests: XCTestCase {
     func testRootReplicasOnTheFastPath() throws {
         let net = CoreNetwork()
         net.relayInline = true
-        for r in ["r1", "r2", "r3"] { net.add(r, role: .root, hasParent: false) }
-        net.connectPeers("r1", "r2")
-        net.connectPeers("r1", "r3")
-        net.connectPeers("r2", "r3")
-        for (leaf, root) in [("l1", "r1"), ("l2", "r2"), ("l3", "r3")] {
-            net.add(leaf, role: .leaf, hasParent: true)
-            net.connect(leaf, to: root)
-        }
-        _ = try net.subscribe("l2", "t")
-        _ = try net.subscribe("l3", "t")
-        net.publishFrames = [:]
+        try net.addRootGroupWithSubscribedLeaves()
         try net.publish("l1", "t", "hello")
         XCTAssertEqual(net.received("l2"), ["hello"])
         XCTAssertEqual(net.received("l3"), ["hello"], "exactly once each")
