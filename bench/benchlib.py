@@ -3,7 +3,7 @@ system to come up. Ports and waiting are the test harness's (tests/python/harnes
 benchmarks and the tests poll the same way. A driver in bench/SUITE/ imports it with
 
     sys.path.insert(0, os.path.dirname(HERE))   # bench/
-    from benchlib import free_port, listening, log, wait
+    from benchlib import faster, free_port, listening, log, wait
 """
 import os
 import socket
@@ -11,6 +11,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "python"))
 from harness import free_port, wait_for  # noqa: E402,F401
+
+
+def faster(speedup):
+    """A latency comparison in words: ``speedup`` is the peer's time divided by dagent's.
+    1.25 -> "1.25× faster"; 0.80 -> "1.25× slower" (never "0.80× faster")."""
+    return f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.2f}× slower"
 
 
 def log(msg):

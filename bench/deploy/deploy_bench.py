@@ -17,7 +17,7 @@ Rounds alternate the two systems; the table shows medians and ratios.
 import json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchlib import free_port, log  # noqa: E402
+from benchlib import faster, free_port, log  # noqa: E402
 
 REG = re.compile(r"child '([^']+)' registered")
 
@@ -191,9 +191,9 @@ def report(res, rounds, n, kills):
     print(f"\nDeploy: {n} leaves under one agent, medians of {rounds} rounds ({kills} kills per round)\n")
     print("| metric | dagent | supervisord | dagent vs supervisord |")
     print("|---|---|---|---|")
-    print(f"| up: start until all {n} registered (s) | {med['dagent_up']:.3f} | {med['supervisord_up']:.3f} | {med['supervisord_up'] / med['dagent_up']:.2f}× faster |")
+    print(f"| up: start until all {n} registered (s) | {med['dagent_up']:.3f} | {med['supervisord_up']:.3f} | {faster(med['supervisord_up'] / med['dagent_up'])} |")
     print(f"| up: the command's own time (s) | {med['dagent_up_cmd']:.3f} | {med['supervisord_up_cmd']:.3f} | (`dagent up` waits for registration; `supervisorctl start` for startsecs=1) |")
-    print(f"| back after kill -9, until registered (ms) | {med['dagent_back'] * 1000:.1f} | {med['supervisord_back'] * 1000:.1f} | {med['supervisord_back'] / med['dagent_back']:.2f}× faster |")
+    print(f"| back after kill -9, until registered (ms) | {med['dagent_back'] * 1000:.1f} | {med['supervisord_back'] * 1000:.1f} | {faster(med['supervisord_back'] / med['dagent_back'])} |")
     print(f"| back after kill -9, worst of {len(res['dagent_back'])} (ms) | {max(res['dagent_back']) * 1000:.1f} | {max(res['supervisord_back']) * 1000:.1f} | |")
     up_ok = med["dagent_up"] <= med["supervisord_up"]
     back_ok = med["dagent_back"] <= 0.5

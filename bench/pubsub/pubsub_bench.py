@@ -133,7 +133,7 @@ def report(res, rounds, fanouts, size):
             d, m = med("dagent", n, key), med("nats", n, key)
             ratio = d / m if better == "higher" else m / d
             summary[(n, key)] = ratio
-            print(f"| {n} | {label} | {d:,.1f} | {m:,.1f} | {ratio:.2f}× {'the rate' if better == 'higher' else 'faster'} |")
+            print(f"| {n} | {label} | {d:,.1f} | {m:,.1f} | {f'{ratio:.2f}× the rate' if better == 'higher' else faster(ratio)} |")
         lost = (sum(r["lost"] for r in res[("dagent", n)]), sum(r["lost"] for r in res[("nats", n)]))
         if any(lost):
             print(f"| {n} | lost (all rounds) | {lost[0]} | {lost[1]} | |")

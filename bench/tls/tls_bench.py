@@ -19,7 +19,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from benchlib import free_port, log  # noqa: E402
+from benchlib import faster, free_port, log  # noqa: E402
 
 
 def run_json(cmd):
@@ -116,9 +116,8 @@ def report(results, rounds, sizes, count, rtt_count):
             d, t, n = (med(s, size, key) for s in SYSTEMS)
             cost = (t / d - 1) if better == "lower" else (1 - t / d)
             vs = (n / t) if better == "lower" else (t / n)
-            word = "faster" if better == "lower" else "the rate"
             summary[f"{size}:{key}"] = {"dagent": d, "dagent_tls": t, "nats_tls": n, "tls_cost": cost, "vs_nats_tls": vs}
-            print(f"| {size} B | {label} | {d:,.1f} | {t:,.1f} | {cost * 100:+.0f}% | {n:,.1f} | {vs:.2f}× {word} |")
+            print(f"| {size} B | {label} | {d:,.1f} | {t:,.1f} | {cost * 100:+.0f}% | {n:,.1f} | {faster(vs) if better == 'lower' else f'{vs:.2f}× the rate'} |")
     print("\n(TLS cost: the stream rate lost, or the latency added, relative to plaintext dagent)")
     for size in sizes:
         s = summary[f"{size}:stream_msgs_per_s"]
