@@ -3,7 +3,7 @@ system to come up. Ports and waiting are the test harness's (tests/python/harnes
 benchmarks and the tests poll the same way. A driver in bench/SUITE/ imports it with
 
     sys.path.insert(0, os.path.dirname(HERE))   # bench/
-    from benchlib import faster, free_port, listening, log, wait
+    from benchlib import free_port, listening, log, wait
 """
 import os
 import socket

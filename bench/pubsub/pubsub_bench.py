@@ -24,7 +24,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
-from benchlib import free_port, listening, log, wait  # noqa: E402
+from benchlib import faster, free_port, listening, log, wait  # noqa: E402
 
 
 class DAgentTree:
