@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """scripts/bench --suite metrics: what dagent.report.inc costs next to prometheus_client's
 Counter.inc in the same interpreter, and how long a scrape of 100,000 series takes on a node's
 /metrics (Swift registry) and on the collector's /metrics/tree (prometheus_client).

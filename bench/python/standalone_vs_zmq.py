@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Python-to-Python through dagent (standalone module) vs pyzmq, between two processes, one run.
 
     /usr/bin/python3 bench/python/standalone_vs_zmq.py [--rtt N] [--stream N] [--size B]
