@@ -62,8 +62,10 @@ extension NodeCore {
     /// The fast path's source check on undecoded bytes: true if every `src`
     /// equals the source last validated on this link and no route changed
     /// since. False sends the envelope to the slow path, which checks it.
+    /// `dst` nil (a publication: its topic is no name to route): only names the
+    /// child registered pass.
     @inline(__always)
-    package func rawSourceAllowed(_ raw: ByteBuffer, dst: String, batch: Bool, link: LinkState) -> Bool {
+    package func rawSourceAllowed(_ raw: ByteBuffer, dst: String?, batch: Bool, link: LinkState) -> Bool {
         if link.isParent || link.isPeer { return true }
         if link.lastSourceVersion == routes.version && !link.lastSource.isEmpty {
             if batch { if (try? BatchCodec.sources(of: raw, are: link.lastSource)) == true { return true } }
@@ -74,7 +76,7 @@ extension NodeCore {
 
     /// A source not in the cache: read it (the first envelope's, for a batch),
     /// check it and cache it; a batch then passes only if all its sources match.
-    package func revalidateSource(_ raw: ByteBuffer, dst: String, batch: Bool, link id: LinkID) -> Bool {
+    package func revalidateSource(_ raw: ByteBuffer, dst: String?, batch: Bool, link id: LinkID) -> Bool {
         let first: ByteBuffer
         if batch {
             guard let slice = (try? BatchCodec.envelopes(raw))?.first else { return false }

@@ -237,6 +237,10 @@ extension NodeCore {
             refuseLink(id, .refused, "publish on '\(header.dst)' from a link that has not registered; send Register first")
             return
         }
+        guard rawSourceAllowed(raw, dst: nil, batch: false, link: link) else {
+            dropForgedPublishes(header.dst, count: 1, from: id)
+            return
+        }
         if raw.readableBytes > config.maxMessageBytes + 4096 || header.hopLimit <= 1 {
             dropBadPublish(header.dst, from: id, header.hopLimit <= 1 ? "hop limit reached" : "over max_message_bytes=\(config.maxMessageBytes)")
             return
@@ -295,6 +299,10 @@ extension NodeCore {
         let link = links[id]!
         guard link.registered || link.isParent else {
             refuseLink(id, .refused, "publishes on '\(header.dst)' from a link that has not registered; send Register first")
+            return
+        }
+        guard rawSourceAllowed(raw, dst: nil, batch: true, link: link) || everySourceAllowed(raw, from: id) else {
+            dropForgedPublishes(header.dst, count: count, from: id)   // the whole batch: at most once
             return
         }
         if header.hopLimit <= 1 {
@@ -369,6 +377,24 @@ extension NodeCore {
     }
 
     /// A decoded publish from a link (the slow path: picks, or a batch opened).
+    /// True if every envelope of a batch has a `src` the child `id` may send from (a relaying
+    /// agent's batch mixes the names of its subtree).
+    package func everySourceAllowed(_ raw: ByteBuffer, from id: LinkID) -> Bool {
+        guard let slices = try? BatchCodec.envelopes(raw) else { return false }
+        for slice in slices {
+            guard let src = try? EnvelopeCodec.source(of: slice), sourceProblem(src, dst: nil, from: id) == nil else { return false }
+        }
+        return true
+    }
+
+    /// Drops publications from a child whose `src` is not a name it registered (or cannot be
+    /// read). Not answered: an error would go to the forged name.
+    package func dropForgedPublishes(_ topic: String, count: Int, from id: LinkID) {
+        stats.forgedSources &+= UInt64(count)
+        pubsub.counters.droppedBad &+= UInt64(count)
+        log(.warning, "dropped \(count) publish(es) on '\(topic.prefix(80))' from \(describe(id)): a src that is not in the child's subtree (a child may only publish from names it registered)")
+    }
+
     package func receivePublish(_ envelope: inout Dagent_Envelope, from id: LinkID, nowNs: UInt64) {
         if envelope.payload.count > config.maxMessageBytes {
             dropBadPublish(envelope.dst, from: id, "payload of \(envelope.payload.count) bytes over max_message_bytes=\(config.maxMessageBytes)")

@@ -222,3 +222,71 @@ final class AuthorizedDeliveryTests: XCTestCase {
         XCTAssertEqual(net.cores["a1"]!.stats.forgedSources, 1)
     }
 }
+
+/// Publications from a child carry a `src` the child registered, on the raw paths too.
+final class AuthorizedPublishTests: XCTestCase, RawFrameTesting {
+    /// A raw child "evil" of a1 (with "evil2" in its subtree), and ep2 subscribed to `t` under a2.
+    func treeWithRawChild() throws -> (CoreNetwork, LinkID) {
+        let net = CoreNetwork.standardTree()
+        _ = try net.subscribe("ep2", "t")
+        let (_, link) = net.rawLink(to: "a1")
+        net.cores["a1"]!.receive(frameBody: body(register("evil", subtree: ["evil2"])), from: link, nowNs: net.nowNs)
+        net.pump()
+        return (net, link)
+    }
+
+    func publishFrame(src: String, text: String) throws -> ByteBuffer {
+        var f = Dagent_Frame()
+        f.envelope.src = src
+        f.envelope.dst = "t"
+        f.envelope.kind = .publish
+        f.envelope.hopLimit = 8
+        f.envelope.payload = Data(text.utf8)
+        return ByteBuffer(bytes: try f.serializedBytes() as [UInt8])
+    }
+
+    func testAPublicationWithAForgedSourceIsDroppedAndCounted() throws {
+        for fastPath in [false, true] {
+            let (net, link) = try treeWithRawChild()
+            for (src, text) in [("ep1", "forged"), ("evil", "genuine"), ("@state", "forged too"), ("evil2", "from below")] {
+                let frame = try publishFrame(src: src, text: text)
+                if fastPath {
+                    XCTAssertNil(net.cores["a1"]!.receiveOrRelay(frameBody: frame, from: link, nowNs: net.nowNs), "a publish is not a relay")
+                } else {
+                    net.cores["a1"]!.receive(frameBody: frame, from: link, nowNs: net.nowNs)
+                }
+            }
+            net.pump()
+            XCTAssertEqual(net.received("ep2"), ["genuine", "from below"], "fast path: \(fastPath)")
+            XCTAssertEqual(net.cores["a1"]!.stats.forgedSources, 2, "fast path: \(fastPath)")
+        }
+    }
+
+    func testABatchOfPublicationsIsDroppedWholeIfOneSourceIsForged() throws {
+        XCTAssertEqual(try batchFromRawChild(["evil", "ep1"]), [])
+        XCTAssertEqual(try batchFromRawChild(["evil", "evil2"]), ["0", "1"], "a batch mixing the names of the child's subtree passes")
+    }
+
+    /// Sends the raw child's batch of publications on `t` with these sources (payloads "0", "1", ...);
+    /// returns what ep2 received, after checking the forged count.
+    func batchFromRawChild(_ sources: [String]) throws -> [String] {
+        let (net, link) = try treeWithRawChild()
+        var w = FrameWriter()
+        for (i, src) in sources.enumerated() {
+            var h = MessageHeader(dst: "t", kind: .publish)
+            h.src = src
+            h.id = UInt64(i + 1)
+            h.hopLimit = 8
+            Array("\(i)".utf8).withUnsafeBytes { w.append(h, payload: $0) }
+        }
+        var reader = FrameReader(maxFrameBytes: 1 << 20)
+        reader.append(w.take(allocator: ByteBufferAllocator()))
+        let frame = try XCTUnwrap(try reader.next())
+        guard case .batch(_, _, sources.count)? = try? InboundFrame.classify(frame) else { XCTFail("not one batch"); return [] }
+        net.cores["a1"]!.receive(frameBody: frame, from: link, nowNs: net.nowNs)
+        net.pump()
+        let forged = sources.contains("ep1")
+        XCTAssertEqual(net.cores["a1"]!.stats.forgedSources, forged ? UInt64(sources.count) : 0)
+        return net.received("ep2")
+    }
+}
