@@ -264,25 +264,13 @@ extension NodeCore {
         }
         if !plan.locals.isEmpty {
             do {
-                if inline {
-                    var m = try EnvelopeCodec.decodeMessage(raw, cache: &publishStrings)
-                    if m.payload.readableBytes > config.maxMessageBytes {
-                        dropBadPublish(header.dst, from: id, "payload of \(m.payload.readableBytes) bytes over max_message_bytes=\(config.maxMessageBytes)")
-                        return
-                    }
-                    m.hopLimit = header.hopLimit - 1
-                    pubsub.counters.delivered &+= UInt64(plan.locals.count)
-                    publications.append(Publication(message: m, subscriptions: plan.locals))
-                } else {
-                    var envelope = try EnvelopeCodec.decode(raw)
-                    if envelope.payload.count > config.maxMessageBytes {
-                        dropBadPublish(header.dst, from: id, "payload of \(envelope.payload.count) bytes over max_message_bytes=\(config.maxMessageBytes)")
-                        return
-                    }
-                    envelope.hopLimit = header.hopLimit - 1
-                    pubsub.counters.delivered &+= UInt64(plan.locals.count)
-                    emit(.deliverPublish(envelope, subscriptions: plan.locals))
+                var m = try EnvelopeCodec.decodeMessage(raw, cache: &publishStrings)
+                if m.payload.readableBytes > config.maxMessageBytes {
+                    dropBadPublish(header.dst, from: id, "payload of \(m.payload.readableBytes) bytes over max_message_bytes=\(config.maxMessageBytes)")
+                    return
                 }
+                m.hopLimit = header.hopLimit - 1
+                deliverPublication(m, to: plan.locals, inline: inline)
             } catch {
                 badFrame(id, error)
                 return
@@ -320,34 +308,15 @@ extension NodeCore {
         }
         if !plan.locals.isEmpty {
             do {
-                if inline {
-                    publishStrings.dst = header.dst
-                    for slice in try BatchCodec.envelopes(raw) {
-                        var m = try EnvelopeCodec.decodeMessage(slice, cache: &publishStrings)
-                        guard m.dst == header.dst, m.kind == .publish, m.payload.readableBytes <= config.maxMessageBytes else {
-                            dropBadPublish(m.dst, from: id, "inside a batch of publishes on '\(header.dst)', not a publish on that topic or over max_message_bytes")
-                            continue
-                        }
-                        m.hopLimit = header.hopLimit - 1
-                        pubsub.counters.delivered &+= UInt64(plan.locals.count)
-                        publications.append(Publication(message: m, subscriptions: plan.locals))
+                publishStrings.dst = header.dst
+                for slice in try BatchCodec.envelopes(raw) {
+                    var m = try EnvelopeCodec.decodeMessage(slice, cache: &publishStrings)
+                    guard m.dst == header.dst, m.kind == .publish, m.payload.readableBytes <= config.maxMessageBytes else {
+                        dropBadPublish(m.dst, from: id, "inside a batch of publishes on '\(header.dst)', not a publish on that topic or over max_message_bytes")
+                        continue
                     }
-                } else {
-                    var cache = EnvelopeCodec.StringCache()
-                    cache.dst = header.dst
-                    for slice in try BatchCodec.envelopes(raw) {
-                        var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
-                        guard envelope.dst == header.dst, envelope.kind == .publish,
-                              envelope.payload.count <= config.maxMessageBytes else {
-                            dropBadPublish(envelope.dst, from: id, "inside a batch of publishes on '\(header.dst)', not a publish on that topic or over max_message_bytes")
-                            continue
-                        }
-                        envelope.hopLimit = header.hopLimit - 1
-                        envelope.queues = []
-                        envelope.pickQueues = false
-                        pubsub.counters.delivered &+= UInt64(plan.locals.count)
-                        emit(.deliverPublish(envelope, subscriptions: plan.locals))
-                    }
+                    m.hopLimit = header.hopLimit - 1
+                    deliverPublication(m, to: plan.locals, inline: inline)
                 }
             } catch {
                 badFrame(id, error)
@@ -355,6 +324,17 @@ extension NodeCore {
             }
         }
         relayPublish(raw, header: header, count: count, plan: plan, inline: inline)
+    }
+
+    /// A publication for local subscriptions, decoded once: into `publications` with `inline`
+    /// (the fast path, payload a slice), else as an action (its envelope: a copy).
+    private func deliverPublication(_ m: DataMessage, to subscriptions: [UInt64], inline: Bool) {
+        pubsub.counters.delivered &+= UInt64(subscriptions.count)
+        if inline {
+            publications.append(Publication(message: m, subscriptions: subscriptions))
+        } else {
+            emit(.deliverPublish(m.envelope, subscriptions: subscriptions))
+        }
     }
 
     /// The copies of a publish frame (`count` 0: one envelope, else a batch)
