@@ -272,13 +272,37 @@ public func dagent_send(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ typ
     if rc != 0 { return rc }
     let payload = bytes(data, len)
     let node = h.node
+    let charge = len + Node.windowHeaderBytes
+    if node.eventLoop.inEventLoop {
+        do { try node.sendOnLoop(to: name, type: type, payload: payload) } catch { return fail(error) }
+        return 0
+    }
+    if let full = takeWindow(node, charge, what: "send to '\(name)'") { return full }
     // Fire and forget: local failures found on the loop are logged (the sender is not waiting).
     node.eventLoop.execute {
         do { try node.sendOnLoop(to: name, type: type, payload: payload) } catch {
             stderrLogger.warning("send to '\(name)' (type \(type)) failed: \(error)")
         }
+        node.releaseWindowAfterFlush(charge)
     }
     return 0
+}
+
+/// Takes room in the node's send window (`send_window_bytes`) for a send or a
+/// publish from this thread, waiting up to `send_window_timeout`; the failure
+/// code if the window stayed full.
+func takeWindow(_ node: Node, _ charge: Int, what: String) -> Int32? {
+    if node.sendWindow.acquire(charge, timeout: node.config.sendWindowTimeout) { return nil }
+    return fail(Int32(DAGENT_E_QUEUE_FULL),
+                "\(what): the send window stayed full for send_window_timeout=\(node.config.sendWindowTimeout)s " +
+                "(send_window_bytes=\(node.config.sendWindowBytes) sent and not yet written out); the link is not draining: its peer reads slower than this program sends, or is gone")
+}
+
+@_cdecl("dagent_send_would_block")
+public func dagent_send_would_block(_ p: OpaquePointer?, _ len: Int) -> Int32 {
+    guard let p else { return 0 }
+    let h = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+    return h.node.sendWindow.wouldWait(len + Node.windowHeaderBytes) ? 1 : 0
 }
 
 @_cdecl("dagent_request")

@@ -20,8 +20,11 @@ public protocol LinkIO: AnyObject {
     func appendRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32)
     /// A control frame.
     func append(_ frame: Dagent_Frame) throws
-    /// Writes what was appended since the last flush.
-    func flush()
+    /// Writes what was appended since the last flush; a future that completes
+    /// once those bytes (and everything before them) are written out, where the
+    /// transport can tell (a TCP link), else nil.
+    @discardableResult
+    func flush() -> EventLoopFuture<Void>?
     /// Flushes, then closes the link. The node hears `linkDown` when it is gone.
     func close(reason: String)
     /// Bytes appended or written but not yet taken by the peer's transport.

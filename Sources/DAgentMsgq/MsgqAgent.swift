@@ -404,9 +404,11 @@ package final class MsgqChildLinkIO: LinkIO {
     }
     package func append(_ frame: Dagent_Frame) throws { try writer.append(frame) }
 
-    package func flush() {
-        guard !writer.isEmpty, !service.stopped else { return }
+    @discardableResult
+    package func flush() -> EventLoopFuture<Void>? {
+        guard !writer.isEmpty, !service.stopped else { return nil }
         service.send(writer.take(allocator: ByteBufferAllocator()), channel: channel, incarnation: incarnation)
+        return nil
     }
 
     package func close(reason: String) {

@@ -247,8 +247,9 @@ package final class MsgqParentLinkIO: LinkIO {
 
     // MARK: writing
 
-    package func flush() {
-        guard !closed else { return }
+    @discardableResult
+    package func flush() -> EventLoopFuture<Void>? {
+        guard !closed else { return nil }
         if !agentWriter.isEmpty {
             write(agentWriter.take(allocator: allocator), to: upSender, mtype: channel, incarnation: incarnation)
         }
@@ -260,6 +261,7 @@ package final class MsgqParentLinkIO: LinkIO {
             }
             dirtyBrothers.removeAll(keepingCapacity: true)
         }
+        return nil
     }
 
     package func write(_ stream: ByteBuffer, to sender: MsgqSender, mtype: UInt64, incarnation: UInt32) {

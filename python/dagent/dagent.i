@@ -134,6 +134,26 @@ static PyObject *dagent_raise(int rc) {
     $action
     Py_END_ALLOW_THREADS
 }
+/* Send and publish block only while the send window is full (send_window_bytes): release the
+   GIL then, and only then (the check is one lock; the common call keeps the GIL). */
+%exception dagent_send {
+    if (dagent_send_would_block(arg1, arg5)) {
+        Py_BEGIN_ALLOW_THREADS
+        $action
+        Py_END_ALLOW_THREADS
+    } else {
+        $action
+    }
+}
+%exception dagent_publish {
+    if (dagent_send_would_block(arg1, arg4)) {
+        Py_BEGIN_ALLOW_THREADS
+        $action
+        Py_END_ALLOW_THREADS
+    } else {
+        $action
+    }
+}
 /* Destroy joins the event loop thread: release the GIL too. */
 %exception dagent_destroy {
     Py_BEGIN_ALLOW_THREADS

@@ -3992,7 +3992,15 @@ SWIGINTERN PyObject *_wrap_dagent_send(PyObject *self, PyObject *args) {
     arg4 = view4.buf;
     arg5 = (size_t)view4.len;
   }
-  result = (int)dagent_send(arg1,(char const *)arg2,arg3,(void const *)arg4,arg5);
+  {
+    if (dagent_send_would_block(arg1, arg5)) {
+      Py_BEGIN_ALLOW_THREADS
+      result = (int)dagent_send(arg1,(char const *)arg2,arg3,(void const *)arg4,arg5);
+      Py_END_ALLOW_THREADS
+    } else {
+      result = (int)dagent_send(arg1,(char const *)arg2,arg3,(void const *)arg4,arg5);
+    }
+  }
   {
     if (result < 0) {
       dagent_raise(result); SWIG_fail; 
@@ -4009,6 +4017,36 @@ fail:
   {
     if (view4.obj) PyBuffer_Release(&view4);
   }
+  return NULL;
+}
+
+
+SWIGINTERN PyObject *_wrap_dagent_send_would_block(PyObject *self, PyObject *args) {
+  PyObject *resultobj = 0;
+  dagent_node *arg1 = (dagent_node *) 0 ;
+  size_t arg2 ;
+  void *argp1 = 0 ;
+  int res1 = 0 ;
+  size_t val2 ;
+  int ecode2 = 0 ;
+  PyObject *swig_obj[2] ;
+  int result;
+  
+  if (!SWIG_Python_UnpackTuple(args, "dagent_send_would_block", 2, 2, swig_obj)) SWIG_fail;
+  res1 = SWIG_ConvertPtr(swig_obj[0], &argp1,SWIGTYPE_p_dagent_node, 0 |  0 );
+  if (!SWIG_IsOK(res1)) {
+    SWIG_exception_fail(SWIG_ArgError(res1), "in method '" "dagent_send_would_block" "', argument " "1"" of type '" "dagent_node *""'"); 
+  }
+  arg1 = (dagent_node *)(argp1);
+  ecode2 = SWIG_AsVal_size_t(swig_obj[1], &val2);
+  if (!SWIG_IsOK(ecode2)) {
+    SWIG_exception_fail(SWIG_ArgError(ecode2), "in method '" "dagent_send_would_block" "', argument " "2"" of type '" "size_t""'");
+  } 
+  arg2 = (size_t)(val2);
+  result = (int)dagent_send_would_block(arg1,arg2);
+  resultobj = SWIG_From_int((int)(result));
+  return resultobj;
+fail:
   return NULL;
 }
 
@@ -4563,7 +4601,15 @@ SWIGINTERN PyObject *_wrap_dagent_publish(PyObject *self, PyObject *args) {
     arg3 = view3.buf;
     arg4 = (size_t)view3.len;
   }
-  result = (int)dagent_publish(arg1,(char const *)arg2,(void const *)arg3,arg4);
+  {
+    if (dagent_send_would_block(arg1, arg4)) {
+      Py_BEGIN_ALLOW_THREADS
+      result = (int)dagent_publish(arg1,(char const *)arg2,(void const *)arg3,arg4);
+      Py_END_ALLOW_THREADS
+    } else {
+      result = (int)dagent_publish(arg1,(char const *)arg2,(void const *)arg3,arg4);
+    }
+  }
   {
     if (result < 0) {
       dagent_raise(result); SWIG_fail; 
@@ -4714,6 +4760,7 @@ static PyMethodDef SwigMethods[] = {
 	 { "dagent_is_ready", _wrap_dagent_is_ready, METH_O, NULL},
 	 { "dagent_wait_ready", _wrap_dagent_wait_ready, METH_VARARGS, NULL},
 	 { "dagent_send", _wrap_dagent_send, METH_VARARGS, NULL},
+	 { "dagent_send_would_block", _wrap_dagent_send_would_block, METH_VARARGS, NULL},
 	 { "dagent_request_async", _wrap_dagent_request_async, METH_VARARGS, NULL},
 	 { "dagent_respond", _wrap_dagent_respond, METH_VARARGS, NULL},
 	 { "dagent_timer", _wrap_dagent_timer, METH_VARARGS, NULL},

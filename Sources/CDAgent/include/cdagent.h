@@ -107,8 +107,15 @@ int dagent_is_ready(dagent_node *node);
 /* Blocks up to timeout_s until registered: 0, or a negative code. */
 int dagent_wait_ready(dagent_node *node, double timeout_s);
 
-/* One-way message. Fails at once only for local errors (too large, queue full, no route at the top). */
+/* One-way message. Fails at once only for local errors (too large, queue full, no route at the top).
+ * Backpressure: while send_window_bytes (default 8 MiB) of this node's sends and publishes are
+ * not yet written out to its links, it blocks until there is room; after send_window_timeout
+ * (default 30 s) it fails with -DAGENT_E_QUEUE_FULL. Called on the node's event loop it never blocks. */
 int dagent_send(dagent_node *node, const char *dst, uint32_t type, const void *data, size_t len);
+
+/* 1 if a dagent_send or dagent_publish of `len` bytes would block now for room in the send window
+ * (a binding can then release its interpreter lock around the call), else 0. */
+int dagent_send_would_block(dagent_node *node, size_t len);
 
 /* Blocking request: on success *reply (malloc'd, free with dagent_free) and *reply_len hold the answer. */
 int dagent_request(dagent_node *node, const char *dst, uint32_t type, const void *data, size_t len,
@@ -188,7 +195,7 @@ int dagent_node_tree(dagent_node *node, int json, char **out);
 
 /* Publishes `data` on `topic`: 0 once it is handed to the node (at most once, in order per
  * publisher; a publish nobody wants is dropped). -DAGENT_E_BAD_TOPIC, -DAGENT_E_TOO_LARGE
- * (over max_message_bytes) fail at once. */
+ * (over max_message_bytes) fail at once. Waits for room in the send window as dagent_send does. */
 int dagent_publish(dagent_node *node, const char *topic, const void *data, size_t len);
 
 /* Subscribes to `pattern` (`queue`: a queue group name, or NULL/"" for none: members of a group

@@ -33,7 +33,8 @@ final class TCPLinkIO: LinkIO {
 
     func append(_ frame: Dagent_Frame) throws { try writer.append(frame) }
 
-    func flush() { _ = write() }
+    @discardableResult
+    func flush() -> EventLoopFuture<Void>? { write() }
 
     /// Writes and flushes what is buffered; returns the write's future.
     @discardableResult

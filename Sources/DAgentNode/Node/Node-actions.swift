@@ -120,8 +120,15 @@ extension Node {
     /// Flushes every link written since the last flush.
     package func flushDirty() {
         if durableQueue != nil { durableBeforeFlush() }   // queued messages reach the disk first
-        guard !dirty.isEmpty else { return }
-        for id in dirty { links[id]?.flush() }
+        guard !dirty.isEmpty else {
+            if windowUnflushed > 0 { releaseWindowNow() }
+            return
+        }
+        if windowUnflushed > 0 {
+            flushReleasingWindow()
+        } else {
+            for id in dirty { links[id]?.flush() }
+        }
         dirty.removeAll(keepingCapacity: true)
         dirtySet.removeAll(keepingCapacity: true)
         if durableQueue != nil { durableAfterFlush() }

@@ -28,6 +28,10 @@ public final class Node: @unchecked Sendable {
     var dirty: [LinkID] = []
     var dirtySet: Set<LinkID> = []
     var flushScheduled = false
+    /// Room the C API takes for sends from other threads (`send_window_bytes`).
+    public let sendWindow: SendWindow
+    /// Window bytes of messages appended since the last flush (`Node-sendwindow.swift`).
+    var windowUnflushed = 0
     var nextLinkID: LinkID = 1
     var servers: [Channel] = []
     var parentSelector: ParentSelector?
@@ -105,6 +109,7 @@ public final class Node: @unchecked Sendable {
     public init(config: NodeConfig, group: EventLoopGroup? = nil, logger: Logger? = nil) throws {
         try config.validate()
         self.config = config
+        sendWindow = SendWindow(limit: config.sendWindowBytes)
         if let group {
             ownedGroup = nil
             eventLoop = group.next()
