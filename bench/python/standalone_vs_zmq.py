@@ -42,7 +42,7 @@ def free_port():
 
 def dagent_server(listen, via):
     import dagent
-    node = dagent.Node(name="bench-srv", listen=listen or None, via=via or None)
+    node = dagent.Node(name="bench-srv", listen=listen or None, via=via or None, config=node_config())
     count = [0]
 
     @node.on(1)
@@ -111,11 +111,16 @@ def zmq_server(where):
                     count += 1
 
 
+def node_config():
+    """The node file both dagent nodes load (`--node-config`; passed to the server by environment)."""
+    return os.environ.get("DAGENT_BENCH_NODE_CONFIG") or None
+
+
 # ---- clients -------------------------------------------------------------------------
 
 def run_dagent(args, via):
     import dagent
-    node = dagent.Node(name="bench-cli", via=via)
+    node = dagent.Node(name="bench-cli", via=via, config=node_config())
     payload = b"x" * args.size
     deadline = time.time() + 20
     while True:
@@ -200,8 +205,12 @@ def main():
     ap.add_argument("--via-root", metavar="DAGENT_BIN", help="join both nodes through a `dagent run` root")
     ap.add_argument("--via-msgq", metavar="DAGENT_BIN",
                     help="both nodes are leaves on a `dagent run --msgq` agent's queues (brother p2p); pyzmq uses ipc://")
+    ap.add_argument("--node-config", metavar="FILE",
+                    help="a node YAML both dagent nodes load (e.g. `send_window_bytes: 0` to measure without the send window)")
     ap.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.node_config:
+        os.environ["DAGENT_BENCH_NODE_CONFIG"] = os.path.abspath(args.node_config)
     if args.serve:
         if args.serve[0] == "dagent":
             dagent_server(args.serve[1], args.serve[2])
