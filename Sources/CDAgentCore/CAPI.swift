@@ -295,7 +295,7 @@ func takeWindow(_ node: Node, _ charge: Int, what: String) -> Int32? {
     if node.sendWindow.acquire(charge, timeout: node.config.sendWindowTimeout) { return nil }
     return fail(Int32(DAGENT_E_QUEUE_FULL),
                 "\(what): the send window stayed full for send_window_timeout=\(node.config.sendWindowTimeout)s " +
-                "(send_window_bytes=\(node.config.sendWindowBytes) sent and not yet written out); the link is not draining: its peer reads slower than this program sends, or is gone")
+                "(send_window_bytes=\(node.sendWindow.limit) sent and not yet written out); the link is not draining: its peer reads slower than this program sends, or is gone")
 }
 
 @_cdecl("dagent_send_would_block")

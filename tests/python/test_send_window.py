@@ -133,13 +133,28 @@ def test_publish_waits_for_room_too(cluster):
         sub.close()
 
 
-def test_a_window_not_below_the_slow_consumer_limit_is_refused(cluster):
-    cfg = node_config(cluster, "bad", send_window_bytes=64 * 1024 * 1024, slow_consumer_bytes=64 * 1024 * 1024)
+def test_the_window_is_capped_at_half_the_slow_consumer_limit(cluster):
+    addr = cluster.addr("root")
+    root = cluster.start_node("root", "--listen", addr, *PATIENT)
+    cfg = node_config(cluster, "capped", send_window_bytes=64 * 1024 * 1024, send_window_timeout=0.3,
+                      slow_consumer_bytes=1024 * 1024)
+    node = join("capped", addr, cfg)
     try:
-        dagent.Node(name="bad", via="tcp://127.0.0.1:1", config=cfg, ready_timeout=None, install=False).close()
-        raise AssertionError("a window as large as slow_consumer_bytes was accepted")
-    except dagent.DAgentError as exc:
-        assert "send_window_bytes=67108864 must be below slow_consumer_bytes=67108864" in str(exc), str(exc)
+        root.signal(signal.SIGSTOP)
+        try:
+            raised = None
+            for _ in range(64 * 1024 * 1024 // len(CHUNK)):
+                try:
+                    node.send("root", 30, CHUNK)
+                except dagent.QueueFull as exc:
+                    raised = str(exc)
+                    break
+        finally:
+            root.signal(signal.SIGCONT)
+        assert raised and "send_window_bytes=524288" in raised, raised   # half of slow_consumer_bytes
+        assert node.ready()
+    finally:
+        node.close()
 
 
 def join(name, addr, config):

@@ -35,6 +35,11 @@ public struct NodeConfig: Sendable {
     public var sendWindowBytes: Int = 8 * 1024 * 1024
     /// `send_window_timeout`: how long such a send waits before it fails with `queue full`.
     public var sendWindowTimeout: Double = 30.0
+    /// The window in effect: `send_window_bytes`, at most half of `slow_consumer_bytes`
+    /// (a sender must wait well before its link would be cut).
+    public var effectiveSendWindowBytes: Int {
+        sendWindowBytes == 0 ? 0 : min(sendWindowBytes, slowConsumerBytes / 2)
+    }
     /// Pub/sub limits (`max_topic_bytes`, `max_topic_tokens`, `max_subscriptions`,
     /// `max_link_interest`, `interest_cache_topics`).
     public var pubsub = PubSubLimits()
@@ -115,9 +120,6 @@ public struct NodeConfig: Sendable {
         do { try NodeOptions.table.validate(self) } catch let e as ConfigError { throw e } catch { throw ConfigError("\(error)") }
         if maxFrameBytes < maxMessageBytes + 1024 {
             throw ConfigError("max_frame_bytes=\(maxFrameBytes) must exceed max_message_bytes=\(maxMessageBytes) by at least 1024 bytes of header room")
-        }
-        if sendWindowBytes > 0 && sendWindowBytes >= slowConsumerBytes {
-            throw ConfigError("send_window_bytes=\(sendWindowBytes) must be below slow_consumer_bytes=\(slowConsumerBytes) (or 0 for no window), or a fast sender's link is cut before it waits")
         }
         if durable && dataDir == nil { throw ConfigError("durable: true needs a data directory (data: DIR or --data DIR)") }
         let msgqListen = listen.filter { if case .msgq = $0 { return true } else { return false } }

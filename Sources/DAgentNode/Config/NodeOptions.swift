@@ -123,7 +123,7 @@ public enum NodeOptions {
         .int("slow_subscriber_bytes", \.slowSubscriberBytes, min: 4096, max: 1 << 40,
              help: "publishes for a link with more unsent bytes than this are dropped (and counted); the link stays until `slow_consumer_bytes`"),
         .int("send_window_bytes", \.sendWindowBytes, min: 0, max: 1 << 40,
-             help: "C API and standalone Python: bytes sent or published and not yet written out; a send past it waits for room (backpressure), 0 turns this off; below `slow_consumer_bytes`"),
+             help: "C API and standalone Python: bytes sent or published and not yet written out; a send past it waits for room (backpressure), 0 turns this off; at most half of `slow_consumer_bytes` applies"),
         .double("send_window_timeout", \.sendWindowTimeout, min: 0.001, max: 86_400,
                 help: "a send or publish that waits longer than this for room in `send_window_bytes` fails with `queue full`"),
     ])

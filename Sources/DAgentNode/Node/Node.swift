@@ -109,7 +109,7 @@ public final class Node: @unchecked Sendable {
     public init(config: NodeConfig, group: EventLoopGroup? = nil, logger: Logger? = nil) throws {
         try config.validate()
         self.config = config
-        sendWindow = SendWindow(limit: config.sendWindowBytes)
+        sendWindow = SendWindow(limit: config.effectiveSendWindowBytes)
         if let group {
             ownedGroup = nil
             eventLoop = group.next()
