@@ -11,9 +11,12 @@ final class PipelineTests: XCTestCase {
         n.electSelf()
         try n.persistAll()
         n.step(Message(type: .appendResponse, from: 2, to: 1, term: n.term, index: 1))
+        n.step(Message(type: .appendResponse, from: 3, to: 1, term: n.term, index: 1))
         try n.persistAll()
         _ = n.takeMessages()
         XCTAssertEqual(n.commitIndex, 1)
+        XCTAssertEqual(n.status.progress[2]?.state, .replicate)
+        XCTAssertEqual(n.status.progress[3]?.state, .replicate)
         return n
     }
 
@@ -114,9 +117,12 @@ final class PipelineTests: XCTestCase {
         try n.log.storage.save(rd)
         n.advance(rd)
         XCTAssertTrue(n.takeMessagesBeforePersist().isEmpty, "no Ready outstanding: messages go through ready()")
-        let rd2 = n.ready()
+        let rd2 = n.ready()                     // the no-op (index 1) and the probes: being saved
+        XCTAssertEqual(rd2.entries.map(\.index), [1])
+        n.step(Message(type: .appendResponse, from: 2, to: 1, term: 1, index: 1))
         try n.propose([5])
-        XCTAssertFalse(n.takeMessagesBeforePersist().isEmpty)
-        _ = rd2
+        let early = n.takeMessagesBeforePersist()
+        XCTAssertEqual(early.filter { $0.type == .append && $0.to == 2 }.flatMap { $0.entries.map(\.index) }, [2])
+        XCTAssertTrue(early.allSatisfy { $0.commit == 0 }, "nothing is durable here yet: \(early)")
     }
 }
