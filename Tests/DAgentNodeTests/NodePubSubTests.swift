@@ -108,7 +108,8 @@ final class NodePubSubTests: XCTestCase {
             payload.setInteger(UInt32(sent), at: 0)
             try pub.publish("bulk", payload: Data(payload.readableBytesView)).wait()
             sent += 1
-            if sent % 200 == 0, try (subLink()?.publishDrops ?? 0) > 0 { break }
+            // Until the kernel's socket buffers are full too: then the link itself holds bytes.
+            if sent % 100 == 0, let l = try subLink(), l.publishDrops > 0, l.bytesPending >= 64 * 1024 { break }
         }
         let blocked = try XCTUnwrap(try subLink())
         XCTAssertGreaterThan(blocked.publishDrops, 0, "copies dropped for the stalled subscriber after \(sent) publishes")
@@ -126,5 +127,63 @@ final class NodePubSubTests: XCTestCase {
         lock.lock()
         XCTAssertEqual(got, got.sorted(), "in publish order")
         lock.unlock()
+    }
+
+    /// A fan-out from one node to several subscriber links, flushed link by link
+    /// when the publish ends its read (`Node.writeRelays(flushingEach:)`) and
+    /// once per read for bursts: every subscriber gets every publish, in order,
+    /// whether they come one at a time or in a burst.
+    func testFanOutToSeveralLinksOneAtATimeAndInBursts() throws {
+        let port = freePort()
+        var rc = NodeConfig(name: "root")
+        rc.listen = [.tcp(host: "127.0.0.1", port: port)]
+        let root = try Node(config: rc)
+        try root.start().wait()
+        defer { try? root.shutdown() }
+        func leaf(_ name: String) throws -> Node {
+            var c = NodeConfig(name: name)
+            c.parents = [.tcp(host: "127.0.0.1", port: port)]
+            let n = try Node(config: c)
+            try n.start().wait()
+            try n.ready().wait()
+            return n
+        }
+        let lock = NSLock()
+        var got: [[String]] = Array(repeating: [], count: 4)
+        var subs: [Node] = []
+        defer { for s in subs { try? s.shutdown() } }
+        for i in 0..<4 {
+            let s = try leaf("fan-\(i)")
+            subs.append(s)
+            _ = try s.subscribeMessages("fan.>") { m in
+                lock.lock(); got[i].append(String(buffer: m.payload)); lock.unlock()
+            }.wait()
+        }
+        let pub = try leaf("pub")
+        defer { try? pub.shutdown() }
+        try waitFor("interest of all four at the root") {
+            try root.treeSnapshot().wait().links.filter { $0.peer.hasPrefix("fan-") && !$0.interest.isEmpty }.count == 4
+        }
+        try waitFor("interest at the publisher") {
+            try pub.treeSnapshot().wait().links.first { $0.isParent }?.interest.map(\.pattern) == ["fan.>"]
+        }
+        var expected: [String] = []
+        for i in 0..<100 {   // one at a time: each publish alone in the root's read
+            try pub.publish("fan.one", payload: Data("a\(i)".utf8)).wait()
+            expected.append("a\(i)")
+            let n = expected.count
+            try waitFor("publish \(i) at every subscriber") { lock.lock(); defer { lock.unlock() }; return got.allSatisfy { $0.count == n } }
+        }
+        try pub.eventLoop.submit {   // a burst: one batch frame through the root
+            for i in 0..<300 { try pub.publishOnLoop("fan.burst", payload: Data("b\(i)".utf8)) }
+        }.wait()
+        expected += (0..<300).map { "b\($0)" }
+        try waitFor("the burst at every subscriber") { lock.lock(); defer { lock.unlock() }; return got.allSatisfy { $0.count == expected.count } }
+        lock.lock()
+        for (i, g) in got.enumerated() { XCTAssertEqual(g, expected, "subscriber \(i): everything, in publish order") }
+        lock.unlock()
+        let counters = try root.pubsubCounters().wait().counters
+        XCTAssertGreaterThanOrEqual(counters.forwarded, 4 * 101, "a copy per subscriber link for each single publish and each batch")
+        XCTAssertEqual(counters.droppedSlow, 0)
     }
 }
