@@ -128,6 +128,32 @@ public struct FrameWriter {
         batchCount = 0
     }
 
+    /// Everything written so far, ready for the socket, while the writer keeps
+    /// the buffer: hand the bytes over, then call `clearAfterWrite`. A link
+    /// that flushes every message (a fan-out of single publishes) then
+    /// allocates no buffer per flush.
+    public mutating func bytesForWrite() -> ByteBuffer {
+        closeBatch()
+        return out
+    }
+
+    /// Drops the `handedOver` bytes `bytesForWrite` returned, once they are
+    /// handed to the socket. The storage is reused when the write let go of
+    /// it (the socket took every byte at once, the common case); else, or when
+    /// a burst grew it past 1 MiB, the writer starts on a new buffer. Bytes
+    /// appended meanwhile (the write's callbacks) stay.
+    public mutating func clearAfterWrite(handedOver: Int, allocator: ByteBufferAllocator) {
+        guard out.readableBytes == handedOver, batchCount == 0 else {
+            out.moveReaderIndex(forwardBy: min(handedOver, out.readableBytes))
+            return
+        }
+        if out.capacity > 1 << 20 {
+            out = allocator.buffer(capacity: 16 * 1024)
+        } else {
+            out.clear()   // a new buffer of the same size if the write still holds this one
+        }
+    }
+
     /// Everything written so far, ready for the socket; the writer starts empty again.
     public mutating func take(allocator: ByteBufferAllocator) -> ByteBuffer {
         closeBatch()

@@ -5,10 +5,23 @@ import DAgentRouting
 import DAgentMsgq
 
 /// A TCP link: one NIO channel, one outbound buffer written once per burst.
+/// It keeps its own count of the bytes handed to the channel and not yet
+/// written (`unsent`), so the slow-subscriber check that runs for every
+/// publish copy (`bytesPending`) does not ask the channel (a generic
+/// `getOption`, about 6% of a fan-out node's CPU).
 final class TCPLinkIO: LinkIO {
     let channel: Channel
     var writer: FrameWriter
     var closing = false
+    /// Bytes handed to the channel whose writes have not completed.
+    private(set) var unsent = 0
+    /// The sizes of those writes, oldest first (a channel completes its writes in order).
+    private var inFlight = CircularBuffer<Int>(initialCapacity: 4)
+    /// Called as each write completes (stored: no closure is allocated per flush).
+    private lazy var written: (Result<Void, Error>) -> Void = { [weak self] _ in
+        guard let self, !self.inFlight.isEmpty else { return }
+        self.unsent -= self.inFlight.removeFirst()
+    }
 
     init(channel: Channel, maxBatchBytes: Int) {
         self.channel = channel
@@ -40,7 +53,14 @@ final class TCPLinkIO: LinkIO {
     @discardableResult
     func write() -> EventLoopFuture<Void>? {
         guard !writer.isEmpty else { return nil }
-        return channel.writeAndFlush(writer.take(allocator: channel.allocator))
+        let bytes = writer.bytesForWrite()
+        let size = bytes.readableBytes
+        let done = channel.writeAndFlush(consume bytes)   // no copy left here: the writer's buffer is unique again once written
+        writer.clearAfterWrite(handedOver: size, allocator: channel.allocator)
+        unsent += size
+        inFlight.append(size)
+        done.whenComplete(written)   // runs at once if the socket took it all (the common case)
+        return done
     }
 
     func close(reason: String) {
@@ -52,9 +72,7 @@ final class TCPLinkIO: LinkIO {
         }
     }
 
-    var bytesPending: Int {
-        ((try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0) + writer.bufferedBytes
-    }
+    var bytesPending: Int { unsent + writer.bufferedBytes }
 
     func closeForShutdown() -> EventLoopFuture<Void>? { channel.close().recover { _ in } }
 
