@@ -5,14 +5,20 @@ import DAgentRouting
 import DAgentMsgq
 
 /// A TCP link: one NIO channel, one outbound buffer written once per burst.
+/// Large relayed frames are not copied into it: they are written as the
+/// slices they arrived in, between the buffer's parts (`FrameWriter.forwardThreshold`).
 final class TCPLinkIO: LinkIO {
+    /// Relayed frames from this size on are forwarded as slices: below it a copy is
+    /// cheaper than a separate write (and, with TLS, a record of its own).
+    static let forwardThreshold = 4096
+
     let channel: Channel
     var writer: FrameWriter
     var closing = false
 
     init(channel: Channel, maxBatchBytes: Int) {
         self.channel = channel
-        writer = FrameWriter(allocator: channel.allocator, maxBatchBytes: maxBatchBytes)
+        writer = FrameWriter(allocator: channel.allocator, maxBatchBytes: maxBatchBytes, forwardThreshold: Self.forwardThreshold)
     }
 
     func append(_ envelope: Dagent_Envelope) { writer.append(envelope) }
@@ -35,11 +41,16 @@ final class TCPLinkIO: LinkIO {
 
     func flush() { _ = write() }
 
-    /// Writes and flushes what is buffered; returns the write's future.
+    /// Writes and flushes what is buffered (its parts in order, then one flush);
+    /// returns the last write's future.
     @discardableResult
     func write() -> EventLoopFuture<Void>? {
         guard !writer.isEmpty else { return nil }
-        return channel.writeAndFlush(writer.take(allocator: channel.allocator))
+        let channel = self.channel
+        var last: EventLoopFuture<Void>?
+        writer.take(allocator: channel.allocator) { last = channel.write($0) }
+        channel.flush()
+        return last
     }
 
     func close(reason: String) {
