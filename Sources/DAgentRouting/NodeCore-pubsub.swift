@@ -29,13 +29,15 @@ extension NodeCore {
         var isEmpty: Bool { locals.isEmpty && links.isEmpty && !blindParent }
     }
 
-    /// Publishes `payload` on `topic` from this node. Bad topics and
-    /// oversized payloads are thrown; delivery is at most once (a publish
-    /// nobody wants is dropped here and counted as `unwanted`).
+    /// Publishes `envelope` (topic in `dst`, its payload) from this node, as
+    /// `publishFast` does but always on the slow path (actions; the payload is
+    /// copied once): stamped by the same `stampPublish`. Bad topics and oversized
+    /// payloads are thrown; delivery is at most once (a publish nobody wants
+    /// is dropped here and counted as `unwanted`).
     public func publish(_ envelope: Dagent_Envelope, nowNs: UInt64) throws(DAgentError) {
-        var e = envelope
-        try stampPublish(&e)
-        try publishStamped(e, nowNs: nowNs)
+        var h = MessageHeader(envelope)
+        try stampPublish(&h, payloadCount: envelope.payload.count)
+        try publishStamped(envelope.payload.withUnsafeBytes { h.envelope(payload: $0) }, nowNs: nowNs)
     }
 
     /// Routes a stamped publish that starts here, or queues it while the route up is not ready.
@@ -51,20 +53,6 @@ extension NodeCore {
             return
         }
         routePublish(e, from: nil, picks: .all)
-    }
-
-    /// Checks a publish that starts here and fills in kind, source, id and hop limit.
-    package func stampPublish(_ e: inout Dagent_Envelope) throws(DAgentError) {
-        try checkPublish(e.dst, payloadCount: e.payload.count)
-        e.kind = .publish
-        e.src = config.name
-        e.id = nextMessageID
-        nextMessageID &+= 1
-        e.hopLimit = config.hopLimit
-        e.cookie = 0
-        e.queues = []
-        e.pickQueues = false
-        pubsub.counters.published &+= 1
     }
 
     /// The checks of a publish that starts here: the topic rules (the last
@@ -101,7 +89,7 @@ extension NodeCore {
             && !pubsub.interest.known.contains(parentLink!)
         if match.groups.isEmpty {
             // No queue group: every target once (the match lists each once), no picks to carry.
-            plan.links.reserveCapacity(match.plain.count)
+            if match.plain.count > 1 { plan.links.reserveCapacity(match.plain.count) }   // a subscriber's one local target: no array
             for target in match.plain {
                 switch target {
                 case .local(let id): plan.locals.append(id)

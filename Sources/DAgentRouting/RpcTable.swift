@@ -67,6 +67,7 @@ public struct RpcTable<Waiter>: Sendable where Waiter: Sendable {
     /// Removes and returns the requests written to `link` (it went down: their frames, or the
     /// answers' way back, went with it), oldest cookie first.
     public mutating func removeAll(sentOn link: LinkID) -> [Pending] {
+        if pending.isEmpty { return [] }   // the common case: nothing to filter, sort or copy
         let lost = pending.filter { $0.value.link == link }
         for cookie in lost.keys { pending[cookie] = nil }
         return lost.sorted { $0.key < $1.key }.map(\.value)
@@ -74,6 +75,7 @@ public struct RpcTable<Waiter>: Sendable where Waiter: Sendable {
 
     /// Removes and returns every request whose deadline has passed.
     public mutating func expire(nowNs: UInt64) -> [Pending] {
+        if pending.isEmpty { return [] }   // every node's tick: no request in flight, no work
         let late = pending.filter { $0.value.deadlineNs <= nowNs }
         for cookie in late.keys { pending[cookie] = nil }
         return late.sorted { $0.key < $1.key }.map(\.value)

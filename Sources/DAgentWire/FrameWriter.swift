@@ -30,8 +30,6 @@ public struct FrameWriter {
     /// Buffers that come before `out` on the wire: finished buffers and forwarded slices, in order.
     private var segments: [ByteBuffer] = []
     private var segmentBytes = 0
-    /// The buffer handed out by the last `take`, reused for `out` once the transport let go of it.
-    private var spare: ByteBuffer?
     private let allocator: ByteBufferAllocator
     private var batch: ByteBuffer        // entries: 0x0A varint(len) envelope
     private var batchDst = ""
@@ -194,6 +192,32 @@ public struct FrameWriter {
         batchCount = 0
     }
 
+    /// Everything written so far, ready for the socket, while the writer keeps
+    /// the buffer: hand the bytes over, then call `clearAfterWrite`. A link
+    /// that flushes every message (a fan-out of single publishes) then
+    /// allocates no buffer per flush.
+    public mutating func bytesForWrite() -> ByteBuffer {
+        closeBatch()
+        return out
+    }
+
+    /// Drops the `handedOver` bytes `bytesForWrite` returned, once they are
+    /// handed to the socket. The storage is reused when the write let go of
+    /// it (the socket took every byte at once, the common case); else, or when
+    /// a burst grew it past 1 MiB, the writer starts on a new buffer. Bytes
+    /// appended meanwhile (the write's callbacks) stay.
+    public mutating func clearAfterWrite(handedOver: Int, allocator: ByteBufferAllocator) {
+        guard out.readableBytes == handedOver, batchCount == 0 else {
+            out.moveReaderIndex(forwardBy: min(handedOver, out.readableBytes))
+            return
+        }
+        if out.capacity > 1 << 20 {
+            out = allocator.buffer(capacity: 16 * 1024)
+        } else {
+            out.clear()   // a new buffer of the same size if the write still holds this one
+        }
+    }
+
     /// Everything written so far as one buffer, ready for the socket; the writer starts empty again.
     public mutating func take(allocator: ByteBufferAllocator) -> ByteBuffer {
         closeBatch()
@@ -206,27 +230,23 @@ public struct FrameWriter {
             return joined
         }
         let bytes = out
-        if var reused = spare {
-            // The storage is reused if the transport has let go of the bytes it was given
-            // last time (no allocation, and its pages are already mapped), else clear() gives
-            // a new one of its size.
-            spare = nil
-            reused.clear()
-            out = reused
-        } else {
-            out = allocator.buffer(capacity: max(16 * 1024, min(bytes.readableBytes, 1 << 20)))
-        }
-        if bytes.capacity <= 1 << 20 { spare = bytes }
+        out = allocator.buffer(capacity: max(16 * 1024, min(bytes.readableBytes, 1 << 20)))
         return bytes
+    }
+
+    /// The buffers and forwarded slices that come before `bytesForWrite()`'s
+    /// bytes on the wire, in order (each non-empty); the writer lets go of them.
+    public mutating func takeSegments(_ each: (ByteBuffer) -> Void) {
+        for s in segments where s.readableBytes > 0 { each(s) }
+        segments.removeAll(keepingCapacity: true)
+        segmentBytes = 0
     }
 
     /// Everything written so far, in stream order, as the buffers and forwarded
     /// slices it is made of (each non-empty); the writer starts empty again.
     public mutating func take(allocator: ByteBufferAllocator, _ each: (ByteBuffer) -> Void) {
         closeBatch()
-        for s in segments where s.readableBytes > 0 { each(s) }
-        segments.removeAll(keepingCapacity: true)
-        segmentBytes = 0
+        takeSegments(each)
         if out.readableBytes > 0 { each(take(allocator: allocator)) }
     }
 }

@@ -280,6 +280,39 @@ final class PubSubTests: XCTestCase {
         XCTAssertEqual(net.received("ep2"), ["after"])
     }
 
+    /// `publish(envelope)` is stamped by the same `stampPublish` as the fast
+    /// path: the caller's source, id, kind, hop limit, cookie and queue picks
+    /// are replaced, ids count up with the node's other messages.
+    func testEnvelopePublishIsStampedLikeTheFastPath() throws {
+        let net = CoreNetwork.standardTree()
+        _ = try net.subscribe("ep2", "t")
+        let ep1 = net.cores["ep1"]!
+        for i in 0..<2 {
+            var e = Dagent_Envelope()
+            e.dst = "t"
+            e.payload = .init("m\(i)".utf8)
+            e.src = "forged"
+            e.id = 999
+            e.kind = .request
+            e.cookie = 7
+            e.hopLimit = 2
+            e.queues = ["g"]
+            e.pickQueues = true
+            try ep1.publish(e, nowNs: net.nowNs)
+        }
+        net.pump()
+        let got = (net.published["ep2"] ?? []).map(\.envelope)
+        XCTAssertEqual(got.map { String(decoding: $0.payload, as: UTF8.self) }, ["m0", "m1"])
+        XCTAssertEqual(got.map(\.src), ["ep1", "ep1"])
+        XCTAssertEqual(got.map(\.kind), [.publish, .publish])
+        XCTAssertEqual(got.map(\.cookie), [0, 0])
+        XCTAssertEqual(got[1].id, got[0].id + 1)
+        XCTAssertTrue(got.allSatisfy { $0.queues.isEmpty && !$0.pickQueues })
+        XCTAssertGreaterThan(got[0].hopLimit, 2, "the node's hop limit, less the hops taken")
+        XCTAssertEqual(ep1.pubsubCounters.published, 2)
+        XCTAssertThrowsError(try ep1.publish(Dagent_Envelope(), nowNs: net.nowNs), "no topic")
+    }
+
     func testPublishBeforeTheRouteUpIsReadyIsQueuedThenSent() throws {
         let net = CoreNetwork()
         net.add("root", role: .root, hasParent: false)

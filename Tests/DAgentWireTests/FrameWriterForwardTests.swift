@@ -154,24 +154,4 @@ final class FrameWriterForwardTests: XCTestCase {
         }
         XCTAssertEqual(i, frames.count)
     }
-
-    /// `take` reuses the buffer it handed out last time only once nobody holds it: bytes a
-    /// transport still holds are never written over.
-    func testTheReusedBufferNeverOverwritesBytesStillHeld() throws {
-        var w = FrameWriter()
-        func send(_ text: String) { var e = Dagent_Envelope(); e.dst = "x"; e.payload = Data(text.utf8); w.append(e) }
-        send("first")
-        let held = w.take(allocator: ByteBufferAllocator())
-        let heldBytes = Array(held.readableBytesView)
-        send("second")
-        let second = w.take(allocator: ByteBufferAllocator())
-        send("third, written while the first is still held")
-        let third = w.take(allocator: ByteBufferAllocator())
-        XCTAssertEqual(Array(held.readableBytesView), heldBytes)
-        for (buffer, text) in [(held, "first"), (second, "second"), (third, "third, written while the first is still held")] {
-            var b = buffer
-            let frame = try FrameCodec.decode(&b, maxFrameBytes: 1 << 20)
-            XCTAssertEqual(frame?.envelope.payload, Data(text.utf8))
-        }
-    }
 }

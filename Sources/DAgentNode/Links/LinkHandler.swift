@@ -7,8 +7,9 @@ import DAgentMsgq
 /// The per-connection handler of a TCP link. It frames the byte stream
 /// itself (`FrameReader`) and hands each frame body to the node, with no
 /// per-frame pipeline traversal. It reports the link up and down, flushes once
-/// per read burst (so forwarded messages batch into few syscalls) and cuts
-/// off slow consumers.
+/// per read burst (so forwarded messages batch into few syscalls; a publish
+/// fan-out in the read's last frame is flushed link by link as it is copied,
+/// `Node.writeRelays`) and cuts off slow consumers.
 final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -59,7 +60,7 @@ final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
         reader.append(unwrapInboundIn(data))
         do {
             while let body = try reader.next() {
-                node.received(frameBody: body, from: linkID)
+                node.received(frameBody: body, from: linkID, endOfRead: reader.pendingBytes == 0)
             }
         } catch {
             failed = true

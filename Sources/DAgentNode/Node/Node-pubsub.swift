@@ -137,10 +137,21 @@ extension Node {
         deliveringPublications.removeAll(keepingCapacity: true)
     }
 
-    /// Writes the publish copies the core relayed without actions.
-    func writeRelays() {
+    /// Writes the publish copies the core relayed without actions. With
+    /// `flushingEach` (the frame ended its read) a fan-out to several links
+    /// flushes each link right after its copy: the first subscriber does not
+    /// wait for the copies of all the others (with a durable queue, the
+    /// journal goes first: `flushDirty`).
+    func writeRelays(flushingEach: Bool = false) {
         core.takeRelays(swappingWith: &writingRelays)
-        for relay in writingRelays { write(relay) }
+        if flushingEach && writingRelays.count > 1 && durableQueue == nil {
+            for relay in writingRelays {
+                write(relay)
+                if !relay.hop.isBrother { links[relay.hop.link]?.flush() }
+            }
+        } else {
+            for relay in writingRelays { write(relay) }
+        }
         writingRelays.removeAll(keepingCapacity: true)
     }
 

@@ -358,12 +358,21 @@ public final class Node: @unchecked Sendable {
         if parentLinkID == nil && !stopping { dialParent() }
     }
 
+    /// A frame read off link `id` (message-queue links: `MsgqHost`).
     @inline(__always)
-    package func received(frameBody: ByteBuffer, from id: LinkID) {
+    package func received(frameBody: ByteBuffer, from id: LinkID) { received(frameBody: frameBody, from: id, endOfRead: false) }
+
+    /// A frame read off link `id`. `endOfRead`: no other whole frame follows
+    /// in what was read, so nothing would join a publish's copies before the
+    /// flush; they are then flushed link by link as they are written
+    /// (`writeRelays`), the first subscriber's bytes leaving before the
+    /// copies for the others are made.
+    @inline(__always)
+    package func received(frameBody: ByteBuffer, from id: LinkID, endOfRead: Bool) {
         if let relay = core.receiveOrRelay(frameBody: frameBody, from: id, nowNs: nowNs) {
             write(relay)   // passing through: into the next link's buffer, no action
         } else {
-            if !core.relays.isEmpty { writeRelays() }   // a publish's copies, before any action
+            if !core.relays.isEmpty { writeRelays(flushingEach: endOfRead) }   // a publish's copies, before any action
             perform()
         }
     }
