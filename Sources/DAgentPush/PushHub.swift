@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 
 /// The state of one push gateway: its clients, their subscriptions, the
@@ -13,6 +14,8 @@ public final class PushHub {
         var writable = true
         var queue: PushSendQueue
         var pendingOps = 0
+        /// False once removed: a route made before may still hold it for the rest of a fan-out.
+        var connected = true
         init(id: PushClientID, limit: Int) {
             self.id = id
             queue = PushSendQueue(limitBytes: limit)
@@ -23,7 +26,8 @@ public final class PushHub {
         /// The first (smallest) interest pattern that matches the topic: a
         /// message that arrives once per matching pattern is handled once.
         var canonical: String?
-        var clients: [PushClientID]
+        /// The matching clients in id order (routes are dropped whenever a subscription changes).
+        var clients: [Client]
     }
 
     public var limits: PushLimits
@@ -79,6 +83,8 @@ public final class PushHub {
     /// `code` is counted in `closes` when given.
     public func remove(_ id: PushClientID, code: UInt16?) {
         guard let c = clients.removeValue(forKey: id) else { return }
+        c.connected = false
+        routes.removeAll(keepingCapacity: true)
         if let code { stats.closes[code, default: 0] += 1 }
         stats.queueBytes -= c.queue.bytes
         c.queue.removeAll()
@@ -177,16 +183,25 @@ public final class PushHub {
     /// one is handled. Numbers it, keeps it in history, writes it to every
     /// matching client once.
     public func deliver(topic: String, payload: some Collection<UInt8>, via: String?, nowNs: UInt64) {
+        fanOut(topic: topic, payload: payload, via: via, nowNs: nowNs)
+    }
+
+    /// `deliver` for the broker's `Data`: not generic, so the encoding of the `msg`
+    /// frame is specialized here rather than run through `Collection`'s witnesses.
+    public func deliver(topic: String, payload: Data, via: String?, nowNs: UInt64) {
+        fanOut(topic: topic, payload: payload, via: via, nowNs: nowNs)
+    }
+
+    func fanOut(topic: String, payload: some Collection<UInt8>, via: String?, nowNs: UInt64) {
         let route = routes[topic] ?? makeRoute(topic)
         if let via, route.canonical != via { return }
         let rec = streams.record(topic: topic, payload: payload, nowNs: nowNs)
         if rec.newEpoch { routes.removeAll() }
         stats.messages += 1
         let key = rec.conflate ? topic : nil
-        for id in route.clients {
-            guard let c = clients[id] else { continue }
+        for c in route.clients where c.connected {
             if c.writable && c.queue.isEmpty {
-                c.writable = sink.write(id, rec.frame)
+                c.writable = sink.write(c.id, rec.frame)
                 stats.deliveries += 1
             } else {
                 enqueue(c, rec.frame, key: key)
@@ -204,7 +219,7 @@ public final class PushHub {
         for (p, holders) in patternClients where PushTopic.matches(pattern: p, topic: topic) {
             ids.formUnion(holders)
         }
-        let route = Route(canonical: canonical, clients: ids.sorted())
+        let route = Route(canonical: canonical, clients: ids.sorted().compactMap { clients[$0] })
         routes[topic] = route
         return route
     }

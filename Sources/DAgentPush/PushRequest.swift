@@ -49,6 +49,12 @@ public struct PushRequestError: Error, Equatable, Sendable {
 extension PushRequest {
     /// Parses one text frame. Never traps: any input gives a request or an error.
     public static func parse(_ bytes: [UInt8], maxTopicBytes: Int) -> Result<PushRequest, PushRequestError> {
+        if let publish = parsePublish(bytes, maxTopicBytes: maxTopicBytes) { return .success(publish) }
+        return parseJSON(bytes, maxTopicBytes: maxTopicBytes)
+    }
+
+    /// `parse` through Foundation's JSON: every frame the fast path (`parsePublish`) does not take.
+    static func parseJSON(_ bytes: [UInt8], maxTopicBytes: Int) -> Result<PushRequest, PushRequestError> {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])

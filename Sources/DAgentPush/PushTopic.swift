@@ -11,25 +11,38 @@ public enum PushTopic {
         problem(pattern, maxBytes: maxBytes, wildcards: true)
     }
 
+    /// Checked byte by byte (once or twice per published message): no Foundation, no
+    /// allocation unless there is a problem to describe.
     static func problem(_ s: String, maxBytes: Int, wildcards: Bool) -> String? {
         let what = wildcards ? "pattern" : "topic"
         if s.isEmpty { return "the \(what) is empty" }
         let n = s.utf8.count
         if n > maxBytes { return "the \(what) is \(n) bytes, over max_topic_bytes=\(maxBytes)" }
-        let tokens = s.split(separator: ".", omittingEmptySubsequences: false)
-        for (i, t) in tokens.enumerated() {
+        let star = UInt8(ascii: "*"), gt = UInt8(ascii: ">"), dot = UInt8(ascii: ".")
+        let u = s.utf8
+        var start = u.startIndex
+        while true {
+            let end = u[start...].firstIndex(of: dot) ?? u.endIndex
+            let last = end == u.endIndex
+            let t = u[start..<end]
             if t.isEmpty { return "the \(what) '\(s)' has an empty token (tokens are separated by single dots)" }
-            for b in t.utf8 where b <= 0x20 || b == 0x7F {
-                return "the \(what) '\(s)' contains a space or control character"
+            var wild = 0
+            for b in t {
+                if b <= 0x20 || b == 0x7F { return "the \(what) '\(s)' contains a space or control character" }
+                if b == star || b == gt { wild += 1 }
             }
-            if t == "*" || t == ">" {
-                if !wildcards { return "the topic '\(s)' contains the wildcard '\(t)' (wildcards are for subscriptions only)" }
-                if t == ">" && i != tokens.count - 1 { return "in '\(s)', '>' must be the last token" }
-            } else if t.contains("*") || t.contains(">") {
-                return "the \(what) '\(s)' has a token with a wildcard inside ('\(t)'); '*' and '>' must stand alone"
+            if wild > 0 {
+                let text = Substring(t)
+                if t.count == 1 {
+                    if !wildcards { return "the topic '\(s)' contains the wildcard '\(text)' (wildcards are for subscriptions only)" }
+                    if t.first == gt && !last { return "in '\(s)', '>' must be the last token" }
+                } else {
+                    return "the \(what) '\(s)' has a token with a wildcard inside ('\(text)'); '*' and '>' must stand alone"
+                }
             }
+            if last { return nil }
+            start = u.index(after: end)
         }
-        return nil
     }
 
     /// True if `pattern` has a wildcard token.

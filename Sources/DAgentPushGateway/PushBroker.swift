@@ -48,8 +48,9 @@ public final class NodePushBroker: PushBroker {
     public func subscribe(_ pattern: String) {
         guard subscriptions[pattern] == nil else { return }
         do {
-            subscriptions[pattern] = try node.subscribeOnLoop(pattern) { [weak self] e in
-                self?.deliver?(e.dst, e.payload, pattern)
+            // The message's topic and payload only: no envelope made per publication.
+            subscriptions[pattern] = try node.subscribeMessagesOnLoop(pattern) { [weak self] m in
+                self?.deliver?(m.header.dst, Data(m.payload.readableBytesView), pattern)
             }
         } catch {
             node.logger.warning("push: cannot subscribe to '\(pattern)': \(error)")

@@ -25,6 +25,7 @@ extension RaftNode {
         rd.readStates = readStates
         readStates = []
         readyOutstanding = true
+        readyCommitted = (rd.committedEntries.last?.index ?? 0, rd.committedEntries.last.map { $0.index < (rd.entries.first?.index ?? .max) && rd.snapshot == nil } ?? true)
         return rd
     }
 
@@ -42,6 +43,11 @@ extension RaftNode {
         }
         if let last = rd.committedEntries.last {
             log.appliedTo(last.index)
+        }
+        if commitCapped {
+            // Followers were told a lower commit than the leader's while its save ran.
+            commitCapped = false
+            if role == .leader { bcastAppend() }
         }
     }
 }

@@ -53,6 +53,11 @@ public final class RaftNode {
     package var prevHardState: HardState
     package var prevSoftState: SoftState
     package var readyOutstanding = false
+    /// A message sent before a save carried a capped commit index (`RaftNode-pipeline.swift`).
+    package var commitCapped = false
+    /// The outstanding Ready's last committed index, and whether all its committed entries
+    /// lie below its `entries` (so may apply before its save: `takeCommittedBeforePersist`).
+    package var readyCommitted: (last: UInt64, allDurable: Bool) = (0, true)
 
     /// Creates a node from the durable state in `storage` (empty storage = a node that
     /// joins an existing cluster; bootstrapped storage = a founding member; anything else
@@ -157,6 +162,14 @@ public final class RaftNode {
     /// can still be lost (leader change, network); callers need a timeout and retry.
     public func propose(_ data: [UInt8]) throws {
         try proposeLocal([Entry(type: .normal, data: data)])
+    }
+
+    /// Proposes several application commands at once, in order: one append per follower
+    /// carries them all (what a loop turn's worth of requests costs one message). All or
+    /// nothing: throws as `propose(_:)` does.
+    public func propose(batch: [[UInt8]]) throws {
+        guard !batch.isEmpty else { return }
+        try proposeLocal(batch.map { Entry(type: .normal, data: $0) })
     }
 
     /// Proposes a single-server membership change. Must be called on the leader.

@@ -16,6 +16,11 @@
 /// 5. Call `advance(ready)`.
 ///
 /// `ready()` must not be called again before `advance` of the previous `Ready`.
+///
+/// Pipelining (Raft thesis §10.2.1, `RaftNode-pipeline.swift`): a leader may send
+/// `RaftNode.messagesBeforePersist(of:)` before step 1, and messages queued meanwhile with
+/// `RaftNode.takeMessagesBeforePersist()` while the save runs; any node may apply the
+/// first `committedBeforePersist` committed entries (durable here already) during the save.
 public struct Ready: Sendable, Equatable {
     /// Leader/role if they changed since the last `Ready` (not persisted).
     public var softState: SoftState?

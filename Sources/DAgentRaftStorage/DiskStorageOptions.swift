@@ -9,6 +9,9 @@ public struct DiskStorageOptions {
     public var keepSnapshots: Int = 2
     /// Sync WAL appends with `fdatasync` (default) instead of `fsync`.
     public var dataSyncOnly = true
+    /// Zero-fill the WAL's current segment this many bytes ahead of its end (0 = off; see
+    /// `WALOptions.preallocateBytes`): group commits then sync without a journal commit.
+    public var preallocateBytes = 0
     /// Fault injection for tests: called at every `PersistStep`; throwing simulates a
     /// crash at that point (the storage is poisoned afterwards; reopen the directory).
     public var crashHook: ((PersistStep) throws -> Void)?
@@ -23,6 +26,7 @@ public struct DiskStorageOptions {
     package var walOptions: WALOptions {
         var o = WALOptions(segmentSize: segmentSize)
         o.dataSyncOnly = dataSyncOnly
+        o.preallocateBytes = preallocateBytes
         o.crashHook = crashHook
         return o
     }

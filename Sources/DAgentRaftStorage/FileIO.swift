@@ -127,26 +127,60 @@ package enum FileIO {
 }
 
 /// An open file that is only ever extended at its end (a WAL segment), with explicit sync.
+///
+/// With preallocation (`append(_:preallocate:)`), the file is zero-filled ahead of the
+/// logical end in chunks, and records overwrite those zeros: a group commit's
+/// `fdatasync` then writes data blocks that are already allocated and leaves the file's
+/// size alone, so it does not wait for a filesystem journal commit (on ext4 under other
+/// I/O, 0.1 against 4 ms for an append that grows the file). Zeros are never a record
+/// (a zero length field is invalid), so a reader ends the log at them.
 package final class AppendFile {
     package let path: String
     private var fd: Int32
-    /// Current length of the file (the offset of the next write).
+    /// Current logical length of the file (the offset of the next write).
     private(set) var size: Int
+    /// Physical length: `size` plus the zero-filled preallocation after it.
+    private(set) var allocated: Int
 
-    package init(path: String) throws {
+    /// Opens `path`; `logicalSize` is where the records end when a zero-filled tail follows
+    /// them (default: the end of the file).
+    package init(path: String, logicalSize: Int? = nil) throws {
         self.path = path
         fd = open(path, O_RDWR | O_CLOEXEC)
         if fd < 0 { throw FileIO.fail("open", path) }
         let end = lseek(fd, 0, SEEK_END)
         if end < 0 { let e = FileIO.fail("lseek", path); Glibc.close(fd); throw e }
-        size = Int(end)
+        allocated = Int(end)
+        size = min(logicalSize ?? Int(end), Int(end))
     }
 
     deinit { close() }
 
-    package func append(_ bytes: [UInt8]) throws {
+    private static let zeros = [UInt8](repeating: 0, count: 1 << 20)
+
+    /// Writes `bytes` at the logical end. With `preallocate > 0`, first zero-fills at least
+    /// that many bytes past the physical end whenever `bytes` would not fit before it.
+    package func append(_ bytes: [UInt8], preallocate: Int = 0) throws {
+        if preallocate > 0 && size + bytes.count > allocated {
+            let target = size + bytes.count + preallocate
+            while allocated < target {
+                let n = min(Self.zeros.count, target - allocated)
+                try FileIO.writeAll(fd, Array(Self.zeros[0..<n]), at: allocated, path: path)
+                allocated += n
+            }
+        }
         try FileIO.writeAll(fd, bytes, at: size, path: path)
         size += bytes.count
+        allocated = max(allocated, size)
+    }
+
+    /// Cuts the zero-filled preallocation off (before the segment is left for a new one)
+    /// and syncs the file.
+    package func trimPreallocation(dataOnly: Bool) throws {
+        guard allocated > size else { return }
+        if ftruncate(fd, off_t(size)) != 0 { throw FileIO.fail("ftruncate", path) }
+        allocated = size
+        try sync(dataOnly: false)
     }
 
     package func sync(dataOnly: Bool) throws {

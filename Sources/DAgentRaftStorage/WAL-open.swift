@@ -32,9 +32,12 @@ extension WAL {
             return (wal, wal.headerRecords(seq: 1), events)
         }
         var records: [WALRecord] = []
+        var lastEnd = 0
         for (i, seg) in found.enumerated() {
-            let recs = try readSegment(seg.path, seq: seg.seq, isLast: i == found.count - 1,
-                                       maxBody: options.maxRecordSize, events: &events)
+            let (recs, end) = try readSegment(seg.path, seq: seg.seq, isLast: i == found.count - 1,
+                                              maxBody: options.maxRecordSize, zeroTailEnds: options.preallocateBytes > 0,
+                                              events: &events)
+            lastEnd = end
             var info = Segment(seq: seg.seq, path: seg.path, baseIndex: 0, maxIndex: 0)
             if recs.count > 1, case let .snapshot(.base, idx, _) = recs[1] { info.baseIndex = idx }
             wal.segments.append(info)
@@ -43,13 +46,16 @@ extension WAL {
             wal.currentHasPayload = recs.count > 3
             records += recs
         }
-        wal.file = try AppendFile(path: found.last!.path)
+        wal.file = try AppendFile(path: found.last!.path, logicalSize: lastEnd)
         return (wal, records, events)
     }
 
-    /// Reads and verifies one segment; truncates a torn tail of the last one.
-    private static func readSegment(_ path: String, seq: UInt64, isLast: Bool, maxBody: Int,
-                                    events: inout [RecoveryEvent]) throws -> [WALRecord] {
+    /// Reads and verifies one segment; truncates a torn tail of the last one. With
+    /// `zeroTailEnds` (preallocation on), zeros after the last record of the last segment
+    /// are its preallocated tail: the log ends there and nothing is repaired. Returns the
+    /// records and the offset where they end.
+    private static func readSegment(_ path: String, seq: UInt64, isLast: Bool, maxBody: Int, zeroTailEnds: Bool,
+                                    events: inout [RecoveryEvent]) throws -> ([WALRecord], Int) {
         let bytes = try FileIO.readAll(path)
         var recs: [WALRecord] = []
         var pos = 0
@@ -61,6 +67,7 @@ extension WAL {
             case let .undecodable(reason):
                 throw DurableStorageError.corruptRecord(file: path, offset: pos, reason: reason)
             case let .invalid(reason):
+                if isLast && zeroTailEnds && bytes[pos...].allSatisfy({ $0 == 0 }) { break scan }
                 guard isLast else {
                     throw DurableStorageError.corruptRecord(
                         file: path, offset: pos, reason: reason + " (not the last segment, so not a torn write)")
@@ -85,6 +92,6 @@ extension WAL {
         guard s == seq else {
             throw DurableStorageError.corruptRecord(file: path, offset: 0, reason: "header names segment \(s), file name says \(seq)")
         }
-        return recs
+        return (recs, pos)
     }
 }

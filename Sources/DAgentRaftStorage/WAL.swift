@@ -11,6 +11,12 @@ public struct WALOptions {
     public var dataSyncOnly = true
     /// Fault injection (tests): called at every `PersistStep`; throwing simulates a crash.
     public var crashHook: ((PersistStep) throws -> Void)?
+    /// Zero-fill the current segment this many bytes ahead of its end (0 = off), so that a
+    /// group commit's `fdatasync` overwrites allocated blocks and does not wait for a
+    /// filesystem journal commit (`AppendFile`). With it on, a zero-filled tail of the last
+    /// segment is the end of the log, not a torn write; a segment that is left for a new
+    /// one is cut to its records first.
+    public var preallocateBytes = 0
 
     public init(segmentSize: Int = 64 << 20) { self.segmentSize = segmentSize }
 }
@@ -162,13 +168,14 @@ public final class WAL {
             guard !pending.isEmpty else { return }
             if currentHasPayload, let f = file, f.size >= options.segmentSize {
                 try f.sync(dataOnly: options.dataSyncOnly)
+                try f.trimPreallocation(dataOnly: options.dataSyncOnly)
                 try createSegment(seq: (segments.last?.seq ?? 0) + 1)
             }
             guard let f = file else { throw DurableStorageError.poisoned("WAL is closed") }
             var buf: [UInt8] = []
             for r in pending { WALFrame.append(r, to: &buf) }
             try hook(.beforeWALWrite)
-            try f.append(buf)
+            try f.append(buf, preallocate: options.preallocateBytes)
             for r in pending { track(r) }
             stats.records += pending.count
             stats.bytes += buf.count

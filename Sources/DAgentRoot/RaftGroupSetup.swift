@@ -72,7 +72,7 @@ package struct RaftGroupSetup {
         if let difference = load.ignoredJSONDifference {
             node.logger.warning("ignoring changed cluster JSON (\(difference)); using the membership stored in \(dataDir)/meta.json")
         }
-        let storage = try DiskStorage(directory: dataDir)
+        let storage = try DiskStorage(directory: dataDir, options: Self.storageOptions)
         for event in storage.recoveryReport.events {
             node.logger.warning("raft storage recovery: \(event)")
         }
@@ -86,11 +86,21 @@ package struct RaftGroupSetup {
 }
 
 extension RaftGroupSetup {
+    /// How a replica's Raft log is stored: the WAL's current segment is zero-filled 4 MiB
+    /// ahead, so that a group commit's fdatasync overwrites allocated blocks instead of
+    /// growing the file (no filesystem journal commit per write: 0.1 against ~4 ms on this
+    /// machine's ext4 while other processes write; `WALOptions.preallocateBytes`).
+    package static var storageOptions: DiskStorageOptions {
+        var o = DiskStorageOptions()
+        o.preallocateBytes = 4 << 20
+        return o
+    }
+
     /// Seeds an empty data directory with a backup (`dagent state backup`): a
     /// snapshot at index 1 carrying the store and the cluster's voters. Restore
     /// every member of the new group from the same file.
     package func restore(from backup: Data) throws -> UInt64 {
-        let storage = try DiskStorage(directory: dataDir)
+        let storage = try DiskStorage(directory: dataDir, options: Self.storageOptions)
         guard storage.isEmpty else {
             throw ConfigError("\(dataDir) already holds a raft log; restore needs an empty data directory")
         }

@@ -66,14 +66,10 @@ extension RootReplica {
         }
         switch request {
         case .write(let command):
+            // Proposed with the rest of this loop turn's writes (`proposeQueuedWrites`).
             let id = nextRequestID()
-            do {
-                try raft.propose(Self.le(id) + Self.le(proposerTag) + command.encode())
-                pendingWrites[id] = envelope
-                metrics?.proposals.increment()
-            } catch {
-                notReady(envelope, error)
-            }
+            queuedWrites.append((id, Self.le(id) + Self.le(proposerTag) + command.encode()))
+            pendingWrites[id] = envelope
         case .read(let command):
             startRead(envelope, command: command)
         case .backup:
@@ -116,6 +112,22 @@ extension RootReplica {
             transferLeadership(envelope, to: id)
         }
         scheduleReady()
+    }
+
+    /// Proposes the writes queued by this loop turn's requests as one batch: one append
+    /// per follower carries them all, instead of one per write.
+    func proposeQueuedWrites() {
+        guard !queuedWrites.isEmpty else { return }
+        let batch = queuedWrites
+        queuedWrites = []
+        do {
+            try raft.propose(batch: batch.map(\.data))
+            metrics?.proposals.increment(by: batch.count)
+        } catch {
+            for w in batch {
+                if let request = pendingWrites.removeValue(forKey: w.id) { notReady(request, error) }
+            }
+        }
     }
 
     func startRead(_ envelope: Dagent_Envelope, command: StateCommand?) {

@@ -73,15 +73,36 @@ final class RaftStorageThread: @unchecked Sendable {
 /// the event loop goes on routing, stepping Raft messages, taking proposals and ticking
 /// meanwhile (all of which land in the next `Ready`, the group commit), and finishes the
 /// `Ready` when the save is durable: a follower's acknowledgements and every vote are sent
-/// only then, committed entries are applied (and clients answered) only then. A leader
-/// sends its appends before its own fsync (Raft thesis §10.2.1, as etcd does).
+/// only then, and entries committed in this `Ready` are applied only then.
+///
+/// The leader's writes are pipelined (Raft thesis §10.2.1, `RaftNode-pipeline.swift`): it
+/// sends its appends before its own fsync, and while the fsync runs it sends the appends of
+/// the proposals that arrive meanwhile at the end of each loop turn, so that the followers'
+/// fsyncs of the next batch overlap its own (their commit index capped at what its disk
+/// backs). Committed entries that are durable here already are applied, and their clients
+/// answered, as soon as they are known: those of a new `Ready` when it is taken, those the
+/// followers acknowledge during the fsync at the end of that loop turn, not after the next
+/// fsync.
 extension RootReplica {
     func processReady() {
+        if stoppedReason == nil { proposeQueuedWrites() }
+        if storageBusy {
+            guard stoppedReason == nil else { return }
+            if savingSentFirst {
+                for message in raft.takeMessagesBeforePersist() { send(message) }
+            }
+            let committed = raft.takeCommittedBeforePersist()
+            if !committed.isEmpty {
+                applyCommitted(committed[...])
+                serveReadyReads()
+            }
+            return
+        }
         while stoppedReason == nil, !storageBusy, raft.hasReady() {
             let rd = raft.ready()
             let leaderSendsFirst = raft.role == .leader && rd.hardState.map({ $0.vote == selfID || $0.vote == 0 }) ?? true
             if leaderSendsFirst {
-                for message in rd.messages { send(message) }
+                for message in raft.messagesBeforePersist(of: rd) { send(message) }
             }
             if rd.mustSync {
                 // Only entries, snapshots and term/vote changes need an fsync; a Ready that
@@ -90,15 +111,20 @@ extension RootReplica {
                 let needSync = !rd.entries.isEmpty || rd.snapshot != nil || (termVote != nil && termVote! != syncedTermVote)
                 if needSync, let thread = storageThread {
                     storageBusy = true
+                    savingSentFirst = leaderSendsFirst
+                    let early = rd.committedBeforePersist
                     thread.run(on: node.eventLoop, synced: true, { disk in try disk.save(rd, sync: true) }) { result, cost in
                         self.storageBusy = false
+                        self.savingSentFirst = false
                         if case .failure(let error) = result { self.storageFailed(error) }
                         if let termVote { self.syncedTermVote = termVote }
                         self.persisted(cost)
-                        self.finishReady(rd, sentFirst: leaderSendsFirst)
+                        self.finishReady(rd, sentFirst: leaderSendsFirst, appliedBefore: early)
                         self.finishCompaction()
                         self.processReady()
                     }
+                    // Durable here and committed: applied (clients answered) during the fsync.
+                    applyCommitted(rd.committedEntries.prefix(early))
                     return
                 }
                 do {
@@ -122,10 +148,11 @@ extension RootReplica {
         fatalError("raft storage failed: \(error)")
     }
 
-    /// Sends (unless sent before the save), applies and advances a `Ready` that is durable.
+    /// Sends (unless sent before the save), applies (but the first `appliedBefore` committed
+    /// entries, applied during the save) and advances a `Ready` that is durable.
     /// False if the replica stopped.
     @discardableResult
-    func finishReady(_ rd: Ready, sentFirst: Bool) -> Bool {
+    func finishReady(_ rd: Ready, sentFirst: Bool, appliedBefore: Int = 0) -> Bool {
         if !sentFirst {
             for message in rd.messages { send(message) }
         }
@@ -136,9 +163,7 @@ extension RootReplica {
                 return false
             }
         }
-        for entry in rd.committedEntries {
-            if entry.type == .confChange { membershipApplied(entry) } else { apply(entry) }
-        }
+        applyCommitted(rd.committedEntries.dropFirst(appliedBefore))
         for rs in rd.readStates where rs.context.count == 8 {
             readyReads.append((rs.index, rs.context.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
         }
@@ -146,6 +171,13 @@ extension RootReplica {
         serveReadyReads()
         maybeCompact()
         return true
+    }
+
+    /// Applies committed entries in log order (membership changes and commands).
+    func applyCommitted(_ entries: ArraySlice<Entry>) {
+        for entry in entries {
+            if entry.type == .confChange { membershipApplied(entry) } else { apply(entry) }
+        }
     }
 
     /// Compacts the log once `snapshotEvery` entries were applied. With disk storage the

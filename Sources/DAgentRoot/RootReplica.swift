@@ -75,6 +75,8 @@ public final class RootReplica: @unchecked Sendable {
     public var options = ReplicaOptions()
     /// Writes proposed here, waiting for their entry to apply.
     var pendingWrites: [UInt64: Dagent_Envelope] = [:]
+    /// Writes of this loop turn, proposed together at its end (`proposeQueuedWrites`).
+    var queuedWrites: [(id: UInt64, data: [UInt8])] = []
     /// Reads waiting for their ReadIndex, then for apply to reach it.
     var pendingReads: [UInt64: (request: Dagent_Envelope, command: StateCommand?)] = [:]
     var readyReads: [(index: UInt64, id: UInt64)] = []
@@ -87,6 +89,9 @@ public final class RootReplica: @unchecked Sendable {
     let storageThread: RaftStorageThread?
     /// A storage write is under way on `storageThread`: no new `Ready` until it is done.
     var storageBusy = false
+    /// The `Ready` being saved was a leader's that sent first: messages queued meanwhile
+    /// go out before the save ends (`takeMessagesBeforePersist`).
+    var savingSentFirst = false
     /// A compaction's snapshot file is being staged beside the WAL writes, or waits (in
     /// `stagedCompaction`) for the storage thread to be idle (`RootReplica-storage.swift`).
     var compacting = false

@@ -121,11 +121,13 @@ final class SafetyChecker {
         }
     }
 
-    /// Called after every step of `node` (role/term/commit may have changed).
-    func observeNode(_ id: NodeID, _ raft: RaftNode) throws {
+    /// Called after every step of `node` (role/term/commit may have changed). `knownCommitted`
+    /// overrides the node's commit index as the part known to be on a quorum (a pipelined
+    /// leader counts its own entries before they are durable).
+    func observeNode(_ id: NodeID, _ raft: RaftNode, knownCommitted: UInt64? = nil) throws {
         maxTermSeen = max(maxTermSeen, raft.term)
         // Record newly committed entries and check old ones did not change.
-        let c = raft.commitIndex
+        let c = knownCommitted ?? raft.commitIndex
         let lastRecorded = committed.last?.index ?? 0
         if c > lastRecorded {
             var i = max(lastRecorded + 1, raft.firstIndex - 1, 1)
