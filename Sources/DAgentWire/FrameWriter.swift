@@ -9,6 +9,12 @@ import NIOCore
 /// destination) closes the open batch first, so the order on the wire is
 /// the order of the calls. A batch of one is written as a plain envelope
 /// frame. Pure: bytes in, bytes out.
+///
+/// With `forwardThreshold` set (TCP links), a relayed frame at least that
+/// large is not copied: its few header bytes (with the hop limit patched) end
+/// the current buffer and the rest of it travels as the slice it arrived in;
+/// `take(allocator:_:)` hands the buffers over in stream order. The bytes on
+/// the wire are the same either way.
 public struct FrameWriter {
     /// Envelopes per batch at most.
     public let maxBatchCount: Int
@@ -16,8 +22,15 @@ public struct FrameWriter {
     /// on a message queue, below one message). An envelope that would take the
     /// batch past it starts a new batch.
     public let maxBatchBytes: Int
+    /// Relayed frames (`appendRaw`, `appendRawBatch`) of at least this many bytes are
+    /// forwarded as slices rather than copied; nil copies everything into one buffer.
+    public let forwardThreshold: Int?
 
     private(set) var out: ByteBuffer
+    /// Buffers that come before `out` on the wire: finished buffers and forwarded slices, in order.
+    private var segments: [ByteBuffer] = []
+    private var segmentBytes = 0
+    private let allocator: ByteBufferAllocator
     private var batch: ByteBuffer        // entries: 0x0A varint(len) envelope
     private var batchDst = ""
     private var batchHop: UInt32 = 0
@@ -25,16 +38,18 @@ public struct FrameWriter {
     private var batchCount = 0
 
     public init(allocator: ByteBufferAllocator = ByteBufferAllocator(), maxBatchCount: Int = 4096,
-                maxBatchBytes: Int = 256 * 1024) {
+                maxBatchBytes: Int = 256 * 1024, forwardThreshold: Int? = nil) {
         self.maxBatchCount = maxBatchCount
         self.maxBatchBytes = maxBatchBytes
+        self.forwardThreshold = forwardThreshold
+        self.allocator = allocator
         out = allocator.buffer(capacity: 16 * 1024)
         batch = allocator.buffer(capacity: 16 * 1024)
     }
 
     /// Bytes waiting to be written (including an open batch).
-    public var bufferedBytes: Int { out.readableBytes + batch.readableBytes }
-    public var isEmpty: Bool { out.readableBytes == 0 && batchCount == 0 }
+    public var bufferedBytes: Int { segmentBytes + out.readableBytes + batch.readableBytes }
+    public var isEmpty: Bool { out.readableBytes == 0 && batchCount == 0 && segments.isEmpty }
 
     /// Appends an envelope that starts at this node; it may join the open batch.
     public mutating func append(_ envelope: Dagent_Envelope) {
@@ -79,7 +94,11 @@ public struct FrameWriter {
     /// Appends a relayed envelope (raw bytes, hop limit patched).
     public mutating func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
         closeBatch()
-        EnvelopeCodec.encodeFrame(raw: raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit, into: &out)
+        if forwards(raw, hopLimitOffset) {
+            forward(raw, tag: 0x0A, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
+        } else {
+            EnvelopeCodec.encodeFrame(raw: raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit, into: &out)
+        }
     }
 
     /// Appends a relayed envelope whose routing header is `header`, with the
@@ -104,7 +123,52 @@ public struct FrameWriter {
     /// Appends a relayed batch (raw batch bytes, hop limit patched).
     public mutating func appendRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
         closeBatch()
-        BatchCodec.encodeFrame(raw: raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit, into: &out)
+        if forwards(raw, hopLimitOffset) {
+            forward(raw, tag: BatchCodec.frameTag, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
+        } else {
+            BatchCodec.encodeFrame(raw: raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit, into: &out)
+        }
+    }
+
+    @inline(__always)
+    private func forwards(_ raw: ByteBuffer, _ hopLimitOffset: Int) -> Bool {
+        guard let threshold = forwardThreshold else { return false }
+        return raw.readableBytes >= threshold && hopLimitOffset + 4 <= raw.readableBytes
+    }
+
+    /// Writes the frame `[len][tag varint(n)][raw]` without copying the bulk of
+    /// `raw`: the prefix and the patched hop limit go into `out`; the bytes before
+    /// and after the hop limit (a batch's entries follow it, an envelope's payload
+    /// comes before it) are each forwarded as a slice, or copied if small.
+    private mutating func forward(_ raw: ByteBuffer, tag: UInt8, hopLimitOffset: Int, hopLimit: UInt32) {
+        let body = raw.readableBytes
+        out.writeInteger(UInt32(1 + EnvelopeCodec.varintSize(UInt64(body)) + body))
+        out.writeInteger(tag)
+        EnvelopeCodec.writeVarint(UInt64(body), &out)
+        var rest = raw
+        if hopLimitOffset >= 0 {
+            put(rest.readSlice(length: hopLimitOffset)!)
+            out.writeInteger(hopLimit, endianness: .little)
+            rest.moveReaderIndex(forwardBy: 4)
+        }
+        put(rest)
+    }
+
+    /// Relayed bytes into the stream: copied into `out` if small, else `out` is
+    /// finished and `piece` follows it as a segment of its own.
+    private mutating func put(_ piece: ByteBuffer) {
+        var piece = piece
+        guard piece.readableBytes >= 1024 else {
+            out.writeBuffer(&piece)
+            return
+        }
+        if out.readableBytes > 0 {
+            segmentBytes += out.readableBytes
+            segments.append(out)
+            out = allocator.buffer(capacity: 1024)
+        }
+        segmentBytes += piece.readableBytes
+        segments.append(piece)
     }
 
     /// Appends a control frame.
@@ -154,12 +218,36 @@ public struct FrameWriter {
         }
     }
 
-    /// Everything written so far, ready for the socket; the writer starts empty again.
+    /// Everything written so far as one buffer, ready for the socket; the writer starts empty again.
     public mutating func take(allocator: ByteBufferAllocator) -> ByteBuffer {
         closeBatch()
+        if !segments.isEmpty {   // forwarded slices: joined here (a transport that takes segments uses take(allocator:_:))
+            var joined = allocator.buffer(capacity: segmentBytes + out.readableBytes)
+            for var s in segments { joined.writeBuffer(&s) }
+            joined.writeBuffer(&out)
+            segments.removeAll(keepingCapacity: true)
+            segmentBytes = 0
+            return joined
+        }
         let bytes = out
         out = allocator.buffer(capacity: max(16 * 1024, min(bytes.readableBytes, 1 << 20)))
         return bytes
+    }
+
+    /// The buffers and forwarded slices that come before `bytesForWrite()`'s
+    /// bytes on the wire, in order (each non-empty); the writer lets go of them.
+    public mutating func takeSegments(_ each: (ByteBuffer) -> Void) {
+        for s in segments where s.readableBytes > 0 { each(s) }
+        segments.removeAll(keepingCapacity: true)
+        segmentBytes = 0
+    }
+
+    /// Everything written so far, in stream order, as the buffers and forwarded
+    /// slices it is made of (each non-empty); the writer starts empty again.
+    public mutating func take(allocator: ByteBufferAllocator, _ each: (ByteBuffer) -> Void) {
+        closeBatch()
+        takeSegments(each)
+        if out.readableBytes > 0 { each(take(allocator: allocator)) }
     }
 }
 

@@ -3,4 +3,5 @@ import DAgentCLI
 import DAgentNode
 import DAgentRouting
 
+MallocTuning.apply()
 BenchCommand.main()

@@ -26,4 +26,5 @@ struct DAgentCommand: ParsableCommand {
     )
 }
 
+MallocTuning.apply()
 DAgentCommand.main()

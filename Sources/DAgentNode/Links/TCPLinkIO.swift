@@ -5,11 +5,17 @@ import DAgentRouting
 import DAgentMsgq
 
 /// A TCP link: one NIO channel, one outbound buffer written once per burst.
+/// Large relayed frames are not copied into it: they are written as the
+/// slices they arrived in, before the buffer's bytes (`FrameWriter.forwardThreshold`).
 /// It keeps its own count of the bytes handed to the channel and not yet
 /// written (`unsent`), so the slow-subscriber check that runs for every
 /// publish copy (`bytesPending`) does not ask the channel (a generic
 /// `getOption`, about 6% of a fan-out node's CPU).
 final class TCPLinkIO: LinkIO {
+    /// Relayed frames from this size on are forwarded as slices: below it a copy is
+    /// cheaper than a separate write (and, with TLS, a record of its own).
+    static let forwardThreshold = 4096
+
     let channel: Channel
     var writer: FrameWriter
     var closing = false
@@ -25,7 +31,7 @@ final class TCPLinkIO: LinkIO {
 
     init(channel: Channel, maxBatchBytes: Int) {
         self.channel = channel
-        writer = FrameWriter(allocator: channel.allocator, maxBatchBytes: maxBatchBytes)
+        writer = FrameWriter(allocator: channel.allocator, maxBatchBytes: maxBatchBytes, forwardThreshold: Self.forwardThreshold)
     }
 
     func append(_ envelope: Dagent_Envelope) { writer.append(envelope) }
@@ -49,16 +55,20 @@ final class TCPLinkIO: LinkIO {
     @discardableResult
     func flush() -> EventLoopFuture<Void>? { write() }
 
-    /// Writes and flushes what is buffered; returns the write's future.
+    /// Writes and flushes what is buffered (its parts in order, then one flush);
+    /// returns the last write's future.
     @discardableResult
     func write() -> EventLoopFuture<Void>? {
         guard !writer.isEmpty else { return nil }
+        let channel = self.channel
+        var forwarded = 0
+        writer.takeSegments { forwarded += $0.readableBytes; channel.write($0, promise: nil) }
         let bytes = writer.bytesForWrite()
         let size = bytes.readableBytes
         let done = channel.writeAndFlush(consume bytes)   // no copy left here: the writer's buffer is unique again once written
         writer.clearAfterWrite(handedOver: size, allocator: channel.allocator)
-        unsent += size
-        inFlight.append(size)
+        unsent += size + forwarded
+        inFlight.append(size + forwarded)   // the segments' writes complete before this one
         done.whenComplete(written)   // runs at once if the socket took it all (the common case)
         return done
     }

@@ -55,6 +55,10 @@ extension Node {
                 scheduleFlush()
             }
         }
+        // Let go of the messages now, not at the next swap: their payloads are slices of the
+        // bytes they were read in, and while they are held the transport cannot reuse that
+        // buffer (TLS copies its whole plaintext buffer on the next read if it is shared).
+        delivering.removeAll(keepingCapacity: true)
     }
 
     /// Sends the delivery receipt `m` asked for (no-op if it asked for none):
