@@ -10,19 +10,9 @@ import XCTest
 final class NodePubSubTests: XCTestCase {
     func testSubscribePublishCancelAcrossTwoHops() throws {
         let port = freePort()
-        var rc = NodeConfig(name: "root")
-        rc.listen = [.tcp(host: "127.0.0.1", port: port)]
-        let root = try Node(config: rc)
-        try root.start().wait()
+        let root = try TCPTree.root(port: port)
         defer { try? root.shutdown() }
-        func leaf(_ name: String) throws -> Node {
-            var c = NodeConfig(name: name)
-            c.parents = [.tcp(host: "127.0.0.1", port: port)]
-            let n = try Node(config: c)
-            try n.start().wait()
-            try n.ready().wait()
-            return n
-        }
+        func leaf(_ name: String) throws -> Node { try TCPTree.leaf(name, port: port) }
         let sub = try leaf("sub")
         defer { try? sub.shutdown() }
         let pub = try leaf("pub")
@@ -65,22 +55,12 @@ final class NodePubSubTests: XCTestCase {
     /// every copy that was not dropped arrives, in order.
     func testSlowSubscriberCopiesAreDroppedAndTheLinkDrains() throws {
         let port = freePort()
-        var rc = NodeConfig(name: "root")
-        rc.listen = [.tcp(host: "127.0.0.1", port: port)]
-        rc.slowSubscriberBytes = 64 * 1024
-        rc.heartbeatInterval = 10   // the stalled subscriber sends no heartbeat: no expiry meanwhile
-        let root = try Node(config: rc)
-        try root.start().wait()
-        defer { try? root.shutdown() }
-        func leaf(_ name: String) throws -> Node {
-            var c = NodeConfig(name: name)
-            c.parents = [.tcp(host: "127.0.0.1", port: port)]
-            c.heartbeatInterval = 10
-            let n = try Node(config: c)
-            try n.start().wait()
-            try n.ready().wait()
-            return n
+        let root = try TCPTree.root(port: port) { c in
+            c.slowSubscriberBytes = 64 * 1024
+            c.heartbeatInterval = 10   // the stalled subscriber sends no heartbeat: no expiry meanwhile
         }
+        defer { try? root.shutdown() }
+        func leaf(_ name: String) throws -> Node { try TCPTree.leaf(name, port: port) { $0.heartbeatInterval = 10 } }
         let sub = try leaf("sub")
         defer { try? sub.shutdown() }
         let pub = try leaf("pub")
@@ -135,19 +115,9 @@ final class NodePubSubTests: XCTestCase {
     /// whether they come one at a time or in a burst.
     func testFanOutToSeveralLinksOneAtATimeAndInBursts() throws {
         let port = freePort()
-        var rc = NodeConfig(name: "root")
-        rc.listen = [.tcp(host: "127.0.0.1", port: port)]
-        let root = try Node(config: rc)
-        try root.start().wait()
+        let root = try TCPTree.root(port: port)
         defer { try? root.shutdown() }
-        func leaf(_ name: String) throws -> Node {
-            var c = NodeConfig(name: name)
-            c.parents = [.tcp(host: "127.0.0.1", port: port)]
-            let n = try Node(config: c)
-            try n.start().wait()
-            try n.ready().wait()
-            return n
-        }
+        func leaf(_ name: String) throws -> Node { try TCPTree.leaf(name, port: port) }
         let lock = NSLock()
         var got: [[String]] = Array(repeating: [], count: 4)
         var subs: [Node] = []

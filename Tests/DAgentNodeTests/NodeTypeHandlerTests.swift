@@ -10,10 +10,7 @@ import XCTest
 final class NodeTypeHandlerTests: XCTestCase {
     func testHandleMessagesTakesRequestsAndOneWayMessagesOfItsType() throws {
         let port = freePort()
-        var rc = NodeConfig(name: "root")
-        rc.listen = [.tcp(host: "127.0.0.1", port: port)]
-        let root = try Node(config: rc)
-        try root.start().wait()
+        let root = try TCPTree.root(port: port)
         defer { try? root.shutdown() }
         var c = NodeConfig(name: "svc")
         c.parents = [.tcp(host: "127.0.0.1", port: port)]

@@ -114,17 +114,7 @@ def test_publish_waits_for_room_too(cluster):
             return got
 
         wait_for("interest reaches the publisher", delivered)
-        root.signal(signal.SIGSTOP)
-        try:
-            raised = None
-            for _ in range(64 * 1024 * 1024 // len(CHUNK)):
-                try:
-                    pub.publish("load.x", CHUNK)
-                except dagent.QueueFull as exc:
-                    raised = str(exc)
-                    break
-        finally:
-            root.signal(signal.SIGCONT)
+        raised = until_full_while_stopped(root, lambda: pub.publish("load.x", CHUNK))
         assert raised and "publish on 'load.x'" in raised, raised
         pub.publish("load.x", b"after")
         assert pub.ready()
@@ -140,21 +130,25 @@ def test_the_window_is_capped_at_half_the_slow_consumer_limit(cluster):
                       slow_consumer_bytes=1024 * 1024)
     node = join("capped", addr, cfg)
     try:
-        root.signal(signal.SIGSTOP)
-        try:
-            raised = None
-            for _ in range(64 * 1024 * 1024 // len(CHUNK)):
-                try:
-                    node.send("root", 30, CHUNK)
-                except dagent.QueueFull as exc:
-                    raised = str(exc)
-                    break
-        finally:
-            root.signal(signal.SIGCONT)
+        raised = until_full_while_stopped(root, lambda: node.send("root", 30, CHUNK))
         assert raised and "send_window_bytes=524288" in raised, raised   # half of slow_consumer_bytes
         assert node.ready()
     finally:
         node.close()
+
+
+def until_full_while_stopped(parent, send):
+    """Stops ``parent`` and calls ``send`` until it raises QueueFull (its text), or None past 64 MiB."""
+    parent.signal(signal.SIGSTOP)
+    try:
+        for _ in range(64 * 1024 * 1024 // len(CHUNK)):
+            try:
+                send()
+            except dagent.QueueFull as exc:
+                return str(exc)
+        return None
+    finally:
+        parent.signal(signal.SIGCONT)
 
 
 def join(name, addr, config):

@@ -65,38 +65,7 @@ final class SimProcess {
                       crashAt: (CrashPoint) -> Bool = { _ in false }) throws {
         if pipelined { return try processPipelined(checker: checker, send: send, crashAt: crashAt) }
         while let r = raft, r.hasReady() {
-            let rd = r.ready()
-            if crashAt(.beforePersist) { crash(); return }
-            try checker?.observePersist(node: id, ready: rd, storage: storage)
-            do {
-                try storage.save(rd)
-            } catch is InjectedCrash {
-                crash(); return
-            }
-            checker?.observePersisted(node: id)
-            if crashAt(.afterPersist) { crash(); return }
-            for m in rd.messages { send(m) }
-            if crashAt(.afterSend) { crash(); return }
-            if let snap = rd.snapshot, !snap.isEmpty {
-                sm = TestStateMachine(snapshot: snap)
-                try checker?.observeSnapshotApplied(node: id, snapshot: snap, state: sm)
-            }
-            for e in rd.committedEntries {
-                guard e.index == sm.appliedIndex + 1 else {
-                    throw SafetyViolation(message: "node \(id) applies \(e.index) after \(sm.appliedIndex)")
-                }
-                sm.apply(e)
-                try checker?.observeApply(node: id, entry: e, state: sm)
-            }
-            readStates += rd.readStates
-            r.advance(rd)
-            if let every = compactEvery, sm.appliedIndex >= r.firstIndex + every {
-                do {
-                    try r.compact(upTo: sm.appliedIndex, snapshotData: sm.snapshotData())
-                } catch is InjectedCrash {
-                    crash(); return
-                }
-            }
+            guard try finish(r.ready(), sentFirst: false, appliedBefore: 0, checker: checker, send: send, crashAt: crashAt) else { return }
         }
         if let r = raft { try checker?.observeNode(id, r) }
     }
