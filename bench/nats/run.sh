@@ -99,8 +99,13 @@ if [ -n "$PORT_BASE" ]; then
     [[ "$PORT_BASE" =~ ^[0-9]+$ && "$PORT_BASE" -ge 1024 && "$PORT_BASE" -le 65530 ]] || die "bad --port-base"
     block_free "$PORT_BASE" || die "ports $PORT_BASE..$((PORT_BASE + 3)) are not all free"
 else
+    # Below the ephemeral range (ip_local_port_range): an outgoing connection of the same run
+    # (a dagent node, a client) can take a port from that range between this check and the bind.
+    read -r EPHEMERAL_LOW _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
+    span=$(( (EPHEMERAL_LOW - 20000) / 10 ))
+    [ "$span" -ge 50 ] || span=2000   # an unusual range: fall back to the old block
     for _ in $(seq 1 50); do
-        cand=$((20000 + (RANDOM % 2000) * 10))
+        cand=$((20000 + (RANDOM % span) * 10))
         if block_free "$cand"; then PORT_BASE=$cand; break; fi
     done
     [ -n "$PORT_BASE" ] || die "could not find 4 free loopback ports"
