@@ -51,7 +51,7 @@ public func dagent_publish(_ p: OpaquePointer?, _ topic: UnsafePointer<CChar>?, 
         do { try node.publishOnLoop(name, payload: payload) } catch { return fail(error) }
         return 0
     }
-    let charge = len + Node.windowHeaderBytes
+    let charge = Node.windowCharge(payloadBytes: len)
     if let full = takeWindow(node, charge, what: "publish on '\(name)'") { return full }
     // Fire and forget, in order: the checks that can fail were made above.
     node.eventLoop.execute {

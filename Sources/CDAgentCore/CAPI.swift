@@ -272,7 +272,7 @@ public func dagent_send(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ typ
     if rc != 0 { return rc }
     let payload = bytes(data, len)
     let node = h.node
-    let charge = len + Node.windowHeaderBytes
+    let charge = Node.windowCharge(payloadBytes: len)
     if node.eventLoop.inEventLoop {
         do { try node.sendOnLoop(to: name, type: type, payload: payload) } catch { return fail(error) }
         return 0
@@ -302,7 +302,7 @@ func takeWindow(_ node: Node, _ charge: Int, what: String) -> Int32? {
 public func dagent_send_would_block(_ p: OpaquePointer?, _ len: Int) -> Int32 {
     guard let p else { return 0 }
     let h = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
-    return h.node.sendWindow.wouldWait(len + Node.windowHeaderBytes) ? 1 : 0
+    return h.node.sendWindow.wouldWait(Node.windowCharge(payloadBytes: len)) ? 1 : 0
 }
 
 @_cdecl("dagent_request")

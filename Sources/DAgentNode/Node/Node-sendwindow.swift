@@ -9,6 +9,9 @@ extension Node {
     /// header on the wire), so that empty messages are bounded too.
     public static let windowHeaderBytes = 32
 
+    /// What a send or publish of `payloadBytes` takes of the window.
+    public static func windowCharge(payloadBytes: Int) -> Int { payloadBytes + windowHeaderBytes }
+
     /// A message that took `n` bytes of the window has been handed to the core
     /// (appended to a link, delivered here, queued or failed): give the room back
     /// once the next flush has been written.
