@@ -175,8 +175,8 @@ package final class AppendFile {
     }
 
     /// Cuts the zero-filled preallocation off (before the segment is left for a new one)
-    /// and syncs the file.
-    package func trimPreallocation(dataOnly: Bool) throws {
+    /// and syncs the file with a full fsync (its size changed).
+    package func trimPreallocation() throws {
         guard allocated > size else { return }
         if ftruncate(fd, off_t(size)) != 0 { throw FileIO.fail("ftruncate", path) }
         allocated = size

@@ -168,7 +168,7 @@ public final class WAL {
             guard !pending.isEmpty else { return }
             if currentHasPayload, let f = file, f.size >= options.segmentSize {
                 try f.sync(dataOnly: options.dataSyncOnly)
-                try f.trimPreallocation(dataOnly: options.dataSyncOnly)
+                try f.trimPreallocation()
                 try createSegment(seq: (segments.last?.seq ?? 0) + 1)
             }
             guard let f = file else { throw DurableStorageError.poisoned("WAL is closed") }
