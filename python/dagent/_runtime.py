@@ -278,12 +278,13 @@ class Runtime:
     def dispatch(self, messages):
         """The pure-Python equivalent of the native ``pump`` loop."""
         handlers = self.handlers
+        owners = self.owners
         for m in messages:
             entry = handlers.get(m[2])
             if entry is None:
                 self.on_unhandled(m)
                 continue
-            self._slot = entry[1]
+            slot = self._slot = entry[1]
             try:
                 r = entry[0](m)
             except BaseException as exc:  # noqa: B036 - a plugin must never take the host down
@@ -291,7 +292,7 @@ class Runtime:
             else:
                 if r is not None:
                     (self.on_async if inspect.isawaitable(r) else self.on_result)(entry, m, r)
-            self.owner(entry[1]).handled += 1
+            (owners.get(slot) or self.owner(slot)).handled += 1
         self._slot = 0
 
     def handle_events(self, events):

@@ -72,7 +72,7 @@ class _Backend:
         return self._h
 
     def send(self, dst, type, data):
-        self._ext.dagent_send(self._handle(), dst, type, data)
+        self._ext.send(self._handle(), dst, type, data)
 
     def request(self, dst, type, data, timeout):
         if dst == self._name:
