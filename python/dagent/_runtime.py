@@ -427,7 +427,15 @@ class Runtime:
         self._changed()
 
     def send(self, dst, type, data=b""):
-        self.backend.send(_check_dst(dst), check_type(type), as_bytes(data))
+        # The checks of _check_dst, check_type and as_bytes, inlined for the common case (a
+        # str, an int, bytes): a send is the per-message call of a stream.
+        if dst.__class__ is not str or not dst:
+            _check_dst(dst)
+        if type.__class__ is not int or type < 0 or type > MAX_TYPE:
+            type = check_type(type)
+        if data.__class__ is not bytes:
+            data = as_bytes(data)
+        self.backend.send(dst, type, data)
 
     def request(self, dst, type, data=b"", timeout=5.0):
         return self.backend.request(_check_dst(dst), check_type(type), as_bytes(data), float(timeout))
