@@ -92,7 +92,7 @@ def run_dagent(n_rtt, n_stream):
 
 def run_zmq(n_rtt, n_stream):
     import zmq
-    where = str(bench.free_port())
+    where = str(bench.free_port_pair())
     server = bench.spawn(["--serve", "zmq", where])
     try:
         rep_addr, pair_addr = bench.zmq_endpoints(where)

@@ -38,6 +38,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_pair():
+    """A free port whose next port is free too (pyzmq's REP and PAIR bind PORT and PORT+1: a taken
+    PORT+1 made the server die at its bind and the run fail at "ready")."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise SystemExit("no two adjacent free ports on 127.0.0.1")
+
+
 # ---- servers (child processes) ------------------------------------------------------
 
 def dagent_server(listen, via):
@@ -248,7 +262,7 @@ def main():
         if root:
             root.terminate()
             root.wait()
-    where = tmp if args.via_msgq else str(free_port())
+    where = tmp if args.via_msgq else str(free_port_pair())
     srv = spawn(["--serve", "zmq", where])
     try:
         results[f"pyzmq ({'ipc' if args.via_msgq else 'tcp'}, REQ/REP, PAIR)"] = run_zmq(args, where)
