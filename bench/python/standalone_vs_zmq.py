@@ -132,18 +132,23 @@ def node_config():
 
 # ---- clients -------------------------------------------------------------------------
 
-def run_dagent(args, via):
+def dagent_client(via, payload):
+    """The client node `bench-cli`, once `bench-srv` answers it (the two join concurrently)."""
     import dagent
     node = dagent.Node(name="bench-cli", via=via, config=node_config())
-    payload = b"x" * args.size
     deadline = time.time() + 20
     while True:
         try:
             node.request("bench-srv", 1, payload, timeout=1)
-            break
+            return node
         except dagent.DAgentError:
             if time.time() > deadline:
                 raise
+
+
+def run_dagent(args, via):
+    payload = b"x" * args.size
+    node = dagent_client(via, payload)
     for _ in range(min(1000, args.rtt)):
         node.request("bench-srv", 1, payload)
     t0 = time.perf_counter()
