@@ -14,21 +14,19 @@ extension Handle {
     /// `slow_subscriber_bytes` of queued publication payload, it is dropped and counted.
     func push(publication m: DataMessage, subscription id: UInt64, limit: Int) {
         let n = m.payload.readableBytes
-        lock.withLock {
-            if destroyed { return }
+        let wake: Bool = lock.withLock {
+            if destroyed { return false }
             if queuedPublicationBytes + n > limit && queuedPublicationBytes > 0 {
                 publicationDrops += 1
-                return
+                return false
             }
             queuedPublicationBytes += n
             let wasEmpty = queue.isEmpty
             queue.append(QueuedItem(kind: Int32(DAGENT_ITEM_PUBLICATION), code: 0, type: 0, cookie: 0, token: id, src: m.src,
                                     data: m.payload, topic: m.dst))
-            if wasEmpty {
-                var one: UInt8 = 1
-                _ = write(writeFD, &one, 1)
-            }
+            return wasEmpty
         }
+        if wake { wakeTaker() }
     }
 }
 

@@ -48,9 +48,12 @@ final class Handle: @unchecked Sendable {
     var subscriptions: [UInt64: Subscription] = [:]
     var queuedPublicationBytes = 0
     var publicationDrops: UInt64 = 0
+    /// Sends from threads other than the node's loop, handed over in batches.
+    let outbox: SendOutbox
 
     init(node: Node) throws {
         self.node = node
+        outbox = SendOutbox(node: node, logger: stderrLogger)
         nameC = strdup(node.config.name)
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw DAgentError(.refused, "pipe() failed: errno \(errno)") }
@@ -70,31 +73,38 @@ final class Handle: @unchecked Sendable {
     }
 
     func push(_ item: QueuedItem) {
-        lock.withLock {
-            if destroyed { return }
+        let wake: Bool = lock.withLock {
+            if destroyed { return false }
             let wasEmpty = queue.isEmpty
             queue.append(item)
-            if wasEmpty {
-                var one: UInt8 = 1
-                _ = write(writeFD, &one, 1)
-            }
+            return wasEmpty
         }
+        if wake { wakeTaker() }
     }
 
     /// Queues a batch of messages from the node's loop: one lock, one wake-up.
     func push(messages batch: [DataMessage]) {
-        lock.withLock {
-            if destroyed { return }
+        let wake: Bool = lock.withLock {
+            if destroyed { return false }
             let wasEmpty = queue.isEmpty
             for m in batch where m.kind == .data || m.kind == .request {
                 queue.append(QueuedItem(kind: Int32(DAGENT_ITEM_MESSAGE), code: 0, type: m.type, cookie: m.kind == .request ? m.cookie : 0,
                                         token: 0, src: m.src, data: m.payload))
             }
-            if wasEmpty && !queue.isEmpty {
-                var one: UInt8 = 1
-                _ = write(writeFD, &one, 1)
-            }
+            return wasEmpty && !queue.isEmpty
         }
+        if wake { wakeTaker() }
+    }
+
+    /// Makes the pipe readable for a taker waiting in poll(): after the queue's lock is
+    /// released, so that the woken thread's `dagent_take` does not find the lock still held
+    /// (it would sleep once more on it). No wake-up is lost: the taker drains the pipe only
+    /// under the lock and with the queue empty, so a byte written for an item it has not
+    /// taken yet stays in the pipe (at worst a byte for an item already taken wakes it for
+    /// nothing).
+    func wakeTaker() {
+        var one: UInt8 = 1
+        _ = write(writeFD, &one, 1)
     }
 
     func drainPipe() {
@@ -270,21 +280,16 @@ public func dagent_send(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ typ
     let name = string(dst) ?? ""
     let rc = checkSize(h, name, len)
     if rc != 0 { return rc }
-    let payload = bytes(data, len)
+    let payload = UnsafeRawBufferPointer(start: len > 0 ? data : nil, count: data == nil ? 0 : len)
     let node = h.node
-    let charge = Node.windowCharge(payloadBytes: len)
     if node.eventLoop.inEventLoop {
         do { try node.sendOnLoop(to: name, type: type, payload: payload) } catch { return fail(error) }
         return 0
     }
+    let charge = Node.windowCharge(payloadBytes: len)
     if let full = takeWindow(node, charge, what: "send to '\(name)'") { return full }
-    // Fire and forget: local failures found on the loop are logged (the sender is not waiting).
-    node.eventLoop.execute {
-        do { try node.sendOnLoop(to: name, type: type, payload: payload) } catch {
-            stderrLogger.warning("send to '\(name)' (type \(type)) failed: \(error)")
-        }
-        node.releaseWindowAfterFlush(charge)
-    }
+    // Fire and forget, in batches: local failures found on the loop are logged (the sender is not waiting).
+    h.outbox.send(to: name, type: type, payload: payload, charge: charge)
     return 0
 }
 
@@ -324,9 +329,9 @@ public func dagent_request_into(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>
     return blockingRequest(p, dst, type, data, len, timeout) { n in alloc(user, n) }
 }
 
-/// A blocking request: waits for the answer, then copies its payload (a slice
-/// of the frame the node read, `Node.requestMessage`) once, into the memory
-/// `storage(count)` returns on the caller's thread.
+/// A blocking request: waits for the answer (`ReplyWait`: a `.message` waiter, so
+/// the payload is still a slice of the frame the node read), then copies its payload
+/// once, into the memory `storage(count)` returns on the caller's thread.
 private func blockingRequest(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ type: UInt32, _ data: UnsafeRawPointer?, _ len: Int,
                              _ timeout: Double, storage: (Int) -> UnsafeMutableRawPointer?) -> Int32 {
     guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }
@@ -336,8 +341,13 @@ private func blockingRequest(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, 
     if h.node.eventLoop.inEventLoop {
         return fail(Int32(DAGENT_E_STATE), "dagent_request blocks; it cannot be called on the node's event loop")
     }
+    let node = h.node, payload = bytes(data, len)
+    let answered = ReplyWait()
+    node.eventLoop.execute {
+        node.requestOnLoop(to: name, type: type, payload: payload, timeout: timeout, waiter: .message { answered.complete($0) })
+    }
     do {
-        let answer = try h.node.requestMessage(to: name, type: type, payload: bytes(data, len), timeout: timeout).wait()
+        let answer = try answered.wait().get()
         let n = answer.payload.readableBytes
         guard let out = storage(n) else {
             return fail(Int32(DAGENT_E_STATE), "no memory for the \(n)-byte reply from '\(name)' (the allocator returned NULL)")

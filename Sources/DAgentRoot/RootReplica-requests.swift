@@ -26,6 +26,16 @@ extension RootReplica {
         node.reply(to: request, payload: payload)
     }
 
+    /// Answers `request` with `result`: the common answers written by hand
+    /// (`StateAnswerJSON`), the others (and any too large) through `StateAnswer`'s encoder.
+    func reply(_ request: Dagent_Envelope, result: StateResult) {
+        if let payload = StateAnswerJSON.encode(result), payload.count <= node.config.maxMessageBytes - 512 {
+            node.reply(to: request, payload: payload)
+        } else {
+            reply(request, StateAnswer(result))
+        }
+    }
+
     func notReady(_ request: Dagent_Envelope, _ error: Error) {
         reply(request, .failure("not ready: \(error) (no leader yet? retry)", code: "not_ready", retry: true))
     }
@@ -58,11 +68,15 @@ extension RootReplica {
             return
         }
         let request: StateRequest
-        do {
-            request = try StateRequest.parse(envelope.payload, nowMs: wallClockNs() / 1_000_000, servingStream: streamID)
-        } catch {
-            reply(envelope, .failure("bad request: \(error)", code: "bad_request"))
-            return
+        if let common = StateRequest.parseCommon(envelope.payload, servingStream: streamID) {
+            request = common   // put, get, del: read without Foundation
+        } else {
+            do {
+                request = try StateRequest.parse(envelope.payload, nowMs: wallClockNs() / 1_000_000, servingStream: streamID)
+            } catch {
+                reply(envelope, .failure("bad request: \(error)", code: "bad_request"))
+                return
+            }
         }
         switch request {
         case .write(let command):
@@ -169,7 +183,7 @@ extension RootReplica {
             if id >= Self.cleanupTag {
                 directoryApplied(tag: id, result: result)
             } else if let request = pendingWrites.removeValue(forKey: id) {
-                reply(request, StateAnswer(result))
+                reply(request, result: result)
             }
         }
         deliverWatches()
@@ -184,7 +198,7 @@ extension RootReplica {
             guard r.index <= applied else { waiting.append(r); continue }
             guard let pending = pendingReads.removeValue(forKey: r.id) else { continue }
             if let command = pending.command {
-                reply(pending.request, StateAnswer(machine.read(command)))
+                reply(pending.request, result: machine.read(command))
             } else {
                 beginBackup(pending.request)
             }

@@ -59,6 +59,19 @@ extension NodeCore {
         }
     }
 
+    /// What the fast path asks of the sources of a batch from `link` to this node, checked
+    /// on each envelope as it is decoded (`deliverBatch`, `deliverRaw`): any source on the
+    /// parent and peer links; on a child's link, exactly the source last validated there
+    /// (the batch's first source is validated now if routes changed since); none when that
+    /// first source is refused, and then every envelope takes the slow path, which checks it.
+    package func batchSources(_ raw: ByteBuffer, dst: String, link: LinkState) -> BatchSources {
+        if link.isParent || link.isPeer { return .any }
+        if link.lastSourceVersion == routes.version && !link.lastSource.isEmpty { return .exactly(link.lastSource) }
+        guard let first = (try? BatchCodec.envelopes(raw))?.first, let src = try? EnvelopeCodec.source(of: first),
+              sourceProblem(src, dst: dst, from: link.id) == nil else { return .slowPath }
+        return .exactly(src)
+    }
+
     /// The fast path's source check on undecoded bytes: true if every `src`
     /// equals the source last validated on this link and no route changed
     /// since. False sends the envelope to the slow path, which checks it.
@@ -162,4 +175,14 @@ extension NodeCore {
             return r
         }
     }
+}
+
+/// The sources a batch's envelopes may carry on the fast path (`NodeCore.batchSources`).
+package enum BatchSources {
+    /// Any source: the link is the parent's or a peer replica's (trusted).
+    case any
+    /// Exactly this name, as bytes: the source validated on a child's link.
+    case exactly(String)
+    /// Every envelope takes the slow path.
+    case slowPath
 }

@@ -20,9 +20,16 @@ extension NodeCore {
     /// takes it too: its receipt is the driver's, sent once the message was
     /// accepted (`acceptDelivery`). Inside a batch, the batch's `hopLimit` is
     /// the message's.
+    /// With `source` `.exactly(name)`, only an envelope whose `src` is those bytes takes it.
     @inline(__always)
-    package func deliverRaw(_ raw: ByteBuffer, cache: inout EnvelopeCodec.StringCache, hopLimit: UInt32? = nil) -> Bool {
+    package func deliverRaw(_ raw: ByteBuffer, cache: inout EnvelopeCodec.StringCache, hopLimit: UInt32? = nil,
+                            source: BatchSources = .any) -> Bool {
         guard var m = try? EnvelopeCodec.decodeMessage(raw, cache: &cache) else { return false }
+        switch source {
+        case .any: break
+        case .exactly(let name): guard EnvelopeCodec.sameBytes(m.src, name) else { return false }
+        case .slowPath: return false
+        }
         if let hopLimit { m.hopLimit = hopLimit }
         switch m.kind {
         case .data, .response: break
@@ -31,7 +38,7 @@ extension NodeCore {
         }
         guard m.payload.readableBytes <= config.maxMessageBytes, m.dst == config.name else { return false }
         stats.delivered &+= 1
-        inbox.append(m)
+        inbox.append(consume m)   // moved, not copied (a copy retains and releases every field)
         return true
     }
 
@@ -43,10 +50,14 @@ extension NodeCore {
         do {
             var cache = EnvelopeCodec.StringCache()
             cache.dst = header.dst
-            let fast = header.dst == config.name
-                && (links[id].map { ($0.registered || $0.isParent) && rawSourceAllowed(raw, dst: header.dst, batch: true, link: $0) } ?? false)
-            for slice in try BatchCodec.envelopes(raw) {
-                if fast && deliverRaw(slice, cache: &cache, hopLimit: header.hopLimit) { continue }
+            // The source check of the fast path is made on each envelope as it is decoded (one
+            // pass over the batch); one that fails it takes the slow path, which checks it again.
+            let sources: BatchSources = header.dst == config.name
+                ? (links[id].map { $0.registered || $0.isParent ? batchSources(raw, dst: header.dst, link: $0) : .slowPath } ?? .slowPath)
+                : .slowPath
+            if case .exactly(let name) = sources { cache.src = name }
+            try BatchCodec.forEachEnvelope(raw) { (slice: ByteBuffer) throws(FrameError) in
+                if deliverRaw(slice, cache: &cache, hopLimit: header.hopLimit, source: sources) { return }
                 var envelope = try EnvelopeCodec.decode(slice, cache: &cache)
                 if envelope.dst != header.dst {
                     if let direct {
@@ -54,7 +65,7 @@ extension NodeCore {
                     } else {
                         fail(envelope, .badFrame, "envelope to '\(envelope.dst)' inside a batch addressed to '\(header.dst)'", nowNs: nowNs)
                     }
-                    continue
+                    return
                 }
                 envelope.hopLimit = header.hopLimit
                 receiveEnvelope(&envelope, from: id, nowNs: nowNs)

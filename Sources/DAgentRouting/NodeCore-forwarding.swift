@@ -57,13 +57,28 @@ extension NodeCore {
         return .queue
     }
 
-    /// Counts a message leaving on `hop`.
+    /// Counts a message leaving on `hop`. A burst to one link is counted in
+    /// `unsettledOut` and added to that link's `framesOut` when the next message
+    /// leaves on another link, or before anything reads the counters
+    /// (`settleFramesOut`): no dictionary lookup per message.
     @inline(__always)
     package func countOut(_ hop: Hop, messages: Int = 1) {
         stats.routed &+= UInt64(messages)
         if hop.isBrother { stats.directOut &+= UInt64(messages) }
+        if hop.link == unsettledOut.link {
+            unsettledOut.frames &+= 1
+        } else {
+            settleFramesOut()
+            unsettledOut = (hop.link, 1)
+        }
+    }
+
+    /// Adds the frames counted in `unsettledOut` to their link's `framesOut`.
+    package func settleFramesOut() {
+        guard unsettledOut.frames > 0 else { return }
         // In place through the index: `links[id]?.x += 1` moves the whole LinkState out and back.
-        if let i = links.index(forKey: hop.link) { links.values[i].framesOut &+= 1 }
+        if let i = links.index(forKey: unsettledOut.link) { links.values[i].framesOut &+= unsettledOut.frames }
+        unsettledOut.frames = 0
     }
 
     /// The fast path for an envelope arriving on a link: routed on its header

@@ -44,6 +44,7 @@ extension NodeCore {
 
     /// What this node sees, for `dagent tree` (the driver adds socket buffer depths).
     public func treeReply(requestID: UInt64) -> Dagent_TreeReply {
+        settleFramesOut()
         var reply = Dagent_TreeReply()
         reply.requestID = requestID
         reply.name = config.name

@@ -26,6 +26,8 @@ public final class NodeCore {
     /// True once the parent accepted our registration, until that link drops.
     public package(set) var parentReady = false
     public package(set) var stats = CoreStats()
+    /// Frames counted out on a link and not yet added to its `framesOut` (`countOut`).
+    package var unsettledOut: (link: LinkID, frames: UInt64) = (0, 0)
     /// Set by the driver when the node is shutting down on purpose: links
     /// going away then are expected and logged quietly.
     public var stopping = false
@@ -193,6 +195,7 @@ public final class NodeCore {
 
     /// A link is gone (closed by either side, or failed).
     public func linkDown(_ id: LinkID, reason: String, nowNs: UInt64) {
+        if unsettledOut.link == id { unsettledOut = (0, 0) }   // its counters go with it
         guard let link = links.removeValue(forKey: id) else { return }
         handshakes[id] = nil
         afterAuth[id] = nil

@@ -111,8 +111,25 @@ public struct KVStore: Sendable {
         var lo = 0, hi = sortedKeys.count
         while lo < hi {
             let mid = (lo + hi) >> 1
-            if sortedKeys[mid].lexicographicallyPrecedes(key) { lo = mid + 1 } else { hi = mid }
+            if Self.precedes(sortedKeys[mid], key) { lo = mid + 1 } else { hi = mid }
         }
         return lo
+    }
+
+    /// Byte order of keys: `a.lexicographicallyPrecedes(b)`, without the generic iterator
+    /// (this runs log2(count) times for every new key).
+    @inline(__always)
+    static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                let n = Swift.min(pa.count, pb.count)
+                var i = 0
+                while i < n {
+                    if pa[i] != pb[i] { return pa[i] < pb[i] }
+                    i += 1
+                }
+                return pa.count < pb.count
+            }
+        }
     }
 }

@@ -42,7 +42,7 @@ extension EnvelopeCodec {
     public static func decodeMessage(_ raw: ByteBuffer, cache: inout StringCache) throws(FrameError) -> DataMessage {
         do {
             let base = raw.readerIndex
-            var m = DataMessage(payload: ByteBuffer())
+            var h = MessageHeader()
             var payload: Range<Int>?
             try raw.withUnsafeReadableBytes { p throws(FrameError) in
                 var i = 0
@@ -50,23 +50,24 @@ extension EnvelopeCodec {
                     let key = try readVarint(p, &i)
                     let wireType = key & 7
                     switch (key >> 3, wireType) {
-                    case (1, 2): m.src = try cached(p, try readLength(p, &i), &cache.src)
-                    case (2, 2): m.dst = try cached(p, try readLength(p, &i), &cache.dst)
-                    case (3, 0): m.type = UInt32(truncatingIfNeeded: try readVarint(p, &i))
+                    case (1, 2): h.src = try cached(p, try readLength(p, &i), &cache.src)
+                    case (2, 2): h.dst = try cached(p, try readLength(p, &i), &cache.dst)
+                    case (3, 0): h.type = UInt32(truncatingIfNeeded: try readVarint(p, &i))
                     case (4, 2): payload = try readLength(p, &i)
-                    case (5, 0): m.id = try readVarint(p, &i)
-                    case (6, 0): m.cookie = try readVarint(p, &i)
-                    case (7, 0): m.kind = Dagent_Kind(rawValue: Int(Int32(truncatingIfNeeded: try readVarint(p, &i)))) ?? .data
-                    case (8, 5): m.hopLimit = try fixed32(p, &i)
-                    case (9, 1): m.sendTimeNs = try fixed64(p, &i)
-                    case (10, 0): m.error = Dagent_ErrorCode(rawValue: Int(Int32(truncatingIfNeeded: try readVarint(p, &i)))) ?? .ok
-                    case (11, 2): m.reason = try string(p, try readLength(p, &i))
+                    case (5, 0): h.id = try readVarint(p, &i)
+                    case (6, 0): h.cookie = try readVarint(p, &i)
+                    case (7, 0): h.kind = Dagent_Kind(rawValue: Int(Int32(truncatingIfNeeded: try readVarint(p, &i)))) ?? .data
+                    case (8, 5): h.hopLimit = try fixed32(p, &i)
+                    case (9, 1): h.sendTimeNs = try fixed64(p, &i)
+                    case (10, 0): h.error = Dagent_ErrorCode(rawValue: Int(Int32(truncatingIfNeeded: try readVarint(p, &i)))) ?? .ok
+                    case (11, 2): h.reason = try string(p, try readLength(p, &i))
                     default: try skip(wireType: wireType, p, &i)
                     }
                 }
             }
-            if let r = payload { m.payload = raw.getSlice(at: base + r.lowerBound, length: r.count)! }
-            return m
+            // Built once at the end: no placeholder payload to retain and replace.
+            guard let r = payload else { return DataMessage(header: h, payload: ByteBuffer()) }
+            return DataMessage(header: h, payload: raw.getSlice(at: base + r.lowerBound, length: r.count)!)
         }
     }
 }

@@ -23,6 +23,16 @@ extension EnvelopeCodec {
         return found
     }
 
+    /// True if `a` and `b` are the same UTF-8 bytes (String's `==` compares canonical
+    /// equivalence, which a source check must not).
+    @inline(__always)
+    public static func sameBytes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) }
+        }
+    }
+
     /// True if the envelope's `src` is exactly `name` (no allocation).
     public static func source(of raw: ByteBuffer, is name: String) throws(FrameError) -> Bool {
         var name = name

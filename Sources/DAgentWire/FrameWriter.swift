@@ -320,15 +320,26 @@ public enum BatchCodec {
 
     /// The envelope byte slices of batch bytes, in order.
     public static func envelopes(_ raw: ByteBuffer) throws(FrameError) -> [ByteBuffer] {
-        let ranges = try raw.withUnsafeReadableBytes { p throws(FrameError) -> [Range<Int>] in
-            var out: [Range<Int>] = []
-            var i = 0
-            while i < p.count {
+        var out: [ByteBuffer] = []
+        try forEachEnvelope(raw) { (slice: ByteBuffer) throws(FrameError) in out.append(slice) }
+        return out
+    }
+
+    /// Calls `body` with each envelope byte slice of batch bytes, in order, as it
+    /// is found (no array of slices per batch). Malformed bytes throw when reached:
+    /// the envelopes before them have been handed to `body`.
+    @inline(__always)
+    public static func forEachEnvelope(_ raw: ByteBuffer, _ body: (ByteBuffer) throws(FrameError) -> Void) throws(FrameError) {
+        var i = 0
+        let count = raw.readableBytes
+        while i < count {
+            let range = try raw.withUnsafeReadableBytes { p throws(FrameError) -> Range<Int>? in
                 let key = try EnvelopeCodec.readVarint(p, &i)
-                if key == 0x0A { out.append(try EnvelopeCodec.readLength(p, &i)) } else { try EnvelopeCodec.skip(wireType: key & 7, p, &i) }
+                if key == 0x0A { return try EnvelopeCodec.readLength(p, &i) }
+                try EnvelopeCodec.skip(wireType: key & 7, p, &i)
+                return nil
             }
-            return out
+            if let r = range { try body(raw.getSlice(at: raw.readerIndex + r.lowerBound, length: r.count)!) }
         }
-        return ranges.map { raw.getSlice(at: raw.readerIndex + $0.lowerBound, length: $0.count)! }
     }
 }

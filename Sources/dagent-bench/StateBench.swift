@@ -153,31 +153,29 @@ final class PutLoad: @unchecked Sendable {
 
 /// Puts through the tree to @state.
 final class DAgentPuts: PutDriver {
-    let node: Node, value: String
-    init(node: Node, value: String) { self.node = node; self.value = value }
+    let node: Node, quotedValue: String
+    init(node: Node, value: String) { self.node = node; self.quotedValue = JSONString.quoted(value) }
     func stop() { try? node.stop().wait() }
 
     func put(client: Int, key: String, done: @escaping (Error?) -> Void) {
-        send(["op": "put", "key": key, "value": value], done: done)
+        send(StateBenchJSON.put(key: key, quotedValue: quotedValue), done: done)
     }
 
     /// A linearizable read: @state answers a get after a ReadIndex round at the leader.
     func get(client: Int, key: String, done: @escaping (Error?) -> Void) {
-        send(["op": "get", "key": key], done: done)
+        send(StateBenchJSON.get(key: key), done: done)
     }
 
-    func send(_ request: [String: String], done: @escaping (Error?) -> Void) {
-        let body = try! JSONSerialization.data(withJSONObject: request)
+    func send(_ body: Data, done: @escaping (Error?) -> Void) {
         node.requestOnLoop(to: StateTypes.serviceName, type: StateTypes.request, payload: body, timeout: 10, waiter: .callback { r in
             switch r {
             case .success(let e):
-                let obj = try? JSONSerialization.jsonObject(with: e.payload) as? [String: Any]
-                if obj?["ok"] as? Bool == true {
-                    done(nil)
-                } else if obj?["retry"] as? Bool == true {
+                switch StateBenchJSON.outcome(e.payload) {
+                case .ok: done(nil)
+                case .retry:
                     // No leader yet (election in progress): try again shortly.
-                    self.node.eventLoop.scheduleTask(in: .milliseconds(20)) { self.send(request, done: done) }
-                } else {
+                    self.node.eventLoop.scheduleTask(in: .milliseconds(20)) { self.send(body, done: done) }
+                case .refused:
                     done(DAgentError(.refused, String(decoding: e.payload, as: UTF8.self)))
                 }
             case .failure(let e): done(e)

@@ -59,6 +59,7 @@ final class RelayStreamTests: XCTestCase {
                 if Array(m.payload.readableBytesView.dropFirst(4)) != Self.body(seq, size: m.payload.readableBytes - 4) {
                     bad.append("message \(seq): \(m.payload.readableBytes) bytes, not its own")
                 }
+                if m.sendTimeNs != 0 { bad.append("message \(seq) carries send_time_ns \(m.sendTimeNs): a node stamps none") }
                 got.append(seq)
             }
         }

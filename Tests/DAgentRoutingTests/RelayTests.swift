@@ -137,6 +137,31 @@ final class MessageHeaderEncodingTests: XCTestCase {
         XCTAssertEqual(frame.batch.envelopes.map(\.hopLimit), [7, 7, 7])
         XCTAssertEqual(out.readableBytes, 0, "one frame")
     }
+
+    /// A burst to one link is counted once it ends (`countOut`, `settleFramesOut`):
+    /// the tree report still counts every frame on the link it left on, also when
+    /// relays alternate between links and when the report comes mid-stream.
+    func testFramesOutCountsEveryRelayedFrameOnItsLink() throws {
+        let net = CoreNetwork.standardTree()
+        net.relayInline = true
+        let a1 = net.cores["a1"]!
+        func framesOut() -> (up: UInt64, down: UInt64) {
+            let links = a1.treeReply(requestID: 1).links
+            return (links.first { $0.isParent }!.framesOut, links.first { !$0.isParent }!.framesOut)
+        }
+        let before = framesOut()
+        for (from, to) in [("ep1", "ep2"), ("ep1", "ep2"), ("ep2", "ep1"), ("ep1", "ep2")] { try net.send(from, to: to) }
+        let mid = framesOut()
+        XCTAssertEqual(mid.up - before.up, 3, "three frames relayed up to root")
+        XCTAssertEqual(mid.down - before.down, 1, "one relayed down to ep1")
+        try net.send("ep2", to: "ep1")
+        try net.send("ep2", to: "ep1")
+        let after = framesOut()
+        XCTAssertEqual(after.up - mid.up, 0)
+        XCTAssertEqual(after.down - mid.down, 2)
+        XCTAssertEqual(net.texts("ep2").count, 3)
+        XCTAssertEqual(net.texts("ep1").count, 3)
+    }
 }
 
 private extension Dagent_Envelope {

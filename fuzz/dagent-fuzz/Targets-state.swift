@@ -16,6 +16,8 @@ enum StateTargets {
         #"{"op":"watch","prefix":"p","from":12,"id":1}"#, #"{"op":"unwatch","id":1}"#, #"{"op":"status"}"#,
         #"{"op":"member_add","node":4,"address":"tcp://h:1"}"#, #"{"op":"member_remove","node":4}"#, #"{"op":"transfer","node":2}"#,
         #"{"op":"lease_grant","id":-1,"ttl_ms":1}"#,
+        #"{"op": "put", "key": "a\/b", "value": "\u00e9\ud83c\udf89\n", "lease": 0, "stream": 1}"#,   // the fast path's shapes
+        #"{"key":"bench/warm/3/17","op":"get"}"#,
     ]
 
     /// Commands of every kind, from the real encoder (`StateCommand.encode`).
@@ -38,7 +40,7 @@ enum StateTargets {
 
     static let json = FuzzTarget(
         name: "state-json",
-        summary: "@state JSON requests (one per line): parse errors are StateProtocolError; bodies and commands round-trip; applying never traps",
+        summary: "@state JSON requests (one per line): parse errors are StateProtocolError; the fast paths (parseCommon, StateAnswerJSON) agree with the Codable ones; bodies and commands round-trip; applying never traps",
         seeds: {
             sampleRequests.enumerated().map { ("request-\($0.offset)", Array($0.element.utf8)) }
                 + [("session", Array(sampleRequests.prefix(16).joined(separator: "\n").utf8))]
@@ -49,10 +51,16 @@ enum StateTargets {
             for line in input.bytes.split(separator: 0x0A, omittingEmptySubsequences: true) {
                 now += 250
                 let data = Data(line)
+                let common = StateRequest.parseCommon(data)
                 let request: StateRequest
-                do { request = try StateRequest.parse(data, nowMs: now) } catch is StateProtocolError { continue } catch {
+                do { request = try StateRequest.parse(data, nowMs: now) } catch is StateProtocolError {
+                    // The fast path takes only bodies the general path takes.
+                    if let common { FuzzCheck.fail("parseCommon took a body parse refuses: \(common)") }
+                    continue
+                } catch {
                     FuzzCheck.fail("parse threw \(type(of: error)), not StateProtocolError: \(error)")
                 }
+                if let common { FuzzCheck.equal(common, request, "parseCommon vs parse") }
                 // The decoded body survives the encoder both sides use.
                 if let body = try? StateCoding.decoder().decode(StateRequestBody.self, from: data) {
                     let again = StateCoding.encode(body)
@@ -75,7 +83,9 @@ enum StateTargets {
         guard let back = try? StateCommand.decode(bytes) else { FuzzCheck.fail("encoded \(c.name) does not decode") }
         FuzzCheck.equal(back, c, "command round trip")
         let result = c.isRead ? machine.read(c) : machine.apply(entry: bytes)
-        _ = StateCoding.encode(StateAnswer(result))
+        let answer = StateCoding.encode(StateAnswer(result))
+        // The hand-written answers are the encoder's bytes.
+        if let fast = StateAnswerJSON.encode(result) { FuzzCheck.equal(fast, answer, "StateAnswerJSON vs JSONEncoder") }
     }
 
     /// snapshot() -> restore -> snapshot() gives the same bytes.

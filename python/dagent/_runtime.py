@@ -278,12 +278,13 @@ class Runtime:
     def dispatch(self, messages):
         """The pure-Python equivalent of the native ``pump`` loop."""
         handlers = self.handlers
+        owners = self.owners
         for m in messages:
             entry = handlers.get(m[2])
             if entry is None:
                 self.on_unhandled(m)
                 continue
-            self._slot = entry[1]
+            slot = self._slot = entry[1]
             try:
                 r = entry[0](m)
             except BaseException as exc:  # noqa: B036 - a plugin must never take the host down
@@ -291,7 +292,7 @@ class Runtime:
             else:
                 if r is not None:
                     (self.on_async if inspect.isawaitable(r) else self.on_result)(entry, m, r)
-            self.owner(entry[1]).handled += 1
+            (owners.get(slot) or self.owner(slot)).handled += 1
         self._slot = 0
 
     def handle_events(self, events):
@@ -426,7 +427,15 @@ class Runtime:
         self._changed()
 
     def send(self, dst, type, data=b""):
-        self.backend.send(_check_dst(dst), check_type(type), as_bytes(data))
+        # The checks of _check_dst, check_type and as_bytes, inlined for the common case (a
+        # str, an int, bytes): a send is the per-message call of a stream.
+        if dst.__class__ is not str or not dst:
+            _check_dst(dst)
+        if type.__class__ is not int or type < 0 or type > MAX_TYPE:
+            type = check_type(type)
+        if data.__class__ is not bytes:
+            data = as_bytes(data)
+        self.backend.send(dst, type, data)
 
     def request(self, dst, type, data=b"", timeout=5.0):
         return self.backend.request(_check_dst(dst), check_type(type), as_bytes(data), float(timeout))

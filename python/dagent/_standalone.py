@@ -72,7 +72,8 @@ class _Backend:
         return self._h
 
     def send(self, dst, type, data):
-        self._ext.dagent_send(self._handle(), dst, type, data)
+        h = self._h
+        self._ext.send(h if h is not None else self._handle(), dst, type, data)
 
     def request(self, dst, type, data, timeout):
         if dst == self._name:

@@ -3560,6 +3560,59 @@ static PyObject *py_wait(PyObject *self, PyObject *args) {
     return PyLong_FromLong(rc);
 }
 
+/* send(node, dst, type, data): dagent_send without SWIG's conversions, which copy the
+ * destination name into a new bytes object and then into a malloc'd string on every call.
+ * Here the name is the str's cached UTF-8 (no copy), the arguments come as a vector
+ * (METH_FASTCALL: no tuple), and the GIL is released only while the send window is full
+ * (dagent_send blocks then). Registered at module init (the %init block below). */
+static PyObject *py_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "send(node, dst, type, data) takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    dagent_node *node = node_arg(args[0]);
+    if (!node) return NULL;
+    if (!PyUnicode_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError, "send: the destination must be a str, not %.80s", Py_TYPE(args[1])->tp_name);
+        return NULL;
+    }
+    Py_ssize_t dst_len;
+    const char *dst = PyUnicode_AsUTF8AndSize(args[1], &dst_len);
+    if (!dst) return NULL;
+    if ((Py_ssize_t)strlen(dst) != dst_len) {
+        PyErr_SetString(PyExc_ValueError, "send: the destination contains a NUL character");
+        return NULL;
+    }
+    unsigned long type = PyLong_AsUnsignedLong(args[2]);
+    if (type == (unsigned long)-1 && PyErr_Occurred()) return NULL;
+    if (type > 0xFFFFFFFFUL) {
+        PyErr_Format(PyExc_OverflowError, "send: message type %lu does not fit in 32 bits", type);
+        return NULL;
+    }
+    Py_buffer data;
+    if (PyObject_GetBuffer(args[3], &data, PyBUF_SIMPLE) != 0) return NULL;
+    int rc;
+    if (dagent_send_would_block(node, (size_t)data.len)) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = dagent_send(node, dst, (uint32_t)type, data.buf, (size_t)data.len);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = dagent_send(node, dst, (uint32_t)type, data.buf, (size_t)data.len);
+    }
+    PyBuffer_Release(&data);
+    if (rc < 0) return dagent_raise(rc);
+    Py_RETURN_NONE;
+}
+static PyMethodDef dagent_fast_methods[] = {
+    {"send", (PyCFunction)(void (*)(void))py_send, METH_FASTCALL, "send(node, dst, type, data): dagent_send"},
+    {NULL, NULL, 0, NULL}
+};
+/* A tuple subclass instance with `n` empty items (what tuple.__new__(cls, ...) makes, without
+ * the temporary tuple it copies from); the caller fills every item. */
+static PyObject *new_tuple_of(PyObject *cls, Py_ssize_t n) {
+    if (cls == (PyObject *)&PyTuple_Type) return PyTuple_New(n);
+    return ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, n);
+}
 #define TAKE_BATCH 256
 
 /* take(node, max, message_class, dst, runtime) -> (messages, events, more)
@@ -3580,38 +3633,47 @@ static PyObject *py_take(PyObject *self, PyObject *args) {
     if (!msgs || !events) goto fail;
     dagent_item items[TAKE_BATCH];
     int total = 0, more = 0;
+    PyObject *last_src = NULL;         /* the str of the latest message's source */
+    const char *last_src_bytes = NULL;
+    size_t last_src_len = 0;
     while (total < max) {
         int want = max - total < TAKE_BATCH ? max - total : TAKE_BATCH;
         int n = dagent_take(node, items, want);
         if (n < 0) { dagent_raise(n); goto fail; }
+        last_src_bytes = NULL;   /* the previous take's bytes are gone: compare with the str's own */
+        if (last_src) {
+            Py_ssize_t len;
+            last_src_bytes = PyUnicode_AsUTF8AndSize(last_src, &len);
+            if (!last_src_bytes) goto fail;
+            last_src_len = (size_t)len;
+        }
         for (int i = 0; i < n; i++) {
             dagent_item *it = &items[i];
             PyObject *obj = NULL;
             if (it->kind == DAGENT_ITEM_MESSAGE) {
-                obj = PyTuple_New(6);
+                /* A stream from one sender repeats its name: one str for the run. */
+                if (!last_src || (size_t)it->src_len != last_src_len || memcmp(it->src, last_src_bytes, last_src_len) != 0) {
+                    PyObject *s = PyUnicode_DecodeUTF8(it->src, (Py_ssize_t)it->src_len, "replace");
+                    if (!s) goto fail;
+                    Py_XSETREF(last_src, s);
+                    last_src_bytes = it->src;   /* valid until the next dagent_take */
+                    last_src_len = (size_t)it->src_len;
+                }
+                obj = new_tuple_of(cls, 6);
                 if (!obj) goto fail;
-                PyObject *src = PyUnicode_DecodeUTF8(it->src, (Py_ssize_t)it->src_len, "replace");
                 PyObject *data = PyBytes_FromStringAndSize((const char *)it->data, (Py_ssize_t)it->len);
                 PyObject *type = PyLong_FromUnsignedLong(it->type);
                 PyObject *cookie = PyLong_FromUnsignedLongLong(it->cookie);
-                if (!src || !data || !type || !cookie) {
-                    Py_XDECREF(src); Py_XDECREF(data); Py_XDECREF(type); Py_XDECREF(cookie); Py_DECREF(obj);
+                if (!data || !type || !cookie) {
+                    Py_XDECREF(data); Py_XDECREF(type); Py_XDECREF(cookie); Py_DECREF(obj);
                     goto fail;
                 }
-                PyTuple_SET_ITEM(obj, 0, src);
+                Py_INCREF(last_src); PyTuple_SET_ITEM(obj, 0, last_src);
                 Py_INCREF(dst); PyTuple_SET_ITEM(obj, 1, dst);
                 PyTuple_SET_ITEM(obj, 2, type);
                 PyTuple_SET_ITEM(obj, 3, data);
                 PyTuple_SET_ITEM(obj, 4, cookie);
                 Py_INCREF(runtime); PyTuple_SET_ITEM(obj, 5, runtime);
-                if (cls != (PyObject *)&PyTuple_Type) {
-                    PyObject *targs = PyTuple_Pack(1, obj);
-                    Py_DECREF(obj);
-                    if (!targs) goto fail;
-                    obj = PyTuple_Type.tp_new((PyTypeObject *)cls, targs, NULL);
-                    Py_DECREF(targs);
-                    if (!obj) goto fail;
-                }
                 if (PyList_Append(msgs, obj) < 0) { Py_DECREF(obj); goto fail; }
             } else if (it->kind == DAGENT_ITEM_PUBLICATION) {
                 obj = Py_BuildValue("(sKs#s#y#)", "publish", (unsigned long long)it->token,
@@ -3633,10 +3695,12 @@ static PyObject *py_take(PyObject *self, PyObject *args) {
         if (total >= max) { more = dagent_wait(node, 0) > 0; break; }
     }
     {
+        Py_XDECREF(last_src);
         PyObject *r = Py_BuildValue("(NNO)", msgs, events, more ? Py_True : Py_False);
         return r;
     }
 fail:
+    Py_XDECREF(last_src);
     Py_XDECREF(msgs);
     Py_XDECREF(events);
     return NULL;
@@ -5319,6 +5383,9 @@ SWIG_init(void) {
   SWIG_Python_SetConstant(d, "DAGENT_ITEM_REPLY",SWIG_From_int((int)(DAGENT_ITEM_REPLY)));
   SWIG_Python_SetConstant(d, "DAGENT_ITEM_TIMER",SWIG_From_int((int)(DAGENT_ITEM_TIMER)));
   SWIG_Python_SetConstant(d, "DAGENT_ITEM_PUBLICATION",SWIG_From_int((int)(DAGENT_ITEM_PUBLICATION)));
+  
+  if (PyModule_AddFunctions(m, dagent_fast_methods) < 0) return NULL;
+  
 #if PY_VERSION_HEX >= 0x03000000
   return m;
 #else

@@ -253,3 +253,56 @@ def test_request_to_a_plugin(tree):
         assert node.request("plug1", 1, b"via plugin", timeout=3) == b"via plugin"
         # kv plugin (type 10) answers a standalone node too
         assert node.request("plug1", 10, b"incr visits", timeout=3) == b"1"
+
+
+def test_sends_from_threads_keep_their_order_and_come_before_a_later_request(tree):
+    """Sends made off the node's event loop reach it in batches (the C API's outbox): each
+    sender's messages arrive in the order sent, with their own source, and a request made
+    after them by the same thread is handled after all of them."""
+    addr = tree[0]
+    with ready_node("py-order", addr) as node, ready_node("py-order-b", addr, install=False) as other:
+        got = []
+        node.on(40)(lambda m: got.append((m.src, int.from_bytes(m.data[:4], "little"))))
+        node.on(41)(lambda m: str(sum(1 for src, _ in got if src == "py-order")).encode())
+        n = 20_000
+
+        def blast(sender):
+            for i in range(n):
+                sender.send("py-order", 40, i.to_bytes(4, "little") + b"x" * 60)
+
+        t = threading.Thread(target=blast, args=(other,))
+        t.start()
+        blast(node)   # to itself, while the other thread streams from py-order-b through the root
+        t.join()
+        assert node.run(node.arequest("py-order", 41, b"")) == str(n).encode()
+        wait_for("both streams", lambda: node.update(50) is not None and len(got) >= 2 * n)
+        assert len(got) == 2 * n
+        for src in ("py-order", "py-order-b"):
+            assert [i for s, i in got if s == src] == list(range(n)), f"{src}: out of order or lost"
+
+
+def test_send_checks_its_arguments(tree):
+    """The extension's send (no SWIG conversion) refuses what it cannot pass on, with the reason."""
+    ext = _standalone.extension()
+    with ready_node("py-args", tree[0]) as node:
+        h = node.backend._handle()
+        with pytest.raises(TypeError, match="destination must be a str"):
+            ext.send(h, b"py-args", 1, b"")
+        with pytest.raises(ValueError, match="NUL"):
+            ext.send(h, "py\0args", 1, b"")
+        with pytest.raises(OverflowError):
+            ext.send(h, "py-args", 1 << 32, b"")
+        with pytest.raises(TypeError):
+            ext.send(h, "py-args", 1, "text, not bytes")
+        with pytest.raises(TypeError, match="expected a dagent node"):
+            ext.send(None, "py-args", 1, b"")
+        with pytest.raises(TypeError, match="takes 4 arguments"):
+            ext.send(h, "py-args", 1)
+        got = []
+        node.on(42)(lambda m: got.append(m.data))
+        ext.send(h, "py-args", 42, memoryview(b"any buffer"))
+        node.send("py-args", 42, "str data is UTF-8")
+        wait_for("both", lambda: node.update(50) is not None and len(got) == 2)
+        assert got == [b"any buffer", b"str data is UTF-8"]
+        with pytest.raises(ValueError, match="non-empty node name"):
+            node.send("", 42, b"")

@@ -20,18 +20,27 @@ final class TCPLinkIO: LinkIO {
     var writer: FrameWriter
     var closing = false
     /// Bytes handed to the channel whose writes have not completed.
-    private(set) var unsent = 0
-    /// The sizes of those writes, oldest first (a channel completes its writes in order).
-    private var inFlight = CircularBuffer<Int>(initialCapacity: 4)
-    /// Called as each write completes (stored: no closure is allocated per flush).
-    private lazy var written: (Result<Void, Error>) -> Void = { [weak self] _ in
-        guard let self, !self.inFlight.isEmpty else { return }
-        self.unsent -= self.inFlight.removeFirst()
+    var unsent: Int { tally.unsent }
+    /// Counts the writes in flight. A class of its own, so that the completion callback
+    /// can hold it strongly: a weak reference to the link would give the link a side
+    /// table, and every retain and release of it (one per message sent) the slow path.
+    private final class WriteTally {
+        var unsent = 0
+        /// The sizes of the writes in flight, oldest first (a channel completes its writes in order).
+        var inFlight = CircularBuffer<Int>(initialCapacity: 4)
     }
+    private let tally = WriteTally()
+    /// Called as each write completes (stored: no closure is allocated per flush).
+    private let written: (Result<Void, Error>) -> Void
 
     init(channel: Channel, maxBatchBytes: Int) {
         self.channel = channel
         writer = FrameWriter(allocator: channel.allocator, maxBatchBytes: maxBatchBytes, forwardThreshold: Self.forwardThreshold)
+        let tally = self.tally
+        written = { _ in
+            guard !tally.inFlight.isEmpty else { return }
+            tally.unsent -= tally.inFlight.removeFirst()
+        }
     }
 
     func append(_ envelope: Dagent_Envelope) { writer.append(envelope) }
@@ -67,8 +76,8 @@ final class TCPLinkIO: LinkIO {
         let size = bytes.readableBytes
         let done = channel.writeAndFlush(consume bytes)   // no copy left here: the writer's buffer is unique again once written
         writer.clearAfterWrite(handedOver: size, allocator: channel.allocator)
-        unsent += size + forwarded
-        inFlight.append(size + forwarded)   // the segments' writes complete before this one
+        tally.unsent += size + forwarded
+        tally.inFlight.append(size + forwarded)   // the segments' writes complete before this one
         done.whenComplete(written)   // runs at once if the socket took it all (the common case)
         return done
     }

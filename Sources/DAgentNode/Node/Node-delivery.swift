@@ -13,38 +13,50 @@ extension Node {
         guard !deliveringInbox else { return }
         deliveringInbox = true
         defer { deliveringInbox = false }
+        // The batch is a local while it is handed out: the messages are read in place,
+        // where elements of a stored property would be copied (retaining every field) for
+        // each call that gets one. `delivering` keeps the spare array between batches.
+        var batch: [DataMessage] = []
+        swap(&batch, &delivering)
+        defer {
+            // Let go of the messages now, not at the next swap: their payloads are slices of the
+            // bytes they were read in, and while they are held the transport cannot reuse that
+            // buffer (TLS copies its whole plaintext buffer on the next read if it is shared).
+            batch.removeAll(keepingCapacity: true)
+            swap(&batch, &delivering)
+        }
         while !core.inbox.isEmpty {
-            core.takeInbox(swappingWith: &delivering)
+            core.takeInbox(swappingWith: &batch)
             var receipts = false
             // Usually every message goes to `onMessages`: then it gets the inbox's array itself
             // (moved, no copy per message). `toHandlers` is built only once one is taken here.
             var split = false
             let batchHandler = onMessages != nil
-            for i in delivering.indices {
-                let wantsReceipt = NodeCore.wantsReceipt(delivering[i])
+            for i in batch.indices {
+                let wantsReceipt = NodeCore.wantsReceipt(batch[i])
                 let toHandler: Bool
-                if consumedHere(delivering[i]) {
-                    if wantsReceipt { core.acceptDelivery(delivering[i], nowNs: nowNs); receipts = true }
+                if consumedHere(batch[i]) {
+                    if wantsReceipt { core.acceptDelivery(batch[i], nowNs: nowNs); receipts = true }
                     toHandler = false
                 } else if batchHandler {
-                    if wantsReceipt && !handlerAcknowledgesDeliveries { core.acceptDelivery(delivering[i], nowNs: nowNs); receipts = true }
+                    if wantsReceipt && !handlerAcknowledgesDeliveries { core.acceptDelivery(batch[i], nowNs: nowNs); receipts = true }
                     toHandler = true
                 } else {
-                    onMessage?(delivering[i].envelope)
-                    if wantsReceipt { core.acceptDelivery(delivering[i], nowNs: nowNs); receipts = true }
+                    onMessage?(batch[i].envelope)
+                    if wantsReceipt { core.acceptDelivery(batch[i], nowNs: nowNs); receipts = true }
                     toHandler = false
                 }
                 if split {
-                    if toHandler { toHandlers.append(delivering[i]) }
+                    if toHandler { toHandlers.append(batch[i]) }
                 } else if !toHandler && batchHandler {
                     split = true
                     toHandlers.removeAll(keepingCapacity: true)
-                    toHandlers.append(contentsOf: delivering[..<i])
+                    toHandlers.append(contentsOf: batch[..<i])
                 }
             }
             if let handler = onMessages {
                 if !split {
-                    if !delivering.isEmpty { handler(delivering) }
+                    if !batch.isEmpty { handler(batch) }
                 } else if !toHandlers.isEmpty {
                     handler(toHandlers)
                     toHandlers.removeAll(keepingCapacity: true)
@@ -55,10 +67,6 @@ extension Node {
                 scheduleFlush()
             }
         }
-        // Let go of the messages now, not at the next swap: their payloads are slices of the
-        // bytes they were read in, and while they are held the transport cannot reuse that
-        // buffer (TLS copies its whole plaintext buffer on the next read if it is shared).
-        delivering.removeAll(keepingCapacity: true)
     }
 
     /// Sends the delivery receipt `m` asked for (no-op if it asked for none):

@@ -35,6 +35,7 @@ extension Node {
 
     func peerLinkUp(_ id: LinkID, io: any LinkIO, address: String, hello: Dagent_PeerHello) {
         links[id] = io
+        lastWritten = nil
         core.peerLinkUp(id, address: address, hello: hello, nowNs: nowNs)
         applyCertificate(id)
         perform()

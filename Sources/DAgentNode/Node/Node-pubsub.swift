@@ -94,8 +94,7 @@ extension Node {
 
     /// `publishOnLoop` for a payload the caller holds as raw bytes.
     public func publishOnLoop(_ topic: String, payload: UnsafeRawBufferPointer) throws(DAgentError) {
-        var h = MessageHeader(dst: topic, kind: .publish)
-        h.sendTimeNs = wallClockNs()
+        var h = MessageHeader(dst: topic, kind: .publish)   // no send_time_ns (Node.header)
         let hops = try core.publishFast(&h, payload: payload, nowNs: nowNs)
         for hop in hops { write(h, payload: payload, to: hop) }
         if hops.isEmpty || !core.actions.isEmpty { perform() }   // the slow path, a queued publish (durable log), logs

@@ -57,10 +57,19 @@ extension Node {
             guard let leaf = msgqLeaf, leaf.link == hop.link else { return }
             leaf.append(header, payload: payload, brother: hop.brother)
         } else {
-            guard let link = links[hop.link] else { return }
+            guard let link = linkIO(hop.link) else { return }
             link.append(header, payload: payload)
         }
         markDirty(hop.link)
+    }
+
+    /// The link `id`, from `lastWritten` when it is the one written last (a burst), else from `links`.
+    @inline(__always)
+    func linkIO(_ id: LinkID) -> (any LinkIO)? {
+        if let last = lastWritten, last.id == id { return last.io }
+        guard let io = links[id] else { return nil }
+        lastWritten = (id, io)
+        return io
     }
 
     /// Writes a frame the core relays without an action.
@@ -75,7 +84,7 @@ extension Node {
                 leaf.appendRawBatch(relay.raw, hopLimitOffset: relay.header.hopLimitOffset, hopLimit: relay.hopLimit, brother: hop.brother)
             }
         } else {
-            guard let link = links[hop.link] else { return }
+            guard let link = linkIO(hop.link) else { return }
             if relay.count == 0 {
                 link.appendRelayed(relay.raw, header: relay.header, hopLimit: relay.hopLimit)
             } else {

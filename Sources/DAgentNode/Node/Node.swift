@@ -25,6 +25,9 @@ public final class Node: @unchecked Sendable {
     let ownedGroup: EventLoopGroup?
 
     var links: [LinkID: any LinkIO] = [:]
+    /// The link the data path wrote to last (`linkIO(_:)`): a burst to one link
+    /// looks it up in `links` once. Cleared whenever `links` changes.
+    var lastWritten: (id: LinkID, io: any LinkIO)?
     var dirty: [LinkID] = []
     var dirtySet: Set<LinkID> = []
     var flushScheduled = false
@@ -333,6 +336,7 @@ public final class Node: @unchecked Sendable {
 
     package func linkUp(_ id: LinkID, io: any LinkIO, address: String, isParent: Bool, parentIndex: Int?) {
         links[id] = io
+        lastWritten = nil
         if isParent {
             parentLinkID = id
             self.parentIndex = parentIndex
@@ -349,6 +353,7 @@ public final class Node: @unchecked Sendable {
 
     package func linkDown(_ id: LinkID, reason: String) {
         guard let io = links.removeValue(forKey: id) else { return }
+        lastWritten = nil
         io.didGoDown()
         if dirtySet.remove(id) != nil { dirty.removeAll { $0 == id } }
         core.linkDown(id, reason: reason, nowNs: nowNs)
