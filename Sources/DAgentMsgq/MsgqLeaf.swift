@@ -122,6 +122,8 @@ package final class MsgqParentLinkIO: LinkIO {
     /// The brother written to last (streams write to one).
     package var lastOut: BrotherOut?
     package let allocator = ByteBufferAllocator()
+    /// How the routing core names a brother that sent directly (`receiveDirect`).
+    private var senderNames = SenderName()
 
     /// `channel`: this connection's message type, public in the name table;
     /// a fresh random one per connection (`MsgqWire.randomChannel()`), never
@@ -323,7 +325,7 @@ package final class MsgqParentLinkIO: LinkIO {
                     guard inc == incarnation else { continue }   // for an earlier connection of ours
                     for body in bodies { node.received(frameBody: body, from: link) }
                 } else {
-                    let who = hex(sender)
+                    let who = senderNames.name(sender)
                     for body in bodies { node.core.receiveDirect(frameBody: body, via: link, sender: who, nowNs: nowNs) }
                     node.perform()
                 }

@@ -162,7 +162,8 @@ final class BenchRun: @unchecked Sendable {
             return
         }
         let t0 = DispatchTime.now().uptimeNanoseconds
-        a.requestOnLoop(to: b.config.name, type: Self.pingType, payload: payload, timeout: 5, waiter: .callback { [unowned self] r in
+        // The reply as it was read (`.message`: no `Dagent_Envelope` built for it), as the C API takes it.
+        a.requestOnLoop(to: b.config.name, type: Self.pingType, payload: payload, timeout: 5, waiter: .message { [unowned self] r in
             switch r {
             case .success:
                 if i >= warmup { self.samples.append(DispatchTime.now().uptimeNanoseconds - t0) }
