@@ -329,9 +329,9 @@ public func dagent_request_into(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>
     return blockingRequest(p, dst, type, data, len, timeout) { n in alloc(user, n) }
 }
 
-/// A blocking request: waits for the answer, then copies its payload (a slice
-/// of the frame the node read, `Node.requestMessage`) once, into the memory
-/// `storage(count)` returns on the caller's thread.
+/// A blocking request: waits for the answer (`ReplyWait`: a `.message` waiter, so
+/// the payload is still a slice of the frame the node read), then copies its payload
+/// once, into the memory `storage(count)` returns on the caller's thread.
 private func blockingRequest(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ type: UInt32, _ data: UnsafeRawPointer?, _ len: Int,
                              _ timeout: Double, storage: (Int) -> UnsafeMutableRawPointer?) -> Int32 {
     guard let h = handle(p) else { return -Int32(DAGENT_E_STATE) }

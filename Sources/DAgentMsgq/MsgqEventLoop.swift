@@ -331,6 +331,13 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
 
     /// One blocking msgrcv on the source, then what else is queued (without
     /// blocking), handed to the node as one batch, on this thread.
+    ///
+    /// The draining is skipped when the first message is small (`drainsAfter`):
+    /// a sender packs what it has into messages of up to `msgmax`, so a small one
+    /// means it had nothing more at hand, and on a request/reply path the
+    /// non-blocking msgrcv would only return ENOMSG (a syscall per message on
+    /// the round trip). Anything queued meanwhile is read by the next turn's
+    /// msgrcv, which then returns at once.
     private func receive(_ source: Source, buffer: UnsafeMutableRawPointer, capacity: Int) {
         var batch: [MsgqDelivery] = []
         var batchBytes = 0
@@ -353,13 +360,24 @@ public final class MsgqEventLoop: EventLoop, @unchecked Sendable {
                 source.failed(SysVError("msgrcv", errno: err, "on \(label) (queue id \(source.queue.id))"))
                 return
             }
+            let first = wait
             wait = false
             let text = UnsafeRawBufferPointer(start: buffer + MsgqWire.mtypeBytes, count: n)
             if case .appended = source.intake.take(text, mtype: buffer.load(as: Int.self), into: &batch) {
                 batchBytes += n
             }
+            if first && !Self.drainsAfter(firstMessageBytes: n, capacity: capacity) { break }
         }
         if !batch.isEmpty { source.deliver(batch) }
+    }
+}
+
+extension MsgqEventLoop {
+    /// True if a first message of `firstMessageBytes` (of at most `capacity`,
+    /// the kernel's msgmax) is worth draining the queue after: from half of
+    /// msgmax on, the sender was packing a burst and more is likely queued.
+    static func drainsAfter(firstMessageBytes: Int, capacity: Int) -> Bool {
+        firstMessageBytes >= capacity / 2
     }
 }
 

@@ -28,7 +28,9 @@ final class MsgqEventLoopTests: XCTestCase {
     }
 
     /// Attaches a source for `channel`; each batch of deliveries lands in `got` (on the loop).
-    func attach(got: NIOLockedValueBox<[MsgqDelivery]>, failed: NIOLockedValueBox<[String]>? = nil) throws -> MsgqEventLoop.Source {
+    /// `batches` gets the size of each batch delivered.
+    func attach(got: NIOLockedValueBox<[MsgqDelivery]>, failed: NIOLockedValueBox<[String]>? = nil,
+                batches: NIOLockedValueBox<[Int]>? = nil) throws -> MsgqEventLoop.Source {
         var wake = MsgqWire.control(.wake, sender: UInt64(channel), incarnation: 1)
         wake.setType(channel)
         let source = MsgqEventLoop.Source(
@@ -37,18 +39,20 @@ final class MsgqEventLoopTests: XCTestCase {
             deliver: { [loop] batch in
                 XCTAssertTrue(loop!.inEventLoop, "delivered on the loop's own thread")
                 got.withLockedValue { $0 += batch }
+                batches?.withLockedValue { $0.append(batch.count) }
             },
             failed: { error in failed?.withLockedValue { $0.append("\(error)") } })
         try loop.submit { self.loop.attach(source) }.wait()
         return source
     }
 
-    /// One frame from the agent's channel, as a leaf receives it.
-    func post(_ text: String) {
+    /// One frame from the agent's channel, as a leaf receives it (`frames` of
+    /// them packed into one queue message).
+    func post(_ text: String, frames: Int = 1) {
         var writer = FrameWriter()
         var frame = Dagent_Frame()
         frame.treeRequest.requestID = UInt64(text.count)
-        try! writer.append(frame)
+        for _ in 0..<frames { try! writer.append(frame) }
         var messages: [MsgqOutMessage] = []
         MsgqPacker().pack(writer.take(allocator: ByteBufferAllocator()), sender: MsgqWire.agentChannel,
                           incarnation: 1, mtype: channel, into: &messages)
@@ -82,6 +86,36 @@ final class MsgqEventLoopTests: XCTestCase {
         post("two")
         waitFor("the second message") { got.withLockedValue { $0.count } == 2 }
         XCTAssertEqual(queue.stat()?.messages, 0, "wakes were consumed")
+    }
+
+    /// A small queue message is delivered on its own: the loop does not drain
+    /// the queue after it (no ENOMSG msgrcv per message on a round trip), and
+    /// what was queued behind it comes with the next turns. A message of half
+    /// msgmax or more (a sender's burst) drains what follows into its batch.
+    func testDrainsTheQueueOnlyAfterALargeMessage() throws {
+        XCTAssertFalse(MsgqEventLoop.drainsAfter(firstMessageBytes: 200, capacity: 8192))
+        XCTAssertTrue(MsgqEventLoop.drainsAfter(firstMessageBytes: 4096, capacity: 8192))
+        let got = NIOLockedValueBox<[MsgqDelivery]>([])
+        let batches = NIOLockedValueBox<[Int]>([])
+        _ = try attach(got: got, batches: batches)
+        usleep(20_000)   // waiting in msgrcv
+        // Hold the loop in a task while messages queue up behind it.
+        func whileHeld(_ body: () -> Void) throws {
+            let hold = DispatchSemaphore(value: 0)
+            let held = loop.submit { hold.wait() }
+            usleep(20_000)   // the task runs (its wake message was read)
+            body()
+            hold.signal()
+            try held.wait()
+        }
+        try whileHeld { post("a"); post("bb"); post("ccc") }
+        waitFor("three small messages") { got.withLockedValue { $0.count } == 3 }
+        XCTAssertEqual(batches.withLockedValue { $0 }, [1, 1, 1], "one batch per small message")
+        // 600 frames of about a dozen bytes pack into one message of over 4 KiB.
+        try whileHeld { post("large", frames: 600); post("dd") }
+        waitFor("the large message and the small one") { got.withLockedValue { $0.count } == 5 }
+        XCTAssertEqual(batches.withLockedValue { $0 }, [1, 1, 1, 2], "the large message drains the small one into its batch")
+        XCTAssertEqual(queue.stat()?.messages, 0)
     }
 
     func testAFullQueueStillWakesTheLoop() throws {

@@ -65,20 +65,11 @@ def measure(name, n_rtt, n_stream, rtt_once, send_once, finish_stream, server):
 
 
 def run_dagent(n_rtt, n_stream):
-    import dagent
     addr = f"tcp://127.0.0.1:{bench.free_port()}"
     server = bench.spawn(["--serve", "dagent", addr, ""])
     try:
-        node = dagent.Node(name="bench-cli", via=addr)
         payload = b"x" * 64
-        deadline = time.time() + 20
-        while True:
-            try:
-                node.request("bench-srv", 1, payload, timeout=1)
-                break
-            except dagent.DAgentError:
-                if time.time() > deadline:
-                    raise
+        node = bench.dagent_client(addr, payload)
         counted = []
         measure("dagent", n_rtt, n_stream, lambda: node.request("bench-srv", 1, payload),
                 lambda: node.send("bench-srv", 2, payload),
@@ -92,7 +83,7 @@ def run_dagent(n_rtt, n_stream):
 
 def run_zmq(n_rtt, n_stream):
     import zmq
-    where = str(bench.free_port())
+    where = str(bench.free_port_pair())
     server = bench.spawn(["--serve", "zmq", where])
     try:
         rep_addr, pair_addr = bench.zmq_endpoints(where)

@@ -38,6 +38,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_pair():
+    """A free port whose next port is free too (pyzmq's REP and PAIR bind PORT and PORT+1: a taken
+    PORT+1 made the server die at its bind and the run fail at "ready")."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise SystemExit("no two adjacent free ports on 127.0.0.1")
+
+
 # ---- servers (child processes) ------------------------------------------------------
 
 def dagent_server(listen, via):
@@ -118,18 +132,23 @@ def node_config():
 
 # ---- clients -------------------------------------------------------------------------
 
-def run_dagent(args, via):
+def dagent_client(via, payload):
+    """The client node `bench-cli`, once `bench-srv` answers it (the two join concurrently)."""
     import dagent
     node = dagent.Node(name="bench-cli", via=via, config=node_config())
-    payload = b"x" * args.size
     deadline = time.time() + 20
     while True:
         try:
             node.request("bench-srv", 1, payload, timeout=1)
-            break
+            return node
         except dagent.DAgentError:
             if time.time() > deadline:
                 raise
+
+
+def run_dagent(args, via):
+    payload = b"x" * args.size
+    node = dagent_client(via, payload)
     for _ in range(min(1000, args.rtt)):
         node.request("bench-srv", 1, payload)
     t0 = time.perf_counter()
@@ -248,7 +267,7 @@ def main():
         if root:
             root.terminate()
             root.wait()
-    where = tmp if args.via_msgq else str(free_port())
+    where = tmp if args.via_msgq else str(free_port_pair())
     srv = spawn(["--serve", "zmq", where])
     try:
         results[f"pyzmq ({'ipc' if args.via_msgq else 'tcp'}, REQ/REP, PAIR)"] = run_zmq(args, where)

@@ -122,22 +122,6 @@ extension Node {
         return promise.futureResult
     }
 
-    /// `request` whose future holds the RESPONSE as it was read (header and
-    /// payload slice, no copy of the payload): for callers that copy the
-    /// payload once themselves (the C API).
-    public func requestMessage(to dst: String, type: UInt32, payload: Data, timeout: Double) -> EventLoopFuture<DataMessage> {
-        let promise = eventLoop.makePromise(of: DataMessage.self)
-        eventLoop.execute {
-            self.requestOnLoop(to: dst, type: type, payload: payload, timeout: timeout, waiter: .message { r in
-                switch r {
-                case .success(let reply): promise.succeed(reply)
-                case .failure(let error): promise.fail(error)
-                }
-            })
-        }
-        return promise.futureResult
-    }
-
     /// `request` for callers on the event loop; the waiter is completed on the loop.
     public func requestOnLoop(to dst: String, type: UInt32, payload: Data, timeout: Double, waiter: RpcWaiter) {
         if stopping {
