@@ -73,8 +73,22 @@ public final class RootStreams: TopOfTreeAuthority {
         var failure: [Keyed]?
     }
 
+    /// The stream of a body in the common shapes (`CommonRequestScanner`: members `op`, `key`,
+    /// `value`, `lease`, `stream` only), read without Foundation: its `stream`, else the
+    /// stream its key maps to, else 1, as `Peek` decides for the same body. Nil for every other body.
+    static func commonStream(_ payload: Data, prefixes: [StreamPrefix]) -> UInt64? {
+        payload.withUnsafeBytes { raw -> UInt64? in
+            var scan = CommonRequestScanner(raw.bindMemory(to: UInt8.self))
+            guard let m = scan.members() else { return nil }
+            if let s = m.stream { return s }
+            guard let key = m.key else { return 1 }
+            return StreamPrefix.stream(of: String(decoding: key, as: UTF8.self), in: prefixes) ?? 1
+        }
+    }
+
     /// The stream a request goes to, or the reason it cannot be served here.
     func stream(for payload: Data, from client: String) -> Result<UInt64, StreamRefusal> {
+        if let s = Self.commonStream(payload, prefixes: prefixes) { return .success(s) }
         guard let p = try? JSONDecoder().decode(Peek.self, from: payload) else { return .success(1) }   // the replica names the problem
         if let s = p.stream { return .success(s) }
         if p.op == "unwatch", let id = p.id {   // to the stream that holds the client's watch

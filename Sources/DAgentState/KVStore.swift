@@ -39,7 +39,7 @@ public struct KVStore: Sendable {
     /// command or transaction that changes at least one key advances it by exactly one.
     public package(set) var revision: Int64 = 0
     private var records: [[UInt8]: KVRecord] = [:]
-    private var sortedKeys: [[UInt8]] = []
+    private var sortedKeys = SortedKeyIndex()
 
     package init() {}
 
@@ -53,28 +53,40 @@ public struct KVStore: Sendable {
     /// (`limit` ≤ 0 means all); `more` tells whether further keys matched.
     public func range(prefix: [UInt8], limit: Int = 0) -> (records: [KVRecord], more: Bool) {
         var out: [KVRecord] = []
-        var i = lowerBound(prefix)
-        while i < sortedKeys.count, sortedKeys[i].starts(with: prefix) {
-            if limit > 0, out.count == limit { return (out, true) }
-            out.append(records[sortedKeys[i]]!)
-            i += 1
+        var more = false
+        sortedKeys.forEach(from: prefix) { key in
+            guard key.starts(with: prefix) else { return false }
+            if limit > 0, out.count == limit {
+                more = true
+                return false
+            }
+            out.append(records[key]!)
+            return true
         }
-        return (out, false)
+        return (out, more)
     }
 
     /// Keys starting with `prefix`, in byte order.
     public func keys(prefix: [UInt8]) -> [[UInt8]] {
         var out: [[UInt8]] = []
-        var i = lowerBound(prefix)
-        while i < sortedKeys.count, sortedKeys[i].starts(with: prefix) {
-            out.append(sortedKeys[i])
-            i += 1
+        sortedKeys.forEach(from: prefix) { key in
+            guard key.starts(with: prefix) else { return false }
+            out.append(key)
+            return true
         }
         return out
     }
 
     /// Every record in key order (what a snapshot writes).
-    public var allRecords: [KVRecord] { sortedKeys.map { records[$0]! } }
+    public var allRecords: [KVRecord] {
+        var out: [KVRecord] = []
+        out.reserveCapacity(sortedKeys.count)
+        sortedKeys.forEach(from: []) { key in
+            out.append(records[key]!)
+            return true
+        }
+        return out
+    }
 
     // MARK: - Mutation (KVStateMachine only)
 
@@ -88,7 +100,7 @@ public struct KVStore: Sendable {
         }
         records[key] = KVRecord(key: key, value: value, createRevision: rev, modRevision: rev,
                                 version: 1, lease: lease)
-        sortedKeys.insert(key, at: lowerBound(key))
+        sortedKeys.insert(key)
         return nil
     }
 
@@ -96,7 +108,7 @@ public struct KVStore: Sendable {
     @discardableResult
     package mutating func remove(_ key: [UInt8]) -> KVRecord? {
         guard let prev = records.removeValue(forKey: key) else { return nil }
-        sortedKeys.remove(at: lowerBound(key))
+        sortedKeys.remove(key)
         return prev
     }
 
@@ -104,16 +116,6 @@ public struct KVStore: Sendable {
     package mutating func load(_ record: KVRecord) {
         records[record.key] = record
         sortedKeys.append(record.key)
-    }
-
-    /// First index whose key is ≥ `key` in byte order.
-    private func lowerBound(_ key: [UInt8]) -> Int {
-        var lo = 0, hi = sortedKeys.count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if Self.precedes(sortedKeys[mid], key) { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
     }
 
     /// Byte order of keys: `a.lexicographicallyPrecedes(b)`, without the generic iterator

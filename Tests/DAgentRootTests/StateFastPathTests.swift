@@ -1,3 +1,4 @@
+import DAgentNode
 import DAgentState
 import Foundation
 import XCTest
@@ -145,6 +146,43 @@ final class StateFastPathTests: XCTestCase {
         }
         XCTAssertGreaterThan(checked, 10_000)
         XCTAssertGreaterThan(taken, 500, "the mutations should keep some bodies on the fast path")
+    }
+
+    /// What `RootStreams.Peek` decides for a body, where it needs no replica state (nil: an
+    /// `unwatch` or backup chunk, whose stream is the one holding it, or keys of several streams).
+    func peekStream(_ body: [UInt8], prefixes: [StreamPrefix]) -> UInt64? {
+        guard let p = try? JSONDecoder().decode(RootStreams.Peek.self, from: Data(body)) else { return 1 }
+        if let s = p.stream { return s }
+        if (p.op == "unwatch" && p.id != nil) || p.backup != nil { return nil }
+        let keys = [p.key, p.prefix, p.name].compactMap { $0 }
+            + [p.compare, p.success, p.failure].compactMap { $0 }.flatMap { $0.compactMap(\.key) }
+        let streams = Set(keys.map { StreamPrefix.stream(of: $0, in: prefixes) ?? 1 })
+        return streams.count <= 1 ? streams.first ?? 1 : nil
+    }
+
+    /// A multi-stream process routes the common bodies without Foundation to the stream
+    /// `Peek` picks for them (their `stream`, else their key's prefix, else 1).
+    func testCommonBodiesGoToThePeekedStream() {
+        let prefixes = [StreamPrefix(prefix: "orders/", stream: 2), StreamPrefix(prefix: "orders/eu/", stream: 3)]
+        let bodies = Self.taken + Self.left + [
+            #"{"op":"put","key":"orders/1","value":"v"}"#, #"{"op":"get","key":"orders/eu/7"}"#,
+            #"{"op":"get","key":"orders\/eu\/7"}"#, #"{"key":"orders/x","op":"del"}"#,
+            #"{"op":"put","key":"orders/1","value":"v","stream":1}"#, #"{"op":"get","key":"k","stream":3}"#,
+            #"{"op":"status"}"#, #"{"key":"orders/1"}"#, #"{"op":"unwatch"}"#, #"{"op":"unwatch","id":3}"#,
+            #"{"op":"range","prefix":"orders/"}"#, #"{"op":"backup","backup":4,"offset":0}"#,
+        ]
+        var taken = 0
+        for body in bodies {
+            let bytes = Array(body.utf8)
+            guard let fast = RootStreams.commonStream(Data(bytes), prefixes: prefixes) else { continue }
+            taken += 1
+            XCTAssertEqual(fast, peekStream(bytes, prefixes: prefixes), body)
+        }
+        XCTAssertGreaterThan(taken, Self.taken.count)
+        for body in Self.taken { XCTAssertNotNil(RootStreams.commonStream(Data(body.utf8), prefixes: prefixes), body) }
+        XCTAssertEqual(RootStreams.commonStream(Data(#"{"op":"get","key":"orders/eu/7"}"#.utf8), prefixes: prefixes), 3)
+        XCTAssertEqual(RootStreams.commonStream(Data(#"{"op":"get","key":"k"}"#.utf8), prefixes: prefixes), 1)
+        XCTAssertNil(RootStreams.commonStream(Data(#"{"op":"range","prefix":"orders/"}"#.utf8), prefixes: prefixes))
     }
 
     func record(_ key: String, _ value: String, lease: UInt64? = nil) -> KVRecord {
