@@ -16,9 +16,12 @@ extension RootReplica {
         return v
     }
 
+    /// The largest answer payload sent: `max_message_bytes` less room for the reply's envelope.
+    var maxAnswerBytes: Int { node.config.maxMessageBytes - 512 }
+
     func reply(_ request: Dagent_Envelope, _ answer: StateAnswer) {
         let payload = StateCoding.encode(answer)
-        guard payload.count <= node.config.maxMessageBytes - 512 else {
+        guard payload.count <= maxAnswerBytes else {
             let more = answer.records != nil ? "; read fewer keys with \"limit\" (dagent state range --limit N) and continue after the last key" : ""
             reply(request, .failure("too large: the answer of \(payload.count) bytes exceeds max_message_bytes=\(node.config.maxMessageBytes)\(more)", code: "too_large"))
             return
@@ -29,7 +32,7 @@ extension RootReplica {
     /// Answers `request` with `result`: the common answers written by hand
     /// (`StateAnswerJSON`), the others (and any too large) through `StateAnswer`'s encoder.
     func reply(_ request: Dagent_Envelope, result: StateResult) {
-        if let payload = StateAnswerJSON.encode(result), payload.count <= node.config.maxMessageBytes - 512 {
+        if let payload = StateAnswerJSON.encode(result), payload.count <= maxAnswerBytes {
             node.reply(to: request, payload: payload)
         } else {
             reply(request, StateAnswer(result))

@@ -1,4 +1,5 @@
 import DAgentState
+import DAgentWire
 import Foundation
 
 /// The common `@state` answers written by hand, without Foundation's `JSONEncoder`: once
@@ -92,34 +93,8 @@ struct AnswerWriter {
         return true
     }
 
-    static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
-    /// `text` as a JSON string; false (and nothing useful written) if it is not valid UTF-8.
+    /// `text` as a JSON string, escaped as `JSONEncoder` escapes; false if it is not valid UTF-8.
     mutating func string(_ text: [UInt8]) -> Bool {
-        var ascii = true
-        for c in text where c >= 0x80 { ascii = false; break }
-        if !ascii, text.withUnsafeBufferPointer({ String(validating: $0, as: UTF8.self) }) == nil { return false }
-        bytes.append(UInt8(ascii: "\""))
-        var from = 0
-        for (i, c) in text.enumerated() {
-            guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c == UInt8(ascii: "/") else { continue }
-            if i > from { bytes.append(contentsOf: text[from..<i]) }
-            from = i + 1
-            bytes.append(UInt8(ascii: "\\"))
-            switch c {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): bytes.append(c)
-            case 0x08: bytes.append(UInt8(ascii: "b"))
-            case 0x09: bytes.append(UInt8(ascii: "t"))
-            case 0x0A: bytes.append(UInt8(ascii: "n"))
-            case 0x0C: bytes.append(UInt8(ascii: "f"))
-            case 0x0D: bytes.append(UInt8(ascii: "r"))
-            default:
-                bytes.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                          Self.hex[Int(c >> 4)], Self.hex[Int(c & 0xF)]])
-            }
-        }
-        if text.count > from { bytes.append(contentsOf: text[from...]) }
-        bytes.append(UInt8(ascii: "\""))
-        return true
+        JSONString.writeAsJSONEncoder(text, into: &bytes)
     }
 }

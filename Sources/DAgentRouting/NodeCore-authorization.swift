@@ -67,8 +67,7 @@ extension NodeCore {
     package func batchSources(_ raw: ByteBuffer, dst: String, link: LinkState) -> BatchSources {
         if link.isParent || link.isPeer { return .any }
         if link.lastSourceVersion == routes.version && !link.lastSource.isEmpty { return .exactly(link.lastSource) }
-        guard let first = (try? BatchCodec.envelopes(raw))?.first, let src = try? EnvelopeCodec.source(of: first),
-              sourceProblem(src, dst: dst, from: link.id) == nil else { return .slowPath }
+        guard let src = validFirstSource(raw, dst: dst, batch: true, link: link.id) else { return .slowPath }
         return .exactly(src)
     }
 
@@ -87,19 +86,26 @@ extension NodeCore {
         return revalidateSource(raw, dst: dst, batch: batch, link: link.id)
     }
 
-    /// A source not in the cache: read it (the first envelope's, for a batch),
-    /// check it and cache it; a batch then passes only if all its sources match.
+    /// A source not in the cache: read it (the first envelope's, for a batch) and
+    /// check it; a batch then passes only if all its sources match.
     package func revalidateSource(_ raw: ByteBuffer, dst: String?, batch: Bool, link id: LinkID) -> Bool {
+        guard let src = validFirstSource(raw, dst: dst, batch: batch, link: id) else { return false }
+        if batch { return (try? BatchCodec.sources(of: raw, are: src)) == true }
+        return true
+    }
+
+    /// The `src` of `raw` (of its first envelope, for a batch) if `sourceProblem` allows it
+    /// on link `id`; nil if it is refused or cannot be read.
+    func validFirstSource(_ raw: ByteBuffer, dst: String?, batch: Bool, link id: LinkID) -> String? {
         let first: ByteBuffer
         if batch {
-            guard let slice = (try? BatchCodec.envelopes(raw))?.first else { return false }
+            guard let slice = (try? BatchCodec.envelopes(raw))?.first else { return nil }
             first = slice
         } else {
             first = raw
         }
-        guard let src = try? EnvelopeCodec.source(of: first), sourceProblem(src, dst: dst, from: id) == nil else { return false }
-        if batch { return (try? BatchCodec.sources(of: raw, are: src)) == true }
-        return true
+        guard let src = try? EnvelopeCodec.source(of: first), sourceProblem(src, dst: dst, from: id) == nil else { return nil }
+        return src
     }
 
     /// Drops an envelope with a forged (or no longer valid) source. It is not

@@ -1,7 +1,9 @@
 import NIOCore
 
 /// JSON string literals: quotes, backslashes and control characters escaped, UTF-8 kept.
-/// One escaper for every hand-encoded JSON (push frames, /healthz, `dagent sub --json`).
+/// One place for every hand-encoded JSON: `write` for push frames, /healthz and
+/// `dagent sub --json`; `writeAsJSONEncoder` where the bytes must be Foundation's
+/// (the `@state` answers written by hand).
 public enum JSONString {
     /// `s` as a JSON string literal.
     public static func quoted(_ s: String) -> String {
@@ -38,5 +40,36 @@ public enum JSONString {
             if bytes.count > start { b.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))) }
         }
         b.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// Appends `utf8` as a JSON string literal escaped exactly as Foundation's `JSONEncoder`
+    /// escapes it (`/` as `\/`, `\b` and `\f` short forms); false, with nothing appended, if
+    /// `utf8` is not valid UTF-8.
+    public static func writeAsJSONEncoder(_ utf8: [UInt8], into bytes: inout [UInt8]) -> Bool {
+        var ascii = true
+        for c in utf8 where c >= 0x80 { ascii = false; break }
+        if !ascii, utf8.withUnsafeBufferPointer({ String(validating: $0, as: UTF8.self) }) == nil { return false }
+        bytes.append(UInt8(ascii: "\""))
+        var from = 0
+        for (i, c) in utf8.enumerated() {
+            guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c == UInt8(ascii: "/") else { continue }
+            if i > from { bytes.append(contentsOf: utf8[from..<i]) }
+            from = i + 1
+            bytes.append(UInt8(ascii: "\\"))
+            switch c {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): bytes.append(c)
+            case 0x08: bytes.append(UInt8(ascii: "b"))
+            case 0x09: bytes.append(UInt8(ascii: "t"))
+            case 0x0A: bytes.append(UInt8(ascii: "n"))
+            case 0x0C: bytes.append(UInt8(ascii: "f"))
+            case 0x0D: bytes.append(UInt8(ascii: "r"))
+            default:
+                bytes.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                          hex[Int(c >> 4)], hex[Int(c & 0xF)]])
+            }
+        }
+        if utf8.count > from { bytes.append(contentsOf: utf8[from...]) }
+        bytes.append(UInt8(ascii: "\""))
+        return true
     }
 }

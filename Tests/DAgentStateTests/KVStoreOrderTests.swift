@@ -7,7 +7,7 @@ final class KVStoreOrderTests: XCTestCase {
     /// shared prefixes, empty keys, high bytes and equal keys.
     func testPrecedesIsByteOrder() {
         var keys: [[UInt8]] = [[], [0], [0, 0], [0xFF], [0xFF, 0], [1, 2, 3], [1, 2], [1, 2, 4], [0x7F], [0x80]]
-        var rng = SplitMix(seed: 7)
+        var rng = StateTestRNG(seed: 7)
         for _ in 0..<200 {
             let n = Int(rng.next() % 12)
             keys.append((0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next() % 4 == 0 ? rng.next() : rng.next() % 3) })
@@ -23,7 +23,7 @@ final class KVStoreOrderTests: XCTestCase {
     func testRangesStaySortedUnderRandomWrites() {
         var m = KVStateMachine()
         var reference = Set<[UInt8]>()
-        var rng = SplitMix(seed: 11)
+        var rng = StateTestRNG(seed: 11)
         for _ in 0..<3000 {
             let key = Array("k/\(rng.next() % 500)/\(rng.next() % 7)".utf8)
             if rng.next() % 4 == 0 {
@@ -60,7 +60,7 @@ extension KVStoreOrderTests {
         for limit in [2, 3, 4, 512] {
             var index = SortedKeyIndex(chunkLimit: limit)
             var reference: [[UInt8]] = []
-            var rng = SplitMix(seed: UInt64(limit))
+            var rng = StateTestRNG(seed: UInt64(limit))
             func randomKey() -> [UInt8] { (0..<Int(rng.next() % 5)).map { _ in alphabet[Int(rng.next() % 4)] } }
             func position(_ key: [UInt8]) -> Int { reference.firstIndex { !$0.lexicographicallyPrecedes(key) } ?? reference.count }
             var copy: (SortedKeyIndex, [[UInt8]])?
@@ -96,18 +96,5 @@ extension KVStoreOrderTests {
             XCTAssertEqual(loaded.count, 0)
             XCTAssertEqual(all(loaded), [])
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64), so the cases are the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
