@@ -72,7 +72,7 @@ static PyObject *dagent_raise(int rc) {
 }
 
 /* int results: negative means failure, raise; otherwise return the int. */
-%typemap(out) int dagent_wait_ready, int dagent_send, int dagent_request_async, int dagent_respond,
+%typemap(out) int dagent_wait_ready, int dagent_request_async, int dagent_respond,
                 int dagent_timer, int dagent_timer_cancel, int dagent_wakeup_fd,
                 int dagent_tree, int dagent_tree_with, int dagent_node_tree, int dagent_publish, int dagent_unsubscribe {
     if ($1 < 0) { dagent_raise($1); SWIG_fail; }
@@ -90,6 +90,7 @@ static PyObject *dagent_raise(int rc) {
     $result = SWIG_NewPointerObj($1, $descriptor(dagent_node *), 0);
 }
 
+%ignore dagent_send;          /* send() below, written by hand */
 %ignore dagent_request;
 %ignore dagent_request_into;
 %ignore dagent_alloc;
@@ -135,17 +136,9 @@ static PyObject *dagent_raise(int rc) {
     $action
     Py_END_ALLOW_THREADS
 }
-/* Send and publish block only while the send window is full (send_window_bytes): release the
-   GIL then, and only then (the check is one lock; the common call keeps the GIL). */
-%exception dagent_send {
-    if (dagent_send_would_block(arg1, arg5)) {
-        Py_BEGIN_ALLOW_THREADS
-        $action
-        Py_END_ALLOW_THREADS
-    } else {
-        $action
-    }
-}
+/* Publish blocks only while the send window is full (send_window_bytes): release the GIL
+   then, and only then (the check is one lock; the common call keeps the GIL). send() below
+   does the same. */
 %exception dagent_publish {
     if (dagent_send_would_block(arg1, arg4)) {
         Py_BEGIN_ALLOW_THREADS

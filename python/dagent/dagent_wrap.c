@@ -3253,16 +3253,6 @@ SWIG_AsVal_double (PyObject *obj, double *val)
 }
 
 
-#include <limits.h>
-#if !defined(SWIG_NO_LLONG_MAX)
-# if !defined(LLONG_MAX) && defined(__GNUC__) && defined (__LONG_LONG_MAX__)
-#   define LLONG_MAX __LONG_LONG_MAX__
-#   define LLONG_MIN (-LLONG_MAX - 1LL)
-#   define ULLONG_MAX (LLONG_MAX * 2ULL + 1ULL)
-# endif
-#endif
-
-
 #include <float.h>
 
 
@@ -3347,20 +3337,14 @@ SWIG_AsVal_unsigned_SS_long (PyObject *obj, unsigned long *val)
 }
 
 
-SWIGINTERN int
-SWIG_AsVal_unsigned_SS_int (PyObject * obj, unsigned int *val)
-{
-  unsigned long v;
-  int res = SWIG_AsVal_unsigned_SS_long (obj, &v);
-  if (SWIG_IsOK(res)) {
-    if ((v > UINT_MAX)) {
-      return SWIG_OverflowError;
-    } else {
-      if (val) *val = (unsigned int)(v);
-    }
-  }  
-  return res;
-}
+#include <limits.h>
+#if !defined(SWIG_NO_LLONG_MAX)
+# if !defined(LLONG_MAX) && defined(__GNUC__) && defined (__LONG_LONG_MAX__)
+#   define LLONG_MAX __LONG_LONG_MAX__
+#   define LLONG_MIN (-LLONG_MAX - 1LL)
+#   define ULLONG_MAX (LLONG_MAX * 2ULL + 1ULL)
+# endif
+#endif
 
 
 #if defined(LLONG_MAX) && !defined(SWIG_LONG_LONG_AVAILABLE)
@@ -3426,6 +3410,22 @@ SWIG_AsVal_size_t (PyObject * obj, size_t *val)
     if (SWIG_IsOK(res) && val) *val = (size_t)(v);
   }
 #endif
+  return res;
+}
+
+
+SWIGINTERN int
+SWIG_AsVal_unsigned_SS_int (PyObject * obj, unsigned int *val)
+{
+  unsigned long v;
+  int res = SWIG_AsVal_unsigned_SS_long (obj, &v);
+  if (SWIG_IsOK(res)) {
+    if ((v > UINT_MAX)) {
+      return SWIG_OverflowError;
+    } else {
+      if (val) *val = (unsigned int)(v);
+    }
+  }  
   return res;
 }
 
@@ -4012,75 +4012,6 @@ SWIGINTERN PyObject *_wrap_dagent_wait_ready(PyObject *self, PyObject *args) {
   }
   return resultobj;
 fail:
-  return NULL;
-}
-
-
-SWIGINTERN PyObject *_wrap_dagent_send(PyObject *self, PyObject *args) {
-  PyObject *resultobj = 0;
-  dagent_node *arg1 = (dagent_node *) 0 ;
-  char *arg2 = (char *) 0 ;
-  uint32_t arg3 ;
-  void *arg4 = (void *) 0 ;
-  size_t arg5 ;
-  void *argp1 = 0 ;
-  int res1 = 0 ;
-  int res2 ;
-  char *buf2 = 0 ;
-  int alloc2 = 0 ;
-  unsigned int val3 ;
-  int ecode3 = 0 ;
-  Py_buffer view4 ;
-  PyObject *swig_obj[4] ;
-  int result;
-  
-  memset(&view4, 0, sizeof(view4));
-  if (!SWIG_Python_UnpackTuple(args, "dagent_send", 4, 4, swig_obj)) SWIG_fail;
-  res1 = SWIG_ConvertPtr(swig_obj[0], &argp1,SWIGTYPE_p_dagent_node, 0 |  0 );
-  if (!SWIG_IsOK(res1)) {
-    SWIG_exception_fail(SWIG_ArgError(res1), "in method '" "dagent_send" "', argument " "1"" of type '" "dagent_node *""'"); 
-  }
-  arg1 = (dagent_node *)(argp1);
-  res2 = SWIG_AsCharPtrAndSize(swig_obj[1], &buf2, NULL, &alloc2);
-  if (!SWIG_IsOK(res2)) {
-    SWIG_exception_fail(SWIG_ArgError(res2), "in method '" "dagent_send" "', argument " "2"" of type '" "char const *""'");
-  }
-  arg2 = (char *)(buf2);
-  ecode3 = SWIG_AsVal_unsigned_SS_int(swig_obj[2], &val3);
-  if (!SWIG_IsOK(ecode3)) {
-    SWIG_exception_fail(SWIG_ArgError(ecode3), "in method '" "dagent_send" "', argument " "3"" of type '" "uint32_t""'");
-  } 
-  arg3 = (uint32_t)(val3);
-  {
-    if (PyObject_GetBuffer(swig_obj[3], &view4, PyBUF_SIMPLE) != 0) SWIG_fail;
-    arg4 = view4.buf;
-    arg5 = (size_t)view4.len;
-  }
-  {
-    if (dagent_send_would_block(arg1, arg5)) {
-      Py_BEGIN_ALLOW_THREADS
-      result = (int)dagent_send(arg1,(char const *)arg2,arg3,(void const *)arg4,arg5);
-      Py_END_ALLOW_THREADS
-    } else {
-      result = (int)dagent_send(arg1,(char const *)arg2,arg3,(void const *)arg4,arg5);
-    }
-  }
-  {
-    if (result < 0) {
-      dagent_raise(result); SWIG_fail; 
-    }
-    resultobj = PyLong_FromLong(result);
-  }
-  if (alloc2 == SWIG_NEWOBJ) free((char*)buf2);
-  {
-    if (view4.obj) PyBuffer_Release(&view4);
-  }
-  return resultobj;
-fail:
-  if (alloc2 == SWIG_NEWOBJ) free((char*)buf2);
-  {
-    if (view4.obj) PyBuffer_Release(&view4);
-  }
   return NULL;
 }
 
@@ -4823,7 +4754,6 @@ static PyMethodDef SwigMethods[] = {
 	 { "dagent_name", _wrap_dagent_name, METH_O, NULL},
 	 { "dagent_is_ready", _wrap_dagent_is_ready, METH_O, NULL},
 	 { "dagent_wait_ready", _wrap_dagent_wait_ready, METH_VARARGS, NULL},
-	 { "dagent_send", _wrap_dagent_send, METH_VARARGS, NULL},
 	 { "dagent_send_would_block", _wrap_dagent_send_would_block, METH_VARARGS, NULL},
 	 { "dagent_request_async", _wrap_dagent_request_async, METH_VARARGS, NULL},
 	 { "dagent_respond", _wrap_dagent_respond, METH_VARARGS, NULL},
