@@ -188,6 +188,7 @@ func createNode(_ name: UnsafePointer<CChar>?, _ via: UnsafePointer<CChar>?, _ l
         }
         if let secret = string(secret), !secret.isEmpty { config.secret = secret }
         config.reconnectInitialBackoff = 0.05
+        config.directWrites = ProcessInfo.processInfo.environment["DAGENT_DIRECT_WRITES"] != "0"   // Node-direct.swift
         let node = try Node(config: config, logger: stderrLogger)
         let h = try Handle(node: node)
         node.onMessages = { [unowned h] batch in h.push(messages: batch) }
@@ -341,13 +342,23 @@ private func blockingRequest(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, 
     if h.node.eventLoop.inEventLoop {
         return fail(Int32(DAGENT_E_STATE), "dagent_request blocks; it cannot be called on the node's event loop")
     }
-    let node = h.node, payload = bytes(data, len)
+    let node = h.node
     let answered = ReplyWait()
-    node.eventLoop.execute {
-        node.requestOnLoop(to: name, type: type, payload: payload, timeout: timeout, waiter: .message { answered.complete($0) })
+    let waiter = RpcWaiter.message { answered.complete($0) }
+    // Straight to the socket when the link is quiet (Node-direct.swift), else through the loop.
+    let sent = node.tryRequestDirect(to: name, type: type, payload: UnsafeRawBufferPointer(start: len > 0 ? data : nil, count: data == nil ? 0 : len),
+                                     timeout: timeout, waiter: waiter)
+    if !sent {
+        let payload = bytes(data, len)
+        node.direct.beginHandoff()
+        node.eventLoop.execute {
+            node.requestOnLoop(to: name, type: type, payload: payload, timeout: timeout, waiter: waiter)
+            node.learnDirectRoute(name)
+            node.direct.endHandoff()
+        }
     }
     do {
-        let answer = try answered.wait().get()
+        let answer = try answered.wait(atMost: timeout + 30).get()
         let n = answer.payload.readableBytes
         guard let out = storage(n) else {
             return fail(Int32(DAGENT_E_STATE), "no memory for the \(n)-byte reply from '\(name)' (the allocator returned NULL)")
@@ -368,7 +379,9 @@ public func dagent_request_async(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar
     if rc != 0 { return rc }
     let payload = bytes(data, len)
     let node = h.node
+    node.direct.beginHandoff()   // no direct send from here overtakes it (Node-direct.swift)
     node.eventLoop.execute {
+        defer { node.direct.endHandoff() }
         node.requestOnLoop(to: name, type: type, payload: payload, timeout: timeout, waiter: .message { [weak h] r in
             guard let h else { return }
             switch r {
@@ -395,14 +408,27 @@ public func dagent_respond(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ 
         let rc = checkSize(h, name, len)
         if rc != 0 { return rc }
     }
+    let node = h.node
+    let onLoop = node.eventLoop.inEventLoop
+    if ok != 0 && !onLoop {
+        // Straight to the socket when the link is quiet (Node-direct.swift): no loop wake-up.
+        let payload = UnsafeRawBufferPointer(start: len > 0 ? data : nil, count: data == nil ? 0 : len)
+        if node.trySendDirect(Node.header(to: name, type: type, kind: .response, cookie: cookie), payload: payload) != nil { return 0 }
+    }
     var request = Dagent_Envelope()
     request.src = name
     request.type = type
     request.cookie = cookie
-    if ok != 0 {
-        h.node.reply(to: request, payload: bytes(data, len))
-    } else {
-        h.node.replyError(to: request, reason: String(decoding: bytes(data, len), as: UTF8.self))
+    let body = bytes(data, len)
+    if onLoop {
+        if ok != 0 { node.reply(to: request, payload: body) } else { node.replyError(to: request, reason: String(decoding: body, as: UTF8.self)) }
+        return 0
+    }
+    node.direct.beginHandoff()
+    node.eventLoop.execute {
+        if ok != 0 { node.reply(to: request, payload: body) } else { node.replyError(to: request, reason: String(decoding: body, as: UTF8.self)) }
+        node.learnDirectRoute(name)
+        node.direct.endHandoff()
     }
     return 0
 }

@@ -18,9 +18,13 @@ final class ReplyWait: @unchecked Sendable {
     }
 
     /// On the caller's thread: blocks until `complete`. The request's own timeout
-    /// (the RPC table's) bounds the wait.
-    func wait() -> Result<DataMessage, DAgentError> {
-        condition.lock(whenValue: 1)
+    /// (the RPC table's) bounds the wait; `atMost` seconds (longer) are a safety
+    /// net should the node stop without completing it.
+    func wait(atMost seconds: Double) -> Result<DataMessage, DAgentError> {
+        let limit = seconds.isFinite ? max(0.001, seconds) : 86_400 * 2
+        guard condition.lock(whenValue: 1, timeoutSeconds: limit) else {
+            return .failure(DAgentError(.timeout, "no answer and no timeout from the node within \(limit)s"))
+        }
         let r = result!
         condition.unlock()
         return r

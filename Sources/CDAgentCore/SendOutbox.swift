@@ -48,7 +48,10 @@ final class SendOutbox: @unchecked Sendable {
             scheduled = true
             return true
         }
-        if schedule { node.eventLoop.execute { self.drain() } }
+        if schedule {
+            node.direct.beginHandoff()   // no direct request or reply overtakes these sends (Node-direct.swift)
+            node.eventLoop.execute { self.drain() }
+        }
     }
 
     /// On the loop: sends what was queued (failures are logged: the callers are not waiting).
@@ -77,5 +80,6 @@ final class SendOutbox: @unchecked Sendable {
             sendingBytes.clear()
         }
         node.releaseWindowAfterFlush(charge)
+        node.direct.endHandoff()   // the batch is in its links' buffers (or failed)
     }
 }

@@ -12,7 +12,7 @@ import NIOCore
 public final class NodeCore {
     public let config: NodeCoreConfig
     /// Names in this node's subtree and the child link each sits behind.
-    public package(set) var routes = RouteTable()
+    public package(set) var routes = RouteTable() { didSet { onRoutesChanged?() } }
     /// Envelopes waiting for the route up to become ready.
     public package(set) var queues: SendQueues
     /// The session of this node's own name (nil until the parent assigns one):
@@ -24,7 +24,7 @@ public final class NodeCore {
     /// Name of the parent this node registered with ("" at the top).
     public package(set) var parentName = ""
     /// True once the parent accepted our registration, until that link drops.
-    public package(set) var parentReady = false
+    public package(set) var parentReady = false { didSet { onRoutesChanged?() } }
     public package(set) var stats = CoreStats()
     /// Frames counted out on a link and not yet added to its `framesOut` (`countOut`).
     package var unsettledOut: (link: LinkID, frames: UInt64) = (0, 0)
@@ -33,7 +33,7 @@ public final class NodeCore {
     public var stopping = false
 
     package var links: [LinkID: LinkState] = [:]
-    package var parentLink: LinkID?
+    package var parentLink: LinkID? { didSet { onRoutesChanged?() } }
     package var pendingUp: [UInt64: PendingUp] = [:]
     package var nextRequestID: UInt64 = 1
     package var nextMessageID: UInt64 = 1
@@ -49,13 +49,17 @@ public final class NodeCore {
     /// Source of handshake nonces (seeded in tests).
     public var authNonce: () -> [UInt8] = AuthHandshake.randomNonce
     /// Names (besides our own) delivered here, e.g. "@state" on a root replica.
-    public var localServices: Set<String> = []
+    public var localServices: Set<String> = [] { didSet { onRoutesChanged?() } }
     /// At the top of a root group: the group's directory and peer links
     /// (names are confirmed and released through it; unknown names are
     /// routed to the replica it names). Nil elsewhere.
-    public weak var authority: (any TopOfTreeAuthority)?
+    public weak var authority: (any TopOfTreeAuthority)? { didSet { onRoutesChanged?() } }
     /// What the parent link reaches directly (brother p2p), given with the parent link.
-    package var brothers: (any BrotherDirectory)?
+    package var brothers: (any BrotherDirectory)? { didSet { onRoutesChanged?() } }
+    /// Called whenever something `nextHop` reads may have changed (routes, the
+    /// parent, local services, the top-of-tree directory, brothers): a driver that
+    /// keeps routes for other threads (`Node.direct`) forgets them.
+    package var onRoutesChanged: (() -> Void)?
     package var brotherCache: [String: UInt64] = [:]
     package var brotherGeneration: UInt64 = .max
     /// Registrations accepted per second (`registration_rate`).

@@ -24,6 +24,9 @@ public struct NodeConfig: Sendable {
     public var maxQueuedDestinations: Int = 10_000
     public var queueTimeout: Double = 60.0
     public var hopLimit: Int = Int(WireConstants.defaultHopLimit)
+    /// Lets threads other than the loop write requests and replies straight to a
+    /// plaintext TCP link's socket (`Node-direct.swift`). Set by the C API; not a file option.
+    public var directWrites = false
     public var maxChildren: Int = 4096
     /// `slow_consumer_bytes`: a link whose unsent bytes exceed this is cut off.
     public var slowConsumerBytes: Int = 64 * 1024 * 1024

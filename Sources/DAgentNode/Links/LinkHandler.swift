@@ -46,7 +46,7 @@ final class LinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func announce(_ context: ChannelHandlerContext) {
         guard !announced else { return }
         announced = true
-        let io = TCPLinkIO(channel: context.channel, maxBatchBytes: node.tcpMaxBatchBytes)
+        let io = TCPLinkIO(channel: context.channel, maxBatchBytes: node.tcpMaxBatchBytes, direct: node.allowsDirectWrites)
         let address = context.channel.remoteAddress.map(node.describe) ?? "?"
         if let peerHello {
             node.peerLinkUp(linkID, io: io, address: address, hello: peerHello)

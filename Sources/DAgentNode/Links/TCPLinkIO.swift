@@ -18,66 +18,106 @@ final class TCPLinkIO: LinkIO {
 
     let channel: Channel
     var writer: FrameWriter
-    var closing = false
-    /// Bytes handed to the channel whose writes have not completed.
-    var unsent: Int { tally.unsent }
-    /// Counts the writes in flight. A class of its own, so that the completion callback
-    /// can hold it strongly: a weak reference to the link would give the link a side
-    /// table, and every retain and release of it (one per message sent) the slow path.
-    private final class WriteTally {
-        var unsent = 0
-        /// The sizes of the writes in flight, oldest first (a channel completes its writes in order).
-        var inFlight = CircularBuffer<Int>(initialCapacity: 4)
+    var closing = false {
+        didSet { if closing { shared.closeDirect() } }
     }
-    private let tally = WriteTally()
+    /// Bytes handed to the channel whose writes have not completed.
+    /// (Read on the loop, which alone changes it: no lock.)
+    var unsent: Int { shared.unsent }
+    /// The write side shared with other threads: the writes in flight, and the
+    /// direct writes of plaintext links (`LinkWriteState`).
+    let shared: LinkWriteState
     /// Called as each write completes (stored: no closure is allocated per flush).
+    /// It holds `shared`, not the link: a weak reference to the link would give the
+    /// link a side table, and every retain and release of it the slow path.
     private let written: (Result<Void, Error>) -> Void
 
-    init(channel: Channel, maxBatchBytes: Int) {
+    /// `direct`: allow writes from other threads straight to the socket (plaintext links only).
+    init(channel: Channel, maxBatchBytes: Int, direct: Bool = false) {
         self.channel = channel
         writer = FrameWriter(allocator: channel.allocator, maxBatchBytes: maxBatchBytes, forwardThreshold: Self.forwardThreshold)
-        let tally = self.tally
-        written = { _ in
-            guard !tally.inFlight.isEmpty else { return }
-            tally.unsent -= tally.inFlight.removeFirst()
+        let shared = LinkWriteState(descriptor: direct ? LinkWriteState.duplicateDescriptor(of: channel) : -1, channel: channel)
+        self.shared = shared
+        written = { _ in shared.completed() }
+        if direct {
+            channel.closeFuture.whenComplete { _ in shared.closeDirect() }
         }
     }
 
-    func append(_ envelope: Dagent_Envelope) { writer.append(envelope) }
+    /// Marks the link busy for direct writers when the loop starts a burst.
+    @inline(__always)
+    private func willAppend() {
+        if writer.isEmpty { shared.markBusy() }
+    }
 
-    func append(_ header: MessageHeader, payload: UnsafeRawBufferPointer) { writer.append(header, payload: payload) }
+    func append(_ envelope: Dagent_Envelope) {
+        willAppend()
+        writer.append(envelope)
+    }
+
+    func append(_ header: MessageHeader, payload: UnsafeRawBufferPointer) {
+        willAppend()
+        writer.append(header, payload: payload)
+    }
 
     func appendRelayed(_ raw: ByteBuffer, header: EnvelopeHeader, hopLimit: UInt32) {
+        willAppend()
         writer.appendRelayed(raw, header: header, hopLimit: hopLimit)
     }
 
     func appendRaw(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
+        willAppend()
         writer.appendRaw(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
     }
 
     func appendRawBatch(_ raw: ByteBuffer, hopLimitOffset: Int, hopLimit: UInt32) {
+        willAppend()
         writer.appendRawBatch(raw, hopLimitOffset: hopLimitOffset, hopLimit: hopLimit)
     }
 
-    func append(_ frame: Dagent_Frame) throws { try writer.append(frame) }
+    func append(_ frame: Dagent_Frame) throws {
+        willAppend()
+        try writer.append(frame)
+    }
 
     @discardableResult
     func flush() -> EventLoopFuture<Void>? { write() }
 
-    /// Writes and flushes what is buffered (its parts in order, then one flush);
-    /// returns the last write's future.
+    /// Writes and flushes what is buffered (a direct write's tail first, then
+    /// its parts in order, then one flush), under the shared lock so that no
+    /// direct write starts inside it; returns the last write's future.
     @discardableResult
     func write() -> EventLoopFuture<Void>? {
-        guard !writer.isEmpty else { return nil }
+        let shared = self.shared
+        shared.lock.lock()
+        shared.loopHolds = true
+        defer {
+            shared.loopHolds = false
+            shared.lock.unlock()
+        }
+        shared.busy = false
+        let remainder = shared.takeRemainder()
+        guard !writer.isEmpty || remainder != nil else { return nil }
         let channel = self.channel
         var forwarded = 0
-        writer.takeSegments { forwarded += $0.readableBytes; channel.write($0, promise: nil) }
-        let bytes = writer.bytesForWrite()
-        let size = bytes.readableBytes
-        let done = channel.writeAndFlush(consume bytes)   // no copy left here: the writer's buffer is unique again once written
-        writer.clearAfterWrite(handedOver: size, allocator: channel.allocator)
-        tally.unsent += size + forwarded
-        tally.inFlight.append(size + forwarded)   // the segments' writes complete before this one
+        let done: EventLoopFuture<Void>
+        var size = 0
+        if writer.isEmpty {
+            size = remainder!.readableBytes
+            done = channel.writeAndFlush(remainder!)
+        } else {
+            if let remainder {
+                forwarded += remainder.readableBytes
+                channel.write(remainder, promise: nil)
+            }
+            writer.takeSegments { forwarded += $0.readableBytes; channel.write($0, promise: nil) }
+            let bytes = writer.bytesForWrite()
+            size = bytes.readableBytes
+            done = channel.writeAndFlush(consume bytes)   // no copy left here: the writer's buffer is unique again once written
+            writer.clearAfterWrite(handedOver: size, allocator: channel.allocator)
+        }
+        shared.unsent += size + forwarded
+        shared.inFlight.append(size + forwarded)   // the earlier parts' writes complete before this one
         done.whenComplete(written)   // runs at once if the socket took it all (the common case)
         return done
     }
@@ -91,9 +131,13 @@ final class TCPLinkIO: LinkIO {
         }
     }
 
-    var bytesPending: Int { unsent + writer.bufferedBytes }
+    /// (On the loop; a direct write's unwritten tail, at most one frame, is left out: no lock per publish copy.)
+    var bytesPending: Int { shared.unsent + writer.bufferedBytes }
 
-    func closeForShutdown() -> EventLoopFuture<Void>? { channel.close().recover { _ in } }
+    func closeForShutdown() -> EventLoopFuture<Void>? {
+        shared.closeDirect()
+        return channel.close().recover { _ in }
+    }
 
-    func didGoDown() {}
+    func didGoDown() { shared.closeDirect() }
 }

@@ -149,7 +149,10 @@ extension Node {
     func treeReply(requestID: UInt64) -> Dagent_TreeReply {
         var reply = core.treeReply(requestID: requestID)
         for (i, linkID) in core.linkIDs.enumerated() where i < reply.links.count {
-            if let link = links[linkID] { reply.links[i].bytesPending = UInt64(link.bytesPending) }
+            if let link = links[linkID] {
+                reply.links[i].bytesPending = UInt64(link.bytesPending)
+                if let tcp = link as? TCPLinkIO { reply.links[i].framesOut &+= tcp.shared.directFramesOut }   // written from callers' threads
+            }
         }
         reply.directIn = core.stats.directIn
         reply.directOut = core.stats.directOut

@@ -38,7 +38,7 @@ extension Node {
     /// `send_time_ns` stays unset: nothing on the receiving side reads it, and stamping it cost a
     /// clock read and 9 bytes per message.
     @inline(__always)
-    static func header(to dst: String, type: UInt32, kind: Dagent_Kind, cookie: UInt64 = 0) -> MessageHeader {
+    public static func header(to dst: String, type: UInt32, kind: Dagent_Kind, cookie: UInt64 = 0) -> MessageHeader {
         var h = MessageHeader(dst: dst, type: type, kind: kind)
         h.cookie = cookie
         return h
@@ -98,13 +98,14 @@ extension Node {
                 waiter.fail(full)
                 return
             }
-            let cookie = self.rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: self.rpcTimeoutNs(timeout))
+            let timeoutNs = self.rpcTimeoutNs(timeout)
+            let cookie = self.rpcLock.withLock { self.rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: timeoutNs) }
             do throws(DAgentError) {
                 if let link = try self.sendFromHere(Self.header(to: dst, type: type, kind: .data, cookie: cookie), payload: payload, nowNs: now) {
-                    self.rpc.sent(cookie: cookie, on: link)
+                    self.rpcLock.withLock { self.rpc.sent(cookie: cookie, on: link) }
                 }
             } catch {
-                _ = self.rpc.complete(cookie: cookie)
+                _ = self.rpcLock.withLock { self.rpc.complete(cookie: cookie) }
                 waiter.fail(error)
                 return
             }
@@ -133,13 +134,14 @@ extension Node {
             waiter.fail(full)
             return
         }
-        let cookie = rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: rpcTimeoutNs(timeout))
+        let timeoutNs = rpcTimeoutNs(timeout)
+        let cookie = rpcLock.withLock { rpc.add(waiter, dst: dst, type: type, nowNs: now, timeoutNs: timeoutNs) }
         do {
             if let link = try sendFromHere(Self.header(to: dst, type: type, kind: .request, cookie: cookie), payload: payload, nowNs: now) {
-                rpc.sent(cookie: cookie, on: link)
+                rpcLock.withLock { rpc.sent(cookie: cookie, on: link) }
             }
         } catch {
-            _ = rpc.complete(cookie: cookie)
+            _ = rpcLock.withLock { rpc.complete(cookie: cookie) }
             waiter.fail(error)
             return
         }

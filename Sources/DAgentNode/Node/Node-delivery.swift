@@ -102,7 +102,7 @@ extension Node {
         }
         switch m.kind {
         case .response, .error:
-            if m.cookie != 0, let pending = rpc.complete(answerCookie: m.cookie, kind: m.kind, src: m.src) {
+            if m.cookie != 0, let pending = rpcLock.withLock({ rpc.complete(answerCookie: m.cookie, kind: m.kind, src: m.src) }) {
                 onRPCDone?(Double(nowNs &- (pending.deadlineNs &- pending.timeoutNs)) / 1e9, m.kind == .response ? "ok" : "error")
                 if m.kind == .response {
                     pending.waiter.succeed(m)   // an envelope is built only for a waiter that wants one

@@ -4,8 +4,9 @@ import DAgentRouting
 extension Node {
     /// An error naming `max_pending_requests` when that many requests already wait.
     func pendingRequestsFull() -> DAgentError? {
-        guard rpc.count >= config.maxPendingRequests else { return nil }
-        return DAgentError(.queueFull, "node '\(config.name)' has \(rpc.count) requests waiting for an answer; max_pending_requests=\(config.maxPendingRequests)")
+        let count = rpcLock.withLock { rpc.count }
+        guard count >= config.maxPendingRequests else { return nil }
+        return DAgentError(.queueFull, "node '\(config.name)' has \(count) requests waiting for an answer; max_pending_requests=\(config.maxPendingRequests)")
     }
 
     /// A request timeout in nanoseconds, bounded (1 ms ... 1 day) so that no

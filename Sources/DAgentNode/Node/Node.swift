@@ -1,6 +1,7 @@
 import DAgentWire
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import DAgentRouting
@@ -44,7 +45,14 @@ public final class Node: @unchecked Sendable {
     var registrationRefused = false
     var stopping = false
     var tickTask: RepeatedTask?
+    /// Outstanding requests: changed under `rpcLock`, as direct requests register
+    /// from the caller's thread (`tryRequestDirect`).
     var rpc = RpcTable<RpcWaiter>()
+    let rpcLock = NIOLock()
+    /// Routes for sends written from the caller's thread (`Node-direct.swift`).
+    public let direct = DirectRoutes()
+    /// Direct writes are on (`NodeConfig.directWrites`, never with TLS).
+    var allowsDirectWrites: Bool { config.directWrites && tls == nil }
     var readyPromise: EventLoopPromise<Void>
     var readyDone = false
     /// The message queues this node serves as an agent (`pull:msgq://PATH`).
@@ -138,6 +146,10 @@ public final class Node: @unchecked Sendable {
                                   msgqQueueBytes: config.msgqQueueBytes, msgqSendTimeout: config.msgqSendTimeout,
                                   msgqSendTimeoutOverride: config.msgqSendTimeoutOverride)
         readyPromise = eventLoop.makePromise(of: Void.self)
+        if allowsDirectWrites {
+            let direct = self.direct
+            core.onRoutesChanged = { direct.forgetAll() }
+        }
     }
 
     deinit {
@@ -206,7 +218,7 @@ public final class Node: @unchecked Sendable {
             self.tickTask?.cancel()
             self.flushDirty()
             self.closeDurableQueue()
-            for pending in self.rpc.removeAll() {
+            for pending in self.rpcLock.withLock({ self.rpc.removeAll() }) {
                 pending.waiter.fail(DAgentError(.refused, "node '\(self.config.name)' is shutting down"))
             }
             if !self.readyDone {
@@ -419,7 +431,7 @@ public final class Node: @unchecked Sendable {
     /// timeout): what was still in its buffer is gone, and so is the way back for an answer.
     func failRequests(sentOn id: LinkID, which: String, reason: String) {
         let now = nowNs
-        for pending in rpc.removeAll(sentOn: id) {
+        for pending in rpcLock.withLock({ rpc.removeAll(sentOn: id) }) {
             onRPCDone?(Double(now &- (pending.deadlineNs &- pending.timeoutNs)) / 1e9, "error")
             pending.waiter.fail(DAgentError(.noRoute, "request to '\(pending.dst)' (type \(pending.type)): \(which) it left on went down before an answer (\(reason)); it may or may not have been handled"))
         }
@@ -431,7 +443,7 @@ public final class Node: @unchecked Sendable {
         msgqLeaf?.tick(nowNs: now)
         if !retiredLeafLinks.isEmpty { reapRetiredLeafLinks() }
         core.tick(nowNs: now)
-        for pending in rpc.expire(nowNs: now) {
+        for pending in rpcLock.withLock({ rpc.expire(nowNs: now) }) {
             onRPCDone?(Double(pending.timeoutNs) / 1e9, "timeout")
             pending.waiter.fail(DAgentError(.timeout, "request to '\(pending.dst)' (type \(pending.type)) got no answer within \(seconds(pending.timeoutNs))"))
         }
