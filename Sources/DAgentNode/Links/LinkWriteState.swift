@@ -39,7 +39,7 @@ public final class LinkWriteState: @unchecked Sendable {
     /// Under `lock`: frames written directly (added to the link's `framesOut` in the tree report).
     private var directFrames: UInt64 = 0
     /// Frames written directly so far.
-    var directFramesOut: UInt64 { lock.withLock { directFrames } }
+    var directFramesOut: UInt64 { onLoopLocked { directFrames } }   // on the loop
     /// The link's channel (its loop writes `remainder`).
     private let channel: Channel
 
@@ -48,8 +48,23 @@ public final class LinkWriteState: @unchecked Sendable {
         self.channel = channel
     }
 
-    /// True if direct writes may be tried on this link at all.
-    public var allowsDirect: Bool { lock.withLock { fd >= 0 } }
+    /// On the loop: true if direct writes may be tried on this link at all.
+    var allowsDirect: Bool { onLoopLocked { fd >= 0 } }
+
+    /// On the loop: runs `body` under `lock`, taking it unless this loop holds
+    /// it already (a write's callbacks can close the channel, append to the
+    /// link or flush it again, all inside the write).
+    @inline(__always)
+    func onLoopLocked<T>(_ body: () -> T) -> T {
+        if loopHolds { return body() }
+        lock.lock()
+        loopHolds = true
+        defer {
+            loopHolds = false
+            lock.unlock()
+        }
+        return body()
+    }
 
     /// Writes one or more whole frames on the caller's thread if the link is
     /// quiet. Returns false when nothing was written (the caller then takes
@@ -84,16 +99,12 @@ public final class LinkWriteState: @unchecked Sendable {
 
     /// On the loop: writes a direct write's tail, unless a flush took it first.
     private func writeRemainder() {
-        lock.lock()
-        loopHolds = true
-        defer {
-            loopHolds = false
-            lock.unlock()
+        onLoopLocked {
+            guard let rest = takeRemainder() else { return }
+            unsent += rest.readableBytes
+            inFlight.append(rest.readableBytes)
+            channel.writeAndFlush(rest).whenComplete { _ in self.completed() }
         }
-        guard let rest = takeRemainder() else { return }
-        unsent += rest.readableBytes
-        inFlight.append(rest.readableBytes)
-        channel.writeAndFlush(rest).whenComplete { _ in self.completed() }
     }
 
     /// On the loop, under `lock`: the tail of a direct write, to be written first.
@@ -104,23 +115,21 @@ public final class LinkWriteState: @unchecked Sendable {
 
     /// On the loop: the loop appended to an empty buffer.
     func markBusy() {
-        if loopHolds { busy = true } else { lock.withLock { busy = true } }
+        onLoopLocked { busy = true }
     }
 
     /// On the loop: a write handed to the channel completed.
     func completed() {
-        if loopHolds { completedLocked() } else { lock.withLock { completedLocked() } }
-    }
-
-    private func completedLocked() {
-        guard !inFlight.isEmpty else { return }
-        unsent -= inFlight.removeFirst()
+        onLoopLocked {
+            guard !inFlight.isEmpty else { return }
+            unsent -= inFlight.removeFirst()
+        }
     }
 
     /// No more direct writes; closes the duplicate descriptor (idempotent). A
     /// tail still waiting is left for the loop's last write.
     func closeDirect() {
-        lock.withLock {
+        onLoopLocked {
             if fd >= 0 { _ = Foundation.close(fd) }
             fd = -1
         }

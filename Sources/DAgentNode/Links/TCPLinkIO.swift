@@ -88,14 +88,12 @@ final class TCPLinkIO: LinkIO {
     /// direct write starts inside it; returns the last write's future.
     @discardableResult
     func write() -> EventLoopFuture<Void>? {
+        shared.onLoopLocked { writeLocked() }
+    }
+
+    private func writeLocked() -> EventLoopFuture<Void>? {
         let shared = self.shared
-        shared.lock.lock()
-        shared.loopHolds = true
-        defer {
-            shared.loopHolds = false
-            shared.lock.unlock()
-        }
-        shared.busy = false
+        defer { shared.busy = !writer.isEmpty }   // bytes the write's callbacks appended are still here
         let remainder = shared.takeRemainder()
         guard !writer.isEmpty || remainder != nil else { return nil }
         let channel = self.channel

@@ -23,6 +23,10 @@ public final class DirectRoutes: @unchecked Sendable {
     private var routes: [String: Route] = [:]
     private var handoffs = 0
     private var lastID: UInt64 = 0
+    private var writes: UInt64 = 0
+
+    /// Messages written from callers' threads so far.
+    public var written: UInt64 { lock.withLock { writes } }
 
     /// The route to `dst` if a direct send may be tried now.
     func route(_ dst: String) -> Route? {
@@ -56,6 +60,8 @@ public final class DirectRoutes: @unchecked Sendable {
             return (1 << 63) | lastID
         }
     }
+
+    func countWrite() { lock.withLock { writes &+= 1 } }
 }
 
 extension Node {
@@ -82,7 +88,9 @@ extension Node {
         h.id = direct.nextMessageID()
         h.hopLimit = core.config.hopLimit
         let frame = FrameWriter.frame(h, payload: payload)
-        return frame.withUnsafeReadableBytes { route.state.tryWriteDirect($0) } ? route.link : nil
+        guard frame.withUnsafeReadableBytes({ route.state.tryWriteDirect($0) }) else { return nil }
+        direct.countWrite()
+        return route.link
     }
 
     /// From a thread other than the loop: a request written as `trySendDirect`
@@ -108,7 +116,10 @@ extension Node {
         h.id = direct.nextMessageID()
         h.hopLimit = core.config.hopLimit
         let frame = FrameWriter.frame(h, payload: payload)
-        if frame.withUnsafeReadableBytes({ route.state.tryWriteDirect($0) }) { return true }
+        if frame.withUnsafeReadableBytes({ route.state.tryWriteDirect($0) }) {
+            direct.countWrite()
+            return true
+        }
         // Not written. If the loop failed the waiter meanwhile (its link went down), that is its outcome.
         return rpcLock.withLock { rpc.complete(cookie: cookie) == nil }
     }
