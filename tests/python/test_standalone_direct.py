@@ -89,7 +89,7 @@ def test_threads_of_one_node_keep_order_and_whole_frames(pair):
 
 def test_payloads_the_socket_takes_in_parts(pair):
     node, _ = pair
-    failures = run_threads(node, 3, 12, lambda i: (3 << 20) if i % 3 == 0 else 100 + i, lambda i: i % 4 == 1)
+    failures = run_threads(node, 3, 12, lambda i: 1_000_000 if i % 3 == 0 else 100 + i, lambda i: i % 4 == 1)
     assert failures == []
     assert report(node) == (36, 0, "")
 
@@ -102,13 +102,13 @@ def test_a_peer_that_stops_reading_then_resumes(pair):
     peer.p.send_signal(signal.SIGSTOP)
     try:
         timeouts = 0
-        for seq in range(1, 9):   # 8 x 1 MiB: more than loopback's socket buffers hold
+        for seq in range(1, 11):   # 10 x 1 MB: more than loopback's socket buffers hold
             try:
-                node.request("dsrv", 3, tagged("p", seq, 1 << 20), timeout=0.3)
+                node.request("dsrv", 3, tagged("p", seq, 1_000_000), timeout=0.1)   # the stop stays under the 3 s heartbeat expiry
             except dagent.Timeout:
                 timeouts += 1
-        assert timeouts >= 6, "a stopped peer answers nothing (at most what was read before the stop)"
+        assert timeouts >= 8, "a stopped peer answers nothing (at most what was read before the stop)"
     finally:
         peer.p.send_signal(signal.SIGCONT)
-    assert node.request("dsrv", 3, tagged("p", 9, 10), timeout=20) == tagged("p", 9, 10)
-    assert report(node) == (10, 0, "")
+    assert node.request("dsrv", 3, tagged("p", 11, 10), timeout=20) == tagged("p", 11, 10)
+    assert report(node) == (12, 0, "")
