@@ -43,8 +43,13 @@ public final class LinkWriteState: @unchecked Sendable {
     /// The link's channel (its loop writes `remainder`).
     private let channel: Channel
 
+    /// False when the link never had a descriptor for direct writes (TLS, or a node
+    /// without `directWrites`): then only the loop touches this state, and takes no lock.
+    let shared: Bool
+
     init(descriptor: Int32, channel: Channel) {
         fd = descriptor
+        shared = descriptor >= 0
         self.channel = channel
     }
 
@@ -56,7 +61,7 @@ public final class LinkWriteState: @unchecked Sendable {
     /// link or flush it again, all inside the write).
     @inline(__always)
     func onLoopLocked<T>(_ body: () -> T) -> T {
-        if loopHolds { return body() }
+        if loopHolds || !shared { return body() }
         lock.lock()
         loopHolds = true
         defer {
