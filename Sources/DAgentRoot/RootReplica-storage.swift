@@ -102,11 +102,7 @@ extension RootReplica {
             let rd = raft.ready()
             let leaderSendsFirst = raft.role == .leader && rd.hardState.map({ $0.vote == selfID || $0.vote == 0 }) ?? true
             if leaderSendsFirst {
-                let sentEarly = raft.messagesBeforePersist(of: rd)
-                for message in sentEarly { send(message) }
-                // On the wire before the storage thread is woken (not at the end of the loop
-                // turn): the followers' fsyncs start sooner.
-                if !sentEarly.isEmpty { node.flushDirty() }
+                for message in raft.messagesBeforePersist(of: rd) { send(message) }
             }
             if rd.mustSync {
                 // Only entries, snapshots and term/vote changes need an fsync; a Ready that
@@ -159,8 +155,6 @@ extension RootReplica {
     func finishReady(_ rd: Ready, sentFirst: Bool, appliedBefore: Int = 0) -> Bool {
         if !sentFirst {
             for message in rd.messages { send(message) }
-            // A follower's acknowledgements (and votes) leave now, before the apply below.
-            if !rd.messages.isEmpty { node.flushDirty() }
         }
         if let snapshot = rd.snapshot, !snapshot.data.isEmpty {
             do { try restoreSnapshot(snapshot.data) } catch {
