@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """What a small WAL-like `pwrite` + `fdatasync` costs on this machine, alone and beside others.
 
-  bench/state/fsync_wake.py [--dir DIR] [--count 300] [--rounds 3]
+  bench/state/fsync_wake.py [--dir DIR] [--count 300] [--rounds 3] [--json]
 
 Each measurement appends 150-byte records to a zero-filled 1 MiB file (the WAL's preallocated
 case: no size change, no journal commit) and prints the p10/p50/p90 of one record's write + sync:
@@ -16,7 +16,7 @@ The files live in DIR (default: .build/fsync-wake in the repository, on the same
 as the bench's data directories) and are removed afterwards.
 (docs/performance.md, "A lone put on this VM: the fsync's wake-up, spinning, flushing".)
 """
-import argparse, mmap, multiprocessing as mp, os, shutil, statistics, time
+import argparse, json, mmap, multiprocessing as mp, os, shutil, statistics, time
 
 REC = 150
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -87,30 +87,52 @@ def idle_spinner():
         pass
 
 
+def measure_round(d, count):
+    """One round of every measurement: p10/p50/p90 (or the p50s of concurrent writers) in µs."""
+    row = {"alone": quantiles(write_sync(f"{d}/alone.log", count)),
+           "concurrent-2": concurrent(d, 2, count), "concurrent-3": concurrent(d, 3, count)}
+    spin = mp.Process(target=idle_spinner, daemon=True)
+    spin.start()
+    time.sleep(0.2)
+    try:
+        row["beside-idle-spin"] = quantiles(write_sync(f"{d}/spin.log", count))
+        row["variants-p50"] = {k: quantiles(write_sync(f"{d}/{k}.log", count, k))[1]
+                               for k in ("fdatasync", "rwf_dsync", "o_dsync", "direct", "direct_dsync")}
+    finally:
+        spin.kill()
+        spin.join()
+    return row
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dir", default=os.path.join(ROOT, ".build", "fsync-wake"))
-    ap.add_argument("--count", type=int, default=300)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap = argparse.ArgumentParser(description="What a 150-byte pwrite + fdatasync costs here: alone, "
+                                 "concurrent, beside a SCHED_IDLE spinner, and written other ways.")
+    ap.add_argument("--dir", default=os.path.join(ROOT, ".build", "fsync-wake"),
+                    help="where the scratch files go (removed afterwards)")
+    ap.add_argument("--count", type=int, default=300, help="records per measurement (at least 10)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of every measurement (at least 1)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     a = ap.parse_args()
+    if a.count < 10 or a.rounds < 1:
+        ap.error(f"--count must be at least 10 and --rounds at least 1 (got {a.count} and {a.rounds})")
     os.makedirs(a.dir, exist_ok=True)
     try:
-        print("load", os.getloadavg())
+        load_before, rounds = os.getloadavg(), []
+        if not a.json:
+            print("load", load_before)
         for r in range(a.rounds):
-            print(f"round {r + 1}: alone p10/p50/p90 us", quantiles(write_sync(f"{a.dir}/alone.log", a.count)),
-                  "| concurrent-2 p50", concurrent(a.dir, 2, a.count), "| concurrent-3 p50", concurrent(a.dir, 3, a.count))
-            spin = mp.Process(target=idle_spinner, daemon=True)
-            spin.start()
-            time.sleep(0.2)
-            try:
-                print(f"round {r + 1}: beside-idle-spin p10/p50/p90 us", quantiles(write_sync(f"{a.dir}/spin.log", a.count)))
-                print(f"round {r + 1}: variants beside the spin, p50 us",
-                      {k: quantiles(write_sync(f"{a.dir}/{k}.log", a.count, k))[1]
-                       for k in ("fdatasync", "rwf_dsync", "o_dsync", "direct", "direct_dsync")})
-            finally:
-                spin.kill()
-                spin.join()
-        print("load", os.getloadavg())
+            row = measure_round(a.dir, a.count)
+            rounds.append(row)
+            if not a.json:
+                print(f"round {r + 1}: alone p10/p50/p90 us", row["alone"], "| concurrent-2 p50", row["concurrent-2"],
+                      "| concurrent-3 p50", row["concurrent-3"])
+                print(f"round {r + 1}: beside-idle-spin p10/p50/p90 us", row["beside-idle-spin"])
+                print(f"round {r + 1}: variants beside the spin, p50 us", row["variants-p50"])
+        if a.json:
+            print(json.dumps({"load_before": load_before, "load_after": os.getloadavg(), "count": a.count,
+                              "rounds": rounds}))
+        else:
+            print("load", os.getloadavg())
     finally:
         shutil.rmtree(a.dir, ignore_errors=True)
 
