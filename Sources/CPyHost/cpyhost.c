@@ -51,6 +51,7 @@ static PyObject *g_runtime;            /* the dagent runtime, item 5 of each Mes
 static PyObject *g_error_factory;      /* callable(code, reason) -> exception */
 static PyObject *g_interrupt_exc;      /* dagent.HandlerTimeout */
 static int32_t g_current_slot;         /* the plugin whose code runs now */
+static PyObject *g_zero;               /* the int 0: the cookie of every one-way message */
 static atomic_int g_initialized;
 
 /* ---- the watchdog scope --------------------------------------------------
@@ -188,18 +189,40 @@ static char *error_text(void) {
     return out ? out : strdup("unknown Python error");
 }
 
-/* ---- batches ---------------------------------------------------------------- */
+/* ---- batches ----------------------------------------------------------------
+ *
+ * pump() hands Swift a batch; Swift's take() calls cpy_batch_message once per
+ * message, and each message is dispatched to its handler right away (built and
+ * called interleaved, while its payload is still in cache). A message whose only
+ * reference after the call is ours (the handler kept neither it nor its payload)
+ * is reused for the next one: its items are replaced in place and its `bytes` is
+ * overwritten when the length matches, so the steady state of a trivial handler
+ * allocates and frees nothing per message. A message the handler kept (a
+ * reference in a list, a task, a recorded reply: refcount > 1 or an instance
+ * dict) is never touched again: it keeps its own payload. */
 
 struct cpy_batch {
-    PyObject **msgs;
-    Py_ssize_t n, cap;
+    Py_ssize_t n;       /* messages taken */
     PyObject *events;   /* list, created on first event */
     PyObject *dst;      /* our name, shared by every message */
     PyObject *last_src; /* consecutive messages often share a sender */
     PyObject *last_type;
     uint32_t last_type_v;
     int failed;
+    /* dispatch */
+    PyObject *handlers, *on_unhandled, *on_error, *on_async, *on_result;
+    PyObject *spare;    /* a handled Message only we reference, or NULL */
+    PyObject *entry;    /* the handler entry last looked up (strong), its slot and type */
+    long entry_slot;
+    uint32_t entry_type;
+    int32_t *tslot;     /* per handled message: its slot and its cycles (see "handler time") */
+    uint64_t *tcycles;
+    uint64_t tprev;     /* the cycle counter when the previous message was done */
+    Py_ssize_t timed, tcap;
+    int max_slot;
 };
+
+static uint64_t g_counts[MAX_SLOTS];
 
 static PyObject *make_message(PyObject *src, PyObject *dst, PyObject *type, PyObject *data, PyObject *cookie) {
     PyTypeObject *t = (PyTypeObject *)g_message_type;
@@ -215,16 +238,48 @@ static PyObject *make_message(PyObject *src, PyObject *dst, PyObject *type, PyOb
     return m;
 }
 
+/* True if nobody but us can see `m`: one reference and no instance dict
+ * (a tuple subclass has no weak references). */
+static inline int message_is_private(PyObject *m) {
+    if (Py_REFCNT(m) != 1) return 0;
+    PyObject **dict = _PyObject_GetDictPtr(m);
+    return dict == NULL || *dict == NULL;
+}
+
+/* Replaces item i of the private message m with `v` (stolen). */
+static inline void message_set(PyObject *m, Py_ssize_t i, PyObject *v) {
+    PyObject *old = PyTuple_GET_ITEM(m, i);
+    PyTuple_SET_ITEM(m, i, v);
+    Py_DECREF(old);
+}
+
+/* The payload `bytes`: the spare's own when only it references one of the same length. */
+static PyObject *payload_into(PyObject *spare, const void *data, size_t len) {
+    if (spare) {
+        PyObject *old = PyTuple_GET_ITEM(spare, 3);
+        if (Py_REFCNT(old) == 1 && PyBytes_CheckExact(old) && (size_t)PyBytes_GET_SIZE(old) == len && len > 0) {
+            memcpy(PyBytes_AS_STRING(old), data, len);
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+            ((PyBytesObject *)old)->ob_shash = -1;   /* the cached hash was of the old bytes */
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+            return NULL;   /* reused in place */
+        }
+    }
+    PyObject *p = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    return p ? p : (PyObject *)-1;
+}
+
+static void dispatch(cpy_batch *b, PyObject *m);
+
 void cpy_batch_message(cpy_batch *b, const char *src, size_t src_len, uint32_t type,
                        uint64_t cookie, const void *data, size_t len) {
     if (b->failed) return;
-    if (b->n == b->cap) {
-        Py_ssize_t cap = b->cap ? b->cap * 2 : 256;
-        PyObject **p = realloc(b->msgs, (size_t)cap * sizeof *p);
-        if (!p) { b->failed = 1; return; }
-        b->msgs = p;
-        b->cap = cap;
-    }
+    if (b->n == 0) b->tprev = ticks();   /* the first message's time starts here, not in take's lock */
     if (!b->last_src || (size_t)PyUnicode_GET_LENGTH(b->last_src) != src_len ||
         !PyUnicode_IS_COMPACT_ASCII(b->last_src) || memcmp(PyUnicode_DATA(b->last_src), src, src_len) != 0) {
         PyObject *s = PyUnicode_DecodeUTF8(src, (Py_ssize_t)src_len, "replace");
@@ -237,12 +292,28 @@ void cpy_batch_message(cpy_batch *b, const char *src, size_t src_len, uint32_t t
         Py_XSETREF(b->last_type, t);
         b->last_type_v = type;
     }
-    PyObject *payload = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
-    PyObject *ck = payload ? PyLong_FromUnsignedLongLong(cookie) : NULL;
-    if (!ck) { Py_XDECREF(payload); b->failed = 1; return; }
-    PyObject *m = make_message(b->last_src, b->dst, b->last_type, payload, ck);
-    if (!m) { Py_DECREF(payload); Py_DECREF(ck); b->failed = 1; return; }
-    b->msgs[b->n++] = m;
+    PyObject *m = b->spare;
+    b->spare = NULL;
+    PyObject *payload = payload_into(m, data, len);
+    if (payload == (PyObject *)-1) { Py_XDECREF(m); b->failed = 1; return; }
+    PyObject *ck = cookie ? PyLong_FromUnsignedLongLong(cookie) : Py_NewRef(g_zero);
+    if (!ck) { Py_XDECREF(payload); Py_XDECREF(m); b->failed = 1; return; }
+    if (m) {
+        if (PyTuple_GET_ITEM(m, 0) != b->last_src) { Py_INCREF(b->last_src); message_set(m, 0, b->last_src); }
+        if (PyTuple_GET_ITEM(m, 2) != b->last_type) { Py_INCREF(b->last_type); message_set(m, 2, b->last_type); }
+        if (payload) message_set(m, 3, payload);
+        message_set(m, 4, ck);
+    } else {
+        m = make_message(b->last_src, b->dst, b->last_type, payload, ck);
+        if (!m) { Py_DECREF(payload); Py_DECREF(ck); b->failed = 1; return; }
+    }
+    b->n++;
+    dispatch(b, m);
+    if (message_is_private(m)) {
+        b->spare = m;
+    } else {
+        Py_DECREF(m);
+    }
 }
 
 static void batch_event(cpy_batch *b, PyObject *ev) {
@@ -285,6 +356,7 @@ static PyObject *m_bind(PyObject *self, PyObject *args) {
     Py_INCREF(runtime); Py_XSETREF(g_runtime, runtime);
     Py_INCREF(factory); Py_XSETREF(g_error_factory, factory);
     Py_INCREF(interrupt); Py_XSETREF(g_interrupt_exc, interrupt);
+    if (!g_zero && !(g_zero = PyLong_FromLong(0))) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -525,10 +597,77 @@ static void report_handler_times(const int32_t *slot, const uint64_t *cycles, Py
     G.handler_times(G.ctx, slots, buckets, sums, distinct);
 }
 
+/* Calls the handler of message `m` (one reference ours, kept): handlers[type] is
+ * a tuple (fn, slot). See pump() below for the hooks. */
+static void dispatch(cpy_batch *b, PyObject *m) {
+    PyObject *type = PyTuple_GET_ITEM(m, 2);
+    PyObject *entry = PyDict_GetItemWithError(b->handlers, type);
+    if (!entry) {
+        PyErr_Clear();
+        call_hook(b->on_unhandled, &m, 1);
+        b->tprev = ticks();
+        return;
+    }
+    Py_INCREF(entry);   /* the handler may unregister itself */
+    if (entry != b->entry) {
+        long slot = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+        if (slot < 0 || slot >= MAX_SLOTS) slot = 0;
+        PyErr_Clear();
+        Py_INCREF(entry);
+        Py_XSETREF(b->entry, entry);
+        b->entry_slot = slot;
+        b->entry_type = (uint32_t)PyLong_AsUnsignedLong(type);
+        PyErr_Clear();
+    }
+    long slot = b->entry_slot;
+    PyObject *fn = PyTuple_GET_ITEM(entry, 0);
+    g_current_slot = (int32_t)slot;
+    uint64_t seq = scope_set(CPY_SCOPE_HANDLER, (int32_t)slot, b->entry_type);
+    PyObject *r = PyObject_Vectorcall(fn, &m, 1, NULL);
+    if (r == NULL) {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        scope_clear_interrupt(seq);
+        PyErr_NormalizeException(&et, &ev, &tb);
+        if (tb && ev) PyException_SetTraceback(ev, tb);
+        PyObject *argv[3] = {entry, m, ev ? ev : Py_None};
+        call_hook(b->on_error, argv, 3);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(tb);
+    } else {
+        scope_clear_interrupt(seq);
+        if (r != Py_None) {
+            PyObject *argv[3] = {entry, m, r};
+            call_hook(is_awaitable(r) ? b->on_async : b->on_result, argv, 3);
+        }
+        Py_DECREF(r);
+    }
+    g_counts[slot]++;
+    if (slot > b->max_slot) b->max_slot = (int)slot;
+    Py_DECREF(entry);
+    if (b->timed == b->tcap) {
+        Py_ssize_t cap = b->tcap ? b->tcap * 2 : 1024;
+        int32_t *s = realloc(b->tslot, sizeof(int32_t) * (size_t)cap);
+        if (s) b->tslot = s;
+        uint64_t *c = s ? realloc(b->tcycles, sizeof(uint64_t) * (size_t)cap) : NULL;
+        if (c) b->tcycles = c;
+        if (s && c) b->tcap = cap;
+    }
+    /* One cycle-counter read per message (it costs this VM ~15 ns): a message's time runs from
+     * the end of the previous one, so it includes building the message (tens of ns). */
+    uint64_t t = ticks();
+    if (b->timed < b->tcap) {
+        b->tslot[b->timed] = (int32_t)slot;
+        b->tcycles[b->timed++] = t - b->tprev;
+    }
+    b->tprev = t;
+}
+
 /* pump(handlers, on_unhandled, on_error, on_async, on_result, max) -> (n, events, more)
  *
- * Takes up to `max` messages and every pending event from Swift, then calls
- * the handler of each message: handlers[type] is a tuple (fn, slot). A
+ * Takes up to `max` messages and every pending event from Swift, calling the
+ * handler of each message as it is taken: handlers[type] is a tuple (fn, slot). A
  * handler that raises goes to on_error(entry, msg, exc); one that returns an
  * awaitable to on_async(entry, msg, awaitable); any other non-None result to
  * on_result(entry, msg, result); a type without handler to on_unhandled(msg). */
@@ -541,85 +680,46 @@ static PyObject *m_pump(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "pump before bind");
         return NULL;
     }
+    static int32_t *tslot;      /* kept between batches (plugin thread only) */
+    static uint64_t *tcycles;
+    static Py_ssize_t tcap;
     cpy_batch b;
     memset(&b, 0, sizeof b);
     b.dst = PyUnicode_FromString(g_name ? g_name : "");
     if (!b.dst) return NULL;
+    b.handlers = handlers;
+    b.on_unhandled = on_unhandled;
+    b.on_error = on_error;
+    b.on_async = on_async;
+    b.on_result = on_result;
+    b.tslot = tslot;
+    b.tcycles = tcycles;
+    b.tcap = tcap;
+    b.max_slot = -1;
+    int64_t clock0 = cpy_now_ns();
+    uint64_t tick0 = ticks();
     int more = G.take(G.ctx, &b, max);
+    uint64_t tick1 = ticks();
+    int64_t clock1 = cpy_now_ns();
+    Py_CLEAR(b.spare);
+    Py_CLEAR(b.entry);
     Py_CLEAR(b.last_src);
     Py_CLEAR(b.last_type);
     if (b.failed) {
         PyErr_Clear();
         G.log(G.ctx, 40, "", "out of memory while building a batch of messages for the plugins: some were dropped");
     }
-
-    static uint64_t counts[MAX_SLOTS];
-    int max_slot = -1;
-    /* per handled message: its slot and its cycles (see "handler time" above) */
-    int32_t *tslot = b.n > 0 ? malloc(sizeof(int32_t) * (size_t)b.n) : NULL;
-    uint64_t *tcycles = b.n > 0 ? malloc(sizeof(uint64_t) * (size_t)b.n) : NULL;
-    Py_ssize_t timed = 0;
-    int64_t clock0 = cpy_now_ns();
-    uint64_t tick0 = ticks(), tprev = tick0;
-    for (Py_ssize_t i = 0; i < b.n; i++) {
-        PyObject *m = b.msgs[i];
-        PyObject *type = PyTuple_GET_ITEM(m, 2);
-        PyObject *entry = PyDict_GetItemWithError(handlers, type);
-        if (!entry) {
-            PyErr_Clear();
-            call_hook(on_unhandled, &m, 1);
-            Py_DECREF(m);
-            tprev = ticks();
-            continue;
-        }
-        Py_INCREF(entry);   /* the handler may unregister itself */
-        PyObject *fn = PyTuple_GET_ITEM(entry, 0);
-        long slot = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
-        if (slot < 0 || slot >= MAX_SLOTS) slot = 0;
-        g_current_slot = (int32_t)slot;
-        uint64_t seq = scope_set(CPY_SCOPE_HANDLER, (int32_t)slot, (uint32_t)PyLong_AsUnsignedLong(type));
-        PyObject *r = PyObject_Vectorcall(fn, &m, 1, NULL);
-        if (r == NULL) {
-            PyObject *et, *ev, *tb;
-            PyErr_Fetch(&et, &ev, &tb);
-            scope_clear_interrupt(seq);
-            PyErr_NormalizeException(&et, &ev, &tb);
-            if (tb && ev) PyException_SetTraceback(ev, tb);
-            PyObject *argv[3] = {entry, m, ev ? ev : Py_None};
-            call_hook(on_error, argv, 3);
-            Py_XDECREF(et);
-            Py_XDECREF(ev);
-            Py_XDECREF(tb);
-        } else {
-            scope_clear_interrupt(seq);
-            if (r != Py_None) {
-                PyObject *argv[3] = {entry, m, r};
-                call_hook(is_awaitable(r) ? on_async : on_result, argv, 3);
-            }
-            Py_DECREF(r);
-        }
-        counts[slot]++;
-        if (slot > max_slot) max_slot = (int)slot;
-        Py_DECREF(entry);
-        Py_DECREF(m);
-        uint64_t t = ticks();
-        if (tslot && tcycles) {
-            tslot[timed] = (int32_t)slot;
-            tcycles[timed++] = t - tprev;
-        }
-        tprev = t;
-    }
     g_current_slot = 0;
     scope_set(CPY_SCOPE_LOOP, 0, 0);
-    if (timed > 0 && G.handler_times) report_handler_times(tslot, tcycles, timed, cpy_now_ns() - clock0, tprev - tick0);
-    free(tslot);
-    free(tcycles);
-    if (max_slot >= 0) {
-        G.handled(G.ctx, counts, max_slot + 1);
-        memset(counts, 0, sizeof(uint64_t) * (size_t)(max_slot + 1));
+    if (b.timed > 0 && G.handler_times) report_handler_times(b.tslot, b.tcycles, b.timed, clock1 - clock0, tick1 - tick0);
+    tslot = b.tslot;
+    tcycles = b.tcycles;
+    tcap = b.tcap;
+    if (b.max_slot >= 0) {
+        G.handled(G.ctx, g_counts, b.max_slot + 1);
+        memset(g_counts, 0, sizeof(uint64_t) * (size_t)(b.max_slot + 1));
     }
     Py_ssize_t n = b.n;
-    free(b.msgs);
     Py_DECREF(b.dst);
     PyObject *events = b.events ? b.events : PyList_New(0);
     if (!events) return NULL;

@@ -390,7 +390,9 @@ public final class PluginHost: @unchecked Sendable {
     /// Moves up to `max` messages and all events into the C batch. The inbox
     /// is swapped out whole (O(1) under the lock); batches are cut from the
     /// swapped-out part without the lock, and each delivered array is let go
-    /// of (with its payloads) once it has been fed.
+    /// of (with its payloads) once it has been fed. Each `cpy_batch_message` runs that message's
+    /// handler before it returns: Python code (sends, requests) runs inside this loop, which is
+    /// why nothing a handler can reach touches `taken` or its positions.
     func take(into batch: OpaquePointer?, max: Int) -> Int32 {
         cpy_eventfd_drain(wakeFD)
         var pending: [Event] = []

@@ -113,7 +113,9 @@ const char *cpy_version(void);
 /* Names the calling OS thread (shown by top -H, perf, gdb). */
 void cpy_set_thread_name(const char *name);
 
-/* Appends one message to a batch (called from `take`). cookie != 0 marks a request. */
+/* Hands one message to a batch (called from `take`): the message is built and its handler
+ * called before this returns, so Python code runs inside `take`. `data` need only stay valid
+ * for the call. cookie != 0 marks a request. */
 void cpy_batch_message(cpy_batch *batch, const char *src, size_t src_len, uint32_t type,
                        uint64_t cookie, const void *data, size_t len);
 /* Appends the outcome of a request started with request_async. */
