@@ -358,7 +358,7 @@ private func blockingRequest(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, 
         }
     }
     do {
-        let answer = try answered.wait(atMost: timeout + 30).get()
+        let answer = try answered.wait(atMost: max(timeout, 0) + 30).get()   // the table's timeout comes first
         let n = answer.payload.readableBytes
         guard let out = storage(n) else {
             return fail(Int32(DAGENT_E_STATE), "no memory for the \(n)-byte reply from '\(name)' (the allocator returned NULL)")
