@@ -184,5 +184,11 @@ final class CAPIDirectWriteTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Self.handle(client).node.direct.written, 49)
         XCTAssertGreaterThanOrEqual(Self.handle(server.node).node.direct.written, 49)
         XCTAssertEqual(serverReport(), "50 0 ")
+        // The counters (tree report, /metrics) include what went straight to the socket.
+        for (name, node) in [("client", Self.handle(client).node), ("server", Self.handle(server.node).node)] {
+            let tree = try! node.treeSnapshot().wait()
+            XCTAssertGreaterThanOrEqual(tree.messagesRouted, 50, "\(name): messages routed")
+            XCTAssertGreaterThanOrEqual(tree.links.map(\.framesOut).reduce(0, +), 50, "\(name): frames out on its links")
+        }
     }
 }

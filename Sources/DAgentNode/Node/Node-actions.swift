@@ -154,6 +154,7 @@ extension Node {
                 if let tcp = link as? TCPLinkIO { reply.links[i].framesOut &+= tcp.shared.directFramesOut }   // written from callers' threads
             }
         }
+        reply.messagesRouted &+= direct.written   // requests and replies written from callers' threads
         reply.directIn = core.stats.directIn
         reply.directOut = core.stats.directOut
         if let agent = msgqAgent { reply.msgq = [agent.info()] }
