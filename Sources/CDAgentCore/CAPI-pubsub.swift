@@ -52,13 +52,11 @@ public func dagent_publish(_ p: OpaquePointer?, _ topic: UnsafePointer<CChar>?, 
     let charge = Node.windowCharge(payloadBytes: len)
     if let full = takeWindow(node, charge, what: "publish on '\(name)'") { return full }
     // Fire and forget, in order: the checks that can fail were made above.
-    node.direct.beginHandoff()   // no direct send from here overtakes it (Node-direct.swift)
-    node.eventLoop.execute {
+    node.executeHandingOff {
         do { try node.publishOnLoop(name, payload: payload) } catch {
             node.logger.warning("publish on '\(name)' failed: \(error)")
         }
         node.releaseWindowAfterFlush(charge)
-        node.direct.endHandoff()
     }
     return 0
 }

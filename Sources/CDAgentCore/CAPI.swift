@@ -152,6 +152,11 @@ private func bytes(_ p: UnsafeRawPointer?, _ n: Int) -> Data {
     return Data(bytes: p, count: n)
 }
 
+/// The caller's `n` bytes at `p`, not copied (empty when `p` is NULL).
+private func view(_ p: UnsafeRawPointer?, _ n: Int) -> UnsafeRawBufferPointer {
+    UnsafeRawBufferPointer(start: n > 0 ? p : nil, count: p == nil ? 0 : n)
+}
+
 func string(_ p: UnsafePointer<CChar>?) -> String? {
     p.map { String(cString: $0) }
 }
@@ -281,7 +286,7 @@ public func dagent_send(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ typ
     let name = string(dst) ?? ""
     let rc = checkSize(h, name, len)
     if rc != 0 { return rc }
-    let payload = UnsafeRawBufferPointer(start: len > 0 ? data : nil, count: data == nil ? 0 : len)
+    let payload = view(data, len)
     let node = h.node
     if node.eventLoop.inEventLoop {
         do { try node.sendOnLoop(to: name, type: type, payload: payload) } catch { return fail(error) }
@@ -346,15 +351,12 @@ private func blockingRequest(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, 
     let answered = ReplyWait()
     let waiter = RpcWaiter.message { answered.complete($0) }
     // Straight to the socket when the link is quiet (Node-direct.swift), else through the loop.
-    let sent = node.tryRequestDirect(to: name, type: type, payload: UnsafeRawBufferPointer(start: len > 0 ? data : nil, count: data == nil ? 0 : len),
+    let sent = node.tryRequestDirect(to: name, type: type, payload: view(data, len),
                                      timeout: timeout, waiter: waiter)
     if !sent {
         let payload = bytes(data, len)
-        node.direct.beginHandoff()
-        node.eventLoop.execute {
+        node.executeHandingOff(learning: name) {
             node.requestOnLoop(to: name, type: type, payload: payload, timeout: timeout, waiter: waiter)
-            node.learnDirectRoute(name)
-            node.direct.endHandoff()
         }
     }
     do {
@@ -379,9 +381,7 @@ public func dagent_request_async(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar
     if rc != 0 { return rc }
     let payload = bytes(data, len)
     let node = h.node
-    node.direct.beginHandoff()   // no direct send from here overtakes it (Node-direct.swift)
-    node.eventLoop.execute {
-        defer { node.direct.endHandoff() }
+    node.executeHandingOff {
         node.requestOnLoop(to: name, type: type, payload: payload, timeout: timeout, waiter: .message { [weak h] r in
             guard let h else { return }
             switch r {
@@ -412,24 +412,21 @@ public func dagent_respond(_ p: OpaquePointer?, _ dst: UnsafePointer<CChar>?, _ 
     let onLoop = node.eventLoop.inEventLoop
     if ok != 0 && !onLoop {
         // Straight to the socket when the link is quiet (Node-direct.swift): no loop wake-up.
-        let payload = UnsafeRawBufferPointer(start: len > 0 ? data : nil, count: data == nil ? 0 : len)
+        let payload = view(data, len)
         if node.trySendDirect(Node.header(to: name, type: type, kind: .response, cookie: cookie), payload: payload) != nil { return 0 }
     }
-    var request = Dagent_Envelope()
-    request.src = name
-    request.type = type
-    request.cookie = cookie
+    let request: Dagent_Envelope = {
+        var r = Dagent_Envelope()
+        r.src = name
+        r.type = type
+        r.cookie = cookie
+        return r
+    }()
     let body = bytes(data, len)
-    if onLoop {
+    let answer = { @Sendable in
         if ok != 0 { node.reply(to: request, payload: body) } else { node.replyError(to: request, reason: String(decoding: body, as: UTF8.self)) }
-        return 0
     }
-    node.direct.beginHandoff()
-    node.eventLoop.execute {
-        if ok != 0 { node.reply(to: request, payload: body) } else { node.replyError(to: request, reason: String(decoding: body, as: UTF8.self)) }
-        node.learnDirectRoute(name)
-        node.direct.endHandoff()
-    }
+    if onLoop { answer() } else { node.executeHandingOff(learning: name, answer) }
     return 0
 }
 

@@ -64,21 +64,6 @@ public struct FrameWriter {
         envelope.payload.withUnsafeBytes { append(header, payload: $0) }
     }
 
-    /// The frame of one message that starts at this node, as `append(_:payload:)`
-    /// then `bytesForWrite()` make it for a single message (a frame of one
-    /// envelope): for writers that send it on its own.
-    public static func frame(_ header: MessageHeader, payload: UnsafeRawBufferPointer,
-                             allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
-        let size = EnvelopeCodec.size(of: header, payloadCount: payload.count)
-        var out = allocator.buffer(capacity: 4 + 1 + 10 + size)
-        let body = 1 + EnvelopeCodec.varintSize(UInt64(size)) + size
-        out.writeInteger(UInt32(body))
-        out.writeInteger(UInt8(0x0A))
-        EnvelopeCodec.writeVarint(UInt64(size), &out)
-        EnvelopeCodec.encode(header, payload: payload, size: size, into: &out)
-        return out
-    }
-
     /// Appends a message that starts at this node, encoded straight from the
     /// caller's payload bytes (no `Dagent_Envelope`); it may join the open batch.
     @inline(__always)

@@ -88,6 +88,22 @@ extension EnvelopeCodec {
             return n
         }
     }
+
+    /// Appends a whole TCP frame, `[length][Frame{envelope}]`, of `h` with `payload`: what
+    /// `encodeFrame(_ e:into:)` writes for the same envelope (and `FrameWriter` for a batch of one).
+    public static func encodeFrame(_ h: MessageHeader, payload: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
+        let body = size(of: h, payloadCount: payload.count)
+        let header = 1 + varintSize(UInt64(body))
+        out.reserveCapacity(minimumWritableBytes: 4 + header + body)
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + header) { buffer -> Int in
+            var w = RawWriter(base: buffer.baseAddress!)
+            w.bigEndian32(UInt32(header + body))
+            w.byte(0x0A)
+            w.varint(UInt64(body))
+            return w.offset
+        }
+        encode(h, payload: payload, size: body, into: &out)
+    }
 }
 
 extension RawWriter {

@@ -11,25 +11,13 @@ import XCTest
 /// off on a torn or interleaved frame; the server checks that each thread's messages
 /// arrive complete and in the order that thread made them.
 final class CAPIDirectWriteTests: XCTestCase {
-    /// Serves node "srv" on its own thread: type 5 (one-way) and 6 (request, echoed)
-    /// carry [thread, seq (4 bytes LE), filler...]; each thread's seqs must arrive
-    /// 0, 1, 2, ... Type 7 answers "count problems".
-    final class Server: @unchecked Sendable {
-        let node: OpaquePointer
-        private let lock = NSLock()
-        private var stopping = false
-        private let done = DispatchSemaphore(value: 0)
+    /// What node "srv" checks: type 5 (one-way) and 6 (request, echoed) carry [thread, seq
+    /// (4 bytes LE), filler...]; each thread's seqs must arrive 0, 1, 2, ... Type 7 answers
+    /// "count problems". Used on the server's thread only.
+    final class OrderCheck: @unchecked Sendable {
         private var next: [UInt8: UInt32] = [:]
         private var count = 0
         private var problems: [String] = []
-
-        init(port: Int) throws {
-            guard let n = dagent_create("srv", nil, "tcp://127.0.0.1:\(port)", nil) else {
-                throw NSError(domain: "dagent", code: 1, userInfo: [NSLocalizedDescriptionKey: String(cString: dagent_last_error())])
-            }
-            node = n
-            Thread { self.serve() }.start()
-        }
 
         private func check(_ item: dagent_item) {
             guard item.len >= 5, let data = item.data else {
@@ -49,42 +37,19 @@ final class CAPIDirectWriteTests: XCTestCase {
             count += 1
         }
 
-        private func serve() {
-            let items = UnsafeMutablePointer<dagent_item>.allocate(capacity: 64)
-            defer { items.deallocate(); done.signal() }
-            while !isStopping {
-                if dagent_wait(node, 20) <= 0 { continue }
-                let n = dagent_take(node, items, 64)
-                for i in 0..<Int(Swift.max(n, 0)) where items[i].kind == Int32(DAGENT_ITEM_MESSAGE) {
-                    let item = items[i]
-                    switch item.type {
-                    case 5:
-                        check(item)
-                    case 6:
-                        check(item)
-                        _ = dagent_respond(node, item.src, item.type, item.cookie, 1, item.data, item.len)
-                    case 7:
-                        let text = "\(count) \(problems.count) \(problems.prefix(3).joined(separator: "; "))"
-                        _ = dagent_respond(node, item.src, item.type, item.cookie, 1, text, text.utf8.count)
-                    default:
-                        break
-                    }
-                }
+        func handle(_ node: OpaquePointer, _ item: dagent_item) {
+            switch item.type {
+            case 5:
+                check(item)
+            case 6:
+                check(item)
+                _ = dagent_respond(node, item.src, item.type, item.cookie, 1, item.data, item.len)
+            case 7:
+                let text = "\(count) \(problems.count) \(problems.prefix(3).joined(separator: "; "))"
+                _ = dagent_respond(node, item.src, item.type, item.cookie, 1, text, text.utf8.count)
+            default:
+                break
             }
-        }
-
-        private var isStopping: Bool {
-            lock.lock()
-            defer { lock.unlock() }
-            return stopping
-        }
-
-        func stop() {
-            lock.lock()
-            stopping = true
-            lock.unlock()
-            done.wait()
-            dagent_destroy(node)
         }
     }
 
@@ -98,12 +63,13 @@ final class CAPIDirectWriteTests: XCTestCase {
         return m
     }
 
-    var server: Server!
+    var server: CAPIServer!
     var client: OpaquePointer!
 
     override func setUpWithError() throws {
         let port = freePort()
-        server = try Server(port: port)
+        let check = OrderCheck()
+        server = try CAPIServer(port: port, handle: check.handle)
         client = dagent_create("cli", "tcp://127.0.0.1:\(port)", nil, nil)
         XCTAssertNotNil(client, String(cString: dagent_last_error()))
         XCTAssertEqual(dagent_wait_ready(client, 10), 0, String(cString: dagent_last_error()))

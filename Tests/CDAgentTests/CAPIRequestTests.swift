@@ -7,60 +7,22 @@ import XCTest
 /// two nodes in this process over loopback TCP, called as a C program calls them: large replies
 /// arrive intact, the async reply's bytes stay valid until the next take, errors keep their codes.
 final class CAPIRequestTests: XCTestCase {
-    /// The answering node, served by a thread that takes its items and answers by type:
-    /// 1 echoes, 2 answers with `pattern(n)` for the 4-byte little-endian n it was sent,
-    /// 3 never answers, 4 refuses with "no thanks".
-    final class Server: @unchecked Sendable {
-        let node: OpaquePointer
-        private let lock = NSLock()
-        private var stopping = false
-        private let done = DispatchSemaphore(value: 0)
-
-        init(port: Int) throws {
-            guard let n = dagent_create("srv", nil, "tcp://127.0.0.1:\(port)", nil) else {
-                throw NSError(domain: "dagent", code: 1, userInfo: [NSLocalizedDescriptionKey: String(cString: dagent_last_error())])
-            }
-            node = n
-            Thread { self.serve() }.start()
-        }
-
-        private func serve() {
-            let items = UnsafeMutablePointer<dagent_item>.allocate(capacity: 64)
-            defer { items.deallocate(); done.signal() }
-            while !isStopping {
-                if dagent_wait(node, 20) <= 0 { continue }
-                let n = dagent_take(node, items, 64)
-                for i in 0..<Int(Swift.max(n, 0)) where items[i].kind == Int32(DAGENT_ITEM_MESSAGE) && items[i].cookie != 0 {
-                    let item = items[i]
-                    switch item.type {
-                    case 1:
-                        _ = dagent_respond(node, item.src, item.type, item.cookie, 1, item.data, item.len)
-                    case 2:
-                        var want: UInt32 = 0
-                        withUnsafeMutableBytes(of: &want) { $0.copyMemory(from: UnsafeRawBufferPointer(start: item.data, count: 4)) }
-                        let body = CAPIRequestTests.pattern(Int(UInt32(littleEndian: want)))
-                        _ = body.withUnsafeBytes { dagent_respond(node, item.src, item.type, item.cookie, 1, $0.baseAddress, $0.count) }
-                    case 4:
-                        _ = dagent_respond(node, item.src, item.type, item.cookie, 0, "no thanks", 9)
-                    default:
-                        break
-                    }
-                }
-            }
-        }
-
-        private var isStopping: Bool {
-            lock.lock()
-            defer { lock.unlock() }
-            return stopping
-        }
-
-        func stop() {
-            lock.lock()
-            stopping = true
-            lock.unlock()
-            done.wait()
-            dagent_destroy(node)
+    /// The answering node: 1 echoes, 2 answers with `pattern(n)` for the 4-byte little-endian n
+    /// it was sent, 3 never answers, 4 refuses with "no thanks" (one-way messages are ignored).
+    static func answer(_ node: OpaquePointer, _ item: dagent_item) {
+        guard item.cookie != 0 else { return }
+        switch item.type {
+        case 1:
+            _ = dagent_respond(node, item.src, item.type, item.cookie, 1, item.data, item.len)
+        case 2:
+            var want: UInt32 = 0
+            withUnsafeMutableBytes(of: &want) { $0.copyMemory(from: UnsafeRawBufferPointer(start: item.data, count: 4)) }
+            let body = CAPIRequestTests.pattern(Int(UInt32(littleEndian: want)))
+            _ = body.withUnsafeBytes { dagent_respond(node, item.src, item.type, item.cookie, 1, $0.baseAddress, $0.count) }
+        case 4:
+            _ = dagent_respond(node, item.src, item.type, item.cookie, 0, "no thanks", 9)
+        default:
+            break
         }
     }
 
@@ -77,12 +39,12 @@ final class CAPIRequestTests: XCTestCase {
 
     static func sizeRequest(_ n: Int) -> [UInt8] { withUnsafeBytes(of: UInt32(n).littleEndian) { Array($0) } }
 
-    var server: Server!
+    var server: CAPIServer!
     var client: OpaquePointer!
 
     override func setUpWithError() throws {
         let port = freePort()
-        server = try Server(port: port)
+        server = try CAPIServer(port: port, handle: Self.answer)
         client = dagent_create("cli", "tcp://127.0.0.1:\(port)", nil, nil)
         XCTAssertNotNil(client, String(cString: dagent_last_error()))
         XCTAssertEqual(dagent_wait_ready(client, 10), 0, String(cString: dagent_last_error()))

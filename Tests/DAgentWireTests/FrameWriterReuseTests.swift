@@ -1,3 +1,4 @@
+import Foundation
 import DAgentWire
 import NIOCore
 import XCTest
@@ -91,5 +92,31 @@ final class FrameWriterReuseTests: XCTestCase {
         let next = w.bytesForWrite()
         XCTAssertLessThanOrEqual(next.capacity, 1 << 20)
         XCTAssertEqual(try texts(next), ["small"])
+    }
+    /// A frame of one message written alone (direct writes) is byte for byte the frame a
+    /// writer makes for that message, and the one the envelope codec makes for it.
+    func testAFrameOfOneMessageEncodedAloneIsTheWritersFrame() {
+        for (text, cookie) in [("", UInt64(0)), ("x", 7), (String(repeating: "y", count: 300), 1 << 40)] {
+            var (h, p) = message(text)
+            h.kind = .request
+            h.cookie = cookie
+            h.id = 42
+            var w = FrameWriter()
+            p.withUnsafeBytes { w.append(h, payload: $0) }
+            var alone = ByteBuffer()
+            p.withUnsafeBytes { EnvelopeCodec.encodeFrame(h, payload: $0, into: &alone) }
+            XCTAssertEqual(alone, w.bytesForWrite())
+            var e = Dagent_Envelope()
+            e.src = h.src
+            e.dst = h.dst
+            e.kind = h.kind
+            e.cookie = h.cookie
+            e.id = h.id
+            e.hopLimit = h.hopLimit
+            e.payload = Data(p)
+            var viaEnvelope = ByteBuffer()
+            EnvelopeCodec.encodeFrame(e, into: &viaEnvelope)
+            XCTAssertEqual(alone, viaEnvelope)
+        }
     }
 }

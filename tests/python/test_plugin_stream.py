@@ -42,21 +42,26 @@ import json
 COUNT = 30_000
 
 
-def test_a_stream_arrives_in_order_with_errors_counted_and_requests_answered(cluster):
+def _agent_with_plugin(cluster, filename, source, node_name):
+    """Starts agent "agent" with the plugin `source` as `filename`; returns its address and a
+    standalone node `node_name` joined to it."""
     plugins = cluster.path("plugins")
     os.makedirs(plugins)
-    with open(os.path.join(plugins, "seq.py"), "w") as f:
-        f.write(PLUGIN)
+    with open(os.path.join(plugins, filename), "w") as f:
+        f.write(source)
     via = cluster.addr("agent")
     cluster.start_node("agent", "--listen", via, "--plugins", plugins)
     deadline = time.time() + 20
     while True:
         try:
-            node = dagent.Node(name="streamer", via=via, ready_timeout=2.0)
-            break
+            return via, dagent.Node(name=node_name, via=via, ready_timeout=2.0)
         except dagent.NotReady:
             if time.time() > deadline:
                 raise
+
+
+def test_a_stream_arrives_in_order_with_errors_counted_and_requests_answered(cluster):
+    via, node = _agent_with_plugin(cluster, "seq.py", PLUGIN, "streamer")
     try:
         wait_for("the plugin", lambda: node.request("agent", 71, b"x", timeout=2.0) == b"X", logs=cluster.logs)
         for i in range(COUNT):
@@ -113,20 +118,7 @@ def check(msg):
 
 
 def test_messages_and_payloads_kept_by_a_handler_keep_their_data(cluster):
-    plugins = cluster.path("plugins")
-    os.makedirs(plugins)
-    with open(os.path.join(plugins, "keeper.py"), "w") as f:
-        f.write(KEEPER)
-    via = cluster.addr("agent")
-    cluster.start_node("agent", "--listen", via, "--plugins", plugins)
-    deadline = time.time() + 20
-    while True:
-        try:
-            node = dagent.Node(name="keeper-src", via=via, ready_timeout=2.0)
-            break
-        except dagent.NotReady:
-            if time.time() > deadline:
-                raise
+    via, node = _agent_with_plugin(cluster, "keeper.py", KEEPER, "keeper-src")
     n = 9_000
 
     def text(i):

@@ -65,6 +65,18 @@ public final class DirectRoutes: @unchecked Sendable {
 }
 
 extension Node {
+    /// From a thread other than the loop: runs `body` (which may send) on the loop, as a
+    /// task no later direct send of this node overtakes (`DirectRoutes.beginHandoff`); then,
+    /// with `dst`, learns the route the loop took to it (`learnDirectRoute`).
+    public func executeHandingOff(learning dst: String? = nil, _ body: @escaping @Sendable () -> Void) {
+        direct.beginHandoff()
+        eventLoop.execute {
+            body()
+            if let dst { self.learnDirectRoute(dst) }
+            self.direct.endHandoff()
+        }
+    }
+
     /// On the loop, after a send to `dst` from another thread took the loop's
     /// path: remembers the link it would take now, if direct sends may use it
     /// (a plaintext TCP link that is not closing, chosen by the routes or the
@@ -83,14 +95,21 @@ extension Node {
     /// Returns the link, or nil when nothing was written: then take the loop's path.
     public func trySendDirect(_ header: MessageHeader, payload: UnsafeRawBufferPointer) -> LinkID? {
         guard allowsDirectWrites, payload.count <= config.maxMessageBytes, let route = direct.route(header.dst) else { return nil }
+        return write(header, payload: payload, on: route) ? route.link : nil
+    }
+
+    /// Stamps `header` (source, id, hop limit) and writes its frame to `route`'s socket if the
+    /// link is quiet; counts it when written.
+    private func write(_ header: MessageHeader, payload: UnsafeRawBufferPointer, on route: DirectRoutes.Route) -> Bool {
         var h = header
         h.src = config.name
         h.id = direct.nextMessageID()
         h.hopLimit = core.config.hopLimit
-        let frame = FrameWriter.frame(h, payload: payload)
-        guard frame.withUnsafeReadableBytes({ route.state.tryWriteDirect($0) }) else { return nil }
+        var frame = ByteBuffer()
+        EnvelopeCodec.encodeFrame(h, payload: payload, into: &frame)
+        guard frame.withUnsafeReadableBytes({ route.state.tryWriteDirect($0) }) else { return false }
         direct.countWrite()
-        return route.link
+        return true
     }
 
     /// From a thread other than the loop: a request written as `trySendDirect`
@@ -111,15 +130,7 @@ extension Node {
             return cookie
         }
         guard let cookie else { return false }
-        var h = Self.header(to: dst, type: type, kind: .request, cookie: cookie)
-        h.src = config.name
-        h.id = direct.nextMessageID()
-        h.hopLimit = core.config.hopLimit
-        let frame = FrameWriter.frame(h, payload: payload)
-        if frame.withUnsafeReadableBytes({ route.state.tryWriteDirect($0) }) {
-            direct.countWrite()
-            return true
-        }
+        if write(Self.header(to: dst, type: type, kind: .request, cookie: cookie), payload: payload, on: route) { return true }
         // Not written. If the loop failed the waiter meanwhile (its link went down), that is its outcome.
         return rpcLock.withLock { rpc.complete(cookie: cookie) == nil }
     }
