@@ -291,7 +291,16 @@ class Runtime:
                 self.on_error(entry, m, exc)
             else:
                 if r is not None:
-                    (self.on_async if inspect.isawaitable(r) else self.on_result)(entry, m, r)
+                    if r.__class__ is bytes and m[4] and not getattr(m, "_replied", False):
+                        # on_result's reply, inlined for the common answer (bytes to a request this
+                        # runtime delivered): a handler's return value is the reply of a round trip.
+                        m._replied = True
+                        try:
+                            self.backend.respond(m[0], m[2], m[4], True, r)
+                        except TypeError as exc:
+                            self.on_error(entry, m, exc)
+                    else:
+                        (self.on_async if inspect.isawaitable(r) else self.on_result)(entry, m, r)
             (owners.get(slot) or self.owner(slot)).handled += 1
         self._slot = 0
 
@@ -438,7 +447,17 @@ class Runtime:
         self.backend.send(dst, type, data)
 
     def request(self, dst, type, data=b"", timeout=5.0):
-        return self.backend.request(_check_dst(dst), check_type(type), as_bytes(data), float(timeout))
+        # The checks inlined for the common case, as in send: a blocking request is the per-message
+        # call of a round trip.
+        if dst.__class__ is not str or not dst:
+            _check_dst(dst)
+        if type.__class__ is not int or type < 0 or type > MAX_TYPE:
+            type = check_type(type)
+        if data.__class__ is not bytes:
+            data = as_bytes(data)
+        if timeout.__class__ is not float:
+            timeout = float(timeout)
+        return self.backend.request(dst, type, data, timeout)
 
     async def arequest(self, dst, type, data=b"", timeout=5.0):
         return await self._arequest(dst, check_type(type), data, timeout)

@@ -79,13 +79,15 @@ class _Backend:
         if dst == self._name:
             raise error_for(9, f"a blocking request to this node itself ('{dst}') would wait for the thread it blocks; "
                                "use `await node.arequest(...)`")
-        return self._ext.request(self._handle(), dst, type, data, timeout)
+        h = self._h
+        return self._ext.request(h if h is not None else self._handle(), dst, type, data, timeout)
 
     def request_async(self, dst, type, data, timeout, token):
         self._ext.dagent_request_async(self._handle(), dst, type, data, timeout, token)
 
     def respond(self, dst, type, cookie, ok, data):
-        self._ext.dagent_respond(self._handle(), dst, type, cookie, 1 if ok else 0, data)
+        h = self._h
+        self._ext.respond(h if h is not None else self._handle(), dst, type, cookie, ok, data)
 
     def log(self, level, plugin, text):
         log.log(level, text)

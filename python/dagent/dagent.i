@@ -4,7 +4,8 @@
  * Kept thin: plain calls are SWIG-generated; four helpers are written here
  * because they need the Python C API:
  *   send()     the per-message call, without SWIG's argument copies (METH_FASTCALL);
- *   request()  blocking, releases the GIL, returns bytes or raises;
+ *   request()  blocking, releases the GIL, returns bytes or raises (METH_FASTCALL too);
+ *   respond()  a handler's answer, without SWIG's copies (METH_FASTCALL);
  *   wait()     blocking poll for queued items, releases the GIL;
  *   take()     builds Message tuples and reply/timer events in one call.
  * dagent_tree / dagent_tree_with / dagent_node_tree return the report as a str (typemaps below).
@@ -158,7 +159,6 @@ static PyObject *dagent_raise(int rc) {
 %include "cdagent.h"
 
 %native(set_error_factory) PyObject *set_error_factory(PyObject *self, PyObject *args);
-%native(request) PyObject *py_request(PyObject *self, PyObject *args);
 %native(wait) PyObject *py_wait(PyObject *self, PyObject *args);
 %native(take) PyObject *py_take(PyObject *self, PyObject *args);
 
@@ -197,16 +197,52 @@ static void *reply_bytes_alloc(void *user, size_t len) {
     return r->bytes ? PyBytes_AS_STRING(r->bytes) : NULL;
 }
 
-/* request(node, dst, type, data, timeout) -> bytes; the GIL is released while waiting. */
-static PyObject *py_request(PyObject *self, PyObject *args) {
-    PyObject *nodeobj;
-    const char *dst;
-    unsigned int type;
+/* The destination argument of send, request and respond: the str's cached UTF-8 (no copy, unlike
+ * SWIG's conversion, which makes a bytes object and then a malloc'd string on every call). */
+static const char *dst_arg(const char *what, PyObject *obj) {
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: the destination must be a str, not %.80s", what, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t len;
+    const char *dst = PyUnicode_AsUTF8AndSize(obj, &len);
+    if (!dst) return NULL;
+    if ((Py_ssize_t)strlen(dst) != len) {
+        PyErr_Format(PyExc_ValueError, "%s: the destination contains a NUL character", what);
+        return NULL;
+    }
+    return dst;
+}
+
+/* A message type argument: an int that fits in 32 bits. */
+static int type_arg(const char *what, PyObject *obj, uint32_t *out) {
+    unsigned long type = PyLong_AsUnsignedLong(obj);
+    if (type == (unsigned long)-1 && PyErr_Occurred()) return -1;
+    if (type > 0xFFFFFFFFUL) {
+        PyErr_Format(PyExc_OverflowError, "%s: message type %lu does not fit in 32 bits", what, type);
+        return -1;
+    }
+    *out = (uint32_t)type;
+    return 0;
+}
+
+/* request(node, dst, type, data, timeout) -> bytes; the GIL is released while waiting. The
+ * arguments come as a vector (METH_FASTCALL: no tuple to parse). Registered at module init. */
+static PyObject *py_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "request(node, dst, type, data, timeout) takes 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    dagent_node *node = node_arg(args[0]);
+    if (!node) return NULL;
+    const char *dst = dst_arg("request", args[1]);
+    if (!dst) return NULL;
+    uint32_t type;
+    if (type_arg("request", args[2], &type) < 0) return NULL;
+    double timeout = PyFloat_AsDouble(args[4]);
+    if (timeout == -1.0 && PyErr_Occurred()) return NULL;
     Py_buffer data;
-    double timeout;
-    if (!PyArg_ParseTuple(args, "OsIy*d:request", &nodeobj, &dst, &type, &data, &timeout)) return NULL;
-    dagent_node *node = node_arg(nodeobj);
-    if (!node) { PyBuffer_Release(&data); return NULL; }
+    if (PyObject_GetBuffer(args[3], &data, PyBUF_SIMPLE) != 0) return NULL;
     struct reply_bytes r = {NULL, NULL};
     r.saved = PyEval_SaveThread();
     int rc = dagent_request_into(node, dst, type, data.buf, (size_t)data.len, timeout, reply_bytes_alloc, &r);
@@ -218,6 +254,31 @@ static PyObject *py_request(PyObject *self, PyObject *args) {
         return dagent_raise(rc);
     }
     return r.bytes;
+}
+
+/* respond(node, dst, type, cookie, ok, data): dagent_respond without SWIG's conversions (the
+ * answer of every request a handler gets; it never blocks). Registered at module init. */
+static PyObject *py_respond(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "respond(node, dst, type, cookie, ok, data) takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    dagent_node *node = node_arg(args[0]);
+    if (!node) return NULL;
+    const char *dst = dst_arg("respond", args[1]);
+    if (!dst) return NULL;
+    uint32_t type;
+    if (type_arg("respond", args[2], &type) < 0) return NULL;
+    unsigned long long cookie = PyLong_AsUnsignedLongLong(args[3]);
+    if (cookie == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    int ok = PyObject_IsTrue(args[4]);
+    if (ok < 0) return NULL;
+    Py_buffer data;
+    if (PyObject_GetBuffer(args[5], &data, PyBUF_SIMPLE) != 0) return NULL;
+    int rc = dagent_respond(node, dst, type, (uint64_t)cookie, ok, data.buf, (size_t)data.len);
+    PyBuffer_Release(&data);
+    if (rc < 0) return dagent_raise(rc);
+    Py_RETURN_NONE;
 }
 
 /* wait(node, timeout_ms) -> number of queued items; the GIL is released while waiting. */
@@ -246,32 +307,19 @@ static PyObject *py_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     }
     dagent_node *node = node_arg(args[0]);
     if (!node) return NULL;
-    if (!PyUnicode_Check(args[1])) {
-        PyErr_Format(PyExc_TypeError, "send: the destination must be a str, not %.80s", Py_TYPE(args[1])->tp_name);
-        return NULL;
-    }
-    Py_ssize_t dst_len;
-    const char *dst = PyUnicode_AsUTF8AndSize(args[1], &dst_len);
+    const char *dst = dst_arg("send", args[1]);
     if (!dst) return NULL;
-    if ((Py_ssize_t)strlen(dst) != dst_len) {
-        PyErr_SetString(PyExc_ValueError, "send: the destination contains a NUL character");
-        return NULL;
-    }
-    unsigned long type = PyLong_AsUnsignedLong(args[2]);
-    if (type == (unsigned long)-1 && PyErr_Occurred()) return NULL;
-    if (type > 0xFFFFFFFFUL) {
-        PyErr_Format(PyExc_OverflowError, "send: message type %lu does not fit in 32 bits", type);
-        return NULL;
-    }
+    uint32_t type;
+    if (type_arg("send", args[2], &type) < 0) return NULL;
     Py_buffer data;
     if (PyObject_GetBuffer(args[3], &data, PyBUF_SIMPLE) != 0) return NULL;
     int rc;
     if (dagent_send_would_block(node, (size_t)data.len)) {
         Py_BEGIN_ALLOW_THREADS
-        rc = dagent_send(node, dst, (uint32_t)type, data.buf, (size_t)data.len);
+        rc = dagent_send(node, dst, type, data.buf, (size_t)data.len);
         Py_END_ALLOW_THREADS
     } else {
-        rc = dagent_send(node, dst, (uint32_t)type, data.buf, (size_t)data.len);
+        rc = dagent_send(node, dst, type, data.buf, (size_t)data.len);
     }
     PyBuffer_Release(&data);
     if (rc < 0) return dagent_raise(rc);
@@ -279,6 +327,10 @@ static PyObject *py_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 }
 static PyMethodDef dagent_fast_methods[] = {
     {"send", (PyCFunction)(void (*)(void))py_send, METH_FASTCALL, "send(node, dst, type, data): dagent_send"},
+    {"request", (PyCFunction)(void (*)(void))py_request, METH_FASTCALL,
+     "request(node, dst, type, data, timeout) -> bytes: dagent_request_into, the GIL released while waiting"},
+    {"respond", (PyCFunction)(void (*)(void))py_respond, METH_FASTCALL,
+     "respond(node, dst, type, cookie, ok, data): dagent_respond"},
     {NULL, NULL, 0, NULL}
 };
 /* A tuple subclass instance with `n` empty items (what tuple.__new__(cls, ...) makes, without

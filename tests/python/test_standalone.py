@@ -306,3 +306,80 @@ def test_send_checks_its_arguments(tree):
         assert got == [b"any buffer", b"str data is UTF-8"]
         with pytest.raises(ValueError, match="non-empty node name"):
             node.send("", 42, b"")
+
+
+def test_request_and_respond_check_their_arguments(tree):
+    """The extension's request and respond (no SWIG conversions, like send) refuse what they cannot
+    pass on, with the reason, and take any buffer as the payload."""
+    ext = _standalone.extension()
+    with ready_node("py-rargs", tree[0]) as node:
+        h = node.backend._handle()
+        with pytest.raises(TypeError, match="destination must be a str"):
+            ext.request(h, b"echo1", 1, b"", 1.0)
+        with pytest.raises(ValueError, match="NUL"):
+            ext.request(h, "echo\0one", 1, b"", 1.0)
+        with pytest.raises(OverflowError):
+            ext.request(h, "echo1", 1 << 32, b"", 1.0)
+        with pytest.raises(TypeError):
+            ext.request(h, "echo1", 1, b"", "soon")
+        with pytest.raises(TypeError, match="takes 5 arguments"):
+            ext.request(h, "echo1", 1, b"")
+        with pytest.raises(TypeError, match="expected a dagent node"):
+            ext.request(None, "echo1", 1, b"", 1.0)
+        assert ext.request(h, "echo1", 1, memoryview(b"any buffer"), 2) == b"any buffer"
+        assert node.request("echo1", 1, bytearray(b"bytearray"), timeout=2) == b"bytearray"
+        assert node.request("echo1", 1, "str is UTF-8", timeout=2) == b"str is UTF-8"
+        with pytest.raises(ValueError, match="message type"):
+            node.request("echo1", True, b"")
+        with pytest.raises(TypeError, match="takes 6 arguments"):
+            ext.respond(h, "echo1", 1, 7, True)
+        with pytest.raises(TypeError, match="destination must be a str"):
+            ext.respond(h, None, 1, 7, True, b"")
+        with pytest.raises(dagent.DAgentError, match="not a request"):
+            ext.respond(h, "echo1", 1, 0, True, b"")
+
+
+def test_handler_results_answer_once(tree):
+    """A handler's bytes result is the reply (sent straight from the dispatch loop); one that replied
+    itself is not answered twice; a result to a one-way message is dropped; other results (str,
+    awaitables) still take the general path."""
+    p = peer(tree, "py-results-peer")
+    with ready_node("py-results", tree[0]) as node:
+        seen = []
+
+        @node.on(50)
+        def plain(msg):
+            seen.append(msg)
+            return msg.data + b"!"
+
+        @node.on(51)
+        def replied_first(msg):
+            msg.reply(b"first")
+            return b"second"
+
+        @node.on(52)
+        def text(msg):
+            return "text"
+
+        @node.on(53)
+        async def later(msg):
+            return b"awaited"
+
+        asked = {}
+
+        def ask(t, data):
+            asked[t] = node.run(node.arequest("py-results", t, data, timeout=3))
+
+        for t in (50, 51, 52, 53):
+            ask(t, b"q")
+        assert asked == {50: b"q!", 51: b"first", 52: b"text", 53: b"awaited"}
+        assert seen[0].replied
+        with pytest.raises(RuntimeError, match="already answered"):
+            seen[0].reply(b"again")
+        node.send("py-results", 50, b"one-way")
+        wait_for("one-way handled", lambda: node.update(50) is not None and len(seen) == 2)
+        assert seen[1].data == b"one-way" and not seen[1].is_request
+        assert node.errors == 0
+        # the peer's handlers (another process) answer through the same path
+        assert node.request("py-results-peer", 1, b"abc", timeout=3) == b"ABC"
+    p.p.terminate()
