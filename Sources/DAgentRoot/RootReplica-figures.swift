@@ -8,9 +8,6 @@ public struct RaftStorageFigures: Sendable, Equatable {
     public var syncNanoseconds: UInt64 = 0
     /// WAL bytes appended through the storage thread.
     public var walBytes: UInt64 = 0
-    /// Raft messages the storage thread wrote to peer links itself after their fsync
-    /// (`DirectSends`: acks and votes).
-    public var directMessages: UInt64 = 0
     public init() {}
 }
 
@@ -27,14 +24,5 @@ extension RootReplica {
             if cost.walBytes > 0 { metrics.walBytes.increment(by: cost.walBytes) }
         }
         onPersisted?(cost)
-    }
-}
-
-extension RootReplica {
-    /// On the event loop: `n` messages of a `Ready` went out from the storage thread.
-    func countDirect(_ n: Int) {
-        guard n > 0 else { return }
-        figures.directMessages &+= UInt64(n)
-        metrics?.directMessages.increment(by: n)
     }
 }

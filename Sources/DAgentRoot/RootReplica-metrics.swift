@@ -10,15 +10,13 @@ import DAgentRaft
 /// - `dagent_raft_fsync_duration_seconds` — histogram of each storage-thread write that
 ///   ended with an fsync (a group commit, or a snapshot file);
 /// - `dagent_raft_wal_bytes_total` — WAL bytes written (framing included);
-/// - `dagent_raft_proposals_total` — writes proposed at this replica;
-/// - `dagent_raft_direct_messages_total` — acks and votes the storage thread wrote to the
-///   peer links itself, right after their fsync (`DirectSends`).
+/// - `dagent_raft_proposals_total` — writes proposed at this replica.
 ///
 /// The node's metrics registry documents them from `RootReplica.metricsHelp`.
 struct RaftMetrics {
     let term, commit, applied, lag, leader, snapshotIndex: Gauge
     let fsync: CoreMetrics.Timer
-    let walBytes, proposals, directMessages: Counter
+    let walBytes, proposals: Counter
 
     init(factory: any MetricsFactory, stream: UInt64) {
         let d = [("stream", "\(stream)")]
@@ -31,7 +29,6 @@ struct RaftMetrics {
         fsync = CoreMetrics.Timer(label: "dagent_raft_fsync_duration_seconds", dimensions: d, factory: factory)
         walBytes = Counter(label: "dagent_raft_wal_bytes_total", dimensions: d, factory: factory)
         proposals = Counter(label: "dagent_raft_proposals_total", dimensions: d, factory: factory)
-        directMessages = Counter(label: "dagent_raft_direct_messages_total", dimensions: d, factory: factory)
     }
 }
 
@@ -48,7 +45,6 @@ extension RootReplica {
          [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]),
         ("dagent_raft_wal_bytes_total", "Bytes appended to the Raft write-ahead log", nil),
         ("dagent_raft_proposals_total", "Writes proposed to Raft at this replica", nil),
-        ("dagent_raft_direct_messages_total", "Raft acks and votes written to the peer links by the storage thread right after their fsync", nil),
     ]
 
     /// Reports this replica's Raft figures through `factory` (the node's registry). Call

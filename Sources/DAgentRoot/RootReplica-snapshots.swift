@@ -23,10 +23,6 @@ public struct ReplicaOptions: Sendable {
     public var maxBackups = 2
     /// `backup_idle_seconds`: a backup no client fetched from for this long is dropped.
     public var backupIdleSeconds: Double = 60
-    /// The storage thread writes a `Ready`'s acks and votes to the peer links itself, right
-    /// after the fsync (`DirectSends`); `DAGENT_RAFT_DIRECT_ACKS=0` turns it off (the event
-    /// loop sends them after the save, as before). Not a file option.
-    public var directAcks = ProcessInfo.processInfo.environment["DAGENT_RAFT_DIRECT_ACKS"] != "0"
     public init() {}
 }
 

@@ -1,7 +1,5 @@
-import DAgentNode
 import DAgentRaft
 import DAgentRaftStorage
-import DAgentWire
 import Dispatch
 import Foundation
 import NIOCore
@@ -71,46 +69,6 @@ final class RaftStorageThread: @unchecked Sendable {
     }
 }
 
-/// The after-persist messages of one `Ready` (a follower's acks, a voter's answers, a
-/// candidate's vote requests) that the storage thread writes to their peer links itself,
-/// right after the save's fsync, instead of handing them back to the event loop first: the
-/// loop's wake-up is off the put's critical path (docs/performance.md, "A follower's acks
-/// from the storage thread"). Raft's rule is kept: `write` runs only after the save is
-/// durable. A message is written only while its link is quiet (`PeerDirectLink`); the
-/// first one to a peer that is not written holds back every later one to that peer, and
-/// the loop sends all of those in order, as it sends every message of a `Ready` without
-/// direct sends (`finishReady`, which skips the written ones). A link that goes down
-/// meanwhile closes its duplicate descriptor under the link's lock: its writes return
-/// false and the loop meets the link as gone (`send`: `reportUnreachable`).
-struct DirectSends: Sendable {
-    struct Planned: Sendable {
-        var index: Int
-        var to: UInt64
-        var link: PeerDirectLink
-    }
-
-    /// Small messages that leave only after the save of their `Ready`.
-    static let types: Set<MessageType> = [.appendResponse, .heartbeatResponse, .vote, .voteResponse, .preVote, .preVoteResponse]
-
-    var streamID: UInt64
-    var planned: [Planned]
-
-    /// On the storage thread, after the save is durable: writes the planned messages of
-    /// `messages` (the `Ready`'s) whose links are quiet, as `RootReplica.send` frames them.
-    /// Which messages were written, one flag per message.
-    func write(_ messages: [Message]) -> [Bool] {
-        var written = [Bool](repeating: false, count: messages.count)
-        var held: [UInt64] = []
-        for p in planned where !held.contains(p.to) {
-            var frame = Dagent_ServiceFrame()
-            frame.streamID = streamID
-            frame.body = Data(messages[p.index].serialize())
-            if p.link.tryWrite(frame) { written[p.index] = true } else { held.append(p.to) }
-        }
-        return written
-    }
-}
-
 /// The Ready loop. A `Ready` whose writes need an fsync is saved on the storage thread;
 /// the event loop goes on routing, stepping Raft messages, taking proposals and ticking
 /// meanwhile (all of which land in the next `Ready`, the group commit), and finishes the
@@ -155,19 +113,13 @@ extension RootReplica {
                     storageBusy = true
                     savingSentFirst = leaderSendsFirst
                     let early = rd.committedBeforePersist
-                    let direct = leaderSendsFirst ? nil : directSends(of: rd)
-                    thread.run(on: node.eventLoop, synced: true, { disk -> [Bool]? in
-                        try disk.save(rd, sync: true)
-                        // Durable now: the acks and votes of this Ready may leave (`DirectSends`).
-                        return direct?.write(rd.messages)
-                    }) { result, cost in
+                    thread.run(on: node.eventLoop, synced: true, { disk in try disk.save(rd, sync: true) }) { result, cost in
                         self.storageBusy = false
                         self.savingSentFirst = false
                         if case .failure(let error) = result { self.storageFailed(error) }
                         if let termVote { self.syncedTermVote = termVote }
                         self.persisted(cost)
-                        self.finishReady(rd, sentFirst: leaderSendsFirst, appliedBefore: early,
-                                         writtenDirect: (try? result.get()) ?? nil)
+                        self.finishReady(rd, sentFirst: leaderSendsFirst, appliedBefore: early)
                         self.finishCompaction()
                         self.processReady()
                     }
@@ -196,22 +148,13 @@ extension RootReplica {
         fatalError("raft storage failed: \(error)")
     }
 
-    /// Sends (unless sent before the save, or written by the storage thread: `writtenDirect`,
-    /// one flag per message), applies (but the first `appliedBefore` committed entries,
-    /// applied during the save) and advances a `Ready` that is durable.
+    /// Sends (unless sent before the save), applies (but the first `appliedBefore` committed
+    /// entries, applied during the save) and advances a `Ready` that is durable.
     /// False if the replica stopped.
     @discardableResult
-    func finishReady(_ rd: Ready, sentFirst: Bool, appliedBefore: Int = 0, writtenDirect: [Bool]? = nil) -> Bool {
+    func finishReady(_ rd: Ready, sentFirst: Bool, appliedBefore: Int = 0) -> Bool {
         if !sentFirst {
-            if let writtenDirect {
-                var written = 0
-                for (i, message) in rd.messages.enumerated() {
-                    if writtenDirect[i] { written += 1 } else { send(message) }
-                }
-                countDirect(written)
-            } else {
-                for message in rd.messages { send(message) }
-            }
+            for message in rd.messages { send(message) }
         }
         if let snapshot = rd.snapshot, !snapshot.data.isEmpty {
             do { try restoreSnapshot(snapshot.data) } catch {
@@ -228,25 +171,6 @@ extension RootReplica {
         serveReadyReads()
         maybeCompact()
         return true
-    }
-
-    /// The messages of `rd` (a `Ready` whose messages leave after its save) that the storage
-    /// thread may write to their peer links itself once the save is durable: acks and votes
-    /// (`DirectSends.types`) on plaintext TCP peer links, each peer's messages up to the first
-    /// one that must go on the loop (so none overtakes another). Nil when there are none or
-    /// `options.directAcks` is off. On the loop, before the save is handed over.
-    func directSends(of rd: Ready) -> DirectSends? {
-        guard options.directAcks, !rd.messages.isEmpty else { return nil }
-        var planned: [DirectSends.Planned] = []
-        var held: [UInt64] = []   // peers with an earlier message on the loop's path
-        for (i, message) in rd.messages.enumerated() where !held.contains(message.to) {
-            if DirectSends.types.contains(message.type), let id = peers[message.to], let link = node.peerDirectLink(id) {
-                planned.append(DirectSends.Planned(index: i, to: message.to, link: link))
-            } else {
-                held.append(message.to)
-            }
-        }
-        return planned.isEmpty ? nil : DirectSends(streamID: streamID, planned: planned)
     }
 
     /// Applies committed entries in log order (membership changes and commands).

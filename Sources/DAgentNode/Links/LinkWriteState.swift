@@ -43,24 +43,14 @@ public final class LinkWriteState: @unchecked Sendable {
     /// The link's channel (its loop writes `remainder`).
     private let channel: Channel
 
-    /// False while the link has no descriptor for direct writes (TLS, a node without
-    /// `directWrites`, a peer link not `enable`d): then only the loop touches this state,
-    /// and takes no lock. Set once, on the loop, before another thread has the state.
-    private(set) var shared: Bool
+    /// False when the link never had a descriptor for direct writes (TLS, or a node
+    /// without `directWrites`): then only the loop touches this state, and takes no lock.
+    let shared: Bool
 
     init(descriptor: Int32, channel: Channel) {
         fd = descriptor
         shared = descriptor >= 0
         self.channel = channel
-    }
-
-    /// On the loop, outside the link's writes, and before any other thread has this state:
-    /// direct writes go through `descriptor` (a duplicate of the channel's socket) from now
-    /// on (`TCPLinkIO.enableDirectWrites`, for the peer links of a root replica).
-    func enable(descriptor: Int32) {
-        precondition(!shared, "direct writes enabled twice")
-        lock.withLock { fd = descriptor }
-        shared = true
     }
 
     /// On the loop: true if direct writes may be tried on this link at all.
@@ -84,10 +74,8 @@ public final class LinkWriteState: @unchecked Sendable {
     /// Writes one or more whole frames on the caller's thread if the link is
     /// quiet. Returns false when nothing was written (the caller then takes
     /// the loop's path); true when the frames are committed: written, or
-    /// partly written with the rest left to the loop. `countsFrame`: the frame
-    /// is one the loop would count in the link's `framesOut` (service frames,
-    /// which the loop does not count, pass false).
-    public func tryWriteDirect(_ frame: UnsafeRawBufferPointer, countsFrame: Bool = true) -> Bool {
+    /// partly written with the rest left to the loop.
+    public func tryWriteDirect(_ frame: UnsafeRawBufferPointer) -> Bool {
         guard frame.count > 0, let base = frame.baseAddress else { return false }
         lock.lock()
         defer { lock.unlock() }
@@ -104,7 +92,7 @@ public final class LinkWriteState: @unchecked Sendable {
             }
         }
         if done == 0 { return false }
-        if countsFrame { directFrames &+= 1 }
+        directFrames &+= 1
         if done < frame.count {
             var rest = ByteBufferAllocator().buffer(capacity: frame.count - done)
             rest.writeBytes(UnsafeRawBufferPointer(rebasing: frame[done...]))

@@ -44,25 +44,6 @@ final class TCPLinkIO: LinkIO {
         }
     }
 
-    /// `enableDirectWrites` looked for this link's descriptor (at most one scan per link).
-    private var directTried = false
-
-    /// On the loop, outside this link's writes: lets other threads write whole frames to
-    /// this plaintext link's socket from now on (`LinkWriteState.tryWriteDirect`), as a link
-    /// made with `direct` can from the start. False when it cannot: closing, or no
-    /// descriptor found. The caller must know the link carries no TLS.
-    func enableDirectWrites() -> Bool {
-        if shared.shared { return shared.allowsDirect }
-        guard !closing, !directTried else { return false }
-        directTried = true
-        let fd = LinkWriteState.duplicateDescriptor(of: channel)
-        guard fd >= 0 else { return false }
-        let shared = self.shared
-        shared.enable(descriptor: fd)
-        channel.closeFuture.whenComplete { _ in shared.closeDirect() }   // at once if already closed
-        return true
-    }
-
     /// Marks the link busy for direct writers when the loop starts a burst.
     @inline(__always)
     private func willAppend() {

@@ -68,36 +68,8 @@ extension Node {
         scheduleFlush()
     }
 
-    /// On the loop: peer link `id` as other threads may write it (`PeerDirectLink`), or nil:
-    /// a node with TLS, a link not authenticated yet, closing or not TCP. The first call on
-    /// a link finds and duplicates its socket's descriptor (`TCPLinkIO.enableDirectWrites`).
-    public func peerDirectLink(_ id: LinkID) -> PeerDirectLink? {
-        guard tls == nil, core.linkIsAuthenticated(id), let io = links[id] as? TCPLinkIO, !io.closing,
-              io.enableDirectWrites() else { return nil }
-        return PeerDirectLink(state: io.shared)
-    }
-
     /// Closes a link (e.g. a duplicate peer link).
     public func closeLink(_ id: LinkID) {
         links[id]?.close(reason: "closed by the node")
-    }
-}
-
-/// A peer link's socket as a thread other than the loop may write it: a whole service
-/// frame, byte for byte what `Node.sendService` appends, only while the link is quiet
-/// (`LinkWriteState.tryWriteDirect`: nothing of the loop's pending, no earlier tail), the
-/// socket's unwritten rest left to the loop. A link that closes closes the duplicate
-/// descriptor under the link's lock: a write after that returns false.
-public struct PeerDirectLink: Sendable {
-    let state: LinkWriteState
-
-    /// From any thread: writes `frame` if the link is quiet. False when nothing was
-    /// written: then send it on the loop (`sendService`).
-    public func tryWrite(_ frame: Dagent_ServiceFrame) -> Bool {
-        var f = Dagent_Frame()
-        f.service = frame
-        var buffer = ByteBuffer()
-        guard (try? FrameCodec.encode(f, into: &buffer)) != nil else { return false }
-        return buffer.withUnsafeReadableBytes { state.tryWriteDirect($0, countsFrame: false) }
     }
 }
