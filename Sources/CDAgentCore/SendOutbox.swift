@@ -12,7 +12,10 @@ import NIOCore
 ///
 /// Order is kept: sends from one thread leave in the order they were made, and
 /// before anything that thread hands the loop afterwards (a request, a publish),
-/// since while the outbox holds sends its task is already queued ahead.
+/// since while the outbox holds sends its task is already queued ahead (it is
+/// queued under the outbox's lock, before any send can join its batch); and
+/// before its later direct writes, since the batch's hand-off is counted
+/// (`DirectRoutes.beginHandoff`) before any send joins it.
 final class SendOutbox: @unchecked Sendable {
     private struct Entry {
         var dst: String
@@ -41,15 +44,16 @@ final class SendOutbox: @unchecked Sendable {
 
     /// Queues a send whose window room (`charge`) the caller has taken.
     func send(to dst: String, type: UInt32, payload: UnsafeRawBufferPointer, charge: Int) {
-        let schedule: Bool = lock.withLock {
+        lock.withLock {
             entries.append(Entry(dst: dst, type: type, count: payload.count, charge: charge))
             bytes.writeBytes(payload)
-            if scheduled { return false }
+            if scheduled { return }
             scheduled = true
-            return true
-        }
-        if schedule {
-            node.direct.beginHandoff()   // no direct request or reply overtakes these sends (Node-direct.swift)
+            // Both inside the lock: a thread whose send joins this batch (`scheduled` already set)
+            // must find the drain task queued ahead of any task it hands the loop next (a request),
+            // and the hand-off counted before its next request or reply may go straight to the
+            // socket (Node-direct.swift); else that message overtakes its send.
+            node.direct.beginHandoff()
             node.eventLoop.execute { self.drain() }
         }
     }

@@ -134,6 +134,16 @@ final class CAPIDirectWriteTests: XCTestCase {
         XCTAssertGreaterThan(Self.handle(server.node).node.direct.written, 0, "some replies went straight to the socket")
     }
 
+    func testASendThatJoinsAnotherThreadsBatchIsNotOvertakenByTheSendersNextRequest() {
+        // Each thread alternates a send (through the outbox, often joining a batch another thread
+        // scheduled) and a request (straight to the socket when nothing is handed off): the request
+        // must never reach the server before the send made just before it on the same thread.
+        let threads = 4, perThread = 600
+        let failures = run(threads: threads, perThread: perThread, size: { _ in 16 }, isSend: { $0 % 2 == 0 })
+        XCTAssertEqual(failures, [])
+        XCTAssertEqual(serverReport(), "\(threads * perThread) 0 ", "each thread's sends and requests arrived in its order")
+    }
+
     func testLargeRequestsAndRepliesThatTheSocketTakesInPartsArriveWhole() {
         // 1 MB messages (max_message_bytes is 1 MiB) do not fit a loopback socket's buffer at once: the rest of a
         // direct write goes to the loop, and nothing may pass it meanwhile.
