@@ -12,8 +12,8 @@ import NIOCore
 ///
 /// Order is kept: sends from one thread leave in the order they were made, and
 /// before anything that thread hands the loop afterwards (a request, a publish),
-/// since while the outbox holds sends its task is already queued ahead (it is
-/// queued under the outbox's lock, before any send can join its batch); and
+/// since a send joins a batch only once the batch's task is queued (else it
+/// queues a task of its own); and
 /// before its later direct writes, since the batch's hand-off is counted
 /// (`DirectRoutes.beginHandoff`) before any send joins it.
 final class SendOutbox: @unchecked Sendable {
@@ -31,6 +31,8 @@ final class SendOutbox: @unchecked Sendable {
     private var entries: [Entry] = []
     private var bytes: ByteBuffer
     private var scheduled = false
+    // Under `lock`: drain tasks scheduled whose `execute` has not returned yet.
+    private var unqueued = 0
     // The loop's: the batch being sent (swapped with the above, so no buffer is allocated per batch).
     private var sending: [Entry] = []
     private var sendingBytes: ByteBuffer
@@ -44,17 +46,24 @@ final class SendOutbox: @unchecked Sendable {
 
     /// Queues a send whose window room (`charge`) the caller has taken.
     func send(to dst: String, type: UInt32, payload: UnsafeRawBufferPointer, charge: Int) {
-        lock.withLock {
+        let schedule: Bool = lock.withLock {
             entries.append(Entry(dst: dst, type: type, count: payload.count, charge: charge))
             bytes.writeBytes(payload)
-            if scheduled { return }
+            // Join the batch only once its drain task is in the loop's queue: then that task is ahead
+            // of anything this thread hands the loop next (a request). While the thread that scheduled
+            // it has not queued it yet (`unqueued`), this send queues a task of its own; the later of
+            // the two finds the outbox empty.
+            if scheduled && unqueued == 0 { return false }
             scheduled = true
-            // Both inside the lock: a thread whose send joins this batch (`scheduled` already set)
-            // must find the drain task queued ahead of any task it hands the loop next (a request),
-            // and the hand-off counted before its next request or reply may go straight to the
-            // socket (Node-direct.swift); else that message overtakes its send.
+            unqueued += 1
+            // Counted before any send can join: no direct request or reply of a joiner overtakes
+            // these sends (Node-direct.swift).
             node.direct.beginHandoff()
-            node.eventLoop.execute { self.drain() }
+            return true
+        }
+        if schedule {
+            node.eventLoop.execute { self.drain() }   // outside the lock: the woken loop does not find it held
+            lock.withLock { unqueued -= 1 }
         }
     }
 
