@@ -112,6 +112,14 @@ public enum EnvelopeCodec {
     /// Appends a whole TCP frame: `[length][Frame{envelope = e}]`.
     public static func encodeFrame(_ e: Dagent_Envelope, into out: inout ByteBuffer) {
         let body = size(of: e)
+        writeFramePrefix(envelopeBytes: body, into: &out)
+        encode(e, size: body, into: &out)
+    }
+
+    /// Appends what comes before an envelope of `body` bytes in a TCP frame, `[length]` and
+    /// `Frame`'s field-1 tag and length, with room reserved for the envelope after it.
+    @inline(__always)
+    static func writeFramePrefix(envelopeBytes body: Int, into out: inout ByteBuffer) {
         let header = 1 + varintSize(UInt64(body))
         out.reserveCapacity(minimumWritableBytes: 4 + header + body)
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + header) { buffer -> Int in
@@ -121,7 +129,6 @@ public enum EnvelopeCodec {
             w.varint(UInt64(body))
             return w.offset
         }
-        encode(e, size: body, into: &out)
     }
 
     /// Appends a frame carrying already-encoded envelope bytes, with the hop

@@ -93,15 +93,7 @@ extension EnvelopeCodec {
     /// `encodeFrame(_ e:into:)` writes for the same envelope (and `FrameWriter` for a batch of one).
     public static func encodeFrame(_ h: MessageHeader, payload: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
         let body = size(of: h, payloadCount: payload.count)
-        let header = 1 + varintSize(UInt64(body))
-        out.reserveCapacity(minimumWritableBytes: 4 + header + body)
-        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 4 + header) { buffer -> Int in
-            var w = RawWriter(base: buffer.baseAddress!)
-            w.bigEndian32(UInt32(header + body))
-            w.byte(0x0A)
-            w.varint(UInt64(body))
-            return w.offset
-        }
+        writeFramePrefix(envelopeBytes: body, into: &out)
         encode(h, payload: payload, size: body, into: &out)
     }
 }

@@ -70,9 +70,7 @@ final class CAPIDirectWriteTests: XCTestCase {
         let port = freePort()
         let check = OrderCheck()
         server = try CAPIServer(port: port, handle: check.handle)
-        client = dagent_create("cli", "tcp://127.0.0.1:\(port)", nil, nil)
-        XCTAssertNotNil(client, String(cString: dagent_last_error()))
-        XCTAssertEqual(dagent_wait_ready(client, 10), 0, String(cString: dagent_last_error()))
+        client = CAPIServer.connectClient(port: port)
     }
 
     override func tearDown() {

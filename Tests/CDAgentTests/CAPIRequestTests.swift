@@ -45,9 +45,7 @@ final class CAPIRequestTests: XCTestCase {
     override func setUpWithError() throws {
         let port = freePort()
         server = try CAPIServer(port: port, handle: Self.answer)
-        client = dagent_create("cli", "tcp://127.0.0.1:\(port)", nil, nil)
-        XCTAssertNotNil(client, String(cString: dagent_last_error()))
-        XCTAssertEqual(dagent_wait_ready(client, 10), 0, String(cString: dagent_last_error()))
+        client = CAPIServer.connectClient(port: port)
     }
 
     override func tearDown() {

@@ -1,5 +1,6 @@
 import CDAgent
 import Foundation
+import XCTest
 
 /// A node "srv" listening on `port`, served on its own thread as a C program serves one:
 /// it waits, takes up to 64 items at a time and hands each message to `handle` (on that
@@ -18,6 +19,15 @@ final class CAPIServer: @unchecked Sendable {
         node = n
         self.handle = handle
         Thread { self.serve() }.start()
+    }
+
+    /// A node "cli" whose parent is the server on `port`, once it is registered (failures recorded
+    /// at the caller's line).
+    static func connectClient(port: Int, file: StaticString = #filePath, line: UInt = #line) -> OpaquePointer? {
+        let client = dagent_create("cli", "tcp://127.0.0.1:\(port)", nil, nil)
+        XCTAssertNotNil(client, String(cString: dagent_last_error()), file: file, line: line)
+        XCTAssertEqual(dagent_wait_ready(client, 10), 0, String(cString: dagent_last_error()), file: file, line: line)
+        return client
     }
 
     private func serve() {

@@ -291,16 +291,11 @@ class Runtime:
                 self.on_error(entry, m, exc)
             else:
                 if r is not None:
-                    if r.__class__ is bytes and m[4] and not getattr(m, "_replied", False):
-                        # on_result's reply, inlined for the common answer (bytes to a request this
-                        # runtime delivered): a handler's return value is the reply of a round trip.
-                        m._replied = True
-                        try:
-                            self.backend.respond(m[0], m[2], m[4], True, r)
-                        except TypeError as exc:
-                            self.on_error(entry, m, exc)
+                    # bytes, the common answer, is never awaitable: no isawaitable call for it.
+                    if r.__class__ is bytes or not inspect.isawaitable(r):
+                        self.on_result(entry, m, r)
                     else:
-                        (self.on_async if inspect.isawaitable(r) else self.on_result)(entry, m, r)
+                        self.on_async(entry, m, r)
             (owners.get(slot) or self.owner(slot)).handled += 1
         self._slot = 0
 
