@@ -25,6 +25,12 @@ public struct RaftConfig: Sendable, Equatable {
     /// Last index the application has already applied durably (on restart). Committed
     /// entries up to this index are not handed out again. `0` = start from the snapshot.
     public var applied: UInt64
+    /// A leader whose commit index moves does not send an append that would carry nothing
+    /// but the new commit index (etcd does): the commit rides on the next append or
+    /// heartbeat, or goes out when the application calls `sendCommitNotices()`
+    /// (`hasDeferredCommitNotice` says one is due). A committed membership change is still
+    /// broadcast at once. Off by default (the etcd behaviour); `RootReplica` turns it on.
+    public var deferCommitNotices = false
 
     public init(id: NodeID, electionTick: Int = 10, heartbeatTick: Int = 1,
                 maxSizePerMsg: UInt64 = 1 << 20, maxCommittedSizePerReady: UInt64 = 64 << 20,

@@ -32,6 +32,7 @@ extension RaftNode {
         tracker.resetVotes()
         tracker.resetProgress(lastIndex: log.lastIndex, selfID: id)
         pendingConfIndex = 0
+        commitNoticeDue = false
         readOnly.reset()
         pendingReadIndexMessages = []
     }

@@ -47,7 +47,7 @@ extension RaftNode {
         if commitCapped {
             // Followers were told a lower commit than the leader's while its save ran.
             commitCapped = false
-            if role == .leader { bcastAppend() }
+            if role == .leader { broadcastCommit(from: commitCappedAt) }
         }
     }
 }

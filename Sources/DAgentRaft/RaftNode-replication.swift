@@ -23,6 +23,22 @@ extension RaftNode {
         for peer in tracker.voters where peer != id {
             _ = sendAppend(to: peer)
         }
+        commitNoticeDue = false
+    }
+
+    /// Tells the followers that the commit index moved (etcd's `bcastAppend` after a commit).
+    /// With `deferCommitNotices`, a follower that has no entries to be sent gets nothing now:
+    /// the commit rides on its next append or heartbeat, or on `sendCommitNotices()`. A
+    /// membership change among the newly committed entries is broadcast at once, so that
+    /// every member applies it without waiting.
+    package func broadcastCommit(from oldCommit: UInt64) {
+        guard config.deferCommitNotices, pendingConfIndex <= oldCommit || pendingConfIndex > log.committed else {
+            bcastAppend()
+            return
+        }
+        for peer in tracker.voters where peer != id {
+            if !sendAppend(to: peer, sendIfEmpty: false) { commitNoticeDue = true }
+        }
     }
 
     /// Sends an append (or a snapshot when the needed entries are compacted) to `peer`.
@@ -54,6 +70,17 @@ extension RaftNode {
         for peer in tracker.voters where peer != id {
             sendHeartbeat(to: peer, context: ctx)
         }
+    }
+
+    /// Whether this leader's commit index moved without every follower being told
+    /// (`RaftConfig.deferCommitNotices`); `sendCommitNotices()` tells them.
+    public var hasDeferredCommitNotice: Bool { commitNoticeDue && role == .leader }
+
+    /// Sends the deferred commit notices: an append (empty where the follower has every
+    /// entry) to each follower, carrying the commit index. Nothing if none is due.
+    public func sendCommitNotices() {
+        guard hasDeferredCommitNotice else { return }
+        bcastAppend()
     }
 
     package func sendHeartbeat(to peer: NodeID, context: [UInt8]) {
@@ -116,14 +143,16 @@ extension RaftNode {
             pr.inflights.freeLE(m.index)
         }
         tracker.progress[m.from] = pr
+        let oldCommit = log.committed
         if maybeCommit() {
             afterLeaderCommit()
-            bcastAppend()
             if role == .leader && !tracker.membership.contains(id) {
-                // Our removal is committed and has been broadcast: step down.
+                // Our removal is committed: broadcast it, then step down.
+                bcastAppend()
                 becomeFollower(term: term, leader: noNode)
                 return
             }
+            broadcastCommit(from: oldCommit)
         } else if oldPaused {
             sendAppend(to: m.from)
         }

@@ -55,6 +55,10 @@ public final class RaftNode {
     package var readyOutstanding = false
     /// A message sent before a save carried a capped commit index (`RaftNode-pipeline.swift`).
     package var commitCapped = false
+    /// The lowest commit index such a message carried (what every follower was told).
+    package var commitCappedAt: UInt64 = 0
+    /// The commit index moved and some follower was not told (`RaftConfig.deferCommitNotices`).
+    package var commitNoticeDue = false
     /// The outstanding Ready's last committed index, and whether all its committed entries
     /// lie below its `entries` (so may apply before its save: `takeCommittedBeforePersist`).
     package var readyCommitted: (last: UInt64, allDurable: Bool) = (0, true)

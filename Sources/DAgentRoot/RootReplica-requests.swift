@@ -188,6 +188,8 @@ extension RootReplica {
             } else if let request = pendingWrites.removeValue(forKey: id) {
                 reply(request, result: result)
             }
+        } else {
+            appliedForeignEntry = true
         }
         deliverWatches()
     }

@@ -85,6 +85,7 @@ final class RaftStorageThread: @unchecked Sendable {
 /// fsync.
 extension RootReplica {
     func processReady() {
+        defer { tellDeferredCommit() }
         if stoppedReason == nil { proposeQueuedWrites() }
         if storageBusy {
             guard stoppedReason == nil else { return }

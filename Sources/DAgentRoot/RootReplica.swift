@@ -50,6 +50,11 @@ public final class RootReplica: @unchecked Sendable {
     var dialing: Set<UInt64> = []
     var tickTask: RepeatedTask?
     var leaseTickTask: RepeatedTask?
+    /// The deferred commit notices' timer, while one is armed (`RootReplica-commitNotices.swift`).
+    var commitNoticeTask: Scheduled<Void>?
+    /// An entry another replica proposed was applied here since the followers were last told
+    /// the commit index: that replica answers its client only once it knows.
+    var appliedForeignEntry = false
     /// Next proposal/read id: random start per process (see `nextRequestID`).
     var nextProposal = UInt64.random(in: 1..<(1 << 61))
     /// Marks the entries this process proposes: the node id's low 16 bits and a random
@@ -111,6 +116,9 @@ public final class RootReplica: @unchecked Sendable {
     public var snapshotEvery = 10_000
     /// Milliseconds per Raft tick (election timeout = 10 ticks).
     public var tickMs: Int64 = 100
+    /// How long a leader may leave the followers untold of a new commit index when no
+    /// append carries it (`RootReplica-commitNotices.swift`).
+    public var commitNoticeDelayUs: Int64 = 1_000
 
     public init(node: Node, selfID: UInt64, streamID: UInt64, members: [GroupMember], storage: any RaftStorage) {
         self.node = node
@@ -140,6 +148,7 @@ public final class RootReplica: @unchecked Sendable {
             var config = RaftConfig(id: self.selfID, electionTick: 10, heartbeatTick: 1)
             config.preVote = true
             config.checkQuorum = true
+            config.deferCommitNotices = true   // RootReplica-commitNotices.swift
             config.randomSeed = UInt64.random(in: 1...UInt64.max)
             config.applied = 0
             self.raft = try RaftNode(config: config, storage: self.storage)
@@ -179,6 +188,7 @@ public final class RootReplica: @unchecked Sendable {
     public func stop() {
         tickTask?.cancel()
         leaseTickTask?.cancel()
+        commitNoticeTask?.cancel()
         storageThread?.drain()
     }
 

@@ -44,6 +44,7 @@ struct SimParams {
     /// 0.8 a save takes 1.25 ticks on average, an eighth of the election timeout (a real
     /// fsync takes milliseconds of a 1 s timeout); at 0.5 elections without pre-vote in 5
     /// nodes can take longer than the liveness deadline (seed 152 converged after 212 ticks).
+    /// Pipelined nodes also defer their commit notices (`RaftConfig.deferCommitNotices`).
     var pipelined = false
     var saveCompleteRate = 0.8
 
@@ -131,10 +132,11 @@ final class RandomCluster {
     }
 
     private func startProcess(_ id: NodeID, storage: any RaftStorage) throws {
-        let cfg = RaftConfig(id: id, electionTick: params.electionTick, heartbeatTick: 1,
+        var cfg = RaftConfig(id: id, electionTick: params.electionTick, heartbeatTick: 1,
                              maxSizePerMsg: params.maxSizePerMsg, maxInflightMsgs: params.maxInflight,
                              preVote: params.preVote, checkQuorum: params.checkQuorum,
                              randomSeed: seed &* 31 &+ id)
+        cfg.deferCommitNotices = params.pipelined   // as RootReplica runs it
         let p = SimProcess(id: id, storage: storage, config: cfg)
         p.compactEvery = params.compactEvery
         p.pipelined = params.pipelined

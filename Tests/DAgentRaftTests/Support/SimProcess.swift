@@ -104,6 +104,12 @@ final class SimProcess {
             }
             guard try finish(rd, sentFirst: sentFirst, appliedBefore: early, checker: checker, send: send, crashAt: crashAt) else { return }
         }
+        if let r = raft, r.hasDeferredCommitNotice, r.commitIndex % 2 == 0 {
+            // RootReplica tells the followers at once, or when its timer fires: here one
+            // commit in two is told at once, the others ride on the next append or heartbeat.
+            r.sendCommitNotices()
+            return try processPipelined(checker: checker, send: send, crashAt: crashAt)
+        }
         if let r = raft { try checker?.observeNode(id, r, knownCommitted: knownCommitted(r)) }
     }
 

@@ -16,10 +16,11 @@ func makeStorage(voters: [NodeID], terms: [UInt64] = [], hardTerm: UInt64? = nil
 
 func makeNode(_ id: NodeID, voters: [NodeID], terms: [UInt64] = [], hardTerm: UInt64? = nil,
               preVote: Bool = false, checkQuorum: Bool = false, maxSizePerMsg: UInt64 = 1 << 20,
-              maxInflight: Int = 256, electionTick: Int = 10) throws -> RaftNode {
+              maxInflight: Int = 256, electionTick: Int = 10, deferCommitNotices: Bool = false) throws -> RaftNode {
     let storage = try makeStorage(voters: voters, terms: terms, hardTerm: hardTerm)
-    let cfg = RaftConfig(id: id, electionTick: electionTick, heartbeatTick: 1, maxSizePerMsg: maxSizePerMsg,
+    var cfg = RaftConfig(id: id, electionTick: electionTick, heartbeatTick: 1, maxSizePerMsg: maxSizePerMsg,
                          maxInflightMsgs: maxInflight, preVote: preVote, checkQuorum: checkQuorum, randomSeed: id)
+    cfg.deferCommitNotices = deferCommitNotices
     return try RaftNode(config: cfg, storage: storage)
 }
 
