@@ -12,9 +12,10 @@ import NIOCore
 ///
 /// - an entry another replica proposed was applied here: that replica answers its client
 ///   only when it learns the commit, so the followers are told at once;
-/// - otherwise the notices go out after `commitNoticeDelayUs` if no append carried them
-///   first, so that a follower's state (its watchers, its `state status`) trails the leader's
-///   by at most that long when the group falls idle.
+/// - otherwise a timer sends them once the log has not grown for `commitNoticeDelayUs`, so
+///   that a follower's state (its watchers, its `state status`) trails the leader's by at most
+///   two such periods when the group falls idle. While entries keep coming, the timer sends
+///   nothing: a notice sent then would cost as much as the ones saved.
 ///
 /// ReadIndex reads served by a follower need neither: the leader's heartbeat for the read
 /// carries the commit index.
@@ -32,10 +33,21 @@ extension RootReplica {
             return
         }
         guard commitNoticeTask == nil else { return }
+        armCommitNoticeTimer()
+    }
+
+    /// The timer sends the notices only once the log stopped growing: while entries keep
+    /// being proposed, the next append carries the commit, and the timer waits another period.
+    private func armCommitNoticeTimer() {
+        let lastIndex = raft.lastIndex
         commitNoticeTask = node.eventLoop.scheduleTask(in: .microseconds(commitNoticeDelayUs)) { [weak self] in
             guard let self else { return }
             self.commitNoticeTask = nil
             guard self.stoppedReason == nil, self.raft.hasDeferredCommitNotice else { return }
+            if self.raft.lastIndex != lastIndex {
+                self.armCommitNoticeTimer()
+                return
+            }
             self.raft.sendCommitNotices()
             self.processReady()
         }

@@ -116,9 +116,9 @@ public final class RootReplica: @unchecked Sendable {
     public var snapshotEvery = 10_000
     /// Milliseconds per Raft tick (election timeout = 10 ticks).
     public var tickMs: Int64 = 100
-    /// How long a leader may leave the followers untold of a new commit index when no
-    /// append carries it (`RootReplica-commitNotices.swift`).
-    public var commitNoticeDelayUs: Int64 = 1_000
+    /// How long the log must stay still before a leader tells the followers a commit index
+    /// that no append carried (`RootReplica-commitNotices.swift`).
+    public var commitNoticeDelayUs: Int64 = 2_000
 
     public init(node: Node, selfID: UInt64, streamID: UInt64, members: [GroupMember], storage: any RaftStorage) {
         self.node = node

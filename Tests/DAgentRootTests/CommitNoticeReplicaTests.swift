@@ -89,7 +89,7 @@ final class CommitNoticeReplicaTests: TempDirTestCase {
     /// carries the commit, the timer tells the followers within `commitNoticeDelayUs`, long
     /// before the next heartbeat.
     func testAnIdleGroupsFollowersLearnTheCommitFromTheTimer() throws {
-        let g = try startGroup(delayUs: 1_000)
+        let g = try startGroup(delayUs: 2_000)
         defer { stop(g) }
         let client = try leaf("client", at: g.ports[0])
         defer { try? client.shutdown() }
