@@ -9,7 +9,8 @@
    revision reaches the leader's; its log must say it received a snapshot).
 
 There is no peer for this suite: the figures are absolute (MiB/s on this machine), recorded in
-docs/performance.md. The CI keeps the same three steps at a few MiB (tests/python/test_state_ops.py).
+docs/performance.md. `scripts/test` runs the same steps at 200 MiB (tests/python/test_state_200mib.py) and
+at a few MiB (tests/python/test_state_ops.py).
 """
 import json, os, signal, subprocess, sys, time
 
@@ -25,6 +26,17 @@ def _status(binary, port, timeout=2):
         return json.loads(r.stdout)
     except ValueError:
         return None
+
+
+def _get(binary, port, key):
+    """The record of `key` (a linearizable read through the replica at `port`), None if absent or refused."""
+    r = subprocess.run([binary, "state", "get", key, "--json", "--via", f"tcp://127.0.0.1:{port}", "--timeout", "30"],
+                       capture_output=True, text=True)
+    try:
+        got = json.loads(r.stdout)
+    except ValueError:
+        return None
+    return got.get("record") if got.get("ok") else None
 
 
 def _wait(what, cond, timeout):
@@ -87,6 +99,11 @@ def bench_bigstate(binary, logdir, args, free_port):
         res.update(load_s=load_s, load_mib_per_s=mib / load_s, put_p50_ms=line["p50_ms"], put_p99_ms=line["p99_ms"])
         st = _status(binary, ports[leader - 1])
         revision = st["revision"]
+        # dagent-bench's keys: bench/warm/C/50 ... bench/warm/C/1 during its warm-up, then bench/C/I
+        # (client C's I-th measured put; every client makes at least one).
+        probe_keys = ["bench/warm/0/50", "bench/warm/0/1", "bench/0/0", f"bench/{clients - 1}/0"]
+        if any(_get(binary, ports[leader - 1], k) is None for k in probe_keys):
+            raise SystemExit(f"bench: the leader lacks one of {probe_keys} after the load (see {logdir})")
 
         backup = os.path.join(logdir, "big-backup.bin")
         log(f"bigstate: backup from replica {follower} ...")
@@ -110,6 +127,12 @@ def bench_bigstate(binary, logdir, args, free_port):
             text = f.read()
         if "received a snapshot of" not in text:
             raise SystemExit(f"bench: replica {down} caught up without a snapshot (see {logdir})")
+        # What the caught-up replica serves is the leader's: linearizable reads of keys from the
+        # start and the end of the warm-up and from the measured puts, through each of them.
+        for key in probe_keys:
+            mine, theirs = _get(binary, ports[down - 1], key), _get(binary, ports[leader - 1], key)
+            if mine is None or mine != theirs:
+                raise SystemExit(f"bench: replica {down} serves {key!r} unlike the leader after catching up (see {logdir})")
         res.update(catchup_s=catchup_s, catchup_mib_per_s=mib / catchup_s,
                    peak_rss_mib={i: round(_rss_mib(p.pid)) for i, p in procs.items()})
 
@@ -126,11 +149,13 @@ def bench_bigstate(binary, logdir, args, free_port):
         procs["restored"] = subprocess.Popen([binary, "run", "--raft", new, "--node-id", "1", "--data", data], stdout=out, stderr=out)
         _wait("the restored group", lambda: (_status(binary, port) or {}).get("leader") == 1, 600)
         restore_s = time.monotonic() - t0
-        r = subprocess.run([binary, "state", "get", "bench/warm/0/1", "--json", "--via", f"tcp://127.0.0.1:{port}"],
-                           capture_output=True, text=True)
-        got = json.loads(r.stdout)
-        if not got.get("ok") or len(got["record"]["value"]) != value_bytes:
-            raise SystemExit(f"bench: the restored group lacks bench/warm/0/1: {r.stdout[:200]}")
+        for key in probe_keys:
+            got = _get(binary, port, key)
+            if got is None or len(got["value"]) != value_bytes or got != _get(binary, ports[leader - 1], key):
+                raise SystemExit(f"bench: the restored group does not hold {key!r} as the original does (see {logdir})")
+        restored = (_status(binary, port) or {}).get("revision")
+        if restored != revision:
+            raise SystemExit(f"bench: the restored group is at revision {restored}, the original at {revision}")
         res.update(restore_s=restore_s, restore_mib_per_s=mib / restore_s)
     finally:
         for p in procs.values():
