@@ -102,7 +102,8 @@ def bench_bigstate(binary, logdir, args, free_port):
         # dagent-bench's keys: bench/warm/C/50 ... bench/warm/C/1 during its warm-up, then bench/C/I
         # (client C's I-th measured put; every client makes at least one).
         probe_keys = ["bench/warm/0/50", "bench/warm/0/1", "bench/0/0", f"bench/{clients - 1}/0"]
-        if any(_get(binary, ports[leader - 1], k) is None for k in probe_keys):
+        original = {k: _get(binary, ports[leader - 1], k) for k in probe_keys}   # no write follows the load
+        if any(record is None or len(record["value"]) != value_bytes for record in original.values()):
             raise SystemExit(f"bench: the leader lacks one of {probe_keys} after the load (see {logdir})")
 
         backup = os.path.join(logdir, "big-backup.bin")
@@ -130,8 +131,7 @@ def bench_bigstate(binary, logdir, args, free_port):
         # What the caught-up replica serves is the leader's: linearizable reads of keys from the
         # start and the end of the warm-up and from the measured puts, through each of them.
         for key in probe_keys:
-            mine, theirs = _get(binary, ports[down - 1], key), _get(binary, ports[leader - 1], key)
-            if mine is None or mine != theirs:
+            if _get(binary, ports[down - 1], key) != original[key]:
                 raise SystemExit(f"bench: replica {down} serves {key!r} unlike the leader after catching up (see {logdir})")
         res.update(catchup_s=catchup_s, catchup_mib_per_s=mib / catchup_s,
                    peak_rss_mib={i: round(_rss_mib(p.pid)) for i, p in procs.items()})
@@ -150,8 +150,7 @@ def bench_bigstate(binary, logdir, args, free_port):
         _wait("the restored group", lambda: (_status(binary, port) or {}).get("leader") == 1, 600)
         restore_s = time.monotonic() - t0
         for key in probe_keys:
-            got = _get(binary, port, key)
-            if got is None or len(got["value"]) != value_bytes or got != _get(binary, ports[leader - 1], key):
+            if _get(binary, port, key) != original[key]:
                 raise SystemExit(f"bench: the restored group does not hold {key!r} as the original does (see {logdir})")
         restored = (_status(binary, port) or {}).get("revision")
         if restored != revision:

@@ -56,15 +56,14 @@ extension RaftNode {
     }
 
     /// Caps the commit index carried by appends and heartbeats at `durable`. When it
-    /// lowered one, the next `advance` broadcasts the commit (`commitCapped`), so that the
+    /// lowered one, the next `advance` broadcasts the commit (`commitCappedAt`), so that the
     /// followers learn it once the leader's save is done rather than at the next heartbeat
     /// (`broadcastCommit`: with `deferCommitNotices`, only where an append is due anyway).
     package func capCommit(_ messages: inout [Message], at durable: UInt64) {
         for i in messages.indices where messages[i].type == .append || messages[i].type == .heartbeat {
             if messages[i].commit > durable {
                 messages[i].commit = durable
-                commitCappedAt = commitCapped ? min(commitCappedAt, durable) : durable
-                commitCapped = true
+                commitCappedAt = min(commitCappedAt ?? durable, durable)
             }
         }
     }

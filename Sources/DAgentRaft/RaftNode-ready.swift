@@ -44,10 +44,10 @@ extension RaftNode {
         if let last = rd.committedEntries.last {
             log.appliedTo(last.index)
         }
-        if commitCapped {
+        if let told = commitCappedAt {
             // Followers were told a lower commit than the leader's while its save ran.
-            commitCapped = false
-            if role == .leader { broadcastCommit(from: commitCappedAt) }
+            commitCappedAt = nil
+            if role == .leader { broadcastCommit(from: told) }
         }
     }
 }

@@ -32,7 +32,8 @@ extension RaftNode {
     /// membership change among the newly committed entries is broadcast at once, so that
     /// every member applies it without waiting.
     package func broadcastCommit(from oldCommit: UInt64) {
-        guard config.deferCommitNotices, pendingConfIndex <= oldCommit || pendingConfIndex > log.committed else {
+        let committedConfChange = pendingConfIndex > oldCommit && pendingConfIndex <= log.committed
+        guard config.deferCommitNotices, !committedConfChange else {
             bcastAppend()
             return
         }

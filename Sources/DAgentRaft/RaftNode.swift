@@ -53,10 +53,9 @@ public final class RaftNode {
     package var prevHardState: HardState
     package var prevSoftState: SoftState
     package var readyOutstanding = false
-    /// A message sent before a save carried a capped commit index (`RaftNode-pipeline.swift`).
-    package var commitCapped = false
-    /// The lowest commit index such a message carried (what every follower was told).
-    package var commitCappedAt: UInt64 = 0
+    /// Set when a message sent before a save carried a capped commit index
+    /// (`RaftNode-pipeline.swift`): the lowest such index, what every follower was told.
+    package var commitCappedAt: UInt64?
     /// The commit index moved and some follower was not told (`RaftConfig.deferCommitNotices`).
     package var commitNoticeDue = false
     /// The outstanding Ready's last committed index, and whether all its committed entries

@@ -54,15 +54,6 @@ final class CommitNoticeReplicaTests: TempDirTestCase {
         for n in g.nodes { try? n.shutdown() }
     }
 
-    func leaf(_ name: String, at port: Int) throws -> Node {
-        var c = NodeConfig(name: name)
-        c.parents = [.tcp(host: "127.0.0.1", port: port)]
-        let n = try Node(config: c)
-        try n.start().wait()
-        try n.ready().wait()   // registered: the name committed in the replicated directory
-        return n
-    }
-
     func put(_ n: Node, _ key: String, timeout: Double) throws -> String {
         let reply = try n.request(to: "@state", type: StateTypes.request,
                                   payload: Data(#"{"op":"put","key":"\#(key)","value":"v"}"#.utf8), timeout: timeout).wait()
@@ -77,7 +68,7 @@ final class CommitNoticeReplicaTests: TempDirTestCase {
     func testAWriteThroughAFollowerIsAnsweredWithoutWaitingForTheTimerOrAHeartbeat() throws {
         let g = try startGroup(delayUs: 60_000_000)
         defer { stop(g) }
-        let client = try leaf("client", at: g.ports[1])
+        let client = try joinLeaf("client", at: g.ports[1])
         defer { try? client.shutdown() }
         for i in 0..<5 {
             let answer = try put(client, "k\(i)", timeout: 2)
@@ -91,7 +82,7 @@ final class CommitNoticeReplicaTests: TempDirTestCase {
     func testAnIdleGroupsFollowersLearnTheCommitFromTheTimer() throws {
         let g = try startGroup(delayUs: 2_000)
         defer { stop(g) }
-        let client = try leaf("client", at: g.ports[0])
+        let client = try joinLeaf("client", at: g.ports[0])
         defer { try? client.shutdown() }
         for i in 0..<3 {
             let answer = try put(client, "k\(i)", timeout: 2)

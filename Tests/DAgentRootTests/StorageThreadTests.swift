@@ -52,17 +52,9 @@ final class StorageThreadTests: TempDirTestCase {
         try replica.start().wait()
         defer { replica.stop() }
 
-        func leaf(_ name: String) throws -> Node {
-            var c = NodeConfig(name: name)
-            c.parents = [.tcp(host: "127.0.0.1", port: port)]
-            let n = try Node(config: c)
-            try n.start().wait()
-            try n.ready().wait()   // registered: the name committed in the replicated directory
-            return n
-        }
-        let a = try leaf("a")
+        let a = try joinLeaf("a", at: port)
         defer { try? a.shutdown() }
-        let b = try leaf("b")
+        let b = try joinLeaf("b", at: port)
         defer { try? b.shutdown() }
         let received = NSLock()
         var got: [String] = []

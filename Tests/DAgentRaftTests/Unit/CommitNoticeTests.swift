@@ -5,21 +5,8 @@ import XCTest
 /// moves sends no append that would carry only the commit; the next append, a heartbeat or
 /// `sendCommitNotices()` carries it, and a committed membership change goes out at once.
 final class CommitNoticeTests: XCTestCase {
-    /// A leader of term 1 over [1, 2, 3] whose no-op (index 1) is durable and committed,
-    /// both followers in replicate state, nothing queued.
     private func leader(deferring: Bool = true) throws -> RaftNode {
-        let n = try makeNode(1, voters: [1, 2, 3], deferCommitNotices: deferring)
-        n.electSelf()
-        try n.persistAll()
-        n.step(Message(type: .appendResponse, from: 2, to: 1, term: n.term, index: 1))
-        n.step(Message(type: .appendResponse, from: 3, to: 1, term: n.term, index: 1))
-        try n.persistAll()
-        _ = n.takeMessages()
-        n.sendCommitNotices()
-        _ = n.takeMessages()
-        XCTAssertEqual(n.commitIndex, 1)
-        XCTAssertFalse(n.hasDeferredCommitNotice)
-        return n
+        try makeReplicatingLeader(deferCommitNotices: deferring)
     }
 
     /// Entry 2 proposed, saved, sent; follower 2 acknowledges it: committed. Returns the

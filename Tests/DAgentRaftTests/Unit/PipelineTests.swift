@@ -5,20 +5,7 @@ import XCTest
 /// save never lets a commit escape that the leader's disk does not back, and committed
 /// entries that are durable already may apply while the next Ready is saved.
 final class PipelineTests: XCTestCase {
-    /// A leader of term 1 over [1, 2, 3] whose no-op (index 1) is durable and committed.
-    private func leader() throws -> RaftNode {
-        let n = try makeNode(1, voters: [1, 2, 3])
-        n.electSelf()
-        try n.persistAll()
-        n.step(Message(type: .appendResponse, from: 2, to: 1, term: n.term, index: 1))
-        n.step(Message(type: .appendResponse, from: 3, to: 1, term: n.term, index: 1))
-        try n.persistAll()
-        _ = n.takeMessages()
-        XCTAssertEqual(n.commitIndex, 1)
-        XCTAssertEqual(n.status.progress[2]?.state, .replicate)
-        XCTAssertEqual(n.status.progress[3]?.state, .replicate)
-        return n
-    }
+    private func leader() throws -> RaftNode { try makeReplicatingLeader() }
 
     func testMessagesDuringASaveCarryOnlyTheDurableCommit() throws {
         let n = try leader()

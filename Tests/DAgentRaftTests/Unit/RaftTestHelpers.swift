@@ -24,6 +24,26 @@ func makeNode(_ id: NodeID, voters: [NodeID], terms: [UInt64] = [], hardTerm: UI
     return try RaftNode(config: cfg, storage: storage)
 }
 
+/// A leader of term 1 over [1, 2, 3] whose no-op (index 1) is durable and committed, both
+/// followers in replicate state, nothing queued.
+func makeReplicatingLeader(deferCommitNotices: Bool = false,
+                           file: StaticString = #filePath, line: UInt = #line) throws -> RaftNode {
+    let n = try makeNode(1, voters: [1, 2, 3], deferCommitNotices: deferCommitNotices)
+    n.electSelf()
+    try n.persistAll()
+    n.step(Message(type: .appendResponse, from: 2, to: 1, term: n.term, index: 1))
+    n.step(Message(type: .appendResponse, from: 3, to: 1, term: n.term, index: 1))
+    try n.persistAll()
+    _ = n.takeMessages()
+    n.sendCommitNotices()   // what a deferred no-op commit left due
+    _ = n.takeMessages()
+    XCTAssertEqual(n.commitIndex, 1, file: file, line: line)
+    XCTAssertEqual(n.status.progress[2]?.state, .replicate, file: file, line: line)
+    XCTAssertEqual(n.status.progress[3]?.state, .replicate, file: file, line: line)
+    XCTAssertFalse(n.hasDeferredCommitNotice, file: file, line: line)
+    return n
+}
+
 extension RaftNode {
     /// Takes the queued outgoing messages (test helper, bypasses Ready).
     func takeMessages() -> [Message] {
